@@ -1,0 +1,69 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// whittle: make exported ONNX models smaller and faster without changing their answers.
+#[derive(Parser, Debug)]
+#[command(name = "whittle", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Rewrite a model and write the result.
+    #[command(
+        after_help = "Examples:\n  whittle optimize model.onnx -o model.opt.onnx\n  \
+        whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
+    )]
+    Optimize(OptimizeArgs),
+    /// Describe a model: header, inputs and outputs, operators, weights.
+    #[command(after_help = "Examples:\n  whittle dump model.onnx")]
+    Dump(DumpArgs),
+}
+
+/// Optimization level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    /// No rewriting: a faithful re-encoding.
+    #[value(name = "0")]
+    O0,
+    /// Clean-up and constant folding.
+    #[value(name = "1")]
+    O1,
+    /// Clean-up, folding and fusions (default).
+    #[value(name = "2")]
+    O2,
+}
+
+#[derive(Args, Debug)]
+pub struct OptimizeArgs {
+    /// The model to read.
+    pub input: PathBuf,
+    /// Where to write the result (never the input unless --in-place).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite the input file (atomically).
+    #[arg(long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Optimization level: -O0, -O1 or -O2.
+    #[arg(short = 'O', default_value = "2")]
+    pub level: Level,
+    /// Store tensors of at least this many bytes in an external data file.
+    #[arg(long, value_name = "BYTES")]
+    pub external_data_threshold: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// The model to describe.
+    pub input: PathBuf,
+}

@@ -1,0 +1,15 @@
+//! Subcommand implementations.
+
+mod dump;
+mod optimize;
+
+use crate::cli::Command;
+use std::process::ExitCode;
+
+/// Runs one subcommand; the exit code is for outcomes that are not errors.
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Optimize(a) => optimize::run(a),
+        Command::Dump(a) => dump::run(a),
+    }
+}

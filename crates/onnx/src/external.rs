@@ -1,0 +1,167 @@
+//! External tensor data: resolving, validating and memory-mapping the files a model's
+//! tensors point at, and laying out the files an export writes.
+
+use crate::error::OnnxError;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// Loads external data relative to a model's folder, mapping each file once.
+pub struct ExternalLoader {
+    base: Option<PathBuf>,
+    files: BTreeMap<String, Bytes>,
+}
+
+impl ExternalLoader {
+    /// A loader for a model stored in folder `base` (None: the model came from memory and
+    /// external references are an error).
+    pub fn new(base: Option<PathBuf>) -> Self {
+        ExternalLoader {
+            base,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// The bytes `[offset, offset+length)` of `location` for tensor `tensor`.
+    pub fn load(
+        &mut self,
+        tensor: &str,
+        location: &str,
+        offset: Option<&str>,
+        length: Option<&str>,
+    ) -> Result<Bytes, OnnxError> {
+        let err = |reason: String| OnnxError::External {
+            tensor: tensor.to_string(),
+            reason,
+        };
+        let base = self
+            .base
+            .clone()
+            .ok_or_else(|| err("the model was not read from a file".into()))?;
+        let path = resolve(&base, location).map_err(err)?;
+        let file = match self.files.get(location) {
+            Some(b) => b.clone(),
+            None => {
+                let b =
+                    map_file(&path).map_err(|e| err(format!("cannot read '{location}': {e}")))?;
+                self.files.insert(location.to_string(), b.clone());
+                b
+            }
+        };
+        let parse = |s: Option<&str>, what: &str| -> Result<Option<u64>, OnnxError> {
+            s.map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| err(format!("{what} '{s}' is not a number")))
+            })
+            .transpose()
+        };
+        let offset = parse(offset, "offset")?.unwrap_or(0);
+        let length = parse(length, "length")?;
+        let size = file.len() as u64;
+        let end = match length {
+            Some(l) => offset
+                .checked_add(l)
+                .ok_or_else(|| err("offset + length overflows".into()))?,
+            None => size,
+        };
+        if offset > size || end > size {
+            return Err(err(format!(
+                "'{location}' has {size} bytes but the tensor needs bytes {offset}..{end}"
+            )));
+        }
+        Ok(file.slice(offset as usize..end as usize))
+    }
+}
+
+/// Checks that `location` is a relative path that stays inside `base`, and joins them.
+pub fn resolve(base: &Path, location: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(location);
+    if location.is_empty() {
+        return Err("empty location".into());
+    }
+    if rel.is_absolute()
+        || rel.has_root()
+        || location.starts_with('/')
+        || location.starts_with('\\')
+    {
+        return Err(format!(
+            "location '{location}' is an absolute path; only paths relative to the model are allowed"
+        ));
+    }
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!("location '{location}' leaves the model's folder"));
+    }
+    let joined = base.join(rel);
+    // A symlink inside the folder could still point outside it.
+    if let (Ok(real), Ok(real_base)) = (joined.canonicalize(), base.canonicalize()) {
+        if !real.starts_with(&real_base) {
+            return Err(format!(
+                "location '{location}' resolves outside the model's folder"
+            ));
+        }
+    }
+    Ok(joined)
+}
+
+/// Memory-maps a whole file as `Bytes` (an empty file gives empty bytes).
+pub fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
+    let file = std::fs::File::open(path).map_err(|e| OnnxError::io(path, e))?;
+    let len = file.metadata().map_err(|e| OnnxError::io(path, e))?.len();
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the map is read-only. If another process truncates the file while we hold
+    // the map, reads could fault; whittle writes its own outputs via rename, never in place.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| OnnxError::io(path, e))?;
+    Ok(Bytes::from_owner(map))
+}
+
+/// The files an export writes beside the model: for each location, byte ranges to place.
+#[derive(Default)]
+pub struct ExternalLayout {
+    pub files: BTreeMap<String, Vec<(u64, Bytes)>>,
+}
+
+impl ExternalLayout {
+    /// Places `data` at `offset` of `location`.
+    pub fn place(&mut self, location: &str, offset: u64, data: Bytes) {
+        self.files
+            .entry(location.to_string())
+            .or_default()
+            .push((offset, data));
+    }
+
+    /// The first free offset in `location`, rounded up to `align`.
+    pub fn end_of(&self, location: &str, align: u64) -> u64 {
+        let end = self
+            .files
+            .get(location)
+            .and_then(|v| v.iter().map(|(o, d)| o + d.len() as u64).max())
+            .unwrap_or(0);
+        end.div_ceil(align) * align
+    }
+
+    /// True when nothing is to be written.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_locations_are_rejected() {
+        let base = Path::new("/tmp");
+        assert!(resolve(base, "/etc/passwd").is_err());
+        assert!(resolve(base, "../x.bin").is_err());
+        assert!(resolve(base, "a/../../x.bin").is_err());
+        assert!(resolve(base, "").is_err());
+        assert!(resolve(base, "weights/w.bin").is_ok());
+    }
+}

@@ -1,0 +1,228 @@
+//! Reading and writing model files: memory-mapped reads, streamed atomic writes.
+
+use crate::error::OnnxError;
+use crate::export::{ExportOptions, export_model};
+use crate::external::{ExternalLayout, ExternalLoader, map_file, resolve};
+use crate::import::import_model;
+use crate::proto;
+use crate::sink::WriteSink;
+use bytes::Bytes;
+use prost::Message;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use whittle_ir::Model;
+
+/// Protobuf refuses messages of 2 GiB and more; stay a little below.
+pub const PROTOBUF_LIMIT: u64 = (2 << 30) - (1 << 20);
+
+/// Decodes model bytes into the prost message. `path` is only for messages.
+pub fn decode(bytes: Bytes, path: &Path) -> Result<proto::ModelProto, OnnxError> {
+    if bytes.is_empty() {
+        return Err(OnnxError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let m = proto::ModelProto::decode(bytes).map_err(|source| OnnxError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if m.graph.is_none() && m.ir_version.is_none() {
+        return Err(OnnxError::Invalid(format!(
+            "{}: does not look like an ONNX model (no graph and no ir_version)",
+            path.display()
+        )));
+    }
+    Ok(m)
+}
+
+/// Reads a model file (memory-mapped; tensor data is not copied), with its external data.
+pub fn read_model(path: &Path) -> Result<Model, OnnxError> {
+    let bytes = map_file(path)?;
+    let base = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    });
+    read_model_bytes(bytes, path, base)
+}
+
+/// Converts model bytes; external data is resolved against `base` when given.
+pub fn read_model_bytes(
+    bytes: Bytes,
+    path: &Path,
+    base: Option<PathBuf>,
+) -> Result<Model, OnnxError> {
+    let proto = decode(bytes, path)?;
+    let mut ext = ExternalLoader::new(base);
+    import_model(proto, &mut ext).map_err(|e| match e {
+        OnnxError::Ir { context, source } => OnnxError::Ir {
+            context: format!("{}: {context}", path.display()),
+            source,
+        },
+        OnnxError::External { tensor, reason } => OnnxError::External {
+            tensor,
+            reason: format!("{reason} (model {})", path.display()),
+        },
+        other => other,
+    })
+}
+
+/// What a save wrote.
+#[derive(Clone, Debug, Default)]
+pub struct SaveReport {
+    /// Bytes of the model file.
+    pub model_bytes: u64,
+    /// External data files written (relative location, bytes).
+    pub external_files: Vec<(String, u64)>,
+    /// True when tensors were moved to external data because the model passed 2 GiB.
+    pub forced_external: bool,
+}
+
+/// Encodes the model to bytes in memory (for library users; tensors are copied).
+pub fn encode_model(m: &Model) -> Result<Vec<u8>, OnnxError> {
+    let mut layout = ExternalLayout::default();
+    let p = export_model(m, &ExportOptions::default(), &mut layout)?;
+    if !layout.is_empty() {
+        return Err(OnnxError::Invalid(
+            "the model has external data; save it to a file instead".into(),
+        ));
+    }
+    Ok(p.encode_to_vec())
+}
+
+/// Writes `m` to `path`. Every file is written to a temporary file in the target folder,
+/// synced, and renamed into place only when all of them are complete, so a failure leaves
+/// no partial file and never clobbers an existing one.
+pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveReport, OnnxError> {
+    let mut report = SaveReport::default();
+    let mut layout = ExternalLayout::default();
+    let mut p = export_model(m, opts, &mut layout)?;
+    if p.encoded_len() as u64 > PROTOBUF_LIMIT && opts.external_threshold.is_none() {
+        tracing::warn!(
+            "model passes protobuf's 2 GiB limit: moving tensors of 1 KiB and more to external data"
+        );
+        let forced = ExportOptions {
+            external_threshold: Some(1024),
+            ..opts.clone()
+        };
+        layout = ExternalLayout::default();
+        p = export_model(m, &forced, &mut layout)?;
+        report.forced_external = true;
+    }
+    if p.encoded_len() as u64 > PROTOBUF_LIMIT {
+        return Err(OnnxError::Invalid(format!(
+            "{}: the model is {} bytes even with external data, past protobuf's 2 GiB limit",
+            path.display(),
+            p.encoded_len()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut pending = Vec::new();
+    for (location, chunks) in &layout.files {
+        let target = resolve(&dir, location).map_err(|reason| OnnxError::External {
+            tensor: location.clone(),
+            reason,
+        })?;
+        if target == path {
+            return Err(OnnxError::Invalid(format!(
+                "external data location '{location}' is the model file itself"
+            )));
+        }
+        let (tmp, len) = write_external(&dir, location, chunks)?;
+        report.external_files.push((location.clone(), len));
+        pending.push((tmp, target));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".whittle-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| OnnxError::io(&dir, e))?;
+    let mut sink = WriteSink::new(BufWriter::with_capacity(1 << 16, tmp.as_file_mut()));
+    p.encode(&mut sink)
+        .map_err(|e| OnnxError::Invalid(format!("{}: encoding failed: {e}", path.display())))?;
+    let (_, n) = sink.finish().map_err(|e| OnnxError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| OnnxError::io(path, e))?;
+    set_permissions(tmp.as_file(), path)?;
+    report.model_bytes = n;
+    for (tmp, target) in pending {
+        tmp.persist(&target)
+            .map_err(|e| OnnxError::io(&target, e.error))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| OnnxError::io(path, e.error))?;
+    Ok(report)
+}
+
+/// Writes one external data file to a temporary file: chunks at their offsets, gaps zeroed.
+fn write_external(
+    dir: &Path,
+    location: &str,
+    chunks: &[(u64, Bytes)],
+) -> Result<(tempfile::NamedTempFile, u64), OnnxError> {
+    let mut sorted: Vec<&(u64, Bytes)> = chunks.iter().collect();
+    sorted.sort_by_key(|(o, d)| (*o, d.len()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".whittle-")
+        .suffix(".data.tmp")
+        .tempfile_in(dir)
+        .map_err(|e| OnnxError::io(dir, e))?;
+    let mut pos = 0u64;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        for (offset, data) in sorted {
+            let end = offset + data.len() as u64;
+            if end <= pos {
+                continue; // a range already written (tensors sharing storage)
+            }
+            if *offset < pos {
+                return Err(OnnxError::External {
+                    tensor: location.to_string(),
+                    reason: format!("tensors overlap at byte {offset}"),
+                });
+            }
+            if *offset > pos {
+                w.seek(SeekFrom::Start(*offset))
+                    .map_err(|e| OnnxError::io(location, e))?;
+            }
+            w.write_all(data).map_err(|e| OnnxError::io(location, e))?;
+            pos = end;
+        }
+        w.flush().map_err(|e| OnnxError::io(location, e))?;
+    }
+    tmp.as_file()
+        .set_len(pos)
+        .map_err(|e| OnnxError::io(location, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| OnnxError::io(location, e))?;
+    set_permissions(tmp.as_file(), &dir.join(location))?;
+    Ok((tmp, pos))
+}
+
+/// Temporary files are private (0600); give the result the permissions of the file it
+/// replaces, or the usual 0644 for a new file.
+fn set_permissions(tmp: &std::fs::File, target: &Path) -> Result<(), OnnxError> {
+    let perms = match std::fs::metadata(target) {
+        Ok(m) => m.permissions(),
+        Err(_) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::Permissions::from_mode(0o644)
+            }
+            #[cfg(not(unix))]
+            {
+                return Ok(());
+            }
+        }
+    };
+    tmp.set_permissions(perms)
+        .map_err(|e| OnnxError::io(target, e))
+}

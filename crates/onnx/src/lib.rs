@@ -1,0 +1,19 @@
+//! ONNX files ↔ whittle IR.
+//!
+//! [`read_model`] memory-maps a file and converts it (tensor payloads stay views of the
+//! map); [`save_model`] streams the encoding to a temporary file and renames it into
+//! place. An unmodified model is written back protobuf-equal to its input. This is the
+//! only crate that sees protobuf types.
+
+pub mod convert;
+pub mod error;
+pub mod export;
+pub mod external;
+pub mod file;
+pub mod import;
+pub mod proto;
+pub mod sink;
+
+pub use error::OnnxError;
+pub use export::ExportOptions;
+pub use file::{SaveReport, decode, encode_model, read_model, read_model_bytes, save_model};
