@@ -1,1 +1,8 @@
-pub use tract_onnx;
+//! The tract bridge. Runs ONNX models in tract on IR tensors, so that a rewritten model
+//! can be checked against its original on the same inputs. tract is only linked here.
+
+mod inputs;
+mod run;
+
+pub use inputs::{InputSpec, random_inputs};
+pub use run::{EvalError, run_model_file};

@@ -97,12 +97,12 @@ pub fn resolve(base: &Path, location: &str) -> Result<PathBuf, String> {
     }
     let joined = base.join(rel);
     // A symlink inside the folder could still point outside it.
-    if let (Ok(real), Ok(real_base)) = (joined.canonicalize(), base.canonicalize()) {
-        if !real.starts_with(&real_base) {
-            return Err(format!(
-                "location '{location}' resolves outside the model's folder"
-            ));
-        }
+    if let (Ok(real), Ok(real_base)) = (joined.canonicalize(), base.canonicalize())
+        && !real.starts_with(&real_base)
+    {
+        return Err(format!(
+            "location '{location}' resolves outside the model's folder"
+        ));
     }
     Ok(joined)
 }
@@ -114,9 +114,12 @@ pub fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
     if len == 0 {
         return Ok(Bytes::new());
     }
+    // Populated: every page is mapped in one call instead of one fault per page, which
+    // matters because export reads all of it.
     // SAFETY: the map is read-only. If another process truncates the file while we hold
     // the map, reads could fault; whittle writes its own outputs via rename, never in place.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| OnnxError::io(path, e))?;
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map_err(|e| OnnxError::io(path, e))?;
     Ok(Bytes::from_owner(map))
 }
 

@@ -5,10 +5,10 @@ use crate::export::{ExportOptions, export_model};
 use crate::external::{ExternalLayout, ExternalLoader, map_file, resolve};
 use crate::import::import_model;
 use crate::proto;
-use crate::sink::WriteSink;
+use crate::sink::{EagerWriteback, WriteSink};
 use bytes::Bytes;
 use prost::Message;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use whittle_ir::Model;
 
@@ -142,7 +142,7 @@ pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveRe
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| OnnxError::io(&dir, e))?;
-    let mut sink = WriteSink::new(BufWriter::with_capacity(1 << 16, tmp.as_file_mut()));
+    let mut sink = WriteSink::new(EagerWriteback::new(tmp.as_file_mut()));
     p.encode(&mut sink)
         .map_err(|e| OnnxError::Invalid(format!("{}: encoding failed: {e}", path.display())))?;
     let (_, n) = sink.finish().map_err(|e| OnnxError::io(path, e))?;
@@ -175,7 +175,7 @@ fn write_external(
         .map_err(|e| OnnxError::io(dir, e))?;
     let mut pos = 0u64;
     {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        let mut w = BufWriter::with_capacity(1 << 20, EagerWriteback::new(tmp.as_file_mut()));
         for (offset, data) in sorted {
             let end = offset + data.len() as u64;
             if end <= pos {
@@ -188,7 +188,9 @@ fn write_external(
                 });
             }
             if *offset > pos {
-                w.seek(SeekFrom::Start(*offset))
+                // Gaps are bounded: offsets were checked against the input's file size.
+                let gap = offset - pos;
+                std::io::copy(&mut std::io::Read::take(std::io::repeat(0), gap), &mut w)
                     .map_err(|e| OnnxError::io(location, e))?;
             }
             w.write_all(data).map_err(|e| OnnxError::io(location, e))?;

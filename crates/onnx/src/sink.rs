@@ -29,10 +29,11 @@ impl<W: Write> WriteSink<W> {
     }
 
     fn flush_buf(&mut self) {
-        if self.error.is_none() && !self.buf.is_empty() {
-            if let Err(e) = self.out.write_all(&self.buf) {
-                self.error = Some(e);
-            }
+        if self.error.is_none()
+            && !self.buf.is_empty()
+            && let Err(e) = self.out.write_all(&self.buf)
+        {
+            self.error = Some(e);
         }
         self.buf.clear();
     }
@@ -76,10 +77,10 @@ unsafe impl<W: Write> BufMut for WriteSink<W> {
     fn put_slice(&mut self, src: &[u8]) {
         if src.len() >= CHUNK / 4 {
             self.flush_buf();
-            if self.error.is_none() {
-                if let Err(e) = self.out.write_all(src) {
-                    self.error = Some(e);
-                }
+            if self.error.is_none()
+                && let Err(e) = self.out.write_all(src)
+            {
+                self.error = Some(e);
             }
         } else {
             if self.buf.len() + src.len() > self.buf.capacity() {
@@ -88,6 +89,62 @@ unsafe impl<W: Write> BufMut for WriteSink<W> {
             self.buf.extend_from_slice(src);
         }
         self.written += src.len() as u64;
+    }
+}
+
+/// A file writer that starts the kernel's writeback of every 8 MiB as soon as it is
+/// written (Linux `sync_file_range`), so the final `fsync` of a large model overlaps with
+/// encoding instead of starting only at the end. Elsewhere it is a plain file writer.
+pub struct EagerWriteback<'a> {
+    file: &'a mut std::fs::File,
+    written: u64,
+    flushed: u64,
+}
+
+impl<'a> EagerWriteback<'a> {
+    /// Wraps `file`, positioned at its start.
+    pub fn new(file: &'a mut std::fs::File) -> Self {
+        EagerWriteback {
+            file,
+            written: 0,
+            flushed: 0,
+        }
+    }
+
+    const STEP: u64 = 8 << 20;
+
+    #[cfg(target_os = "linux")]
+    fn kick(&mut self) {
+        use std::os::fd::AsRawFd;
+        if self.written - self.flushed >= Self::STEP {
+            // SAFETY: a plain syscall on a file descriptor we own; failure only means the
+            // final fsync does all the work, so the result is ignored.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.flushed as i64,
+                    (self.written - self.flushed) as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.flushed = self.written;
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn kick(&mut self) {}
+}
+
+impl Write for EagerWriteback<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        self.kick();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

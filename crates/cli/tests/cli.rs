@@ -1,0 +1,115 @@
+//! The `whittle` binary: exit codes, messages, and that failures never leave or clobber files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn whittle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_whittle"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/models")
+        .join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn optimize_writes_a_faithful_copy_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    let o = whittle(&[
+        "optimize",
+        "-O0",
+        s(&fixture("cnn_bn.ts.onnx")),
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Conv") && text.contains("nodes"), "{text}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fixture("cnn_bn.ts.onnx")).unwrap()
+    );
+}
+
+#[test]
+fn external_data_follows_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ext.onnx");
+    let o = whittle(&["optimize", s(&fixture("cnn_bn.ts.ext.onnx")), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.path().join("cnn_bn.ts.ext.onnx.data").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(whittle(&["optimize"]).status.code(), Some(2));
+    assert_eq!(whittle(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        whittle(&["optimize", "a.onnx", "-o", "b.onnx", "-O", "7"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn bad_input_exits_1_names_the_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"\x0a\xff\xff\xff\xff\x0f garbage").unwrap();
+    let out = dir.path().join("out.onnx");
+    let o = whittle(&["optimize", s(&bad), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.onnx") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "temp files left behind");
+}
+
+#[test]
+fn existing_output_survives_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    std::fs::write(&out, b"precious").unwrap();
+    let missing = dir.path().join("missing.onnx");
+    let o = whittle(&["optimize", s(&missing), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}
+
+#[test]
+fn refuses_to_overwrite_the_input_without_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.onnx");
+    std::fs::copy(fixture("if_gate.ts.onnx"), &m).unwrap();
+    let o = whittle(&["optimize", s(&m), "-o", s(&m)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--in-place"));
+    let o = whittle(&["optimize", s(&m), "--in-place"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn dump_describes_the_model() {
+    let o = whittle(&["dump", s(&fixture("bert_tiny.ts.onnx"))]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("input_ids: i64[batch,seq]"), "{text}");
+    assert!(
+        text.contains("MatMul") && text.contains("initializers:"),
+        "{text}"
+    );
+}

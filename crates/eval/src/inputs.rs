@@ -1,0 +1,102 @@
+//! Seeded random inputs for a graph's inputs: the same seed gives the same tensors.
+
+use whittle_ir::{DataType, Dim, Graph, Tensor};
+
+/// How to fill symbolic dims and integer inputs.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    /// Size for a symbolic or unknown dim (by symbol name, else `default_dim`).
+    pub dims: Vec<(String, i64)>,
+    pub default_dim: i64,
+    /// Integer inputs draw from `[0, int_high)`; inputs whose name contains "mask" are ones.
+    pub int_high: i64,
+    pub seed: u64,
+}
+
+impl Default for InputSpec {
+    fn default() -> Self {
+        InputSpec {
+            dims: Vec::new(),
+            default_dim: 1,
+            int_high: 100,
+            seed: 0,
+        }
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64); test inputs need reproducibility, not
+/// statistical quality.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// One tensor per graph input that is not also an initializer, in order. Errors name the
+/// input whose type is not known or not supported.
+pub fn random_inputs(g: &Graph, spec: &InputSpec) -> Result<Vec<Tensor>, String> {
+    let mut rng = Rng(spec.seed);
+    let mut out = Vec::new();
+    for v in g.inputs() {
+        let val = g.value(*v);
+        if val.initializer().is_some() {
+            continue;
+        }
+        let name = val.name();
+        let ty = val
+            .info
+            .ty
+            .as_ref()
+            .ok_or_else(|| format!("input '{name}' has no declared type"))?;
+        let dims = ty
+            .dims()
+            .ok_or_else(|| format!("input '{name}' has no declared shape"))?;
+        let dims: Vec<i64> = dims
+            .iter()
+            .map(|d| match d {
+                Dim::Known(n) => *n,
+                Dim::Param(p) => spec
+                    .dims
+                    .iter()
+                    .find(|(s, _)| s == p)
+                    .map_or(spec.default_dim, |x| x.1),
+                Dim::Unknown => spec.default_dim,
+            })
+            .collect();
+        let count = dims.iter().product::<i64>().max(0) as usize;
+        let mut t = match ty.elem() {
+            Some(DataType::Float) => {
+                let v: Vec<f32> = (0..count).map(|_| rng.unit()).collect();
+                Tensor::from_f32(dims, &v)
+            }
+            Some(DataType::Int64) => {
+                let mask = name.to_lowercase().contains("mask");
+                let v: Vec<i64> = (0..count)
+                    .map(|_| {
+                        if mask {
+                            1
+                        } else {
+                            (rng.next() % spec.int_high.max(1) as u64) as i64
+                        }
+                    })
+                    .collect();
+                Tensor::from_i64(dims, &v)
+            }
+            other => return Err(format!("input '{name}': no random generator for {other:?}")),
+        };
+        t.name = Some(name.to_string());
+        out.push(t);
+    }
+    Ok(out)
+}

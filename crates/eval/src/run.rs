@@ -1,0 +1,127 @@
+//! Whole-model runs in tract.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use thiserror::Error;
+use tract_onnx::prelude::*;
+use whittle_ir::{DataType, Tensor};
+
+/// tract could not load or run a model.
+#[derive(Debug, Error)]
+pub enum EvalError {
+    #[error("{model}: tract cannot load the model: {reason}")]
+    Load { model: String, reason: String },
+    #[error("{model}: tract failed to run the model: {reason}")]
+    Run { model: String, reason: String },
+    #[error("input '{input}': {reason}")]
+    Input { input: String, reason: String },
+    #[error("{model}: tract panicked: {reason}")]
+    Panic { model: String, reason: String },
+}
+
+fn to_tract(t: &Tensor) -> Result<tract_onnx::prelude::Tensor, EvalError> {
+    let bad = |reason: String| EvalError::Input {
+        input: t.name().to_string(),
+        reason,
+    };
+    let dt = match t.dtype() {
+        DataType::Float => f32::datum_type(),
+        DataType::Double => f64::datum_type(),
+        DataType::Int64 => i64::datum_type(),
+        DataType::Int32 => i32::datum_type(),
+        DataType::Int8 => i8::datum_type(),
+        DataType::Uint8 => u8::datum_type(),
+        DataType::Bool => bool::datum_type(),
+        other => {
+            return Err(bad(format!(
+                "element type {other} is not supported for inputs"
+            )));
+        }
+    };
+    let shape: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|d| usize::try_from(*d).unwrap_or(0))
+        .collect();
+    let bytes = t.le_bytes().map_err(|e| bad(e.to_string()))?;
+    // SAFETY: `le_bytes` checked that the byte count matches dims × element size.
+    unsafe { tract_onnx::prelude::Tensor::from_raw_dt(dt, &shape, &bytes) }
+        .map_err(|e| bad(e.to_string()))
+}
+
+fn from_tract(name: &str, t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
+    let dims: Vec<i64> = t.shape().iter().map(|d| *d as i64).collect();
+    let dtype = match t.datum_type() {
+        DatumType::F32 => DataType::Float,
+        DatumType::F64 => DataType::Double,
+        DatumType::I64 => DataType::Int64,
+        DatumType::I32 => DataType::Int32,
+        DatumType::I8 => DataType::Int8,
+        DatumType::U8 => DataType::Uint8,
+        DatumType::Bool => DataType::Bool,
+        other => {
+            return Err(format!(
+                "output '{name}' has type {other:?}, not compared yet"
+            ));
+        }
+    };
+    let bytes = t.as_bytes().to_vec();
+    let mut out = Tensor::from_raw(dtype, dims, bytes::Bytes::from(bytes));
+    out.name = Some(name.to_string());
+    Ok(out)
+}
+
+/// Runs the model at `path` in tract on `inputs` (one per graph input, in order; their
+/// shapes fix any symbolic dims) and returns the outputs in order. tract panics are caught.
+pub fn run_model_file(path: &Path, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    let model = path.display().to_string();
+    let feeds = inputs.iter().map(to_tract).collect::<Result<Vec<_>, _>>()?;
+    let result = catch_unwind(AssertUnwindSafe(|| run_inner(path, feeds)));
+    match result {
+        Ok(r) => r.map_err(|(load, reason)| {
+            if load {
+                EvalError::Load { model, reason }
+            } else {
+                EvalError::Run { model, reason }
+            }
+        }),
+        Err(p) => {
+            let reason = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(EvalError::Panic { model, reason })
+        }
+    }
+}
+
+/// Err((true, _)) for load failures, Err((false, _)) for run failures.
+fn run_inner(
+    path: &Path,
+    feeds: Vec<tract_onnx::prelude::Tensor>,
+) -> Result<Vec<Tensor>, (bool, String)> {
+    let load = |e: TractError| (true, format!("{e:#}"));
+    // Declared input types stay as they are: symbolic dims are resolved from the fed
+    // tensors at run time. (Pinning concrete facts would contradict value_info entries
+    // that carry the same symbols, which tract applies as constraints.)
+    let model = tract_onnx::onnx().model_for_path(path).map_err(load)?;
+    let names: Vec<String> = model
+        .output_outlets()
+        .map_err(load)?
+        .iter()
+        .map(|o| model.outlet_label(*o).unwrap_or("").to_string())
+        .collect();
+    let plan = model
+        .into_optimized()
+        .map_err(load)?
+        .into_runnable()
+        .map_err(load)?;
+    let outs = plan
+        .run(feeds.into_iter().map(|t| t.into_tvalue()).collect())
+        .map_err(|e| (false, format!("{e:#}")))?;
+    outs.iter()
+        .zip(names.iter().chain(std::iter::repeat(&String::new())))
+        .map(|(t, n)| from_tract(n, t).map_err(|e| (false, e)))
+        .collect()
+}

@@ -1,0 +1,49 @@
+//! A round-tripped fixture computes exactly what the original computes (tract, random inputs).
+
+use std::path::{Path, PathBuf};
+use whittle_eval::{InputSpec, random_inputs, run_model_file};
+use whittle_onnx::{ExportOptions, read_model, save_model};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn round_trip_outputs_are_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = InputSpec {
+        dims: vec![("batch".into(), 2), ("seq".into(), 8)],
+        int_high: 1000,
+        ..Default::default()
+    };
+    let mut ran = 0;
+    for path in fixtures() {
+        let model = read_model(&path).unwrap();
+        let inputs = random_inputs(&model.graph, &spec).unwrap();
+        let out = tmp.path().join(path.file_name().unwrap());
+        let opts = ExportOptions {
+            external_location: format!("{}.data", out.file_name().unwrap().to_string_lossy()),
+            ..Default::default()
+        };
+        save_model(&model, &out, &opts).unwrap();
+        let a = match run_model_file(&path, &inputs) {
+            Ok(a) => a,
+            Err(e) => {
+                // Not a pass: reported, and the count below keeps the test honest.
+                eprintln!("skipped (tract cannot run it): {e}");
+                continue;
+            }
+        };
+        let b = run_model_file(&out, &inputs).unwrap();
+        assert_eq!(a, b, "{}", path.display());
+        ran += 1;
+    }
+    assert!(ran >= 8, "only {ran} fixtures ran in tract");
+}

@@ -1,0 +1,37 @@
+# whittle's everyday commands. `just --list` shows them.
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") / ".cache/whittle/target")
+
+# Optimize a fixture model and print what was done.
+demo:
+    cargo run -p whittle-cli -- optimize fixtures/models/cnn_bn.ts.onnx -o target/cnn_bn.opt.onnx
+
+# Build everything.
+build:
+    cargo build --workspace
+
+# All tests: cargo tests, then the conformance harness (makes its own venv).
+test:
+    scripts/test
+
+# Only the conformance harness (whittle judged by onnx/onnxruntime).
+conformance:
+    cargo build -p whittle-cli
+    "$(scripts/venv scripts/requirements-conformance.txt)/bin/python" scripts/conformance.py --whittle "$CARGO_TARGET_DIR/debug/whittle"
+
+# Regenerate fixtures/models with PyTorch (both exporters).
+fixtures:
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" fixtures/gen/make_fixtures.py
+
+# Read/write throughput and peak memory on a ~100 MB export; writes docs/benchmarks.md rows.
+bench:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_io.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
+# Formatting and lints as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# What CI runs.
+ci:
+    bash .ci/run
