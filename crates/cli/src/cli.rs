@@ -47,7 +47,8 @@ pub enum Level {
 #[derive(Args, Debug)]
 pub struct OptimizeArgs {
     /// The model to read.
-    pub input: PathBuf,
+    #[arg(required_unless_present = "list_passes")]
+    pub input: Option<PathBuf>,
     /// Where to write the result (never the input unless --in-place).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -60,6 +61,18 @@ pub struct OptimizeArgs {
     /// Store tensors of at least this many bytes in an external data file.
     #[arg(long, value_name = "BYTES")]
     pub external_data_threshold: Option<u64>,
+    /// Run exactly these passes (comma-separated), instead of the level's.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub passes: Option<Vec<String>>,
+    /// Skip these passes (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub disable: Vec<String>,
+    /// Stop after N rewrites (to find the rewrite that breaks a model).
+    #[arg(long, value_name = "N")]
+    pub bisect_limit: Option<usize>,
+    /// List the passes with a line each, and exit.
+    #[arg(long)]
+    pub list_passes: bool,
 }
 
 #[derive(Args, Debug)]

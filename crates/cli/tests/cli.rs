@@ -113,3 +113,40 @@ fn dump_describes_the_model() {
         "{text}"
     );
 }
+
+#[test]
+fn passes_can_be_listed_chosen_and_disabled() {
+    let o = whittle(&["optimize", "--list-passes"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("dead-code"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let o = whittle(&[
+        "optimize",
+        s(&fixture("cnn_bn.ts.onnx")),
+        "-o",
+        s(&out),
+        "--passes",
+        "bogus",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("valid passes: "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = whittle(&[
+        "optimize",
+        s(&fixture("bert_tiny.ts.onnx")),
+        "-o",
+        s(&out),
+        "--disable",
+        "dead-code",
+    ]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("pass identity") && !text.contains("pass dead-code"),
+        "{text}"
+    );
+}

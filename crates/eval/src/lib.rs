@@ -5,4 +5,4 @@ mod inputs;
 mod run;
 
 pub use inputs::{InputSpec, random_inputs};
-pub use run::{EvalError, run_model_file};
+pub use run::{EvalError, run_model, run_model_file};

@@ -4,7 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use thiserror::Error;
 use tract_onnx::prelude::*;
-use whittle_ir::{DataType, Tensor};
+use whittle_ir::{DataType, Model, Tensor, Type, TypeKind};
 
 /// tract could not load or run a model.
 #[derive(Debug, Error)]
@@ -71,12 +71,32 @@ fn from_tract(name: &str, t: &tract_onnx::prelude::Tensor) -> Result<Tensor, Str
     Ok(out)
 }
 
-/// Runs the model at `path` in tract on `inputs` (one per graph input, in order; their
-/// shapes fix any symbolic dims) and returns the outputs in order. tract panics are caught.
+/// Runs the model at `path` in tract; see [`run_model`].
 pub fn run_model_file(path: &Path, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
-    let model = path.display().to_string();
+    let model = whittle_onnx::read_model(path).map_err(|e| EvalError::Load {
+        model: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    run_model(&model, &path.display().to_string(), inputs)
+}
+
+/// Runs `model` in tract on `inputs` (one per graph input, in order; their shapes fix
+/// the symbolic dims) and returns the outputs in order. `label` names the model in errors.
+///
+/// tract sees a copy prepared for evaluation: `value_info` dropped and output shapes
+/// relaxed (tract applies declarations as constraints, and exporters' symbolic
+/// annotations are not always right), external data inlined, inputs pinned to the fed
+/// shapes. What is computed is unchanged. tract panics are caught.
+pub fn run_model(model: &Model, label: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    let load_err = |reason: String| EvalError::Load {
+        model: label.to_string(),
+        reason,
+    };
+    let bytes =
+        whittle_onnx::encode_model(&for_tract(model)).map_err(|e| load_err(e.to_string()))?;
     let feeds = inputs.iter().map(to_tract).collect::<Result<Vec<_>, _>>()?;
-    let result = catch_unwind(AssertUnwindSafe(|| run_inner(path, feeds)));
+    let result = catch_unwind(AssertUnwindSafe(|| run_inner(&bytes, feeds)));
+    let model = label.to_string();
     match result {
         Ok(r) => r.map_err(|(load, reason)| {
             if load {
@@ -96,16 +116,46 @@ pub fn run_model_file(path: &Path, inputs: &[Tensor]) -> Result<Vec<Tensor>, Eva
     }
 }
 
+/// The copy of `model` that tract is given (see [`run_model`]).
+fn for_tract(model: &Model) -> Model {
+    let mut m = model.clone();
+    let g = &mut m.graph;
+    g.retain_value_info(|_, _| false);
+    g.shadow_infos.clear();
+    for v in g.outputs().to_vec() {
+        if let Some(Type {
+            kind: TypeKind::Tensor { shape, .. },
+            ..
+        }) = g.value_mut(v).info.ty.as_mut()
+        {
+            *shape = None;
+        }
+    }
+    for v in g.initializers().to_vec() {
+        if let Some(t) = g.initializer_mut(v)
+            && let Some(bytes) = t.external_bytes.take()
+        {
+            t.data.raw = Some(bytes);
+            t.data_location = None;
+            t.external_data.clear();
+        }
+    }
+    m
+}
+
 /// Err((true, _)) for load failures, Err((false, _)) for run failures.
 fn run_inner(
-    path: &Path,
+    bytes: &[u8],
     feeds: Vec<tract_onnx::prelude::Tensor>,
 ) -> Result<Vec<Tensor>, (bool, String)> {
     let load = |e: TractError| (true, format!("{e:#}"));
-    // Declared input types stay as they are: symbolic dims are resolved from the fed
-    // tensors at run time. (Pinning concrete facts would contradict value_info entries
-    // that carry the same symbols, which tract applies as constraints.)
-    let model = tract_onnx::onnx().model_for_path(path).map_err(load)?;
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(load)?;
+    for (i, t) in feeds.iter().enumerate() {
+        let fact = InferenceFact::dt_shape(t.datum_type(), t.shape());
+        model.set_input_fact(i, fact).map_err(load)?;
+    }
     let names: Vec<String> = model
         .output_outlets()
         .map_err(load)?

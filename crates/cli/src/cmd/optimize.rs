@@ -1,31 +1,49 @@
 //! `whittle optimize`.
 
-use crate::cli::OptimizeArgs;
+use crate::cli::{Level, OptimizeArgs};
 use crate::summary::Summary;
 use anyhow::{Context, bail};
 use std::process::ExitCode;
 use std::time::Instant;
 use whittle_onnx::{ExportOptions, read_model, save_model};
+use whittle_passes::pipeline::all_passes;
+use whittle_passes::{Level as PassLevel, PassCx, Pipeline};
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
+    if a.list_passes {
+        for p in all_passes() {
+            println!("{:<16} {}", p.name(), p.description());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(input) = a.input.clone() else {
+        bail!("no input model given")
+    };
+    let pipeline = pipeline(&a)?;
     let output = match (&a.output, a.in_place) {
         (Some(o), _) => o.clone(),
-        (None, true) => a.input.clone(),
+        (None, true) => input.clone(),
         (None, false) => {
             bail!("no output file: give -o OUT (or --in-place to overwrite the input)")
         }
     };
-    if !a.in_place && same_file(&a.input, &output) {
+    if !a.in_place && same_file(&input, &output) {
         bail!(
             "{}: output is the input file; use --in-place to overwrite it",
             output.display()
         );
     }
     let start = Instant::now();
-    let model = read_model(&a.input)?;
+    let mut model = read_model(&input)?;
     let before = Summary::of(&model);
     let read_time = start.elapsed();
-    tracing::info!(level = ?a.level, "no passes are implemented yet: writing a faithful copy");
+    let mut cx = PassCx {
+        budget: a.bisect_limit,
+        ..Default::default()
+    };
+    let stats = pipeline
+        .run(&mut model, &mut cx)
+        .with_context(|| format!("optimizing {}", input.display()))?;
     let after = Summary::of(&model);
     let opts = ExportOptions {
         external_threshold: a.external_data_threshold,
@@ -33,9 +51,17 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     };
     let report = save_model(&model, &output, &opts)
         .with_context(|| format!("writing {}", output.display()))?;
-    let in_bytes = std::fs::metadata(&a.input).map(|m| m.len()).unwrap_or(0);
-    println!("{} -> {}", a.input.display(), output.display());
+    let in_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+    println!("{} -> {}", input.display(), output.display());
     println!("{}", Summary::table(&before, &after));
+    for s in &stats {
+        println!(
+            "pass {:<16} {:>6} rewrites {:>8.2} ms",
+            s.name,
+            s.rewrites,
+            s.time.as_secs_f64() * 1e3
+        );
+    }
     println!(
         "file: {} -> {} bytes{}; read {:.1} ms, total {:.1} ms",
         in_bytes,
@@ -45,6 +71,20 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         start.elapsed().as_secs_f64() * 1e3
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline the flags ask for: `--passes` or the level's, minus `--disable`.
+fn pipeline(a: &OptimizeArgs) -> anyhow::Result<Pipeline> {
+    let mut p = match &a.passes {
+        Some(names) => Pipeline::with_passes(names).map_err(anyhow::Error::msg)?,
+        None => Pipeline::for_level(match a.level {
+            Level::O0 => PassLevel::O0,
+            Level::O1 => PassLevel::O1,
+            Level::O2 => PassLevel::O2,
+        }),
+    };
+    p.disable(&a.disable).map_err(anyhow::Error::msg)?;
+    Ok(p)
 }
 
 /// The external data file name used for an output: `<file name>.data`.

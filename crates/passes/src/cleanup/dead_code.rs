@@ -1,0 +1,60 @@
+//! `dead-code`: nodes whose results nothing reads, and initializers nothing reads.
+
+use crate::pass::{Pass, PassCx, PassError};
+use whittle_ir::{Graph, NodeId};
+
+/// Removes nodes none of whose outputs is read (by a node, a subgraph, or as a graph
+/// output), repeatedly, then initializers nothing reads. Graph inputs are the model's
+/// interface and stay; so do nodes without outputs (nothing to decide on).
+pub struct DeadCode;
+
+fn is_dead(g: &Graph, n: NodeId) -> bool {
+    let outs = g.node(n).outputs();
+    !outs.is_empty()
+        && outs
+            .iter()
+            .flatten()
+            .all(|v| g.value(*v).uses().is_empty() && !g.is_output(*v))
+}
+
+impl Pass for DeadCode {
+    fn name(&self) -> &'static str {
+        "dead-code"
+    }
+
+    fn description(&self) -> &'static str {
+        "remove nodes and initializers that no output depends on"
+    }
+
+    fn run(&self, g: &mut Graph, _is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        let mut changed = false;
+        let order = g.nodes_in_order().map_err(|source| PassError::Ir {
+            pass: "dead-code",
+            source,
+        })?;
+        // Reverse topological order: a node's readers are visited before it.
+        for n in order.into_iter().rev() {
+            if is_dead(g, n) && cx.allow() {
+                tracing::debug!(node = %g.node(n).label(), "dead-code: removed");
+                g.remove_node(n);
+                changed = true;
+            }
+        }
+        let unused: Vec<_> = g
+            .initializers()
+            .iter()
+            .copied()
+            .filter(|v| {
+                g.value(*v).uses().is_empty() && !g.is_output(*v) && !g.inputs().contains(v)
+            })
+            .collect();
+        for v in unused {
+            if cx.allow() {
+                tracing::debug!(initializer = g.value(v).name(), "dead-code: removed");
+                g.remove_initializer(v);
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+}

@@ -1,0 +1,57 @@
+//! The pass interface.
+
+use thiserror::Error;
+use whittle_ir::{Graph, IrError};
+
+/// A pass failed; the model is left as it was before the pass.
+#[derive(Debug, Error)]
+pub enum PassError {
+    #[error("pass '{pass}': {source}")]
+    Ir { pass: &'static str, source: IrError },
+}
+
+/// What passes share while they run: counts and the rewrite budget.
+#[derive(Debug, Default)]
+pub struct PassCx {
+    /// The model's default-domain opset (rules that depend on op versions read it).
+    pub opset: i64,
+    /// Rewrites still allowed (`--bisect-limit`); None = unlimited.
+    pub budget: Option<usize>,
+    /// Rewrites done by the current pass (reset by the pipeline).
+    pub rewrites: usize,
+}
+
+impl PassCx {
+    /// Asks to perform one rewrite: false when the budget is spent (the pass must then
+    /// leave the graph alone).
+    pub fn allow(&mut self) -> bool {
+        match &mut self.budget {
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                self.rewrites += 1;
+                true
+            }
+            None => {
+                self.rewrites += 1;
+                true
+            }
+        }
+    }
+}
+
+/// A graph rewrite. Passes never change what a model computes unless
+/// [`Pass::changes_numerics`] says so (those are never enabled by `-O` alone).
+pub trait Pass {
+    /// The kebab-case name users type (`--passes`, `--disable`).
+    fn name(&self) -> &'static str;
+    /// One line for `--list-passes`.
+    fn description(&self) -> &'static str;
+    /// True for lossy rewrites (quantization, decomposition).
+    fn changes_numerics(&self) -> bool {
+        false
+    }
+    /// Rewrites `g` (one graph; the pipeline visits subgraphs). Returns whether anything
+    /// changed. `is_subgraph` tells whether names may come from an enclosing scope.
+    fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError>;
+}

@@ -1,0 +1,169 @@
+//! Pipelines: which passes run at each level, and the driver that runs them over a model.
+
+use crate::cleanup;
+use crate::pass::{Pass, PassCx, PassError};
+use std::time::{Duration, Instant};
+use whittle_ir::{Graph, Model, NodeId};
+
+/// Optimization level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Nothing: a faithful re-encoding.
+    O0,
+    /// Clean-up and folding.
+    O1,
+    /// Clean-up, folding and fusion (the default).
+    O2,
+}
+
+/// Every pass whittle has, in pipeline order. The comment on each line says why it sits
+/// where it does.
+pub fn all_passes() -> Vec<Box<dyn Pass>> {
+    vec![
+        // Identity removal first: it exposes producer/consumer pairs to later rules.
+        Box::new(cleanup::Identity),
+        // Dead code last: earlier passes leave unused nodes and initializers behind.
+        Box::new(cleanup::DeadCode),
+    ]
+}
+
+/// The passes of a level (by name, in pipeline order).
+fn level_passes(level: Level) -> &'static [&'static str] {
+    match level {
+        Level::O0 => &[],
+        Level::O1 | Level::O2 => &["identity", "dead-code"],
+    }
+}
+
+/// What one pass did over the whole run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassStat {
+    pub name: &'static str,
+    pub rewrites: usize,
+    pub time: Duration,
+}
+
+/// An ordered list of passes run to a fixed point.
+pub struct Pipeline {
+    passes: Vec<Box<dyn Pass>>,
+    /// Rounds over the whole list before giving up on reaching a fixed point.
+    pub max_rounds: usize,
+}
+
+impl Pipeline {
+    /// The passes of `level`.
+    pub fn for_level(level: Level) -> Pipeline {
+        let names = level_passes(level);
+        let passes = all_passes()
+            .into_iter()
+            .filter(|p| names.contains(&p.name()))
+            .collect();
+        Pipeline {
+            passes,
+            max_rounds: 10,
+        }
+    }
+
+    /// Exactly the named passes, in pipeline order. Unknown names are an error that lists
+    /// the valid ones.
+    pub fn with_passes(names: &[String]) -> Result<Pipeline, String> {
+        check_names(names)?;
+        let passes = all_passes()
+            .into_iter()
+            .filter(|p| names.iter().any(|n| n == p.name()))
+            .collect();
+        Ok(Pipeline {
+            passes,
+            max_rounds: 10,
+        })
+    }
+
+    /// Drops the named passes (unknown names are an error).
+    pub fn disable(&mut self, names: &[String]) -> Result<(), String> {
+        check_names(names)?;
+        self.passes.retain(|p| !names.iter().any(|n| n == p.name()));
+        Ok(())
+    }
+
+    /// Names of the passes that will run.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.passes.iter().map(|p| p.name()).collect()
+    }
+
+    /// Runs the passes over the main graph and every subgraph until nothing changes (or
+    /// `max_rounds`). Returns what each pass did.
+    pub fn run(&self, model: &mut Model, cx: &mut PassCx) -> Result<Vec<PassStat>, PassError> {
+        cx.opset = model.opset("").unwrap_or(0);
+        let mut stats: Vec<PassStat> = self
+            .passes
+            .iter()
+            .map(|p| PassStat {
+                name: p.name(),
+                ..Default::default()
+            })
+            .collect();
+        for round in 0..self.max_rounds {
+            let mut changed = false;
+            for (pass, stat) in self.passes.iter().zip(stats.iter_mut()) {
+                let start = Instant::now();
+                cx.rewrites = 0;
+                changed |= run_on_graph(pass.as_ref(), &mut model.graph, false, cx)?;
+                stat.rewrites += cx.rewrites;
+                stat.time += start.elapsed();
+            }
+            if !changed {
+                tracing::debug!(rounds = round + 1, "fixed point reached");
+                break;
+            }
+        }
+        Ok(stats)
+    }
+}
+
+fn check_names(names: &[String]) -> Result<(), String> {
+    let valid: Vec<&str> = all_passes().iter().map(|p| p.name()).collect();
+    match names.iter().find(|n| !valid.contains(&n.as_str())) {
+        Some(bad) => Err(format!(
+            "unknown pass '{bad}'; valid passes: {}",
+            valid.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Runs `pass` on the subgraphs of `g` (innermost first), then on `g` itself.
+fn run_on_graph(
+    pass: &dyn Pass,
+    g: &mut Graph,
+    is_subgraph: bool,
+    cx: &mut PassCx,
+) -> Result<bool, PassError> {
+    let mut changed = false;
+    let holders: Vec<NodeId> = g
+        .node_ids()
+        .filter(|n| g.node(*n).has_subgraphs())
+        .collect();
+    for n in holders {
+        let mut attrs = std::mem::take(&mut g.node_mut(n).attributes);
+        let mut sub_changed = false;
+        for sub in attrs.iter_mut().flat_map(|a| a.subgraphs_mut()) {
+            sub_changed |= run_on_graph(pass, sub, true, cx)?;
+        }
+        let mut outer: Vec<String> = Vec::new();
+        for sub in attrs.iter().flat_map(|a| a.subgraphs()) {
+            for name in sub.outer_names() {
+                if !outer.contains(&name) {
+                    outer.push(name);
+                }
+            }
+        }
+        g.node_mut(n).attributes = attrs;
+        if sub_changed {
+            let captures = outer.iter().map(|s| g.intern(s)).collect();
+            g.set_captures(n, captures);
+            changed = true;
+        }
+    }
+    changed |= pass.run(g, is_subgraph, cx)?;
+    Ok(changed)
+}
