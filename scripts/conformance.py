@@ -6,6 +6,11 @@ For every fixture model and every model of the ONNX backend test data shipped in
   * the output is protobuf-equal to the input (`onnx.load(out) == onnx.load(in)`), and
   * `onnx.checker` gives the same verdict on both.
 Ends with a summary line "N passed, M failed".
+
+For every backend-test model that ships a test_data_set, it also runs `whittle optimize`
+at the default level and asks ONNX Runtime to compute the stored inputs with the optimized
+model: the outputs must match the stored reference outputs (rtol 1e-3, atol 1e-4) wherever
+ORT can run the original. Models ORT cannot run are counted and listed as not judged.
 """
 import argparse
 import pathlib
@@ -55,6 +60,55 @@ def roundtrip(whittle, model, workdir):
     return None
 
 
+def load_pbs(files):
+    import onnx.numpy_helper as nh
+    out = []
+    for f in files:
+        t = onnx.TensorProto()
+        t.ParseFromString(f.read_bytes())
+        out.append(nh.to_array(t))
+    return out
+
+
+def ort_run(model_path, inputs):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    return sess.run(None, dict(zip(names, inputs)))
+
+
+def ort_judge(whittle, model, workdir):
+    """None if judged equal, "not judged: ..." if ORT cannot run the original, else an error."""
+    import numpy as np
+    data = model.parent / "test_data_set_0"
+    if not data.is_dir():
+        return "no data"
+    inputs = load_pbs(sorted(data.glob("input_*.pb"), key=lambda p: int(p.stem.split("_")[1])))
+    expected = load_pbs(sorted(data.glob("output_*.pb"), key=lambda p: int(p.stem.split("_")[1])))
+    try:
+        ort_run(model, inputs)
+    except Exception as e:
+        return "not judged: ORT cannot run the original: " + str(e).splitlines()[0][:120]
+    out = workdir / (model.parent.name + "__O2.onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle -O2 exited {r.returncode}: {r.stderr.strip()[:300]}"
+    try:
+        got = ort_run(out, inputs)
+    except Exception as e:
+        return "ORT cannot run the optimized model: " + str(e).splitlines()[0][:200]
+    for i, (g, e) in enumerate(zip(got, expected)):
+        numeric = np.issubdtype(e.dtype, np.number) or e.dtype == bool
+        same = (np.allclose(g, e, rtol=1e-3, atol=1e-4, equal_nan=True) if numeric
+                else np.array_equal(g, e))
+        if g.shape != e.shape or not same:
+            return f"output {i} differs from the stored reference"
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--whittle", required=True)
@@ -69,6 +123,21 @@ def main():
                 failed.append((m, err))
             else:
                 passed += 1
+        judged, unjudged = 0, []
+        for m in backend_models(args.sets.split(",")):
+            verdict = ort_judge(args.whittle, m, pathlib.Path(d))
+            if verdict == "no data":
+                continue
+            if verdict is None:
+                judged += 1
+                passed += 1
+            elif verdict.startswith("not judged"):
+                unjudged.append((m, verdict))
+            else:
+                failed.append((m, verdict))
+    for m, why in unjudged:
+        print(f"NOT JUDGED {m.parent.name}: {why}")
+    print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged")
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     print(f"round-trip: {len(models)} models ({len(list(fixture_models()))} fixtures)")
