@@ -1,19 +1,14 @@
 //! The `whittle` binary: exit codes, messages, and that failures never leave or clobber files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+use whittle_testkit::fixture;
 
 fn whittle(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_whittle"))
         .args(args)
         .output()
         .expect("runs")
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/models")
-        .join(name)
 }
 
 fn s(p: &Path) -> &str {

@@ -1,19 +1,8 @@
 //! A round-tripped fixture computes exactly what the original computes (tract, random inputs).
 
-use std::path::{Path, PathBuf};
 use whittle_eval::{InputSpec, random_inputs, run_model_file};
 use whittle_onnx::{ExportOptions, read_model, save_model};
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    v.sort();
-    v
-}
+use whittle_testkit::{external_location_for, fixtures};
 
 #[test]
 fn round_trip_outputs_are_bit_identical() {
@@ -29,7 +18,7 @@ fn round_trip_outputs_are_bit_identical() {
         let inputs = random_inputs(&model.graph, &spec).unwrap();
         let out = tmp.path().join(path.file_name().unwrap());
         let opts = ExportOptions {
-            external_location: format!("{}.data", out.file_name().unwrap().to_string_lossy()),
+            external_location: external_location_for(&out),
             ..Default::default()
         };
         save_model(&model, &out, &opts).unwrap();

@@ -3,19 +3,9 @@
 
 use bytes::Bytes;
 use prost::Message;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use whittle_onnx::{ExportOptions, proto, read_model, save_model};
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures/models exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    v.sort();
-    v
-}
+use whittle_testkit::{external_location_for, fixtures};
 
 fn decode(path: &Path) -> proto::ModelProto {
     proto::ModelProto::decode(Bytes::from(std::fs::read(path).unwrap())).unwrap()
@@ -59,7 +49,7 @@ fn every_fixture_round_trips_protobuf_equal() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let out = tmp.path().join(path.file_name().unwrap());
         let opts = ExportOptions {
-            external_location: format!("{}.data", out.file_name().unwrap().to_string_lossy()),
+            external_location: external_location_for(&out),
             ..Default::default()
         };
         save_model(&model, &out, &opts).unwrap();

@@ -1,11 +1,11 @@
 //! Clean-up passes: rewrites on small built graphs (what fires, what must not) and
 //! numeric checks on every fixture.
 
-use std::path::{Path, PathBuf};
 use whittle_eval::{InputSpec, random_inputs, run_model_file};
 use whittle_ir::{DataType, Dim, Graph, Model, Node, OpsetImport, Tensor, Type};
 use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_passes::{Level, PassCx, Pipeline};
+use whittle_testkit::{external_location_for, fixtures};
 
 /// x -> Identity -> a -> Relu -> b -> Identity -> y (output); plus an unused Neg.
 fn chain() -> Model {
@@ -146,17 +146,6 @@ fn unknown_pass_names_list_the_valid_ones() {
     );
 }
 
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn fixtures_compute_the_same_and_a_second_run_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -178,7 +167,7 @@ fn fixtures_compute_the_same_and_a_second_run_changes_nothing() {
         removed += before - m.graph.node_count();
         let out = tmp.path().join(path.file_name().unwrap());
         let opts = ExportOptions {
-            external_location: format!("{}.data", out.file_name().unwrap().to_string_lossy()),
+            external_location: external_location_for(&out),
             ..Default::default()
         };
         save_model(&m, &out, &opts).unwrap();
