@@ -145,3 +145,35 @@ fn passes_can_be_listed_chosen_and_disabled() {
         "{text}"
     );
 }
+
+#[test]
+fn output_beside_the_input_never_rewrites_the_inputs_data_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["cnn_bn.ts.ext.onnx", "cnn_bn.ts.ext.onnx.data"] {
+        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
+    }
+    let input = dir.path().join("cnn_bn.ts.ext.onnx");
+    let data = dir.path().join("cnn_bn.ts.ext.onnx.data");
+    let before = std::fs::read(&data).unwrap();
+    let out = dir.path().join("small.onnx");
+    let o = whittle(&["optimize", s(&input), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        before,
+        "the input's data file changed"
+    );
+    assert!(dir.path().join("small.onnx.data").exists());
+    let a = whittle_onnx::read_model(&input).unwrap();
+    let b = whittle_onnx::read_model(&out).unwrap();
+    for v in a.graph.initializers() {
+        let name = a.graph.value(*v).name();
+        let ta = a.graph.value(*v).initializer().unwrap();
+        let tb = b
+            .graph
+            .value(b.graph.find(name).unwrap())
+            .initializer()
+            .unwrap();
+        assert_eq!(ta.le_bytes().unwrap(), tb.le_bytes().unwrap(), "{name}");
+    }
+}

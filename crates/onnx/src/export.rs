@@ -19,6 +19,10 @@ pub struct ExportOptions {
     pub external_threshold: Option<u64>,
     /// The file name (relative to the model) that newly external tensors go to.
     pub external_location: String,
+    /// Move tensors that are already external into `external_location` too, instead of
+    /// writing them back under their own location names. Needed when the output sits
+    /// beside its input: keeping the names would rewrite the input's data files.
+    pub relocate_external: bool,
 }
 
 impl Default for ExportOptions {
@@ -26,6 +30,7 @@ impl Default for ExportOptions {
         ExportOptions {
             external_threshold: None,
             external_location: "model.onnx.data".into(),
+            relocate_external: false,
         }
     }
 }
@@ -242,9 +247,9 @@ impl Cx<'_> {
             uint64_data: t.data.uint64s.clone(),
             metadata_props: pairs_out(&t.metadata_props),
         };
-        if t.is_external() {
+        if t.is_external() && !self.opts.relocate_external {
             self.keep_external(t)?;
-        } else if self.should_externalize(t) {
+        } else if t.is_external() || self.should_externalize(t) {
             self.externalize(t, &mut p)?;
         }
         Ok(p)

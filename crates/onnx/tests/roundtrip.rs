@@ -123,6 +123,7 @@ fn threshold_moves_large_tensors_out_and_back() {
     let opts = ExportOptions {
         external_threshold: Some(1024),
         external_location: "ext.onnx.data".into(),
+        ..Default::default()
     };
     let report = save_model(&m, &out, &opts).unwrap();
     assert_eq!(report.external_files.len(), 1);

@@ -48,6 +48,7 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     let opts = ExportOptions {
         external_threshold: a.external_data_threshold,
         external_location: external_name(&output),
+        relocate_external: !a.in_place && same_folder(&input, &output),
     };
     let report = save_model(&model, &output, &opts)
         .with_context(|| format!("writing {}", output.display()))?;
@@ -104,6 +105,18 @@ fn external_note(r: &whittle_onnx::SaveReport) -> String {
         " + {total} bytes external in {} file(s)",
         r.external_files.len()
     )
+}
+
+/// True when both paths are in the same folder.
+fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let dir = |p: &std::path::Path| {
+        let d = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        d.canonicalize().ok()
+    };
+    matches!((dir(a), dir(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
