@@ -2,9 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
-/// The folder of the committed fixture models.
+/// The folder of the committed fixture models. Found at run time from the manifest dir
+/// cargo gives the running test (a path baked in at compile time would point at another
+/// checkout when target dirs are shared).
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .map(|d| d.join("fixtures/models"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| start.join("../../fixtures/models"))
 }
 
 /// Every committed fixture model (`fixtures/models/*.onnx`), sorted. Panics when the
