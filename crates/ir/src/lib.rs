@@ -12,6 +12,7 @@ pub mod graph;
 pub mod meta;
 pub mod model;
 pub mod node;
+mod scope;
 pub mod tensor;
 pub mod types;
 mod verify;

@@ -147,22 +147,11 @@ impl Cx<'_> {
         node.attributes = attributes;
         node.metadata_props = pairs_in(n.metadata_props);
         node.device_configurations = n.device_configurations.iter().map(opaque_in).collect();
-        let mut outer: Vec<String> = Vec::new();
-        for g in node.attributes.iter().flat_map(|a| a.subgraphs()) {
-            for name in g.outer_names() {
-                if !outer.contains(&name) {
-                    outer.push(name);
-                }
-            }
-        }
         let label = node.label();
         let id = graph
             .add_node(node, inputs, outputs)
             .map_err(|e| OnnxError::ir(format!("node '{label}'"), e))?;
-        if !outer.is_empty() {
-            let captures = outer.iter().map(|s| graph.intern(s)).collect();
-            graph.set_captures(id, captures);
-        }
+        graph.capture_outer(id);
         Ok(())
     }
 
@@ -316,37 +305,7 @@ fn declare(
 /// Values read but defined nowhere: in the main graph an error naming the first reader;
 /// in a nested graph, references to the enclosing scope.
 fn resolve_undefined(graph: &mut Graph, scope: Scope, gname: &str) -> Result<(), OnnxError> {
-    let undefined: Vec<ValueId> = graph
-        .value_ids()
-        .filter(|v| {
-            let val = graph.value(*v);
-            val.producer().is_none()
-                && val.initializer().is_none()
-                && !val.is_sparse_initializer()
-                && !graph.inputs().contains(v)
-                && (!val.uses().is_empty() || graph.is_output(*v))
-        })
-        .collect();
-    for v in undefined {
-        if scope == Scope::Nested {
-            graph.mark_outer(v);
-            continue;
-        }
-        let val = graph.value(v);
-        let err = match val.uses().first() {
-            Some(u) => {
-                let node = graph.node(u.node);
-                whittle_ir::IrError::Undefined {
-                    node: node.label(),
-                    op: node.op().to_string(),
-                    value: val.name().to_string(),
-                }
-            }
-            None => whittle_ir::IrError::UndefinedOutput {
-                value: val.name().to_string(),
-            },
-        };
-        return Err(OnnxError::ir(format!("graph '{gname}'"), err));
-    }
-    Ok(())
+    graph
+        .resolve_scope(scope == Scope::Nested)
+        .map_err(|e| OnnxError::ir(format!("graph '{gname}'"), e))
 }
