@@ -23,6 +23,8 @@ pub enum IrError {
     UndefinedOutput { value: String },
     #[error("the graph has a cycle through node '{node}' ({op})")]
     Cycle { node: String, op: String },
+    #[error("text: {0}")]
+    Parse(String),
     #[error("graph invariant broken: {0}")]
     Invariant(String),
 }

@@ -14,6 +14,7 @@ pub mod model;
 pub mod node;
 mod scope;
 pub mod tensor;
+pub mod text;
 pub mod types;
 mod verify;
 
