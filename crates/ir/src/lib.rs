@@ -9,6 +9,7 @@ pub mod attr;
 pub mod dtype;
 pub mod error;
 pub mod graph;
+pub mod infer;
 pub mod meta;
 pub mod model;
 pub mod node;
