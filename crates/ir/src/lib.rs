@@ -6,6 +6,7 @@
 //! Everything a file says is kept, so an unmodified model exports equal to its input.
 
 pub mod attr;
+pub mod cost;
 pub mod dtype;
 pub mod error;
 pub mod graph;
@@ -14,6 +15,7 @@ pub mod meta;
 pub mod model;
 pub mod node;
 mod scope;
+pub mod stats;
 pub mod tensor;
 pub mod text;
 pub mod types;
