@@ -10,6 +10,8 @@ use std::path::{Component, Path, PathBuf};
 pub struct ExternalLoader {
     base: Option<PathBuf>,
     files: BTreeMap<String, Bytes>,
+    /// Map external files fully up front (false: pages load when touched).
+    pub populate: bool,
 }
 
 impl ExternalLoader {
@@ -19,6 +21,7 @@ impl ExternalLoader {
         ExternalLoader {
             base,
             files: BTreeMap::new(),
+            populate: true,
         }
     }
 
@@ -42,8 +45,8 @@ impl ExternalLoader {
         let file = match self.files.get(location) {
             Some(b) => b.clone(),
             None => {
-                let b =
-                    map_file(&path).map_err(|e| err(format!("cannot read '{location}': {e}")))?;
+                let b = map_file_with(&path, self.populate)
+                    .map_err(|e| err(format!("cannot read '{location}': {e}")))?;
                 self.files.insert(location.to_string(), b.clone());
                 b
             }
@@ -107,8 +110,15 @@ pub fn resolve(base: &Path, location: &str) -> Result<PathBuf, String> {
     Ok(joined)
 }
 
-/// Memory-maps a whole file as `Bytes` (an empty file gives empty bytes).
+/// Memory-maps a whole file as `Bytes` (an empty file gives empty bytes), every page
+/// mapped up front (the caller will read all of it).
 pub fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
+    map_file_with(path, true)
+}
+
+/// Memory-maps a whole file; with `populate` false pages are read only when touched, so
+/// reading a model's structure does not read its weights.
+pub fn map_file_with(path: &Path, populate: bool) -> Result<Bytes, OnnxError> {
     let file = std::fs::File::open(path).map_err(|e| OnnxError::io(path, e))?;
     let len = file.metadata().map_err(|e| OnnxError::io(path, e))?.len();
     if len == 0 {
@@ -118,8 +128,11 @@ pub fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
     // matters because export reads all of it.
     // SAFETY: the map is read-only. If another process truncates the file while we hold
     // the map, reads could fault; whittle writes its own outputs via rename, never in place.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-        .map_err(|e| OnnxError::io(path, e))?;
+    let mut opts = memmap2::MmapOptions::new();
+    if populate {
+        opts.populate();
+    }
+    let map = unsafe { opts.map(&file) }.map_err(|e| OnnxError::io(path, e))?;
     Ok(Bytes::from_owner(map))
 }
 

@@ -37,7 +37,16 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<proto::ModelProto, OnnxError>
 
 /// Reads a model file (memory-mapped; tensor data is not copied), with its external data.
 pub fn read_model(path: &Path) -> Result<Model, OnnxError> {
-    let bytes = map_file(path)?;
+    read_model_mapped(path, map_file(path)?, true)
+}
+
+/// Like [`read_model`], but pages of the model file are read only when touched: for
+/// inspecting a model's structure without reading its weights.
+pub fn read_model_lazy(path: &Path) -> Result<Model, OnnxError> {
+    read_model_mapped(path, crate::external::map_file_with(path, false)?, false)
+}
+
+fn read_model_mapped(path: &Path, bytes: Bytes, populate: bool) -> Result<Model, OnnxError> {
     let base = path.parent().map(|p| {
         if p.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -45,7 +54,7 @@ pub fn read_model(path: &Path) -> Result<Model, OnnxError> {
             p.to_path_buf()
         }
     });
-    read_model_bytes(bytes, path, base)
+    read_model_with(bytes, path, base, populate)
 }
 
 /// Converts model bytes; external data is resolved against `base` when given.
@@ -54,8 +63,18 @@ pub fn read_model_bytes(
     path: &Path,
     base: Option<PathBuf>,
 ) -> Result<Model, OnnxError> {
+    read_model_with(bytes, path, base, true)
+}
+
+fn read_model_with(
+    bytes: Bytes,
+    path: &Path,
+    base: Option<PathBuf>,
+    populate: bool,
+) -> Result<Model, OnnxError> {
     let proto = decode(bytes, path)?;
     let mut ext = ExternalLoader::new(base);
+    ext.populate = populate;
     import_model(proto, &mut ext).map_err(|e| match e {
         OnnxError::Ir { context, source } => OnnxError::Ir {
             context: format!("{}: {context}", path.display()),

@@ -16,4 +16,6 @@ pub mod sink;
 
 pub use error::OnnxError;
 pub use export::ExportOptions;
-pub use file::{SaveReport, decode, encode_model, read_model, read_model_bytes, save_model};
+pub use file::{
+    SaveReport, decode, encode_model, read_model, read_model_bytes, read_model_lazy, save_model,
+};
