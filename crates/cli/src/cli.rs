@@ -25,8 +25,12 @@ pub enum Command {
         whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
     )]
     Optimize(OptimizeArgs),
-    /// Describe a model: header, inputs and outputs, operators, weights.
-    #[command(after_help = "Examples:\n  whittle dump model.onnx")]
+    /// Describe a model: typed listing, summary, per-node cost, JSON or Graphviz.
+    #[command(after_help = "Examples:\n  whittle dump model.onnx\n  \
+        whittle dump model.onnx --summary --input-shape input_ids=1,128\n  \
+        whittle dump model.onnx --cost --sort macs\n  \
+        whittle dump model.onnx --format dot | dot -Tsvg > model.svg\n  \
+        whittle dump model.onnx model.opt.onnx --compare")]
     Dump(DumpArgs),
 }
 
@@ -75,8 +79,53 @@ pub struct OptimizeArgs {
     pub list_passes: bool,
 }
 
+/// Output format of `dump`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Dot,
+}
+
+/// Row order of `dump --cost`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    /// Graph (topological) order.
+    Order,
+    Macs,
+    Flops,
+    Params,
+    /// Output bytes.
+    Bytes,
+}
+
 #[derive(Args, Debug)]
 pub struct DumpArgs {
-    /// The model to describe.
-    pub input: PathBuf,
+    /// The model to describe (two with --compare).
+    #[arg(required = true, num_args = 1..=2, value_name = "MODEL")]
+    pub inputs: Vec<PathBuf>,
+    /// Totals instead of the listing: ops, parameters, bytes, MACs and FLOPs, dynamic dims.
+    #[arg(long)]
+    pub summary: bool,
+    /// Per-node cost: MACs, share of MACs, parameters, output bytes.
+    #[arg(long, conflicts_with = "summary")]
+    pub cost: bool,
+    /// Row order for --cost.
+    #[arg(long, value_enum, default_value = "order")]
+    pub sort: SortKey,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Show the summaries of two models side by side.
+    #[arg(long)]
+    pub compare: bool,
+    /// Fix an input's dims (repeatable); symbols it declared are bound everywhere.
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    pub input_shape: Vec<String>,
+    /// Elements of each constant to show in the listing.
+    #[arg(long, default_value = "4", value_name = "N")]
+    pub max_values: usize,
+    /// Show every element of every constant (the listing then parses back exactly).
+    #[arg(long)]
+    pub full: bool,
 }

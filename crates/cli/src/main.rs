@@ -2,6 +2,8 @@
 
 mod cli;
 mod cmd;
+mod human;
+mod shapes;
 mod summary;
 
 use clap::Parser;

@@ -1,0 +1,78 @@
+//! `whittle dump`: the text listing, `--summary`, `--cost`, `--format json|dot`,
+//! `--compare`.
+
+mod compare;
+mod cost_table;
+mod dot;
+mod json;
+mod summary;
+
+use crate::cli::{DumpArgs, Format};
+use crate::shapes;
+use anyhow::{Context, bail};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use whittle_ir::Model;
+use whittle_ir::infer::{InferOptions, infer};
+use whittle_ir::text::{PrintOptions, print_model};
+use whittle_onnx::read_model_lazy;
+
+/// A model read and annotated with inferred types.
+pub struct Loaded {
+    pub model: Model,
+    pub file_size: u64,
+}
+
+/// Reads `path` and runs shape inference with the user's input shapes; inference
+/// warnings go to stderr.
+pub fn load(path: &Path, input_shapes: &[String]) -> anyhow::Result<Loaded> {
+    let mut model = read_model_lazy(path)?;
+    let opts = InferOptions {
+        input_shapes: shapes::parse_all(input_shapes)?,
+    };
+    let inf = infer(&mut model, &opts).with_context(|| format!("{}", path.display()))?;
+    for w in &inf.warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(Loaded { model, file_size })
+}
+
+pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
+    if a.compare != (a.inputs.len() == 2) {
+        bail!("give two models with --compare, and one without");
+    }
+    let loaded: Vec<Loaded> = a
+        .inputs
+        .iter()
+        .map(|p| load(p, &a.input_shape))
+        .collect::<anyhow::Result<_>>()?;
+    let out = if a.compare {
+        compare::render(&a, &loaded[0], &loaded[1])?
+    } else {
+        let l = &loaded[0];
+        match (a.format, a.summary, a.cost) {
+            (Format::Json, true, _) => json::summary(l)?,
+            (Format::Json, false, true) => json::costs(l)?,
+            (Format::Json, false, false) => json::graph(l)?,
+            (Format::Dot, _, _) => dot::render(&l.model),
+            (Format::Text, true, _) => summary::render(l),
+            (Format::Text, false, true) => cost_table::render(&l.model, a.sort),
+            (Format::Text, false, false) => {
+                let color =
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                let o = PrintOptions {
+                    max_values: if a.full { None } else { Some(a.max_values) },
+                    color,
+                };
+                print_model(&l.model, &o)
+            }
+        }
+    };
+    print!("{out}");
+    if !out.ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
