@@ -11,6 +11,10 @@ For every backend-test model that ships a test_data_set, it also runs `whittle o
 at the default level and asks ONNX Runtime to compute the stored inputs with the optimized
 model: the outputs must match the stored reference outputs (rtol 1e-3, atol 1e-4) wherever
 ORT can run the original. Models ORT cannot run are counted and listed as not judged.
+
+For every model, whittle's shape inference is compared with onnx's
+(scripts/shape_agreement.py): a model passes when every value onnx gives a shape to gets
+the same element type, rank and dims from whittle; the agreement rate is printed.
 """
 import argparse
 import pathlib
@@ -20,6 +24,8 @@ import tempfile
 
 import onnx
 import onnx.checker
+
+import shape_agreement
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BACKEND_SETS = ["simple", "pytorch-converted", "pytorch-operator", "light", "node"]  # "node" ships in some wheels only
@@ -123,6 +129,21 @@ def main():
                 failed.append((m, err))
             else:
                 passed += 1
+        totals = {"agree": 0, "disagree": 0, "missing": 0, "more": 0}
+        for m in models:
+            try:
+                stats, problems, _ = shape_agreement.agreement(args.whittle, m)
+            except Exception as e:  # reported as a failure of this model
+                failed.append((m, f"shape inference check could not run: {e}"))
+                continue
+            for k in totals:
+                totals[k] += stats[k]
+            if problems:
+                name, verdict, detail = problems[0]
+                failed.append((m, f"shape inference {verdict} on '{name}': {detail} "
+                                  f"({len(problems)} values)"))
+            else:
+                passed += 1
         judged, unjudged = 0, []
         for m in backend_models(args.sets.split(",")):
             verdict = ort_judge(args.whittle, m, pathlib.Path(d))
@@ -140,6 +161,11 @@ def main():
     print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged")
     for m, err in failed:
         print(f"FAIL {m}: {err}")
+    known = totals["agree"] + totals["disagree"] + totals["missing"]
+    rate = 100.0 * totals["agree"] / known if known else 0.0
+    print(f"shape inference vs onnx: {totals['agree']}/{known} values agree ({rate:.2f}%), "
+          f"{totals['disagree']} disagree, {totals['missing']} less known; "
+          f"{totals['more']} dims known to whittle only")
     print(f"round-trip: {len(models)} models ({len(list(fixture_models()))} fixtures)")
     print(f"{passed} passed, {len(failed)} failed")
     return 1 if failed else 0
