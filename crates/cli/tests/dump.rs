@@ -76,7 +76,13 @@ fn summary_json_has_the_documented_keys_in_order() {
     assert_eq!(v["inputs"][0]["dims"], serde_json::json!(["batch", "seq"]));
     // Symbolic dims give a formula (the dynamo export keeps `seq` through its position
     // slice; the TorchScript one slices a constant by `seq`, which is only known bound)...
-    let dynamo = stdout_of(&["dump", "--summary", "--format", "json", s(&fixture("bert_tiny.dyn.onnx"))]);
+    let dynamo = stdout_of(&[
+        "dump",
+        "--summary",
+        "--format",
+        "json",
+        s(&fixture("bert_tiny.dyn.onnx")),
+    ]);
     let d: serde_json::Value = serde_json::from_str(&dynamo).unwrap();
     assert_eq!(d["macs"], "256*batch*seq*seq+65536*batch*seq");
     // ...and fixing them gives a number.

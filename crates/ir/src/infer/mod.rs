@@ -127,13 +127,14 @@ fn bind_inputs(g: &mut Graph, opts: &InferOptions) -> Result<BTreeMap<String, i6
             for (o, n) in old.iter().zip(dims) {
                 if let (Dim::Param(p), Dim::Known(k)) = (o, n)
                     && let Some(prev) = bind.insert(p.clone(), *k)
-                        && prev != *k {
-                            return Err(InferError::Conflict {
-                                symbol: p.clone(),
-                                a: prev,
-                                b: *k,
-                            });
-                        }
+                    && prev != *k
+                {
+                    return Err(InferError::Conflict {
+                        symbol: p.clone(),
+                        a: prev,
+                        b: *k,
+                    });
+                }
             }
         }
         let elem = g.value(v).info.ty.as_ref().and_then(Type::elem);
@@ -247,15 +248,20 @@ fn seed_facts(
                 Some(actual) => Some(merge::merge(declared, actual, &mut |_| {})),
                 None => Some(declared),
             }
-        } else { val.initializer().map(Fact::of_tensor) };
+        } else {
+            val.initializer().map(Fact::of_tensor)
+        };
         facts[v.index()] = f;
     }
     // A constant initializer's values are known; an input's default is not.
     for v in g.inputs() {
         if let Some(Some(f)) = facts.get_mut(v.index())
-            && formal.is_empty() && g.value(*v).initializer().is_some() && !st.inputs_constant {
-                f.value = None;
-            }
+            && formal.is_empty()
+            && g.value(*v).initializer().is_some()
+            && !st.inputs_constant
+        {
+            f.value = None;
+        }
     }
 }
 

@@ -141,11 +141,12 @@ fn conv(cx: &mut Ctx, w_at: usize, elem: Option<DataType>) -> RuleResult {
     };
     let g = cx.int("group", 1);
     if let (Some(c), Some(cw)) = (known(&x[1]), known(&wd[1]))
-        && c != cw * g {
-            return Err(format!(
-                "input has {c} channels but weight expects {cw}×{g} groups"
-            ));
-        }
+        && c != cw * g
+    {
+        return Err(format!(
+            "input has {c} channels but weight expects {cw}×{g} groups"
+        ));
+    }
     let w = Window::read(cx, kernel)?;
     let mut out = vec![x[0].clone(), wd[0].clone()];
     out.extend(spatial(cx, &x, &w, false));

@@ -159,28 +159,29 @@ fn slice(cx: &mut Ctx) -> RuleResult {
     let mut f = Fact::tensor(elem, out);
     if let (Some(v), 1) = (cx.value(0), r)
         && let (Some(Dim::Known(_)), Some(a)) = (dims.first(), axes.first())
-            && (*a == 0 || *a == -1) {
-                let n = v.len() as i64;
-                let (s, e) = (
-                    clamp_idx(starts[0], n, steps[0]),
-                    clamp_idx(ends[0], n, steps[0]),
-                );
-                let idx: Vec<usize> = if steps[0] > 0 {
-                    (s..e)
-                        .step_by(steps[0] as usize)
-                        .map(|i| i as usize)
-                        .collect()
-                } else {
-                    let mut i = s;
-                    let mut acc = Vec::new();
-                    while i > e {
-                        acc.push(i as usize);
-                        i += steps[0];
-                    }
-                    acc
-                };
-                f.value = idx.into_iter().map(|i| v.get(i).cloned()).collect();
+        && (*a == 0 || *a == -1)
+    {
+        let n = v.len() as i64;
+        let (s, e) = (
+            clamp_idx(starts[0], n, steps[0]),
+            clamp_idx(ends[0], n, steps[0]),
+        );
+        let idx: Vec<usize> = if steps[0] > 0 {
+            (s..e)
+                .step_by(steps[0] as usize)
+                .map(|i| i as usize)
+                .collect()
+        } else {
+            let mut i = s;
+            let mut acc = Vec::new();
+            while i > e {
+                acc.push(i as usize);
+                i += steps[0];
             }
+            acc
+        };
+        f.value = idx.into_iter().map(|i| v.get(i).cloned()).collect();
+    }
     Ok(vec![f])
 }
 

@@ -58,9 +58,10 @@ pub fn matmul_dims(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
     };
     let (ka, kb) = (&a2[a2.len() - 1], &b2[b2.len() - 2]);
     if let (Dim::Known(x), Dim::Known(y)) = (ka, kb)
-        && x != y {
-            return Err(format!("inner dims {x} and {y} differ"));
-        }
+        && x != y
+    {
+        return Err(format!("inner dims {x} and {y} differ"));
+    }
     let mut out = broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
     if a.len() > 1 {
         out.push(a2[a2.len() - 2].clone());

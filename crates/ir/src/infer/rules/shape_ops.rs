@@ -85,9 +85,12 @@ fn reshape(cx: &mut Ctx) -> RuleResult {
         };
     }
     if let (Some(inp), Some(t)) = (input.as_deref().and_then(product), product(&target))
-        && inp.as_const().is_some() && t.as_const().is_some() && inp != t {
-            return Err(format!("reshape of {} elements into {} elements", inp, t));
-        }
+        && inp.as_const().is_some()
+        && t.as_const().is_some()
+        && inp != t
+    {
+        return Err(format!("reshape of {} elements into {} elements", inp, t));
+    }
     let mut f = Fact::tensor(elem, target);
     if f.rank().is_some_and(|r| r <= 1) {
         f.value = cx.value(0).map(<[Dim]>::to_vec);
@@ -156,9 +159,10 @@ fn squeeze(cx: &mut Ctx) -> RuleResult {
     };
     for a in &drop {
         if let Dim::Known(n) = dims[*a]
-            && n != 1 {
-                return Err(format!("squeezes axis {a} of size {n}"));
-            }
+            && n != 1
+        {
+            return Err(format!("squeezes axis {a} of size {n}"));
+        }
     }
     let out: Vec<Dim> = (0..r)
         .filter(|i| !drop.contains(i))
@@ -232,9 +236,11 @@ fn expand(cx: &mut Ctx) -> RuleResult {
     let mut f = Fact::tensor(elem, out);
     if let (Some(v), Some(1)) = (cx.value(0), f.rank())
         && let Some(Dim::Known(n)) = f.dims.as_ref().and_then(|d| d.first().cloned())
-            && v.len() == 1 && n as usize <= MAX_TRACKED {
-                f.value = Some(vec![v[0].clone(); n as usize]);
-            }
+        && v.len() == 1
+        && n as usize <= MAX_TRACKED
+    {
+        f.value = Some(vec![v[0].clone(); n as usize]);
+    }
     Ok(vec![f])
 }
 
@@ -307,9 +313,11 @@ fn constant_of_shape(cx: &mut Ctx) -> RuleResult {
         .and_then(|t| t.to_i64_vec().ok())
         .and_then(|v| v.first().copied());
     if let (Some(v), [Dim::Known(n)]) = (fill_v.or(Some(0)), shape)
-        && matches!(elem, DataType::Int64 | DataType::Int32) && *n as usize <= MAX_TRACKED {
-            f.value = Some(vec![Dim::Known(v); *n as usize]);
-        }
+        && matches!(elem, DataType::Int64 | DataType::Int32)
+        && *n as usize <= MAX_TRACKED
+    {
+        f.value = Some(vec![Dim::Known(v); *n as usize]);
+    }
     Ok(vec![f])
 }
 
@@ -332,9 +340,11 @@ fn range(cx: &mut Ctx) -> RuleResult {
     };
     let mut f = Fact::tensor(elem, vec![len.clone()]);
     if let (Some(Dim::Known(s)), Dim::Known(n), Some(Dim::Known(d))) = (start, &len, delta)
-        && *n as usize <= MAX_TRACKED && matches!(elem, Some(DataType::Int64 | DataType::Int32)) {
-            f.value = Some((0..*n).map(|i| Dim::Known(s + i * d)).collect());
-        }
+        && *n as usize <= MAX_TRACKED
+        && matches!(elem, Some(DataType::Int64 | DataType::Int32))
+    {
+        f.value = Some((0..*n).map(|i| Dim::Known(s + i * d)).collect());
+    }
     Ok(vec![f])
 }
 
