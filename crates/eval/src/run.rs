@@ -50,6 +50,13 @@ fn to_tract(t: &Tensor) -> Result<tract_onnx::prelude::Tensor, EvalError> {
 }
 
 fn from_tract(name: &str, t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
+    // Shape computations may come back as symbolic dims; concrete ones are plain i64.
+    if t.datum_type() == DatumType::TDim {
+        let i = t
+            .cast_to_dt(DatumType::I64)
+            .map_err(|e| format!("output '{name}': {e}"))?;
+        return from_tract(name, &i);
+    }
     let dims: Vec<i64> = t.shape().iter().map(|d| *d as i64).collect();
     let dtype = match t.datum_type() {
         DatumType::F32 => DataType::Float,
