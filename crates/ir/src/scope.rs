@@ -47,7 +47,7 @@ impl Graph {
         Ok(())
     }
 
-    /// Makes node `id` capture every value its subgraphs read from outside them.
+    /// Makes node `id` capture exactly the values its subgraphs read from outside them.
     pub fn capture_outer(&mut self, id: NodeId) {
         let mut outer: Vec<String> = Vec::new();
         for g in self.node(id).attributes.iter().flat_map(|a| a.subgraphs()) {
@@ -57,7 +57,7 @@ impl Graph {
                 }
             }
         }
-        if !outer.is_empty() {
+        if !outer.is_empty() || !self.node(id).captures().is_empty() {
             let captures = outer.iter().map(|s| self.intern(s)).collect();
             self.set_captures(id, captures);
         }
