@@ -2,11 +2,17 @@
 //!
 //! A [`Pass`] rewrites one graph; the [`pipeline`] module picks passes per optimization
 //! level and runs them over the main graph and every subgraph, to a fixed point. Each
-//! family lives in its own folder (`cleanup/` so far); each pass in its own file.
+//! family lives in its own folder (`cleanup/`, `fold/`, `fuse/`); one rule family per file.
+//! Local rewrites are [`Rule`]s (guards, then a patch) grouped into [`RuleSet`] passes.
 
 pub mod cleanup;
+pub mod fold;
+pub mod fuse;
+pub mod guard;
 pub mod pass;
 pub mod pipeline;
+pub mod rule;
 
-pub use pass::{Pass, PassCx, PassError};
+pub use pass::{DEFAULT_FOLD_LIMIT, Pass, PassCx, PassError};
 pub use pipeline::{Level, PassStat, Pipeline};
+pub use rule::{Patch, Rule, RuleCx, RuleSet};

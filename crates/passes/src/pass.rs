@@ -1,17 +1,24 @@
 //! The pass interface.
 
 use thiserror::Error;
-use whittle_ir::{Graph, IrError};
+use whittle_ir::infer::Inference;
+use whittle_ir::{Dim, Graph, IrError, OpsetImport};
 
 /// A pass failed; the model is left as it was before the pass.
 #[derive(Debug, Error)]
 pub enum PassError {
     #[error("pass '{pass}': {source}")]
     Ir { pass: &'static str, source: IrError },
+    #[error("{0}")]
+    Infer(#[from] whittle_ir::infer::InferError),
 }
 
-/// What passes share while they run: counts and the rewrite budget.
-#[derive(Debug, Default)]
+/// Default `--fold-limit`: folded constants larger than this (and larger than what they
+/// replace) are not materialised.
+pub const DEFAULT_FOLD_LIMIT: u64 = 1 << 20;
+
+/// What passes share while they run: settings, facts, counts and the rewrite budget.
+#[derive(Debug)]
 pub struct PassCx {
     /// The model's default-domain opset (rules that depend on op versions read it).
     pub opset: i64,
@@ -19,6 +26,31 @@ pub struct PassCx {
     pub budget: Option<usize>,
     /// Rewrites done by the current pass (reset by the pipeline).
     pub rewrites: usize,
+    /// Inferred facts of the main graph, refreshed by the pipeline before each pass.
+    pub facts: Option<Inference>,
+    /// Dims fixed by `--input-shape` (inference binds them before every pass).
+    pub input_shapes: Vec<(String, Vec<Dim>)>,
+    /// Largest constant folding may create, in bytes (`--fold-limit`).
+    pub fold_limit: u64,
+    /// Every rewrite done: (pass, rule, node).
+    pub log: Vec<(&'static str, &'static str, String)>,
+    /// The model's opset imports (folding evaluates nodes in one-node models).
+    pub opsets: Vec<OpsetImport>,
+}
+
+impl Default for PassCx {
+    fn default() -> Self {
+        PassCx {
+            opset: 0,
+            budget: None,
+            rewrites: 0,
+            facts: None,
+            input_shapes: Vec::new(),
+            fold_limit: DEFAULT_FOLD_LIMIT,
+            log: Vec::new(),
+            opsets: Vec::new(),
+        }
+    }
 }
 
 impl PassCx {

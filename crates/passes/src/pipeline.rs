@@ -1,8 +1,10 @@
 //! Pipelines: which passes run at each level, and the driver that runs them over a model.
 
-use crate::cleanup;
 use crate::pass::{Pass, PassCx, PassError};
+use crate::rule::RuleSet;
+use crate::{cleanup, fold, fuse};
 use std::time::{Duration, Instant};
+use whittle_ir::infer::{InferOptions, infer};
 use whittle_ir::{Graph, Model, NodeId};
 
 /// Optimization level.
@@ -19,9 +21,53 @@ pub enum Level {
 /// Every pass whittle has, in pipeline order. The comment on each line says why it sits
 /// where it does.
 pub fn all_passes() -> Vec<Box<dyn Pass>> {
+    let set = |name, description, rules| -> Box<dyn Pass> {
+        Box::new(RuleSet {
+            name,
+            description,
+            rules,
+        })
+    };
     vec![
-        // Identity removal first: it exposes producer/consumer pairs to later rules.
+        // Constants as initializers first: every later rule looks for initializers.
+        set(
+            "constant-nodes",
+            "turn Constant nodes into initializers",
+            vec![Box::new(cleanup::ConstantToInitializer)],
+        ),
+        // Identity removal exposes producer/consumer pairs to later rules.
         Box::new(cleanup::Identity),
+        set(
+            "no-op",
+            "bypass ops that return their input (Dropout at inference, same-type Cast, x*1, ...)",
+            cleanup::noop::rules(),
+        ),
+        // Shape values before evaluation: free, and it leaves less for tract.
+        set(
+            "fold-shapes",
+            "replace computed shape values (Shape->Gather->Concat...) by constants",
+            vec![Box::new(fold::FoldShapes)],
+        ),
+        set(
+            "fold-constants",
+            "evaluate nodes whose inputs are all constant (tract), within --fold-limit",
+            vec![Box::new(fold::FoldConstants)],
+        ),
+        // Identical constants first, so that nodes reading them become duplicates too.
+        Box::new(cleanup::DedupInitializers),
+        Box::new(cleanup::Cse),
+        // Fusions see folded constants (BN statistics, biases).
+        set(
+            "fuse",
+            "fuse Conv+BatchNormalization, MatMul+Add->Gemm, Transpose/Reshape/Unsqueeze chains",
+            vec![
+                Box::new(fuse::ConvBatchNorm),
+                Box::new(fuse::MatMulAddToGemm),
+                Box::new(fuse::TransposeChain),
+                Box::new(fuse::ReshapeChain),
+                Box::new(fuse::UnsqueezeChain),
+            ],
+        ),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
         Box::new(cleanup::DeadCode),
     ]
@@ -31,7 +77,27 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
 fn level_passes(level: Level) -> &'static [&'static str] {
     match level {
         Level::O0 => &[],
-        Level::O1 | Level::O2 => &["identity", "dead-code"],
+        Level::O1 => &[
+            "constant-nodes",
+            "identity",
+            "no-op",
+            "fold-shapes",
+            "fold-constants",
+            "dedup-initializers",
+            "cse",
+            "dead-code",
+        ],
+        Level::O2 => &[
+            "constant-nodes",
+            "identity",
+            "no-op",
+            "fold-shapes",
+            "fold-constants",
+            "dedup-initializers",
+            "cse",
+            "fuse",
+            "dead-code",
+        ],
     }
 }
 
@@ -93,7 +159,22 @@ impl Pipeline {
     /// Runs the passes over the main graph and every subgraph until nothing changes (or
     /// `max_rounds`). Returns what each pass did.
     pub fn run(&self, model: &mut Model, cx: &mut PassCx) -> Result<Vec<PassStat>, PassError> {
+        self.run_observed(model, cx, &mut |_, _| {})
+    }
+
+    /// Like [`Pipeline::run`], calling `after(pass, model)` after every pass (for
+    /// `--print-after`).
+    pub fn run_observed(
+        &self,
+        model: &mut Model,
+        cx: &mut PassCx,
+        after: &mut dyn FnMut(&str, &Model),
+    ) -> Result<Vec<PassStat>, PassError> {
         cx.opset = model.opset("").unwrap_or(0);
+        cx.opsets = model.opset_imports.clone();
+        if self.passes.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut stats: Vec<PassStat> = self
             .passes
             .iter()
@@ -107,9 +188,14 @@ impl Pipeline {
             for (pass, stat) in self.passes.iter().zip(stats.iter_mut()) {
                 let start = Instant::now();
                 cx.rewrites = 0;
+                let opts = InferOptions {
+                    input_shapes: cx.input_shapes.clone(),
+                };
+                cx.facts = Some(infer(model, &opts)?);
                 changed |= run_on_graph(pass.as_ref(), &mut model.graph, false, cx)?;
                 stat.rewrites += cx.rewrites;
                 stat.time += start.elapsed();
+                after(pass.name(), model);
             }
             if !changed {
                 tracing::debug!(rounds = round + 1, "fixed point reached");
@@ -149,18 +235,9 @@ fn run_on_graph(
         for sub in attrs.iter_mut().flat_map(|a| a.subgraphs_mut()) {
             sub_changed |= run_on_graph(pass, sub, true, cx)?;
         }
-        let mut outer: Vec<String> = Vec::new();
-        for sub in attrs.iter().flat_map(|a| a.subgraphs()) {
-            for name in sub.outer_names() {
-                if !outer.contains(&name) {
-                    outer.push(name);
-                }
-            }
-        }
         g.node_mut(n).attributes = attrs;
         if sub_changed {
-            let captures = outer.iter().map(|s| g.intern(s)).collect();
-            g.set_captures(n, captures);
+            g.capture_outer(n);
             changed = true;
         }
     }

@@ -1,7 +1,14 @@
-//! Clean-up passes: remove what does not contribute to the outputs.
+//! Clean-up passes: remove what does not contribute to the outputs or does nothing.
 
+mod constants;
+mod cse;
 mod dead_code;
+mod dedup;
 mod identity;
+pub mod noop;
 
+pub use constants::ConstantToInitializer;
+pub use cse::Cse;
 pub use dead_code::DeadCode;
+pub use dedup::DedupInitializers;
 pub use identity::Identity;

@@ -1,0 +1,82 @@
+//! `cse`: common subexpressions. Two nodes with the same op, attributes and inputs
+//! compute the same values; the later one's readers use the earlier one's outputs.
+
+use crate::pass::{Pass, PassCx, PassError};
+use std::collections::HashMap;
+use whittle_ir::{Graph, NodeId, ValueId};
+
+/// Merges duplicate nodes. Kept apart: nodes with subgraphs, random ops, nodes without
+/// outputs, and duplicates whose outputs are graph outputs (their names are the interface).
+pub struct Cse;
+
+const RANDOM: &[&str] = &[
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Bernoulli",
+    "Multinomial",
+];
+
+/// What makes two nodes compute the same thing.
+fn key(g: &Graph, n: NodeId) -> Option<(String, Vec<Option<ValueId>>, usize)> {
+    let node = g.node(n);
+    if node.has_subgraphs() || node.outputs().is_empty() || RANDOM.contains(&node.op()) {
+        return None;
+    }
+    let sig = format!(
+        "{}|{}|{:?}|{:?}",
+        node.domain(),
+        node.op(),
+        node.overload,
+        node.attributes
+    );
+    Some((sig, node.inputs().to_vec(), node.outputs().len()))
+}
+
+impl Pass for Cse {
+    fn name(&self) -> &'static str {
+        "cse"
+    }
+
+    fn description(&self) -> &'static str {
+        "merge nodes that compute the same thing from the same inputs"
+    }
+
+    fn run(&self, g: &mut Graph, _is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        let order = g.nodes_in_order().map_err(|source| PassError::Ir {
+            pass: "cse",
+            source,
+        })?;
+        let mut seen: HashMap<(String, Vec<Option<ValueId>>, usize), NodeId> = HashMap::new();
+        let mut changed = false;
+        // Topological order: a duplicate's inputs were already merged when it is reached.
+        for n in order {
+            let Some(k) = key(g, n) else { continue };
+            let Some(&first) = seen.get(&k) else {
+                seen.insert(k, n);
+                continue;
+            };
+            let outs: Vec<Option<ValueId>> = g.node(n).outputs().to_vec();
+            let keep: Vec<Option<ValueId>> = g.node(first).outputs().to_vec();
+            let interface = outs.iter().flatten().any(|v| g.is_output(*v));
+            let shapes_differ = outs
+                .iter()
+                .zip(&keep)
+                .any(|(a, b)| a.is_some() != b.is_some());
+            if interface || shapes_differ || !cx.allow() {
+                continue;
+            }
+            let label = g.node(n).label();
+            g.remove_node(n);
+            for (o, k) in outs.into_iter().zip(keep) {
+                if let (Some(o), Some(k)) = (o, k) {
+                    g.replace_all_uses(o, k);
+                }
+            }
+            cx.log.push(("cse", "cse", label));
+            changed = true;
+        }
+        Ok(changed)
+    }
+}

@@ -1,0 +1,72 @@
+//! `dedup-initializers`: initializers with the same type, shape and bytes become one.
+
+use crate::pass::{Pass, PassCx, PassError};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use whittle_ir::{Graph, ValueId};
+
+/// Readers of a duplicate constant read the first copy. Graph inputs (overridable) and
+/// outputs (interface) are never merged; only tensors whose type and shape collide with
+/// another are hashed, so big distinct weights are not read.
+pub struct DedupInitializers;
+
+impl Pass for DedupInitializers {
+    fn name(&self) -> &'static str {
+        "dedup-initializers"
+    }
+
+    fn description(&self) -> &'static str {
+        "merge initializers holding identical tensors"
+    }
+
+    fn run(&self, g: &mut Graph, _is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        let candidates: Vec<ValueId> = g
+            .initializers()
+            .iter()
+            .copied()
+            .filter(|v| g.constant(*v).is_some() && !g.is_output(*v))
+            .collect();
+        let mut by_shape: HashMap<(i32, Vec<i64>), Vec<ValueId>> = HashMap::new();
+        for v in candidates {
+            if let Some(t) = g.constant(v) {
+                by_shape
+                    .entry((t.dtype().code(), t.dims.clone()))
+                    .or_default()
+                    .push(v);
+            }
+        }
+        let mut groups: Vec<Vec<ValueId>> =
+            by_shape.into_values().filter(|g| g.len() > 1).collect();
+        groups.sort();
+        let mut changed = false;
+        for group in groups {
+            let mut first_of: HashMap<u64, Vec<ValueId>> = HashMap::new();
+            for v in group {
+                let Some(bytes) = g.constant(v).and_then(|t| t.le_bytes().ok()) else {
+                    continue;
+                };
+                let mut h = DefaultHasher::new();
+                bytes.hash(&mut h);
+                let slot = first_of.entry(h.finish()).or_default();
+                let same = slot.iter().copied().find(|k| {
+                    g.constant(*k)
+                        .and_then(|t| t.le_bytes().ok())
+                        .is_some_and(|b| b == bytes)
+                });
+                match same {
+                    Some(k) if cx.allow() => {
+                        let label = g.value(v).name().to_string();
+                        g.replace_all_uses(v, k);
+                        g.remove_initializer(v);
+                        cx.log
+                            .push(("dedup-initializers", "dedup-initializers", label));
+                        changed = true;
+                    }
+                    Some(_) => return Ok(changed),
+                    None => slot.push(v),
+                }
+            }
+        }
+        Ok(changed)
+    }
+}

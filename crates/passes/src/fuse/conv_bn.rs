@@ -1,0 +1,92 @@
+//! `Conv → BatchNormalization` (inference mode) folds into the convolution's weights.
+
+use crate::guard::{bypass, constant, is_op, single_use};
+use crate::rule::{Patch, Rule, RuleCx};
+use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
+
+/// y = BN(Conv(x, W, b)) becomes Conv(x, W', b') with W' = W·s, b' = (b − mean)·s + β,
+/// s = γ / sqrt(var + ε), per output channel, computed in f64.
+///
+/// Guards: the Conv result feeds only the BN; W (and b) are f32 constants read by this
+/// Conv alone; γ, β, mean, var are f32 constants of one value per output channel; the BN
+/// is in inference mode and only its first output is used.
+pub struct ConvBatchNorm;
+
+/// Reads an f32 constant of exactly `len` elements.
+fn vec_of(g: &Graph, v: Option<ValueId>, len: usize) -> Option<Vec<f64>> {
+    let t = constant(g, v)?;
+    if t.dtype() != DataType::Float {
+        return None;
+    }
+    let x = t.to_f32_vec().ok()?;
+    (x.len() == len).then(|| x.into_iter().map(f64::from).collect())
+}
+
+impl Rule for ConvBatchNorm {
+    fn name(&self) -> &'static str {
+        "conv-batchnorm"
+    }
+
+    fn find(&self, g: &Graph, n: NodeId, _cx: &RuleCx) -> Option<Patch> {
+        let bn = g.node(n);
+        if !is_op(bn, "BatchNormalization")
+            || bn.attr("training_mode").is_some_and(|a| a.i == Some(1))
+        {
+            return None;
+        }
+        if bn
+            .outputs()
+            .iter()
+            .skip(1)
+            .flatten()
+            .any(|v| !g.value(*v).uses().is_empty() || g.is_output(*v))
+        {
+            return None;
+        }
+        let (c, y) = (bn.input(0)?, bn.output(0)?);
+        let (conv_id, _) = g.value(c).producer()?;
+        let conv = g.node(conv_id);
+        if !is_op(conv, "Conv") || !single_use(g, c) {
+            return None;
+        }
+        let wv = conv.input(1)?;
+        let w = constant(g, Some(wv))?;
+        if w.dtype() != DataType::Float || g.value(wv).uses().len() != 1 || w.dims.is_empty() {
+            return None;
+        }
+        let m = usize::try_from(w.dims[0]).ok()?;
+        let bias = match conv.input(2) {
+            Some(b) if g.value(b).uses().len() == 1 => vec_of(g, Some(b), m)?,
+            Some(_) => return None,
+            None => vec![0.0; m],
+        };
+        let eps = f64::from(bn.attr("epsilon").and_then(|a| a.f).unwrap_or(1e-5));
+        let gamma = vec_of(g, bn.input(1), m)?;
+        let beta = vec_of(g, bn.input(2), m)?;
+        let mean = vec_of(g, bn.input(3), m)?;
+        let var = vec_of(g, bn.input(4), m)?;
+        let s: Vec<f64> = (0..m).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
+        let wdata = w.to_f32_vec().ok()?;
+        let per = wdata.len() / m.max(1);
+        let new_w: Vec<f32> = wdata
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (f64::from(*x) * s[i / per]) as f32)
+            .collect();
+        let new_b: Vec<f32> = (0..m)
+            .map(|i| ((bias[i] - mean[i]) * s[i] + beta[i]) as f32)
+            .collect();
+        let w_dims = w.dims.clone();
+        let w_name = g.value(wv).name().to_string();
+        Some(Box::new(move |g: &mut Graph| {
+            let nw = g.add_initializer(&w_name, Tensor::from_f32(w_dims, &new_w));
+            let nb = g.add_initializer(
+                &format!("{w_name}_bias"),
+                Tensor::from_f32(vec![m as i64], &new_b),
+            );
+            g.set_input(conv_id, 1, Some(nw));
+            g.set_input(conv_id, 2, Some(nb));
+            bypass(g, n, y, c)
+        }))
+    }
+}

@@ -1,0 +1,103 @@
+//! Rule tests, text in / text out (cranelift-style filetests) plus a numeric check.
+//!
+//! Each `tests/rules/*.wt` file holds a model in the IR text form, header comments
+//! `# passes: a,b` (the passes to run) and `# rewrites: N` (how many rewrites must
+//! happen; 0 for guard cases that must not fire), then a line `# expect:` and the text
+//! the rewritten model must print as. `WHITTLE_BLESS=1 cargo test -p whittle-passes --test
+//! rules` rewrites the expected parts (review the diff). Every case also runs the model
+//! before and after in tract on random inputs: the outputs must agree (rtol 1e-5).
+
+use std::path::{Path, PathBuf};
+use whittle_eval::{InputSpec, random_inputs, run_model};
+use whittle_ir::text::{PrintOptions, parse_model, print_model};
+use whittle_passes::{PassCx, Pipeline};
+
+const MARK: &str = "# expect:";
+
+fn header<'a>(src: &'a str, key: &str) -> Option<&'a str> {
+    src.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("# {key}:")).map(str::trim))
+}
+
+fn cases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/rules exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wt"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn close(a: &whittle_ir::Tensor, b: &whittle_ir::Tensor) -> bool {
+    if a.dims != b.dims || a.dtype() != b.dtype() {
+        return false;
+    }
+    match (a.to_f32_vec(), b.to_f32_vec()) {
+        (Ok(x), Ok(y)) => x
+            .iter()
+            .zip(&y)
+            .all(|(p, q)| (p - q).abs() <= 1e-5 + 1e-5 * q.abs() || (p.is_nan() && q.is_nan())),
+        _ => a == b,
+    }
+}
+
+fn run_case(path: &Path) -> Result<(), String> {
+    let file = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let (input, expected) = file.split_once(MARK).ok_or("no '# expect:' line")?;
+    let passes: Vec<String> = header(input, "passes")
+        .ok_or("no '# passes:' header")?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let original = parse_model(input).map_err(|e| e.to_string())?;
+    let mut model = original.clone();
+    let mut cx = PassCx::default();
+    Pipeline::with_passes(&passes)?
+        .run(&mut model, &mut cx)
+        .map_err(|e| e.to_string())?;
+    model
+        .graph
+        .verify(false)
+        .map_err(|e| format!("rewritten graph is invalid: {e}"))?;
+    let got = print_model(&model, &PrintOptions::default());
+    if let Some(n) = header(input, "rewrites") {
+        let want: usize = n.parse().map_err(|_| "bad '# rewrites:'")?;
+        if cx.log.len() != want {
+            return Err(format!(
+                "{} rewrites, expected {want}: {:?}",
+                cx.log.len(),
+                cx.log
+            ));
+        }
+    }
+    if std::env::var_os("WHITTLE_BLESS").is_some() {
+        std::fs::write(path, format!("{input}{MARK}\n{got}")).map_err(|e| e.to_string())?;
+    } else if expected.trim() != got.trim() {
+        return Err(format!(
+            "output differs.\n--- expected\n{}\n--- got\n{}",
+            expected.trim(),
+            got.trim()
+        ));
+    }
+    let spec = InputSpec::default();
+    let inputs = random_inputs(&original.graph, &spec)?;
+    let a = run_model(&original, "before", &inputs).map_err(|e| e.to_string())?;
+    let b = run_model(&model, "after", &inputs).map_err(|e| e.to_string())?;
+    if a.len() != b.len() || !a.iter().zip(&b).all(|(x, y)| close(x, y)) {
+        return Err(format!("outputs changed:\nbefore {a:?}\nafter {b:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn rules_rewrite_as_written_and_keep_outputs() {
+    let cases = cases();
+    assert!(cases.len() >= 10, "rule cases missing");
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|p| run_case(p).err().map(|e| format!("{}: {e}", p.display())))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
