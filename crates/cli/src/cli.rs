@@ -22,6 +22,8 @@ pub enum Command {
     /// Rewrite a model and write the result.
     #[command(
         after_help = "Examples:\n  whittle optimize model.onnx -o model.opt.onnx\n  \
+        whittle optimize model.onnx -o static.onnx --input-shape input=1,3,224,224\n  \
+        whittle optimize model.onnx -o out.onnx --report report.json --print-after fuse\n  \
         whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
     )]
     Optimize(OptimizeArgs),
@@ -77,6 +79,20 @@ pub struct OptimizeArgs {
     /// List the passes with a line each, and exit.
     #[arg(long)]
     pub list_passes: bool,
+    /// Print the model as text (stderr) after each run of this pass.
+    #[arg(long, value_name = "PASS")]
+    pub print_after: Option<String>,
+    /// Write the report (before/after, passes, rewrites) as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Largest constant folding may create, in bytes (default 1 MiB); larger results are
+    /// kept only when no larger than the constants they replace.
+    #[arg(long, value_name = "BYTES")]
+    pub fold_limit: Option<u64>,
+    /// Fix an input's dims before optimizing (repeatable); symbols it declared are bound
+    /// everywhere, so shape computations fold.
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    pub input_shape: Vec<String>,
 }
 
 /// Output format of `dump`.

@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod human;
+mod report;
 mod shapes;
 mod summary;
 

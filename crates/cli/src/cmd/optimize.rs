@@ -1,13 +1,16 @@
 //! `whittle optimize`.
 
 use crate::cli::{Level, OptimizeArgs};
+use crate::report::{self, Report, Side};
+use crate::shapes;
 use crate::summary::Summary;
 use anyhow::{Context, bail};
 use std::process::ExitCode;
 use std::time::Instant;
+use whittle_ir::text::{PrintOptions, print_model};
 use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_passes::pipeline::all_passes;
-use whittle_passes::{Level as PassLevel, PassCx, Pipeline};
+use whittle_passes::{DEFAULT_FOLD_LIMIT, Level as PassLevel, PassCx, Pipeline};
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     if a.list_passes {
@@ -33,16 +36,41 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
             output.display()
         );
     }
+    if let Some(p) = &a.print_after
+        && !pipeline.names().contains(&p.as_str())
+    {
+        bail!(
+            "--print-after '{p}': not a pass of this run (running: {})",
+            pipeline.names().join(", ")
+        );
+    }
     let start = Instant::now();
     let mut model = read_model(&input)?;
     let before = Summary::of(&model);
     let read_time = start.elapsed();
     let mut cx = PassCx {
         budget: a.bisect_limit,
+        input_shapes: shapes::parse_all(&a.input_shape)?,
+        fold_limit: a.fold_limit.unwrap_or(DEFAULT_FOLD_LIMIT),
         ..Default::default()
     };
+    let mut print_after = |pass: &str, m: &whittle_ir::Model| {
+        if a.print_after.as_deref() == Some(pass) {
+            eprintln!("# after {pass}");
+            eprint!(
+                "{}",
+                print_model(
+                    m,
+                    &PrintOptions {
+                        max_values: Some(4),
+                        color: false
+                    }
+                )
+            );
+        }
+    };
     let stats = pipeline
-        .run(&mut model, &mut cx)
+        .run_observed(&mut model, &mut cx, &mut print_after)
         .with_context(|| format!("optimizing {}", input.display()))?;
     let after = Summary::of(&model);
     let opts = ExportOptions {
@@ -50,7 +78,7 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         external_location: external_name(&output),
         relocate_external: !a.in_place && same_folder(&input, &output),
     };
-    let report = save_model(&model, &output, &opts)
+    let saved = save_model(&model, &output, &opts)
         .with_context(|| format!("writing {}", output.display()))?;
     let in_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
     println!("{} -> {}", input.display(), output.display());
@@ -66,11 +94,26 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     println!(
         "file: {} -> {} bytes{}; read {:.1} ms, total {:.1} ms",
         in_bytes,
-        report.model_bytes,
-        external_note(&report),
+        saved.model_bytes,
+        external_note(&saved),
         read_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64() * 1e3
     );
+    if let Some(path) = &a.report {
+        let r = Report {
+            schema_version: report::SCHEMA_VERSION,
+            input: input.display().to_string(),
+            output: output.display().to_string(),
+            before: Side::new(&before, in_bytes),
+            after: Side::new(&after, saved.model_bytes),
+            passes: report::passes(&stats),
+            rewrites: report::rewrites(&cx.log),
+            read_ms: read_time.as_secs_f64() * 1e3,
+            total_ms: start.elapsed().as_secs_f64() * 1e3,
+        };
+        let json = serde_json::to_string_pretty(&r)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
