@@ -193,3 +193,30 @@ fn fixtures_compute_the_same_and_a_second_run_changes_nothing() {
         "the clean-up passes removed nothing from any fixture"
     );
 }
+
+/// With `--input-shape`, shape computations fold away and the model still computes the
+/// same for inputs of that shape.
+#[test]
+fn static_input_shapes_fold_and_compute_the_same() {
+    let spec = InputSpec {
+        dims: vec![("batch".into(), 2), ("seq".into(), 8)],
+        int_high: 1000,
+        ..Default::default()
+    };
+    for name in ["bert_tiny.ts.onnx", "bert_tiny.dyn.onnx"] {
+        let path = whittle_testkit::fixture(name);
+        let original = read_model(&path).unwrap();
+        let mut m = original.clone();
+        let mut cx = PassCx {
+            input_shapes: vec![("input_ids".into(), vec![Dim::Known(2), Dim::Known(8)])],
+            ..Default::default()
+        };
+        Pipeline::for_level(Level::O2).run(&mut m, &mut cx).unwrap();
+        let shapes = m.graph.node_ids().filter(|n| m.graph.node(*n).op() == "Shape").count();
+        assert_eq!(shapes, 0, "{name}: Shape nodes left");
+        let inputs = random_inputs(&original.graph, &spec).unwrap();
+        let a = whittle_eval::run_model(&original, name, &inputs).unwrap();
+        let b = whittle_eval::run_model(&m, name, &inputs).unwrap();
+        assert_eq!(a, b, "{name}");
+    }
+}
