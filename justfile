@@ -27,6 +27,11 @@ bench:
     cargo build --release -p whittle-cli
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_io.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
+# whittle beside onnxsim and onnxslim on torchvision CNNs and BERT-base, three exports each.
+bench-peers:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_peers.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
 # Formatting and lints as CI checks them.
 lint:
     cargo fmt --all -- --check

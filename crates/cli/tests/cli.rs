@@ -173,30 +173,71 @@ fn report_print_after_and_static_shapes() {
     let report = dir.path().join("r.json");
     let model = fixture("bert_tiny.ts.onnx");
     let o = whittle(&[
-        "optimize", s(&model), "-o", s(&out), "--report", s(&report), "--print-after", "fuse",
+        "optimize",
+        s(&model),
+        "-o",
+        s(&out),
+        "--report",
+        s(&report),
+        "--print-after",
+        "fuse",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stderr);
-    let listing = text.split("# after fuse\n").nth(1).expect("listing after fuse");
+    let listing = text
+        .split("# after fuse\n")
+        .nth(1)
+        .expect("listing after fuse");
     whittle_ir::text::parse_model(listing.split("# after").next().unwrap()).unwrap();
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["schema_version"], 1);
-    let (before, after) = (r["before"]["nodes"].as_u64().unwrap(), r["after"]["nodes"].as_u64().unwrap());
+    let (before, after) = (
+        r["before"]["nodes"].as_u64().unwrap(),
+        r["after"]["nodes"].as_u64().unwrap(),
+    );
     assert!(after < before, "{before} -> {after}");
     let rewrites = r["rewrites"].as_array().unwrap();
-    assert!(rewrites.iter().any(|w| w["rule"] == "fold-shape-values"), "{rewrites:?}");
-    assert!(r["passes"].as_array().unwrap().iter().all(|p| p["ms"].is_number()));
+    assert!(
+        rewrites.iter().any(|w| w["rule"] == "fold-shape-values"),
+        "{rewrites:?}"
+    );
+    assert!(
+        r["passes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["ms"].is_number())
+    );
 
     // Fixing the input dims makes every shape computation constant.
     let fixed = dir.path().join("static.onnx");
-    let o = whittle(&["optimize", s(&model), "-o", s(&fixed), "--input-shape", "input_ids=1,16"]);
+    let o = whittle(&[
+        "optimize",
+        s(&model),
+        "-o",
+        s(&fixed),
+        "--input-shape",
+        "input_ids=1,16",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m = whittle_onnx::read_model(&fixed).unwrap();
     let ops: Vec<&str> = m.graph.node_ids().map(|n| m.graph.node(n).op()).collect();
     assert!(!ops.contains(&"Shape"), "{ops:?}");
-    assert!(ops.len() < after as usize, "{} nodes static vs {after} dynamic", ops.len());
+    assert!(
+        ops.len() < after as usize,
+        "{} nodes static vs {after} dynamic",
+        ops.len()
+    );
 
-    let o = whittle(&["optimize", s(&model), "-o", s(&out), "--print-after", "nope"]);
+    let o = whittle(&[
+        "optimize",
+        s(&model),
+        "-o",
+        s(&out),
+        "--print-after",
+        "nope",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("fold-constants"));
 }

@@ -93,6 +93,10 @@ pub fn random_inputs(g: &Graph, spec: &InputSpec) -> Result<Vec<Tensor>, String>
                     .collect();
                 Tensor::from_i64(dims, &v)
             }
+            Some(DataType::Bool) => {
+                let v: Vec<u8> = (0..count).map(|_| (rng.next() & 1) as u8).collect();
+                Tensor::from_raw(DataType::Bool, dims, v.into())
+            }
             other => return Err(format!("input '{name}': no random generator for {other:?}")),
         };
         t.name = Some(name.to_string());

@@ -59,13 +59,17 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         // Fusions see folded constants (BN statistics, biases).
         set(
             "fuse",
-            "fuse Conv+BatchNormalization, MatMul+Add->Gemm, Transpose/Reshape/Unsqueeze chains",
+            "fuse Conv+BN/Add/Mul/Pad, MatMul+Add->Gemm, Transpose/Reshape/Unsqueeze chains, ...",
             vec![
                 Box::new(fuse::ConvBatchNorm),
+                Box::new(fuse::ConvAffine),
+                Box::new(fuse::PadIntoConv),
                 Box::new(fuse::MatMulAddToGemm),
                 Box::new(fuse::TransposeChain),
                 Box::new(fuse::ReshapeChain),
                 Box::new(fuse::UnsqueezeChain),
+                Box::new(fuse::LogSoftmax),
+                Box::new(fuse::WhereNot),
             ],
         ),
         // Dead code last: earlier passes leave unused nodes and initializers behind.

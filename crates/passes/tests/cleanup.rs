@@ -212,7 +212,11 @@ fn static_input_shapes_fold_and_compute_the_same() {
             ..Default::default()
         };
         Pipeline::for_level(Level::O2).run(&mut m, &mut cx).unwrap();
-        let shapes = m.graph.node_ids().filter(|n| m.graph.node(*n).op() == "Shape").count();
+        let shapes = m
+            .graph
+            .node_ids()
+            .filter(|n| m.graph.node(*n).op() == "Shape")
+            .count();
         assert_eq!(shapes, 0, "{name}: Shape nodes left");
         let inputs = random_inputs(&original.graph, &spec).unwrap();
         let a = whittle_eval::run_model(&original, name, &inputs).unwrap();

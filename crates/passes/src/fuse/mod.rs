@@ -1,13 +1,19 @@
 //! Operator fusion (standard ONNX ops only): fewer nodes computing the same values.
 
+mod activation;
+mod conv_affine;
 mod conv_bn;
 mod gemm;
+mod pad_conv;
 mod reshape;
 mod transpose;
 mod unsqueeze;
 
+pub use activation::{LogSoftmax, WhereNot};
+pub use conv_affine::ConvAffine;
 pub use conv_bn::ConvBatchNorm;
 pub use gemm::MatMulAddToGemm;
+pub use pad_conv::PadIntoConv;
 pub use reshape::ReshapeChain;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
