@@ -378,11 +378,15 @@ impl Graph {
         self.values[v.index()].initializer.as_mut()
     }
 
-    /// Drops the initializer of `v` (the value stays if still defined otherwise).
+    /// Drops the initializer of `v` (the value stays if still defined otherwise). Its
+    /// bytes are released to their owner ([`Tensor::release`]).
     pub fn remove_initializer(&mut self, v: ValueId) -> Option<Tensor> {
         self.initializers.retain(|x| *x != v);
         let t = self.values[v.index()].initializer.take();
         self.reap(v);
+        if let Some(t) = &t {
+            t.release();
+        }
         t
     }
 

@@ -25,6 +25,15 @@ pub struct Tensor {
     pub external_bytes: Option<Bytes>,
 }
 
+/// Told when a tensor's bytes are no longer needed by the graph.
+static RELEASE_HOOK: std::sync::OnceLock<fn(&Bytes)> = std::sync::OnceLock::new();
+
+/// Registers the function told when the graph drops a tensor's bytes (whittle-onnx
+/// installs one that returns memory-mapped pages to the OS). The first registration wins.
+pub fn set_release_hook(f: fn(&Bytes)) {
+    let _ = RELEASE_HOOK.set(f);
+}
+
 /// `TensorProto.Segment`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Segment {
@@ -76,6 +85,16 @@ impl Tensor {
     /// The name, or "" when absent.
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or("")
+    }
+
+    /// Tells the storage owner (see [`set_release_hook`]) that the graph no longer needs
+    /// this tensor's bytes. The tensor stays readable.
+    pub fn release(&self) {
+        if let Some(hook) = RELEASE_HOOK.get() {
+            for b in [&self.data.raw, &self.external_bytes].into_iter().flatten() {
+                hook(b);
+            }
+        }
     }
 
     /// The element type.

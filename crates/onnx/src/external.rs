@@ -116,25 +116,7 @@ pub fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
     map_file_with(path, true)
 }
 
-/// Memory-maps a whole file; with `populate` false pages are read only when touched, so
-/// reading a model's structure does not read its weights.
-pub fn map_file_with(path: &Path, populate: bool) -> Result<Bytes, OnnxError> {
-    let file = std::fs::File::open(path).map_err(|e| OnnxError::io(path, e))?;
-    let len = file.metadata().map_err(|e| OnnxError::io(path, e))?.len();
-    if len == 0 {
-        return Ok(Bytes::new());
-    }
-    // Populated: every page is mapped in one call instead of one fault per page, which
-    // matters because export reads all of it.
-    // SAFETY: the map is read-only. If another process truncates the file while we hold
-    // the map, reads could fault; whittle writes its own outputs via rename, never in place.
-    let mut opts = memmap2::MmapOptions::new();
-    if populate {
-        opts.populate();
-    }
-    let map = unsafe { opts.map(&file) }.map_err(|e| OnnxError::io(path, e))?;
-    Ok(Bytes::from_owner(map))
-}
+pub use crate::mapped::map_file_with;
 
 /// The files an export writes beside the model: for each location, byte ranges to place.
 #[derive(Default)]

@@ -11,6 +11,7 @@ pub mod export;
 pub mod external;
 pub mod file;
 pub mod import;
+mod mapped;
 pub mod proto;
 pub mod sink;
 

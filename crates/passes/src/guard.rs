@@ -80,3 +80,16 @@ pub fn bypass(g: &mut Graph, n: NodeId, y: ValueId, x: ValueId) -> Result<(), Ir
     g.add_node(Node::new("Identity"), vec![Some(x)], vec![Some(y)])?;
     Ok(())
 }
+
+/// Removes the initializer `v` once nothing reads it (a rewrite replaced it), so its
+/// memory can go back to the OS now rather than after the pass.
+pub fn drop_if_unused(g: &mut Graph, v: ValueId) {
+    let val = g.value(v);
+    if val.initializer().is_some()
+        && val.uses().is_empty()
+        && !g.is_output(v)
+        && !g.inputs().contains(&v)
+    {
+        g.remove_initializer(v);
+    }
+}

@@ -6,8 +6,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use whittle_ir::{Graph, ValueId};
 
 /// Readers of a duplicate constant read the first copy. Graph inputs (overridable) and
-/// outputs (interface) are never merged; only tensors whose type and shape collide with
-/// another are hashed, so big distinct weights are not read.
+/// outputs (interface) are never merged; only tensors whose type, shape and first bytes
+/// collide with another are hashed, so big distinct weights are not read in full.
 pub struct DedupInitializers;
 
 impl Pass for DedupInitializers {

@@ -1,6 +1,6 @@
 //! A per-channel `Add` or `Mul` after a `Conv` folds into its bias or weights.
 
-use crate::guard::{bypass, constant, dims, is_op, single_use};
+use crate::guard::{bypass, constant, dims, drop_if_unused, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
 
@@ -97,12 +97,17 @@ impl Rule for ConvAffine {
             if let Some(nw) = new_w {
                 let v = g.add_initializer(&w_name, Tensor::from_f32(w_dims, &nw));
                 g.set_input(conv_id, 1, Some(v));
+                drop_if_unused(g, wv);
             }
+            let old_b = g.node(conv_id).input(2);
             let nb = g.add_initializer(
                 &format!("{w_name}_bias"),
                 Tensor::from_f32(vec![m as i64], &new_b),
             );
             g.set_input(conv_id, 2, Some(nb));
+            if let Some(b) = old_b {
+                drop_if_unused(g, b);
+            }
             bypass(g, n, y, conv_out)
         }))
     }

@@ -1,6 +1,6 @@
 //! `Conv → BatchNormalization` (inference mode) folds into the convolution's weights.
 
-use crate::guard::{bypass, constant, is_op, single_use};
+use crate::guard::{bypass, constant, drop_if_unused, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
 
@@ -84,8 +84,13 @@ impl Rule for ConvBatchNorm {
                 &format!("{w_name}_bias"),
                 Tensor::from_f32(vec![m as i64], &new_b),
             );
+            let old_b = g.node(conv_id).input(2);
             g.set_input(conv_id, 1, Some(nw));
             g.set_input(conv_id, 2, Some(nb));
+            drop_if_unused(g, wv);
+            if let Some(b) = old_b {
+                drop_if_unused(g, b);
+            }
             bypass(g, n, y, c)
         }))
     }
