@@ -15,7 +15,7 @@ use whittle_passes::{DEFAULT_FOLD_LIMIT, Level as PassLevel, PassCx, Pipeline};
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     if a.list_passes {
         for p in all_passes() {
-            println!("{:<16} {}", p.name(), p.description());
+            println!("{:<20} {}", p.name(), p.description());
         }
         return Ok(ExitCode::SUCCESS);
     }
