@@ -7,7 +7,7 @@
 //! limit (1 MiB by default) only if it is no larger than the constants it consumes. tract
 //! failures and panics leave the node as it was.
 
-use crate::guard::{dims, elem};
+use crate::guard::{dims, drop_if_unused, elem};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_eval::eval_node;
 use whittle_ir::infer::Poly;
@@ -107,10 +107,15 @@ impl Rule for FoldConstants {
             t.name = Some(g.value(v).name().to_string());
             folded.push((v, t));
         }
+        let consumed: Vec<ValueId> = node.inputs().iter().flatten().copied().collect();
         Some(Box::new(move |g: &mut Graph| {
             g.remove_node(n);
             for (v, t) in folded {
                 g.set_initializer(v, t);
+            }
+            // Constants only this node read go now, so their memory does too.
+            for v in consumed {
+                drop_if_unused(g, v);
             }
             Ok(())
         }))
