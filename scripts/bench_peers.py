@@ -32,7 +32,19 @@ def export(arch, way, path):
     torch.manual_seed(0)
     if arch == "bert_base":
         from transformers import BertConfig, BertModel
-        model = BertModel(BertConfig()).eval()
+
+        class Encoder(torch.nn.Module):
+            """BertModel called by keyword, as the TorchScript exporter needs."""
+
+            def __init__(self):
+                super().__init__()
+                self.m = BertModel(BertConfig()).eval()
+
+            def forward(self, input_ids, attention_mask):
+                out = self.m(input_ids=input_ids, attention_mask=attention_mask)
+                return out.last_hidden_state, out.pooler_output
+
+        model = Encoder().eval()
         args = (torch.randint(0, 30000, (1, 128)), torch.ones(1, 128, dtype=torch.int64))
         names, outs = ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"]
         axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
