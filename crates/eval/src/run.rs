@@ -123,7 +123,7 @@ pub fn run_model(model: &Model, label: &str, inputs: &[Tensor]) -> Result<Vec<Te
     }
 }
 
-/// The copy of `model` that tract is given (see [`run_model`]).
+/// The copy of `model` that tract is given (see [`run_model`]); nodes get unique names.
 fn for_tract(model: &Model) -> Model {
     let mut m = model.clone();
     let g = &mut m.graph;
@@ -138,6 +138,7 @@ fn for_tract(model: &Model) -> Model {
             *shape = None;
         }
     }
+    name_nodes(g, &mut std::collections::HashSet::new(), &mut 0);
     for v in g.initializers().to_vec() {
         if let Some(t) = g.initializer_mut(v)
             && let Some(bytes) = t.external_bytes.take()
@@ -148,6 +149,34 @@ fn for_tract(model: &Model) -> Model {
         }
     }
     m
+}
+
+/// Gives every node (subgraphs included) a unique name: tract wants them; ONNX allows
+/// them empty or repeated.
+fn name_nodes(
+    g: &mut whittle_ir::Graph,
+    seen: &mut std::collections::HashSet<String>,
+    k: &mut usize,
+) {
+    let ids: Vec<_> = g.node_ids().collect();
+    for n in ids {
+        let name = g.node(n).name.clone().unwrap_or_default();
+        if name.is_empty() || !seen.insert(name) {
+            let fresh = loop {
+                *k += 1;
+                let f = format!("whittle_node_{k}");
+                if seen.insert(f.clone()) {
+                    break f;
+                }
+            };
+            g.node_mut(n).name = Some(fresh);
+        }
+        for a in g.node_mut(n).attributes.iter_mut() {
+            for sub in a.subgraphs_mut() {
+                name_nodes(sub, seen, k);
+            }
+        }
+    }
 }
 
 /// Err((true, _)) for load failures, Err((false, _)) for run failures.

@@ -62,6 +62,12 @@ pub fn const_all(g: &Graph, v: ValueId, x: f64) -> bool {
 /// of this graph that is not itself an output), else an Identity keeps it.
 pub fn bypass(g: &mut Graph, n: NodeId, y: ValueId, x: ValueId) -> Result<(), IrError> {
     g.remove_node(n);
+    forward(g, y, x)
+}
+
+/// Readers of `y` (which nothing defines any more) read `x` instead; a graph output `y`
+/// keeps its name as [`bypass`] describes.
+pub fn forward(g: &mut Graph, y: ValueId, x: ValueId) -> Result<(), IrError> {
     if !g.is_output(y) {
         g.replace_all_uses(y, x);
         return Ok(());

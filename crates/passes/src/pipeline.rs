@@ -35,6 +35,12 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
             "turn Constant nodes into initializers",
             vec![Box::new(cleanup::ConstantToInitializer)],
         ),
+        // Control flow decided by constants disappears before anything looks inside it.
+        set(
+            "inline-if",
+            "replace an If with a constant condition by the branch it takes",
+            vec![Box::new(cleanup::InlineConstantIf)],
+        ),
         // Identity removal exposes producer/consumer pairs to later rules.
         Box::new(cleanup::Identity),
         set(
@@ -70,6 +76,8 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
                 Box::new(fuse::UnsqueezeChain),
                 Box::new(fuse::LogSoftmax),
                 Box::new(fuse::WhereNot),
+                Box::new(fuse::GeluErf),
+                Box::new(fuse::LayerNormPattern),
             ],
         ),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
@@ -83,6 +91,7 @@ fn level_passes(level: Level) -> &'static [&'static str] {
         Level::O0 => &[],
         Level::O1 => &[
             "constant-nodes",
+            "inline-if",
             "identity",
             "no-op",
             "fold-shapes",
@@ -93,6 +102,7 @@ fn level_passes(level: Level) -> &'static [&'static str] {
         ],
         Level::O2 => &[
             "constant-nodes",
+            "inline-if",
             "identity",
             "no-op",
             "fold-shapes",

@@ -5,6 +5,7 @@ mod cse;
 mod dead_code;
 mod dedup;
 mod identity;
+mod if_const;
 pub mod noop;
 
 pub use constants::ConstantToInitializer;
@@ -12,3 +13,4 @@ pub use cse::Cse;
 pub use dead_code::DeadCode;
 pub use dedup::DedupInitializers;
 pub use identity::Identity;
+pub use if_const::InlineConstantIf;
