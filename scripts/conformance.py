@@ -10,7 +10,8 @@ Ends with a summary line "N passed, M failed".
 For every backend-test model that ships a test_data_set, it also runs `whittle optimize`
 at the default level and asks ONNX Runtime to compute the stored inputs with the optimized
 model: the outputs must match the stored reference outputs (rtol 1e-3, atol 1e-4) wherever
-ORT can run the original. Models ORT cannot run are counted and listed as not judged.
+ORT can run the original, and onnx.checker must accept the optimized model whenever it
+accepts the original. Models ORT cannot run are counted and listed as not judged.
 
 For every model, whittle's shape inference is compared with onnx's
 (scripts/shape_agreement.py): a model passes when every value onnx gives a shape to gets
@@ -86,6 +87,9 @@ def ort_run(model_path, inputs):
     return sess.run(None, dict(zip(names, inputs)))
 
 
+NODES = [0, 0]  # nodes before and after -O2 over the judged models
+
+
 def ort_judge(whittle, model, workdir):
     """None if judged equal, "not judged: ..." if ORT cannot run the original, else an error."""
     import numpy as np
@@ -102,6 +106,10 @@ def ort_judge(whittle, model, workdir):
     r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out)], capture_output=True, text=True)
     if r.returncode != 0:
         return f"whittle -O2 exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(model) == "ok" and checker_verdict(out) != "ok":
+        return "onnx.checker rejects the optimized model: " + checker_verdict(out)
+    NODES[0] += len(onnx.load(str(model)).graph.node)
+    NODES[1] += len(onnx.load(str(out)).graph.node)
     try:
         got = ort_run(out, inputs)
     except Exception as e:
@@ -158,7 +166,8 @@ def main():
                 failed.append((m, verdict))
     for m, why in unjudged:
         print(f"NOT JUDGED {m.parent.name}: {why}")
-    print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged")
+    print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged; "
+          f"checker accepts every -O2 output it accepted the input of; nodes {NODES[0]} -> {NODES[1]}")
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     known = totals["agree"] + totals["disagree"] + totals["missing"]

@@ -5,7 +5,7 @@ use crate::rule::RuleSet;
 use crate::{cleanup, fold, fuse};
 use std::time::{Duration, Instant};
 use whittle_ir::infer::{InferOptions, infer};
-use whittle_ir::{Graph, Model, NodeId};
+use whittle_ir::{Dim, Graph, Model, NodeId, Type};
 
 /// Optimization level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,7 +216,30 @@ impl Pipeline {
                 break;
             }
         }
+        list_initializers_as_inputs(model);
         Ok(stats)
+    }
+}
+
+/// Before IR version 4 every initializer must also be a graph input: passes that create
+/// initializers (folding, fusion) list theirs too, typed from the tensor.
+fn list_initializers_as_inputs(model: &mut Model) {
+    if model.ir_version.is_none_or(|v| v >= 4) {
+        return;
+    }
+    let g = &mut model.graph;
+    let missing: Vec<_> = g
+        .initializers()
+        .iter()
+        .copied()
+        .filter(|v| !g.inputs().contains(v))
+        .collect();
+    for v in missing {
+        if let Some(t) = g.value(v).initializer() {
+            let ty = Type::tensor(t.dtype(), t.dims.iter().map(|d| Dim::Known(*d)));
+            g.value_mut(v).info.ty = Some(ty);
+            g.push_input(v);
+        }
     }
 }
 
