@@ -74,6 +74,8 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
                 Box::new(fuse::TransposeChain),
                 Box::new(fuse::ReshapeChain),
                 Box::new(fuse::UnsqueezeChain),
+                Box::new(fuse::ReduceUnsqueeze),
+                Box::new(fuse::ConcatChain),
                 Box::new(fuse::LogSoftmax),
                 Box::new(fuse::WhereNot),
                 Box::new(fuse::GeluErf),

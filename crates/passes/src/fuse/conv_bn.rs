@@ -1,4 +1,5 @@
-//! `Conv → BatchNormalization` (inference mode) folds into the convolution's weights.
+//! `Conv`/`ConvTranspose → BatchNormalization` (inference mode) folds into the
+//! convolution's weights.
 
 use crate::guard::{bypass, constant, drop_if_unused, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
@@ -46,7 +47,8 @@ impl Rule for ConvBatchNorm {
         let (c, y) = (bn.input(0)?, bn.output(0)?);
         let (conv_id, _) = g.value(c).producer()?;
         let conv = g.node(conv_id);
-        if !is_op(conv, "Conv") || !single_use(g, c) {
+        let transposed = is_op(conv, "ConvTranspose");
+        if !(is_op(conv, "Conv") || transposed) || !single_use(g, c) {
             return None;
         }
         let wv = conv.input(1)?;
@@ -54,7 +56,27 @@ impl Rule for ConvBatchNorm {
         if w.dtype() != DataType::Float || g.value(wv).uses().len() != 1 || w.dims.is_empty() {
             return None;
         }
-        let m = usize::try_from(w.dims[0]).ok()?;
+        // Output channel of each weight element: W is [M, C/g, k...] for Conv and
+        // [C, M/g, k...] for ConvTranspose (channel gi·M/g + j for input channel c in
+        // group gi = c / (C/g)).
+        let groups = usize::try_from(conv.attr("group").and_then(|a| a.i).unwrap_or(1)).ok()?;
+        let (d0, d1) = (
+            usize::try_from(w.dims[0]).ok()?,
+            usize::try_from(*w.dims.get(1)?).ok()?,
+        );
+        let m = if transposed { d1 * groups } else { d0 };
+        if groups == 0 || (transposed && d0 % groups != 0) {
+            return None;
+        }
+        let spatial: usize = w.dims[2..].iter().map(|d| *d as usize).product();
+        let channel_of = move |i: usize| -> usize {
+            if transposed {
+                let (c, j) = (i / (d1 * spatial), (i / spatial) % d1);
+                (c / (d0 / groups)) * d1 + j
+            } else {
+                i / (d1 * spatial)
+            }
+        };
         let bias = match conv.input(2) {
             Some(b) if g.value(b).uses().len() == 1 => vec_of(g, Some(b), m)?,
             Some(_) => return None,
@@ -67,11 +89,10 @@ impl Rule for ConvBatchNorm {
         let var = vec_of(g, bn.input(4), m)?;
         let s: Vec<f64> = (0..m).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
         let wdata = w.to_f32_vec().ok()?;
-        let per = wdata.len() / m.max(1);
         let new_w: Vec<f32> = wdata
             .iter()
             .enumerate()
-            .map(|(i, x)| (f64::from(*x) * s[i / per]) as f32)
+            .map(|(i, x)| (f64::from(*x) * s[channel_of(i)]) as f32)
             .collect();
         let new_b: Vec<f32> = (0..m)
             .map(|i| ((bias[i] - mean[i]) * s[i] + beta[i]) as f32)
