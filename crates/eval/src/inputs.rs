@@ -1,6 +1,7 @@
 //! Seeded random inputs for a graph's inputs: the same seed gives the same tensors.
 
-use whittle_ir::{DataType, Dim, Graph, Tensor};
+use std::collections::HashMap;
+use whittle_ir::{DataType, Dim, Graph, Tensor, ValueId};
 
 /// How to fill symbolic dims and integer inputs.
 #[derive(Clone, Debug)]
@@ -8,9 +9,12 @@ pub struct InputSpec {
     /// Size for a symbolic or unknown dim (by symbol name, else `default_dim`).
     pub dims: Vec<(String, i64)>,
     pub default_dim: i64,
-    /// Integer inputs draw from `[0, int_high)`; inputs whose name contains "mask" are ones.
+    /// Integer inputs draw from `[0, int_high)`; inputs whose name contains "mask" are ones;
+    /// indices into an embedding table stay below its row count.
     pub int_high: i64,
     pub seed: u64,
+    /// Explicit integer ranges `[lo, hi)` by input name (`--input-range name=lo,hi`).
+    pub ranges: Vec<(String, i64, i64)>,
 }
 
 impl Default for InputSpec {
@@ -20,6 +24,7 @@ impl Default for InputSpec {
             default_dim: 1,
             int_high: 100,
             seed: 0,
+            ranges: Vec::new(),
         }
     }
 }
@@ -47,6 +52,7 @@ impl Rng {
 /// input whose type is not known or not supported.
 pub fn random_inputs(g: &Graph, spec: &InputSpec) -> Result<Vec<Tensor>, String> {
     let mut rng = Rng(spec.seed);
+    let tables = table_rows(g);
     let mut out = Vec::new();
     for v in g.inputs() {
         let val = g.value(*v);
@@ -80,18 +86,18 @@ pub fn random_inputs(g: &Graph, spec: &InputSpec) -> Result<Vec<Tensor>, String>
                 let v: Vec<f32> = (0..count).map(|_| rng.unit()).collect();
                 Tensor::from_f32(dims, &v)
             }
-            Some(DataType::Int64) => {
-                let mask = name.to_lowercase().contains("mask");
+            Some(dt @ (DataType::Int64 | DataType::Int32)) => {
+                let (lo, hi) = int_range(name, *v, spec, &tables);
+                let span = (hi - lo).max(1) as u64;
                 let v: Vec<i64> = (0..count)
-                    .map(|_| {
-                        if mask {
-                            1
-                        } else {
-                            (rng.next() % spec.int_high.max(1) as u64) as i64
-                        }
-                    })
+                    .map(|_| lo + (rng.next() % span) as i64)
                     .collect();
-                Tensor::from_i64(dims, &v)
+                if dt == DataType::Int64 {
+                    Tensor::from_i64(dims, &v)
+                } else {
+                    let raw: Vec<u8> = v.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect();
+                    Tensor::from_raw(DataType::Int32, dims, raw.into())
+                }
             }
             Some(DataType::Bool) => {
                 let v: Vec<u8> = (0..count).map(|_| (rng.next() & 1) as u8).collect();
@@ -103,4 +109,52 @@ pub fn random_inputs(g: &Graph, spec: &InputSpec) -> Result<Vec<Tensor>, String>
         out.push(t);
     }
     Ok(out)
+}
+
+/// The range `[lo, hi)` for integer input `name`: explicit, ones for masks, below the
+/// embedding table's row count for token ids, else `[0, int_high)`.
+fn int_range(
+    name: &str,
+    v: ValueId,
+    spec: &InputSpec,
+    tables: &HashMap<ValueId, i64>,
+) -> (i64, i64) {
+    if let Some((_, lo, hi)) = spec.ranges.iter().find(|r| r.0 == name) {
+        return (*lo, *hi);
+    }
+    if name.to_lowercase().contains("mask") {
+        return (1, 2);
+    }
+    let hi = tables
+        .get(&v)
+        .map_or(spec.int_high, |rows| spec.int_high.min(*rows));
+    (0, hi.max(1))
+}
+
+/// Graph inputs used (directly or through a Cast) as indices of a Gather from a constant
+/// table along axis 0, with the table's row count (the vocabulary size for token ids).
+fn table_rows(g: &Graph) -> HashMap<ValueId, i64> {
+    let mut out: HashMap<ValueId, i64> = HashMap::new();
+    for n in g.node_ids() {
+        let node = g.node(n);
+        if node.op() != "Gather" || node.attr("axis").and_then(|a| a.i).unwrap_or(0) != 0 {
+            continue;
+        }
+        let (Some(table), Some(mut idx)) =
+            (node.input(0).and_then(|v| g.constant(v)), node.input(1))
+        else {
+            continue;
+        };
+        if let Some((p, _)) = g.value(idx).producer()
+            && g.node(p).op() == "Cast"
+            && let Some(src) = g.node(p).input(0)
+        {
+            idx = src;
+        }
+        if let (true, Some(rows)) = (g.inputs().contains(&idx), table.dims.first()) {
+            let e = out.entry(idx).or_insert(*rows);
+            *e = (*e).min(*rows);
+        }
+    }
+    out
 }

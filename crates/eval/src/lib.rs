@@ -2,10 +2,14 @@
 //! can be checked against its original on the same inputs, and evaluates single nodes for
 //! constant folding. tract is only linked here.
 
+mod compare;
+mod data;
 mod inputs;
 mod node;
 mod run;
 
+pub use compare::{OutputDiff, Tolerance, compare_output};
+pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};
 pub use node::eval_node;
-pub use run::{EvalError, run_model, run_model_file};
+pub use run::{EvalError, Runner, run_model, run_model_file};

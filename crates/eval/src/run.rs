@@ -95,31 +95,81 @@ pub fn run_model_file(path: &Path, inputs: &[Tensor]) -> Result<Vec<Tensor>, Eva
 /// annotations are not always right), external data inlined, inputs pinned to the fed
 /// shapes. What is computed is unchanged. tract panics are caught.
 pub fn run_model(model: &Model, label: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
-    let load_err = |reason: String| EvalError::Load {
-        model: label.to_string(),
-        reason,
-    };
-    let bytes =
-        whittle_onnx::encode_model(&for_tract(model)).map_err(|e| load_err(e.to_string()))?;
-    let feeds = inputs.iter().map(to_tract).collect::<Result<Vec<_>, _>>()?;
-    let result = catch_unwind(AssertUnwindSafe(|| run_inner(&bytes, feeds)));
-    let model = label.to_string();
-    match result {
-        Ok(r) => r.map_err(|(load, reason)| {
-            if load {
-                EvalError::Load { model, reason }
-            } else {
-                EvalError::Run { model, reason }
-            }
-        }),
-        Err(p) => {
-            let reason = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(EvalError::Panic { model, reason })
+    Runner::new(model, label, inputs)?.run(inputs)
+}
+
+/// A model loaded and optimized by tract for inputs of fixed shapes, ready to run many
+/// times (benchmarks, repeated verification).
+pub struct Runner {
+    plan: std::sync::Arc<TypedRunnableModel>,
+    names: Vec<String>,
+    label: String,
+}
+
+/// The message of a caught panic.
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+impl Runner {
+    /// Loads `model` in tract with its inputs pinned to the shapes and types of `example`.
+    pub fn new(model: &Model, label: &str, example: &[Tensor]) -> Result<Runner, EvalError> {
+        let load_err = |reason: String| EvalError::Load {
+            model: label.to_string(),
+            reason,
+        };
+        let bytes =
+            whittle_onnx::encode_model(&for_tract(model)).map_err(|e| load_err(e.to_string()))?;
+        let facts: Vec<InferenceFact> = example
+            .iter()
+            .map(|t| to_tract(t).map(|t| InferenceFact::dt_shape(t.datum_type(), t.shape())))
+            .collect::<Result<_, _>>()?;
+        let loaded = catch_unwind(AssertUnwindSafe(|| load(&bytes, facts)));
+        match loaded {
+            Ok(Ok((plan, names))) => Ok(Runner {
+                plan,
+                names,
+                label: label.to_string(),
+            }),
+            Ok(Err(reason)) => Err(load_err(reason)),
+            Err(p) => Err(EvalError::Panic {
+                model: label.to_string(),
+                reason: panic_text(p),
+            }),
         }
+    }
+
+    /// Runs on `inputs` (one per graph input, in order) and returns the outputs in order.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+        let feeds = inputs.iter().map(to_tract).collect::<Result<Vec<_>, _>>()?;
+        let model = self.label.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.plan
+                .run(feeds.into_iter().map(|t| t.into_tvalue()).collect())
+                .map_err(|e| format!("{e:#}"))
+        }));
+        let outs = match result {
+            Ok(Ok(o)) => o,
+            Ok(Err(reason)) => return Err(EvalError::Run { model, reason }),
+            Err(p) => {
+                return Err(EvalError::Panic {
+                    model,
+                    reason: panic_text(p),
+                });
+            }
+        };
+        outs.iter()
+            .zip(self.names.iter().chain(std::iter::repeat(&String::new())))
+            .map(|(t, n)| {
+                from_tract(n, t).map_err(|reason| EvalError::Run {
+                    model: model.clone(),
+                    reason,
+                })
+            })
+            .collect()
     }
 }
 
@@ -179,35 +229,28 @@ fn name_nodes(
     }
 }
 
-/// Err((true, _)) for load failures, Err((false, _)) for run failures.
-fn run_inner(
+/// Loads, pins and optimizes the model; returns the runnable plan and output names.
+fn load(
     bytes: &[u8],
-    feeds: Vec<tract_onnx::prelude::Tensor>,
-) -> Result<Vec<Tensor>, (bool, String)> {
-    let load = |e: TractError| (true, format!("{e:#}"));
+    facts: Vec<InferenceFact>,
+) -> Result<(std::sync::Arc<TypedRunnableModel>, Vec<String>), String> {
+    let e = |e: TractError| format!("{e:#}");
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut &bytes[..])
-        .map_err(load)?;
-    for (i, t) in feeds.iter().enumerate() {
-        let fact = InferenceFact::dt_shape(t.datum_type(), t.shape());
-        model.set_input_fact(i, fact).map_err(load)?;
+        .map_err(e)?;
+    for (i, f) in facts.into_iter().enumerate() {
+        model.set_input_fact(i, f).map_err(e)?;
     }
     let names: Vec<String> = model
         .output_outlets()
-        .map_err(load)?
+        .map_err(e)?
         .iter()
         .map(|o| model.outlet_label(*o).unwrap_or("").to_string())
         .collect();
     let plan = model
         .into_optimized()
-        .map_err(load)?
+        .map_err(e)?
         .into_runnable()
-        .map_err(load)?;
-    let outs = plan
-        .run(feeds.into_iter().map(|t| t.into_tvalue()).collect())
-        .map_err(|e| (false, format!("{e:#}")))?;
-    outs.iter()
-        .zip(names.iter().chain(std::iter::repeat(&String::new())))
-        .map(|(t, n)| from_tract(n, t).map_err(|e| (false, e)))
-        .collect()
+        .map_err(e)?;
+    Ok((plan, names))
 }

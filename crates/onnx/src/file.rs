@@ -10,7 +10,7 @@ use bytes::Bytes;
 use prost::Message;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use whittle_ir::Model;
+use whittle_ir::{Model, Tensor};
 
 /// Protobuf refuses messages of 2 GiB and more; stay a little below.
 pub const PROTOBUF_LIMIT: u64 = (2 << 30) - (1 << 20);
@@ -33,6 +33,17 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<proto::ModelProto, OnnxError>
         )));
     }
     Ok(m)
+}
+
+/// Reads a serialized `TensorProto` file (e.g. `test_data_set_0/input_0.pb`).
+pub fn read_tensor(path: &Path) -> Result<Tensor, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|e| OnnxError::io(path, e))?;
+    let t = proto::TensorProto::decode(Bytes::from(bytes)).map_err(|source| OnnxError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut ext = ExternalLoader::new(path.parent().map(Path::to_path_buf));
+    crate::import::import_tensor(t, &mut ext)
 }
 
 /// Reads a model file (memory-mapped; tensor data is not copied), with its external data.

@@ -10,6 +10,12 @@ use whittle_ir::{
     TensorData, ValueId, ValueInfo,
 };
 
+/// Converts one decoded tensor (a `.pb` file of a test data set), loading external data
+/// through `ext`.
+pub fn import_tensor(t: proto::TensorProto, ext: &mut ExternalLoader) -> Result<Tensor, OnnxError> {
+    Cx { ext }.tensor(t)
+}
+
 /// Converts a decoded model to the IR, loading external tensor data through `ext`.
 pub fn import_model(m: proto::ModelProto, ext: &mut ExternalLoader) -> Result<Model, OnnxError> {
     let mut cx = Cx { ext };

@@ -18,5 +18,6 @@ pub mod sink;
 pub use error::OnnxError;
 pub use export::ExportOptions;
 pub use file::{
-    SaveReport, decode, encode_model, read_model, read_model_bytes, read_model_lazy, save_model,
+    SaveReport, decode, encode_model, read_model, read_model_bytes, read_model_lazy, read_tensor,
+    save_model,
 };
