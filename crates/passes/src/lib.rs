@@ -12,7 +12,8 @@ pub mod guard;
 pub mod pass;
 pub mod pipeline;
 pub mod rule;
+pub mod verified;
 
-pub use pass::{DEFAULT_FOLD_LIMIT, Pass, PassCx, PassError};
+pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Pass, PassCx, PassError, site};
 pub use pipeline::{Level, PassStat, Pipeline};
 pub use rule::{Patch, Rule, RuleCx, RuleSet};

@@ -36,6 +36,30 @@ pub struct PassCx {
     pub log: Vec<(&'static str, &'static str, String)>,
     /// The model's opset imports (folding evaluates nodes in one-node models).
     pub opsets: Vec<OpsetImport>,
+    /// Rewrites not to do: (rule, site) pairs rolled back by `optimize --verify`.
+    pub deny: Vec<(String, String)>,
+}
+
+/// The answer to a request to rewrite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// Go ahead (the rewrite is logged).
+    Yes,
+    /// Not this one (rolled back earlier); others may go on.
+    Denied,
+    /// The budget is spent: the pass must stop.
+    Spent,
+}
+
+/// Where a rewrite happens, for logs and roll-back: the node's name, or for unnamed
+/// nodes the op and first output (`<unnamed Relu> -> y`).
+pub fn site(g: &Graph, n: whittle_ir::NodeId) -> String {
+    let node = g.node(n);
+    match (&node.name, node.output(0)) {
+        (Some(name), _) if !name.is_empty() => name.clone(),
+        (_, Some(v)) => format!("{} -> {}", node.label(), g.value(v).name()),
+        _ => node.label(),
+    }
 }
 
 impl Default for PassCx {
@@ -49,6 +73,7 @@ impl Default for PassCx {
             fold_limit: DEFAULT_FOLD_LIMIT,
             log: Vec::new(),
             opsets: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -69,6 +94,21 @@ impl PassCx {
                 true
             }
         }
+    }
+}
+
+impl PassCx {
+    /// Asks to do one rewrite by `rule` of `pass` at `site`: denied sites are refused,
+    /// then the budget decides; granted rewrites are logged.
+    pub fn grant(&mut self, pass: &'static str, rule: &'static str, site: &str) -> Grant {
+        if self.deny.iter().any(|(r, s)| r == rule && s == site) {
+            return Grant::Denied;
+        }
+        if !self.allow() {
+            return Grant::Spent;
+        }
+        self.log.push((pass, rule, site.to_string()));
+        Grant::Yes
     }
 }
 

@@ -160,6 +160,14 @@ impl Pipeline {
         })
     }
 
+    /// A pipeline of exactly these passes (tests, custom tools).
+    pub fn from_passes(passes: Vec<Box<dyn Pass>>) -> Pipeline {
+        Pipeline {
+            passes,
+            max_rounds: 10,
+        }
+    }
+
     /// Drops the named passes (unknown names are an error).
     pub fn disable(&mut self, names: &[String]) -> Result<(), String> {
         check_names(names)?;

@@ -6,7 +6,7 @@
 //! rewrite budget (`--bisect-limit`) and applies the patch. Rewrites are logged by rule and
 //! node for the report and for bisecting.
 
-use crate::pass::{Pass, PassCx, PassError};
+use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use whittle_ir::infer::Inference;
 use whittle_ir::{Graph, IrError, NodeId, OpsetImport};
 
@@ -71,20 +71,24 @@ impl Pass for RuleSet {
                     is_subgraph,
                     opsets: &cx.opsets,
                 };
+                let at = site(g, n);
+                let denied =
+                    |r: &dyn Rule| cx.deny.iter().any(|(dr, ds)| dr == r.name() && *ds == at);
                 let Some((rule, patch)) = self
                     .rules
                     .iter()
+                    .filter(|r| !denied(r.as_ref()))
                     .find_map(|r| r.find(g, n, &rcx).map(|p| (r.name(), p)))
                 else {
                     continue;
                 };
-                let label = g.node(n).label();
-                if !cx.allow() {
-                    return Ok(changed);
+                match cx.grant(self.name, rule, &at) {
+                    Grant::Yes => {}
+                    Grant::Denied => continue,
+                    Grant::Spent => return Ok(changed),
                 }
                 patch(g).map_err(err)?;
-                tracing::debug!(pass = self.name, rule, node = %label, "rewrite");
-                cx.log.push((self.name, rule, label));
+                tracing::debug!(pass = self.name, rule, node = %at, "rewrite");
                 changed = true;
                 swept = true;
             }

@@ -1,7 +1,7 @@
 //! `cse`: common subexpressions. Two nodes with the same op, attributes and inputs
 //! compute the same values; the later one's readers use the earlier one's outputs.
 
-use crate::pass::{Pass, PassCx, PassError};
+use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use std::collections::HashMap;
 use whittle_ir::{Graph, NodeId, ValueId};
 
@@ -64,17 +64,20 @@ impl Pass for Cse {
                 .iter()
                 .zip(&keep)
                 .any(|(a, b)| a.is_some() != b.is_some());
-            if interface || shapes_differ || !cx.allow() {
+            if interface || shapes_differ {
                 continue;
             }
-            let label = g.node(n).label();
+            match cx.grant("cse", "cse", &site(g, n)) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => return Ok(changed),
+            }
             g.remove_node(n);
             for (o, k) in outs.into_iter().zip(keep) {
                 if let (Some(o), Some(k)) = (o, k) {
                     g.replace_all_uses(o, k);
                 }
             }
-            cx.log.push(("cse", "cse", label));
             changed = true;
         }
         Ok(changed)

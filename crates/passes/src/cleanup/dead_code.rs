@@ -1,6 +1,6 @@
 //! `dead-code`: nodes whose results nothing reads, and initializers nothing reads.
 
-use crate::pass::{Pass, PassCx, PassError};
+use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use whittle_ir::{Graph, NodeId};
 
 /// Removes nodes none of whose outputs is read (by a node, a subgraph, or as a graph
@@ -34,11 +34,17 @@ impl Pass for DeadCode {
         })?;
         // Reverse topological order: a node's readers are visited before it.
         for n in order.into_iter().rev() {
-            if is_dead(g, n) && cx.allow() {
-                tracing::debug!(node = %g.node(n).label(), "dead-code: removed");
-                g.remove_node(n);
-                changed = true;
+            if !is_dead(g, n) {
+                continue;
             }
+            match cx.grant("dead-code", "dead-node", &site(g, n)) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => return Ok(changed),
+            }
+            tracing::debug!(node = %g.node(n).label(), "dead-code: removed");
+            g.remove_node(n);
+            changed = true;
         }
         let unused: Vec<_> = g
             .initializers()
@@ -49,11 +55,14 @@ impl Pass for DeadCode {
             })
             .collect();
         for v in unused {
-            if cx.allow() {
-                tracing::debug!(initializer = g.value(v).name(), "dead-code: removed");
-                g.remove_initializer(v);
-                changed = true;
+            match cx.grant("dead-code", "unused-initializer", g.value(v).name()) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => return Ok(changed),
             }
+            tracing::debug!(initializer = g.value(v).name(), "dead-code: removed");
+            g.remove_initializer(v);
+            changed = true;
         }
         Ok(changed)
     }

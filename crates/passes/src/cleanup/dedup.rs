@@ -1,6 +1,6 @@
 //! `dedup-initializers`: initializers with the same type, shape and bytes become one.
 
-use crate::pass::{Pass, PassCx, PassError};
+use crate::pass::{Grant, Pass, PassCx, PassError};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use whittle_ir::{Graph, ValueId};
@@ -53,18 +53,19 @@ impl Pass for DedupInitializers {
                         .and_then(|t| t.le_bytes().ok())
                         .is_some_and(|b| b == bytes)
                 });
-                match same {
-                    Some(k) if cx.allow() => {
-                        let label = g.value(v).name().to_string();
-                        g.replace_all_uses(v, k);
-                        g.remove_initializer(v);
-                        cx.log
-                            .push(("dedup-initializers", "dedup-initializers", label));
-                        changed = true;
-                    }
-                    Some(_) => return Ok(changed),
-                    None => slot.push(v),
+                let Some(k) = same else {
+                    slot.push(v);
+                    continue;
+                };
+                let name = g.value(v).name().to_string();
+                match cx.grant("dedup-initializers", "dedup-initializers", &name) {
+                    Grant::Yes => {}
+                    Grant::Denied => continue,
+                    Grant::Spent => return Ok(changed),
                 }
+                g.replace_all_uses(v, k);
+                g.remove_initializer(v);
+                changed = true;
             }
         }
         Ok(changed)

@@ -1,6 +1,6 @@
 //! `identity`: readers of `Identity(x)` read `x` directly.
 
-use crate::pass::{Pass, PassCx, PassError};
+use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use whittle_ir::{Graph, NodeId, ValueId};
 
 /// Removes `Identity` nodes of the default domain. When the result is a graph output, its
@@ -51,8 +51,10 @@ impl Pass for Identity {
                     continue;
                 }
             };
-            if !cx.allow() {
-                break;
+            match cx.grant("identity", "identity", &site(g, n)) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => break,
             }
             let keep_name = g.is_output(y).then(|| g.value(y).name().to_string());
             let info = g.value(y).info.clone();

@@ -1,0 +1,185 @@
+//! Verified optimization: run the pipeline, check the result against the original in
+//! tract on the same inputs, and when it differs, bisect over the rewrites to the first
+//! one that breaks it, roll that rewrite back (deny its rule at that node) and go again.
+
+use crate::pass::PassCx;
+use crate::pipeline::{PassStat, Pipeline};
+use thiserror::Error;
+use whittle_eval::{OutputDiff, Runner, Tolerance, compare_output};
+use whittle_ir::{Model, Tensor};
+
+/// At most this many rewrites are rolled back before giving up.
+pub const MAX_ROLLBACKS: usize = 16;
+
+/// What verification found and did.
+#[derive(Clone, Debug, Default)]
+pub struct Verification {
+    /// Rewrites rolled back, in the order found: (pass, rule, site, index of the rewrite).
+    pub rolled_back: Vec<(String, String, String, usize)>,
+    /// The final comparison, per input set and output.
+    pub diffs: Vec<Vec<OutputDiff>>,
+    /// Pipeline runs made (1 when the first result verified).
+    pub runs: usize,
+    /// The rewrites of the accepted run: (pass, rule, site).
+    pub log: Vec<(&'static str, &'static str, String)>,
+}
+
+/// Why a verified optimization could not finish.
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    #[error("cannot verify: {0}")]
+    Eval(String),
+    #[error("{0}")]
+    Pass(#[from] crate::pass::PassError),
+    #[error(
+        "the optimized model differs from the original ({0}) and --verify=strict forbids roll-back"
+    )]
+    Strict(String),
+    #[error("still differs after rolling back {0} rewrites; giving up")]
+    TooMany(usize),
+}
+
+/// Everything about one optimization attempt.
+struct Attempt {
+    model: Model,
+    stats: Vec<PassStat>,
+    log: Vec<(&'static str, &'static str, String)>,
+}
+
+/// Runs `pipeline` on a copy of `original` with the settings of `base` plus `deny` and
+/// an optional rewrite budget.
+fn attempt(
+    original: &Model,
+    pipeline: &Pipeline,
+    base: &PassCx,
+    deny: &[(String, String)],
+    budget: Option<usize>,
+) -> Result<Attempt, VerifyError> {
+    let mut model = original.clone();
+    let mut cx = PassCx {
+        budget,
+        input_shapes: base.input_shapes.clone(),
+        fold_limit: base.fold_limit,
+        deny: deny.to_vec(),
+        ..PassCx::default()
+    };
+    let stats = pipeline.run(&mut model, &mut cx)?;
+    Ok(Attempt {
+        model,
+        stats,
+        log: cx.log,
+    })
+}
+
+/// The model's outputs on every input set.
+fn outputs(
+    model: &Model,
+    label: &str,
+    sets: &[Vec<Tensor>],
+) -> Result<Vec<Vec<Tensor>>, VerifyError> {
+    let Some(first) = sets.first() else {
+        return Ok(Vec::new());
+    };
+    let runner = Runner::new(model, label, first).map_err(|e| VerifyError::Eval(e.to_string()))?;
+    sets.iter()
+        .map(|s| runner.run(s).map_err(|e| VerifyError::Eval(e.to_string())))
+        .collect()
+}
+
+/// Compares `model` against the reference outputs; Ok(diffs) with whether all are within.
+fn check(
+    model: &Model,
+    sets: &[Vec<Tensor>],
+    reference: &[Vec<Tensor>],
+    names: &[String],
+    tol: &Tolerance,
+) -> Result<(bool, Vec<Vec<OutputDiff>>), VerifyError> {
+    let got = outputs(model, "optimized model", sets)?;
+    let diffs: Vec<Vec<OutputDiff>> = reference
+        .iter()
+        .zip(&got)
+        .map(|(r, g)| {
+            r.iter()
+                .zip(g)
+                .zip(names)
+                .map(|((a, b), n)| compare_output(n, a, b, tol))
+                .collect()
+        })
+        .collect();
+    let ok = diffs.iter().flatten().all(|d| d.ok)
+        && got.iter().zip(reference).all(|(g, r)| g.len() == r.len());
+    Ok((ok, diffs))
+}
+
+/// Optimizes `original` with `pipeline` and proves the result computes the same on `sets`
+/// (within `tol`). On a mismatch: strict mode fails; otherwise the first breaking rewrite
+/// is found by bisection over the rewrite sequence (`--bisect-limit` runs), denied, and
+/// the pipeline runs again, until the result verifies.
+pub fn optimize_verified(
+    original: &Model,
+    pipeline: &Pipeline,
+    base: &PassCx,
+    sets: &[Vec<Tensor>],
+    tol: &Tolerance,
+    strict: bool,
+) -> Result<(Model, Vec<PassStat>, Verification), VerifyError> {
+    let g = &original.graph;
+    let names: Vec<String> = g
+        .outputs()
+        .iter()
+        .map(|v| g.value(*v).name().to_string())
+        .collect();
+    let reference = outputs(original, "original model", sets)?;
+    let mut deny: Vec<(String, String)> = base.deny.clone();
+    let mut report = Verification::default();
+    loop {
+        let full = attempt(original, pipeline, base, &deny, base.budget)?;
+        report.runs += 1;
+        let (ok, diffs) = check(&full.model, sets, &reference, &names, tol)?;
+        if ok {
+            report.diffs = diffs;
+            report.log = full.log;
+            return Ok((full.model, full.stats, report));
+        }
+        let worst = diffs
+            .iter()
+            .flatten()
+            .find(|d| !d.ok)
+            .map_or_else(String::new, |d| {
+                format!(
+                    "output '{}': max abs {:.3e}, cosine {:.6}",
+                    d.name, d.max_abs, d.cosine
+                )
+            });
+        if strict {
+            return Err(VerifyError::Strict(worst));
+        }
+        if report.rolled_back.len() >= MAX_ROLLBACKS {
+            return Err(VerifyError::TooMany(report.rolled_back.len()));
+        }
+        // The first k rewrites are fine for k = lo and break it for k = hi.
+        let (mut lo, mut hi) = (0usize, full.log.len());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let probe = attempt(original, pipeline, base, &deny, Some(mid))?;
+            report.runs += 1;
+            if check(&probe.model, sets, &reference, &names, tol)?.0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let Some((pass, rule, at)) = full.log.get(hi.saturating_sub(1)).cloned() else {
+            return Err(VerifyError::Eval(format!(
+                "the outputs differ ({worst}) but no rewrite was made"
+            )));
+        };
+        tracing::warn!(
+            "rewrite {hi} ({pass}/{rule} at '{at}') changes the outputs ({worst}); rolled back"
+        );
+        report
+            .rolled_back
+            .push((pass.to_string(), rule.to_string(), at.clone(), hi));
+        deny.push((rule.to_string(), at));
+    }
+}
