@@ -27,6 +27,18 @@ pub enum Command {
         whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
     )]
     Optimize(OptimizeArgs),
+    /// Check that two models compute the same outputs (tract, same inputs).
+    #[command(
+        after_help = "Examples:\n  whittle verify model.onnx model.opt.onnx\n  \
+        whittle verify a.onnx b.onnx --runs 5 --input-shape input_ids=1,128 --min-cosine 0.9999\n  \
+        whittle verify a.onnx b.onnx --inputs test_data_set_0 --format json\n\n\
+        Exit status: 0 within tolerance, 1 outside it or on any error."
+    )]
+    Verify(VerifyArgs),
+    /// Measure tract latency and memory of one model, or two side by side.
+    #[command(after_help = "Examples:\n  whittle bench model.onnx\n  \
+        whittle bench model.onnx model.opt.onnx --runs 50 --warmup 5")]
+    Bench(BenchArgs),
     /// Describe a model: typed listing, summary, per-node cost, JSON or Graphviz.
     #[command(after_help = "Examples:\n  whittle dump model.onnx\n  \
         whittle dump model.onnx --summary --input-shape input_ids=1,128\n  \
@@ -89,10 +101,15 @@ pub struct OptimizeArgs {
     /// kept only when no larger than the constants they replace.
     #[arg(long, value_name = "BYTES")]
     pub fold_limit: Option<u64>,
-    /// Fix an input's dims before optimizing (repeatable); symbols it declared are bound
-    /// everywhere, so shape computations fold.
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
-    pub input_shape: Vec<String>,
+    /// Check the result against the original in tract; on a mismatch find the rewrite
+    /// that breaks it, roll it back and retry (`--verify=strict`: fail instead).
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "rollback",
+          value_parser = ["rollback", "strict"])]
+    pub verify: Option<String>,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
 }
 
 /// Output format of `dump`.
@@ -144,4 +161,73 @@ pub struct DumpArgs {
     /// Show every element of every constant (the listing then parses back exactly).
     #[arg(long)]
     pub full: bool,
+}
+
+/// Where test inputs come from (verify, bench, optimize --verify).
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Fix an input's dims (repeatable); symbols it declared are bound everywhere.
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    pub input_shape: Vec<String>,
+    /// Integer input range [LO, HI) (repeatable); masks default to ones, token ids to the
+    /// embedding table's size.
+    #[arg(long = "input-range", value_name = "NAME=LO,HI")]
+    pub input_range: Vec<String>,
+    /// Real inputs: a test_data_set_N folder (or a folder of them), a .npy or a .npz.
+    #[arg(long = "inputs", value_name = "PATH")]
+    pub inputs: Option<PathBuf>,
+    /// Random input sets to try (ignored with --inputs).
+    #[arg(long, default_value = "3", value_name = "N")]
+    pub runs: usize,
+    /// Seed of the random inputs.
+    #[arg(long, default_value = "0", value_name = "S")]
+    pub seed: u64,
+}
+
+/// When outputs count as the same.
+#[derive(Args, Debug, Clone)]
+pub struct ToleranceArgs {
+    /// Relative tolerance: |a - b| <= atol + rtol * |a|.
+    #[arg(long, default_value = "1e-4")]
+    pub rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value = "1e-5")]
+    pub atol: f64,
+    /// Also require this cosine similarity per output.
+    #[arg(long, value_name = "X")]
+    pub min_cosine: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The reference model.
+    pub a: PathBuf,
+    /// The model to check against it.
+    pub b: PathBuf,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The model to measure (two: side by side, with the ratio).
+    #[arg(required = true, num_args = 1..=2, value_name = "MODEL")]
+    pub models: Vec<PathBuf>,
+    /// Timed runs.
+    #[arg(long = "runs", default_value = "20", value_name = "N")]
+    pub timed: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value = "3", value_name = "W")]
+    pub warmup: usize,
+    /// Fix an input's dims (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    pub input_shape: Vec<String>,
+    /// Integer input range [LO, HI) (repeatable).
+    #[arg(long = "input-range", value_name = "NAME=LO,HI")]
+    pub input_range: Vec<String>,
 }

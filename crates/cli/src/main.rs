@@ -6,6 +6,7 @@ mod human;
 mod report;
 mod shapes;
 mod summary;
+mod testinputs;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -52,6 +52,9 @@ pub struct Report {
     pub after: Side,
     pub passes: Vec<PassJson>,
     pub rewrites: Vec<RewriteJson>,
+    /// Present with `--verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<serde_json::Value>,
     pub read_ms: f64,
     pub total_ms: f64,
 }
@@ -77,4 +80,18 @@ pub fn rewrites(log: &[(&'static str, &'static str, String)]) -> Vec<RewriteJson
             node: node.clone(),
         })
         .collect()
+}
+
+/// The `--verify` part of the report.
+pub fn verify_json(v: &whittle_passes::verified::Verification, what: &str) -> serde_json::Value {
+    let worst = v.diffs.iter().flatten().fold((0f64, 1f64), |(m, c), d| {
+        (m.max(d.max_abs), c.min(d.cosine))
+    });
+    serde_json::json!({
+        "inputs": what,
+        "max_abs": worst.0,
+        "min_cosine": worst.1,
+        "pipeline_runs": v.runs,
+        "rolled_back": v.rolled_back.iter().map(|(p, r, s, k)| serde_json::json!({"pass": p, "rule": r, "node": s, "rewrite": k})).collect::<Vec<_>>(),
+    })
 }

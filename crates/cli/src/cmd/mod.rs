@@ -1,7 +1,9 @@
 //! Subcommand implementations.
 
+mod bench;
 mod dump;
 mod optimize;
+mod verify;
 
 use crate::cli::Command;
 use std::process::ExitCode;
@@ -11,5 +13,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Optimize(a) => optimize::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -4,12 +4,14 @@ use crate::cli::{Level, OptimizeArgs};
 use crate::report::{self, Report, Side};
 use crate::shapes;
 use crate::summary::Summary;
+use crate::testinputs;
 use anyhow::{Context, bail};
 use std::process::ExitCode;
 use std::time::Instant;
 use whittle_ir::text::{PrintOptions, print_model};
 use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_passes::pipeline::all_passes;
+use whittle_passes::verified::{Verification, optimize_verified};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level as PassLevel, PassCx, Pipeline};
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
@@ -50,7 +52,7 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     let read_time = start.elapsed();
     let mut cx = PassCx {
         budget: a.bisect_limit,
-        input_shapes: shapes::parse_all(&a.input_shape)?,
+        input_shapes: shapes::parse_all(&a.inputs.input_shape)?,
         fold_limit: a.fold_limit.unwrap_or(DEFAULT_FOLD_LIMIT),
         ..Default::default()
     };
@@ -69,9 +71,23 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let stats = pipeline
-        .run_observed(&mut model, &mut cx, &mut print_after)
-        .with_context(|| format!("optimizing {}", input.display()))?;
+    let mut verification = None;
+    let stats = match a.verify.as_deref() {
+        None => pipeline
+            .run_observed(&mut model, &mut cx, &mut print_after)
+            .with_context(|| format!("optimizing {}", input.display()))?,
+        Some(mode) => {
+            let (sets, what) = testinputs::input_sets(&model, &a.inputs)?;
+            let tol = testinputs::tolerance(&a.tolerance);
+            let (m, stats, v) =
+                optimize_verified(&model, &pipeline, &cx, &sets, &tol, mode == "strict")
+                    .with_context(|| format!("optimizing {} with --verify", input.display()))?;
+            model = m;
+            cx.log = v.log.clone();
+            verification = Some((v, what));
+            stats
+        }
+    };
     let after = Summary::of(&model);
     let opts = ExportOptions {
         external_threshold: a.external_data_threshold,
@@ -99,6 +115,9 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         read_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64() * 1e3
     );
+    if let Some((v, what)) = &verification {
+        print!("{}", verify_summary(v, what));
+    }
     if let Some(path) = &a.report {
         let r = Report {
             schema_version: report::SCHEMA_VERSION,
@@ -108,6 +127,9 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
             after: Side::new(&after, saved.model_bytes),
             passes: report::passes(&stats),
             rewrites: report::rewrites(&cx.log),
+            verify: verification
+                .as_ref()
+                .map(|(v, what)| report::verify_json(v, what)),
             read_ms: read_time.as_secs_f64() * 1e3,
             total_ms: start.elapsed().as_secs_f64() * 1e3,
         };
@@ -115,6 +137,23 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--verify` checked and did, for people.
+fn verify_summary(v: &Verification, what: &str) -> String {
+    let worst = v.diffs.iter().flatten().fold((0f64, 1f64), |(m, c), d| {
+        (m.max(d.max_abs), c.min(d.cosine))
+    });
+    let mut out = format!(
+        "verified against the original on {what}: max abs {:.3e}, min cosine {:.6} ({} pipeline runs)\n",
+        worst.0, worst.1, v.runs
+    );
+    for (pass, rule, site, k) in &v.rolled_back {
+        out += &format!(
+            "rolled back rewrite #{k}: {pass}/{rule} at '{site}' (it changed the outputs)\n"
+        );
+    }
+    out
 }
 
 /// The pipeline the flags ask for: `--passes` or the level's, minus `--disable`.

@@ -1,0 +1,107 @@
+//! `whittle bench MODEL [MODEL2]`: tract latency (median, p90), load time, peak memory.
+
+use crate::cli::{BenchArgs, InputArgs};
+use crate::testinputs::input_sets;
+use std::fmt::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+use whittle_eval::Runner;
+use whittle_onnx::read_model;
+
+/// Figures for one model.
+struct Figures {
+    load_ms: f64,
+    median_ms: f64,
+    p90_ms: f64,
+    peak_mb: Option<f64>,
+}
+
+/// Resets the kernel's peak-RSS counter of this process (Linux), so each model's peak
+/// is its own.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak RSS of this process since the last reset, in MB (Linux).
+fn peak_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn measure(path: &std::path::Path, a: &BenchArgs) -> anyhow::Result<Figures> {
+    reset_peak();
+    let model = read_model(path)?;
+    let inputs = InputArgs {
+        input_shape: a.input_shape.clone(),
+        input_range: a.input_range.clone(),
+        inputs: None,
+        runs: 1,
+        seed: 0,
+    };
+    let (sets, _) = input_sets(&model, &inputs)?;
+    let set = sets.into_iter().next().unwrap_or_default();
+    let t0 = Instant::now();
+    let runner = Runner::new(&model, &path.display().to_string(), &set)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    drop(model);
+    for _ in 0..a.warmup {
+        runner.run(&set)?;
+    }
+    let mut times: Vec<f64> = Vec::with_capacity(a.timed);
+    for _ in 0..a.timed.max(1) {
+        let t = Instant::now();
+        runner.run(&set)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    Ok(Figures {
+        load_ms,
+        median_ms: at(0.5),
+        p90_ms: at(0.9),
+        peak_mb: peak_mb(),
+    })
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let figures: Vec<Figures> = a
+        .models
+        .iter()
+        .map(|p| measure(p, &a))
+        .collect::<anyhow::Result<_>>()?;
+    let mut out = format!(
+        "{:<40} {:>10} {:>10} {:>10} {:>10}\n",
+        "model", "load ms", "median ms", "p90 ms", "peak MB"
+    );
+    for (p, f) in a.models.iter().zip(&figures) {
+        let peak = f.peak_mb.map_or_else(|| "?".into(), |m| format!("{m:.0}"));
+        let _ = writeln!(
+            out,
+            "{:<40} {:>10.1} {:>10.3} {:>10.3} {:>10}",
+            p.display(),
+            f.load_ms,
+            f.median_ms,
+            f.p90_ms,
+            peak
+        );
+    }
+    if let [x, y] = &figures[..] {
+        let _ = writeln!(
+            out,
+            "ratio (second / first): median {:.2}x, p90 {:.2}x, load {:.2}x",
+            y.median_ms / x.median_ms,
+            y.p90_ms / x.p90_ms,
+            y.load_ms / x.load_ms
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} timed runs after {} warm-up runs (tract)",
+        a.timed.max(1),
+        a.warmup
+    );
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
