@@ -1,0 +1,49 @@
+//! What an optimization did, as data.
+
+/// One pass's work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassReport {
+    pub name: &'static str,
+    pub rewrites: usize,
+}
+
+/// One rewrite: which pass and rule, at which node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    pub pass: &'static str,
+    pub rule: &'static str,
+    pub node: String,
+}
+
+/// The result of [`crate::Optimizer`]: counts before and after, and every rewrite.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Nodes of the main graph and its subgraphs.
+    pub nodes_before: usize,
+    pub nodes_after: usize,
+    /// Stored bytes of all initializers.
+    pub initializer_bytes_before: u64,
+    pub initializer_bytes_after: u64,
+    pub passes: Vec<PassReport>,
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// Nodes (subgraphs included) and initializer bytes of a model.
+pub(crate) fn size(m: &whittle_ir::Model) -> (usize, u64) {
+    fn walk(g: &whittle_ir::Graph, acc: &mut (usize, u64)) {
+        acc.0 += g.node_count();
+        for v in g.initializers() {
+            if let Some(t) = g.value(*v).initializer() {
+                acc.1 += t.stored_bytes();
+            }
+        }
+        for n in g.node_ids() {
+            for sub in g.node(n).attributes.iter().flat_map(|a| a.subgraphs()) {
+                walk(sub, acc);
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    walk(&m.graph, &mut acc);
+    acc
+}

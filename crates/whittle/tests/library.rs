@@ -1,0 +1,97 @@
+//! The library API: determinism, bytes in/out, and the build-script cache.
+
+use std::path::Path;
+use whittle::{Level, Optimizer, build};
+use whittle_testkit::{fixture, fixtures};
+
+#[test]
+fn output_is_byte_identical_across_runs() {
+    for path in fixtures() {
+        if path.to_string_lossy().contains(".ext.") {
+            continue; // external data: covered through optimize_file below
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let (a, ra) = Optimizer::new().optimize_bytes(&bytes).unwrap();
+        let (b, rb) = Optimizer::new().optimize_bytes(&bytes).unwrap();
+        assert_eq!(a, b, "{}", path.display());
+        assert_eq!(ra, rb);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x.onnx"), dir.path().join("y.onnx"));
+    let ext = fixture("cnn_bn.ts.ext.onnx");
+    Optimizer::new().optimize_file(&ext, &x).unwrap();
+    Optimizer::new().optimize_file(&ext, &y).unwrap();
+    assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
+}
+
+#[test]
+fn settings_are_checked_and_reported() {
+    let bytes = std::fs::read(fixture("bert_tiny.ts.onnx")).unwrap();
+    let (_, r) = Optimizer::new()
+        .level(Level::O1)
+        .optimize_bytes(&bytes)
+        .unwrap();
+    assert!(r.nodes_after < r.nodes_before);
+    assert!(
+        r.passes.iter().all(|p| p.name != "fuse"),
+        "fuse is -O2 only"
+    );
+    assert_eq!(
+        r.rewrites.len(),
+        r.passes.iter().map(|p| p.rewrites).sum::<usize>()
+    );
+    let err = Optimizer::new()
+        .passes(&["nope"])
+        .optimize_bytes(&bytes)
+        .unwrap_err();
+    assert!(err.to_string().contains("dead-code"), "{err}");
+    let (_, none) = Optimizer::new()
+        .level(Level::O0)
+        .optimize_bytes(&bytes)
+        .unwrap();
+    assert_eq!(none.nodes_after, none.nodes_before);
+}
+
+fn modified(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn build_step_watches_files_and_skips_unchanged_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("cnn_bn.ts.ext.onnx");
+    let mut said = Vec::new();
+    let out =
+        build::optimize_into(&model, &Optimizer::new(), dir.path(), &mut |l| said.push(l)).unwrap();
+    assert!(
+        said.iter().any(|l| l.ends_with("cnn_bn.ts.ext.onnx")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|l| l.ends_with("cnn_bn.ts.ext.onnx.data")),
+        "external data is watched: {said:?}"
+    );
+    let first = modified(&out);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    build::optimize_into(&model, &Optimizer::new(), dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(
+        modified(&out),
+        first,
+        "unchanged inputs and settings: no work"
+    );
+    build::optimize_into(
+        &model,
+        &Optimizer::new().level(Level::O1),
+        dir.path(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_ne!(modified(&out), first, "other settings: optimized again");
+    let err = build::optimize(&model, &Optimizer::new())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    if std::env::var_os("OUT_DIR").is_none() {
+        assert!(err.contains("OUT_DIR"), "{err}");
+    }
+}
