@@ -39,6 +39,15 @@ pub enum Command {
     #[command(after_help = "Examples:\n  whittle bench model.onnx\n  \
         whittle bench model.onnx model.opt.onnx --runs 50 --warmup 5")]
     Bench(BenchArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  whittle completions bash > /etc/bash_completion.d/whittle\n  \
+        whittle completions zsh > ~/.zfunc/_whittle"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Describe a model: typed listing, summary, per-node cost, JSON or Graphviz.
     #[command(after_help = "Examples:\n  whittle dump model.onnx\n  \
         whittle dump model.onnx --summary --input-shape input_ids=1,128\n  \
@@ -101,6 +110,10 @@ pub struct OptimizeArgs {
     /// kept only when no larger than the constants they replace.
     #[arg(long, value_name = "BYTES")]
     pub fold_limit: Option<u64>,
+    /// Write nothing: exit 0 if OUT already holds what would be written, 1 if it would
+    /// change (with a short diff), 2 on error.
+    #[arg(long, conflicts_with = "in_place")]
+    pub check: bool,
     /// Check the result against the original in tract; on a mismatch find the rewrite
     /// that breaks it, roll it back and retry (`--verify=strict`: fail instead).
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "rollback",

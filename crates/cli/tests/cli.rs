@@ -241,3 +241,48 @@ fn report_print_after_and_static_shapes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("fold-constants"));
 }
+
+#[test]
+fn check_exit_codes_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let model = fixture("bert_tiny.ts.onnx");
+    let o = whittle(&["optimize", s(&model), "-o", s(&out), "--check"]);
+    assert_eq!(o.status.code(), Some(1), "missing output: would be created");
+    assert!(!out.exists(), "--check writes nothing");
+    assert!(
+        whittle(&["optimize", s(&model), "-o", s(&out)])
+            .status
+            .success()
+    );
+    let o = whittle(&["optimize", s(&model), "-o", s(&out), "--check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = whittle(&["optimize", s(&model), "-o", s(&out), "--check", "-O1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("would change"));
+    let o = whittle(&["optimize", "/no/such.onnx", "-o", s(&out), "--check"]);
+    assert_eq!(o.status.code(), Some(2));
+    // The same input and flags give the same bytes, run after run.
+    let again = dir.path().join("again.onnx");
+    assert!(
+        whittle(&["optimize", s(&model), "-o", s(&again)])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn completions_and_version() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = whittle(&["completions", shell]);
+        assert!(o.status.success() && o.stdout.len() > 100, "{shell}");
+    }
+    let o = whittle(&["--version"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("whittle "));
+}

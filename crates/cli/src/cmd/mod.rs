@@ -15,5 +15,11 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Dump(a) => dump::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = crate::cli::Cli::command();
+            clap_complete::generate(shell, &mut cmd, "whittle", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -15,6 +15,67 @@ use whittle_passes::verified::{Verification, optimize_verified};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level as PassLevel, PassCx, Pipeline};
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
+    if a.check {
+        // --check distinguishes "would change" (1) from failure (2).
+        return Ok(check(&a).unwrap_or_else(|e| {
+            eprintln!("error: {}", crate::one_line(&e));
+            ExitCode::from(2)
+        }));
+    }
+    optimize(a)
+}
+
+/// `--check`: optimize in memory and compare with what OUT holds.
+fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
+    let input = a.input.clone().context("no input model given")?;
+    let output = a.output.clone().context("--check needs -o OUT")?;
+    let pipeline = pipeline(a)?;
+    let mut model = read_model(&input)?;
+    let mut cx = PassCx {
+        input_shapes: shapes::parse_all(&a.inputs.input_shape)?,
+        fold_limit: a.fold_limit.unwrap_or(DEFAULT_FOLD_LIMIT),
+        ..Default::default()
+    };
+    pipeline.run(&mut model, &mut cx)?;
+    if has_external(&model) {
+        bail!("--check does not support models with external data yet");
+    }
+    let want = whittle_onnx::encode_model(&model)?;
+    let have = match std::fs::read(&output) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("{}: would be created", output.display());
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", output.display())),
+    };
+    if have == want {
+        println!("{}: up to date", output.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let current = whittle_onnx::read_model(&output)
+        .map(|m| Summary::of(&m))
+        .unwrap_or_default();
+    println!("{}: would change", output.display());
+    println!(
+        "{}",
+        Summary::table(&current, &Summary::of(&model))
+            .replace("before", "now")
+            .replace(" after", "  new")
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn has_external(m: &whittle_ir::Model) -> bool {
+    m.graph.initializers().iter().any(|v| {
+        m.graph
+            .value(*v)
+            .initializer()
+            .is_some_and(|t| t.is_external())
+    })
+}
+
+fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     if a.list_passes {
         for p in all_passes() {
             println!("{:<20} {}", p.name(), p.description());
