@@ -12,6 +12,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `whittle dump big.onnx | head` must end quietly when head stops reading, as other
+    // Unix tools do, not panic on the failed write.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     init_tracing(args.verbose, args.quiet);
     match cmd::run(args.command) {

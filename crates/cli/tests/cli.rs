@@ -286,3 +286,18 @@ fn completions_and_version() {
     let o = whittle(&["--version"]);
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("whittle "));
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_whittle"))
+        .args(["dump", "--full", s(&fixture("bert_tiny.ts.onnx"))])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -3,6 +3,16 @@
 use whittle_ir::types::Type;
 use whittle_ir::{DataType, Dim, Graph, IrError, Node, NodeId, Tensor, ValueId};
 
+/// Ops whose result is not a function of their inputs: never folded or merged.
+pub const RANDOM_OPS: &[&str] = &[
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Bernoulli",
+    "Multinomial",
+];
+
 /// True for `op` of the default domain.
 pub fn is_op(node: &Node, op: &str) -> bool {
     node.op() == op && node.domain().is_empty()

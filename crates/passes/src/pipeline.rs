@@ -87,33 +87,16 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
     ]
 }
 
-/// The passes of a level (by name, in pipeline order).
-fn level_passes(level: Level) -> &'static [&'static str] {
+/// Passes that only fuse (at `-O2`, not `-O1`).
+const FUSION: &[&str] = &["fuse"];
+
+/// Whether pass `name` runs at `level` (every lossless pass runs from `-O1`, fusion
+/// from `-O2`).
+fn in_level(level: Level, name: &str) -> bool {
     match level {
-        Level::O0 => &[],
-        Level::O1 => &[
-            "constant-nodes",
-            "inline-if",
-            "identity",
-            "no-op",
-            "fold-shapes",
-            "fold-constants",
-            "dedup-initializers",
-            "cse",
-            "dead-code",
-        ],
-        Level::O2 => &[
-            "constant-nodes",
-            "inline-if",
-            "identity",
-            "no-op",
-            "fold-shapes",
-            "fold-constants",
-            "dedup-initializers",
-            "cse",
-            "fuse",
-            "dead-code",
-        ],
+        Level::O0 => false,
+        Level::O1 => !FUSION.contains(&name),
+        Level::O2 => true,
     }
 }
 
@@ -135,10 +118,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// The passes of `level`.
     pub fn for_level(level: Level) -> Pipeline {
-        let names = level_passes(level);
         let passes = all_passes()
             .into_iter()
-            .filter(|p| names.contains(&p.name()))
+            .filter(|p| !p.changes_numerics() && in_level(level, p.name()))
             .collect();
         Pipeline {
             passes,

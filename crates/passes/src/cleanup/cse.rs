@@ -1,6 +1,7 @@
 //! `cse`: common subexpressions. Two nodes with the same op, attributes and inputs
 //! compute the same values; the later one's readers use the earlier one's outputs.
 
+use crate::guard::RANDOM_OPS;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use std::collections::HashMap;
 use whittle_ir::{Graph, NodeId, ValueId};
@@ -9,19 +10,10 @@ use whittle_ir::{Graph, NodeId, ValueId};
 /// outputs, and duplicates whose outputs are graph outputs (their names are the interface).
 pub struct Cse;
 
-const RANDOM: &[&str] = &[
-    "RandomNormal",
-    "RandomUniform",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "Bernoulli",
-    "Multinomial",
-];
-
 /// What makes two nodes compute the same thing.
 fn key(g: &Graph, n: NodeId) -> Option<(String, Vec<Option<ValueId>>, usize)> {
     let node = g.node(n);
-    if node.has_subgraphs() || node.outputs().is_empty() || RANDOM.contains(&node.op()) {
+    if node.has_subgraphs() || node.outputs().is_empty() || RANDOM_OPS.contains(&node.op()) {
         return None;
     }
     let sig = format!(

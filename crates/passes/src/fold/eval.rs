@@ -7,7 +7,7 @@
 //! limit (1 MiB by default) only if it is no larger than the constants it consumes. tract
 //! failures and panics leave the node as it was.
 
-use crate::guard::{dims, drop_if_unused, elem};
+use crate::guard::{RANDOM_OPS, dims, drop_if_unused, elem};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_eval::eval_node;
 use whittle_ir::infer::Poly;
@@ -19,12 +19,6 @@ pub struct FoldConstants;
 /// Ops never folded: their result is not a function of their inputs alone, or folding
 /// would undo a deliberate encoding.
 const NEVER: &[&str] = &[
-    "RandomNormal",
-    "RandomUniform",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "Bernoulli",
-    "Multinomial",
     "DequantizeLinear",
     "Constant",
     "If",
@@ -50,7 +44,11 @@ impl Rule for FoldConstants {
 
     fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Patch> {
         let node = g.node(n);
-        if !node.domain().is_empty() || node.has_subgraphs() || NEVER.contains(&node.op()) {
+        if !node.domain().is_empty()
+            || node.has_subgraphs()
+            || NEVER.contains(&node.op())
+            || RANDOM_OPS.contains(&node.op())
+        {
             return None;
         }
         // Nodes without inputs (RandomNormal, ...) have nothing to fold from.
