@@ -68,6 +68,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
             "fuse Conv+BN/Add/Mul/Pad, MatMul+Add->Gemm, Transpose/Reshape/Unsqueeze chains, ...",
             vec![
                 Box::new(fuse::ConvBatchNorm),
+                Box::new(fuse::GemmBatchNorm),
                 Box::new(fuse::ConvAffine),
                 Box::new(fuse::PadIntoConv),
                 Box::new(fuse::MatMulAddToGemm),
@@ -75,6 +76,10 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
                 Box::new(fuse::ReshapeChain),
                 Box::new(fuse::UnsqueezeChain),
                 Box::new(fuse::ReduceUnsqueeze),
+                Box::new(fuse::SqueezeChain),
+                Box::new(fuse::SliceChain),
+                Box::new(fuse::TransposeIntoGemm),
+                Box::new(fuse::Idempotent),
                 Box::new(fuse::ConcatChain),
                 Box::new(fuse::LogSoftmax),
                 Box::new(fuse::WhereNot),

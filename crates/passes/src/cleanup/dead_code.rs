@@ -4,8 +4,9 @@ use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use whittle_ir::{Graph, NodeId};
 
 /// Removes nodes none of whose outputs is read (by a node, a subgraph, or as a graph
-/// output), repeatedly, then initializers nothing reads. Graph inputs are the model's
-/// interface and stay; so do nodes without outputs (nothing to decide on).
+/// output), repeatedly, then initializers nothing reads (with the graph input that only
+/// shadows one, if any). Other graph inputs are the model's interface and stay; so do
+/// nodes without outputs (nothing to decide on).
 pub struct DeadCode;
 
 fn is_dead(g: &Graph, n: NodeId) -> bool {
@@ -46,13 +47,13 @@ impl Pass for DeadCode {
             g.remove_node(n);
             changed = true;
         }
+        // Unused initializers, including graph inputs that only shadow one (an optional
+        // input nobody reads); both go.
         let unused: Vec<_> = g
             .initializers()
             .iter()
             .copied()
-            .filter(|v| {
-                g.value(*v).uses().is_empty() && !g.is_output(*v) && !g.inputs().contains(v)
-            })
+            .filter(|v| g.value(*v).uses().is_empty() && !g.is_output(*v))
             .collect();
         for v in unused {
             match cx.grant("dead-code", "unused-initializer", g.value(v).name()) {
@@ -61,6 +62,9 @@ impl Pass for DeadCode {
                 Grant::Spent => return Ok(changed),
             }
             tracing::debug!(initializer = g.value(v).name(), "dead-code: removed");
+            if g.inputs().contains(&v) {
+                g.remove_input(v);
+            }
             g.remove_initializer(v);
             changed = true;
         }

@@ -96,9 +96,10 @@ impl Rule for FoldConstants {
             return None;
         }
         let mut folded = Vec::new();
-        for (v, mut t) in outs.iter().copied().zip(results) {
+        for (v, t) in outs.iter().copied().zip(results) {
             let declared_elem = elem(g, v)?;
-            if t.dtype() != declared_elem || !shape_matches(&dims(g, v)?, &t.dims) {
+            let mut t = cast_to(t, declared_elem)?;
+            if !shape_matches(&dims(g, v)?, &t.dims) {
                 tracing::debug!(node = %node.label(), "fold-constants: result type differs from the declared one");
                 return None;
             }
@@ -118,6 +119,35 @@ impl Rule for FoldConstants {
             Ok(())
         }))
     }
+}
+
+/// `t` converted to the declared element type where the conversion is exact (tract
+/// computes some integer ops at another width); None otherwise.
+fn cast_to(t: Tensor, want: whittle_ir::DataType) -> Option<Tensor> {
+    use whittle_ir::DataType::*;
+    let have = t.dtype();
+    if have == want {
+        return Some(t);
+    }
+    let raw: Vec<u8> = match (have, want) {
+        (Int64, Int32) => t
+            .to_i64_vec()
+            .ok()?
+            .iter()
+            .map(|v| i32::try_from(*v).ok())
+            .collect::<Option<Vec<i32>>>()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        (Int32, Int64) => t
+            .to_i64_vec()
+            .ok()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        _ => return None,
+    };
+    Some(Tensor::from_raw(want, t.dims.clone(), raw.into()))
 }
 
 /// The computed dims agree with every dim the graph knows.
