@@ -77,6 +77,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
                 Box::new(fuse::UnsqueezeChain),
                 Box::new(fuse::ReduceUnsqueeze),
                 Box::new(fuse::SqueezeChain),
+                Box::new(fuse::FlattenChain),
                 Box::new(fuse::SliceChain),
                 Box::new(fuse::TransposeIntoGemm),
                 Box::new(fuse::Idempotent),

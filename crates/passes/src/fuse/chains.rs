@@ -211,3 +211,40 @@ impl Rule for SliceChain {
         }))
     }
 }
+
+/// Flatten(Flatten(x, a), b): the inner result is 2-D, so b = 0 gives Flatten(x, 0) and
+/// b = 2 gives Flatten(x, rank(x)) (b = 1 is a no-op, removed elsewhere). Guards: x's
+/// rank is known; the inner result feeds only the outer Flatten.
+pub struct FlattenChain;
+
+impl Rule for FlattenChain {
+    fn name(&self) -> &'static str {
+        "flatten-chain"
+    }
+
+    fn find(&self, g: &Graph, n: NodeId, _cx: &RuleCx) -> Option<Patch> {
+        let outer = g.node(n);
+        if !is_op(outer, "Flatten") {
+            return None;
+        }
+        let t = outer.input(0)?;
+        let (inner, _) = g.value(t).producer()?;
+        if !is_op(g.node(inner), "Flatten") || !single_use(g, t) {
+            return None;
+        }
+        let x = g.node(inner).input(0)?;
+        let r = dims(g, x)?.len() as i64;
+        let b = outer.attr("axis").and_then(|a| a.i).unwrap_or(1);
+        let axis = match b {
+            0 | -2 => 0,
+            2 => r,
+            _ => return None,
+        };
+        Some(Box::new(move |g: &mut Graph| {
+            g.set_input(n, 0, Some(x));
+            g.node_mut(n).set_attr(Attribute::int("axis", axis));
+            g.remove_node(inner);
+            Ok(())
+        }))
+    }
+}

@@ -15,7 +15,7 @@ mod transpose;
 mod unsqueeze;
 
 pub use activation::{LogSoftmax, WhereNot};
-pub use chains::{Idempotent, SliceChain, SqueezeChain, TransposeIntoGemm};
+pub use chains::{FlattenChain, Idempotent, SliceChain, SqueezeChain, TransposeIntoGemm};
 pub use conv_affine::ConvAffine;
 pub use conv_bn::ConvBatchNorm;
 pub use gelu::GeluErf;

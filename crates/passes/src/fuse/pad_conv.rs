@@ -5,8 +5,9 @@ use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
 use whittle_ir::{Graph, NodeId};
 
-/// Conv(Pad(x, pads, 0), W) = Conv(x, W) with the pads added to the Conv's. Only for
-/// Conv: pools pad with -inf or exclude padding from averages, which a zero Pad does not.
+/// Conv(Pad(x, pads, 0), W) = Conv(x, W) with the pads added to the Conv's; likewise
+/// AveragePool with `count_include_pad=1`. Not MaxPool (it pads with −∞) nor averages
+/// that exclude padding: a zero Pad would change those.
 ///
 /// Guards: constant mode with value 0 (or absent); non-negative pads, none on the batch
 /// and channel axes; no `axes` input; the Conv has explicit padding (auto_pad NOTSET);
@@ -20,7 +21,10 @@ impl Rule for PadIntoConv {
 
     fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Patch> {
         let conv = g.node(n);
-        if !is_op(conv, "Conv") {
+        // AveragePool counts zero padding the same way only with count_include_pad=1.
+        let avg_incl = is_op(conv, "AveragePool")
+            && conv.attr("count_include_pad").and_then(|a| a.i) == Some(1);
+        if !is_op(conv, "Conv") && !avg_incl {
             return None;
         }
         let auto = conv

@@ -1,12 +1,13 @@
-//! Consecutive `Reshape`s: only the last one matters.
+//! A Reshape after any shape-only op: only the last shape matters.
 
 use crate::guard::{const_ints, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{Graph, NodeId};
 
-/// Reshape(Reshape(x, s1), s2) = Reshape(x, s2) when s2 is a constant whose entries do
-/// not refer to the intermediate shape (no 0 copying a dim, unless `allowzero=1` makes 0
-/// literal). Guard: the intermediate feeds only the outer Reshape.
+/// Reshape(f(x), s2) = Reshape(x, s2) when f only reshapes (Reshape, Flatten, Squeeze,
+/// Unsqueeze) and s2 is a constant whose entries do not refer to the intermediate shape
+/// (no 0 copying a dim, unless `allowzero=1` makes 0 literal). Guard: the intermediate
+/// feeds only the outer Reshape.
 pub struct ReshapeChain;
 
 impl Rule for ReshapeChain {
@@ -21,7 +22,10 @@ impl Rule for ReshapeChain {
         }
         let t = outer.input(0)?;
         let (inner, _) = g.value(t).producer()?;
-        if !is_op(g.node(inner), "Reshape") || !single_use(g, t) {
+        let reshapes_only = ["Reshape", "Flatten", "Squeeze", "Unsqueeze"]
+            .iter()
+            .any(|op| is_op(g.node(inner), op));
+        if !reshapes_only || !single_use(g, t) {
             return None;
         }
         let s2 = const_ints(g, outer.input(1))?;
