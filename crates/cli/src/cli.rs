@@ -24,6 +24,7 @@ pub enum Command {
         after_help = "Examples:\n  whittle optimize model.onnx -o model.opt.onnx\n  \
         whittle optimize model.onnx -o static.onnx --input-shape input=1,3,224,224\n  \
         whittle optimize model.onnx -o out.onnx --report report.json --print-after fuse\n  \
+        whittle optimize models/ extra.onnx -o optimized/\n  \
         whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
     )]
     Optimize(OptimizeArgs),
@@ -73,9 +74,10 @@ pub enum Level {
 
 #[derive(Args, Debug)]
 pub struct OptimizeArgs {
-    /// The model to read.
-    #[arg(required_unless_present = "list_passes")]
-    pub input: Option<PathBuf>,
+    /// The model to read. Several models or folders (searched for *.onnx) are optimized
+    /// in parallel into the folder given by -o, keeping their relative paths.
+    #[arg(required_unless_present = "list_passes", num_args = 1.., value_name = "INPUT")]
+    pub models: Vec<PathBuf>,
     /// Where to write the result (never the input unless --in-place).
     #[arg(short, long)]
     pub output: Option<PathBuf>,

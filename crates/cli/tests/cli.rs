@@ -301,3 +301,60 @@ fn a_closed_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn many_models_in_parallel_keep_paths_and_match_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (par, seq) = (dir.path().join("par"), dir.path().join("seq"));
+    let models = whittle_testkit::fixtures_dir();
+    let run = |out: &Path, threads: &str| {
+        Command::new(env!("CARGO_BIN_EXE_whittle"))
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["optimize", s(&models), "-o", s(out)])
+            .output()
+            .unwrap()
+    };
+    let o = run(&par, "4");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("optimized, 0 failed"), "{text}");
+    assert!(run(&seq, "1").status.success());
+    let mut n = 0;
+    for f in whittle_testkit::fixtures() {
+        let name = f.file_name().unwrap();
+        let (a, b) = (
+            std::fs::read(par.join(name)).unwrap(),
+            std::fs::read(seq.join(name)).unwrap(),
+        );
+        assert_eq!(a, b, "{}: 4 threads vs 1", name.to_string_lossy());
+        // ...and the same bytes as optimizing it alone.
+        let alone = dir.path().join("alone.onnx");
+        assert!(
+            whittle(&["optimize", s(&f), "-o", s(&alone)])
+                .status
+                .success()
+        );
+        assert_eq!(
+            std::fs::read(&alone).unwrap(),
+            a,
+            "{}",
+            name.to_string_lossy()
+        );
+        n += 1;
+    }
+    assert!(n >= 10);
+    // One bad model fails alone; the others are still written, the exit status is 1.
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not a model").unwrap();
+    let out = dir.path().join("mixed");
+    let o = whittle(&[
+        "optimize",
+        s(&bad),
+        s(&fixture("cnn_bn.ts.onnx")),
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out.join("cnn_bn.ts.onnx").exists() && !out.join("bad.onnx").exists());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 failed"));
+}

@@ -1,5 +1,6 @@
 //! Subcommand implementations.
 
+mod batch;
 mod bench;
 mod dump;
 mod optimize;

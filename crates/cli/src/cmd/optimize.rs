@@ -27,7 +27,7 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
 
 /// `--check`: optimize in memory and compare with what OUT holds.
 fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
-    let input = a.input.clone().context("no input model given")?;
+    let input = single_input(a)?;
     let output = a.output.clone().context("--check needs -o OUT")?;
     let pipeline = pipeline(a)?;
     let mut model = read_model(&input)?;
@@ -82,9 +82,10 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(input) = a.input.clone() else {
-        bail!("no input model given")
-    };
+    if a.models.len() > 1 || a.models.first().is_some_and(|p| p.is_dir()) {
+        return crate::cmd::batch::run(&a, pipeline_for);
+    }
+    let input = single_input(&a)?;
     let pipeline = pipeline(&a)?;
     let output = match (&a.output, a.in_place) {
         (Some(o), _) => o.clone(),
@@ -215,6 +216,21 @@ fn verify_summary(v: &Verification, what: &str) -> String {
         );
     }
     out
+}
+
+/// The one input of a single-model run.
+fn single_input(a: &OptimizeArgs) -> anyhow::Result<std::path::PathBuf> {
+    match &a.models[..] {
+        [one] => Ok(one.clone()),
+        [] => bail!("no input model given"),
+        _ => bail!("several inputs: give -o a folder"),
+    }
+}
+
+/// The pipeline the flags ask for (public to the batch runner, which needs one per
+/// thread).
+pub fn pipeline_for(a: &OptimizeArgs) -> anyhow::Result<Pipeline> {
+    pipeline(a)
 }
 
 /// The pipeline the flags ask for: `--passes` or the level's, minus `--disable`.
