@@ -1,9 +1,10 @@
 //! `Conv`/`ConvTranspose → BatchNormalization` (inference mode) folds into the
 //! convolution's weights.
 
+use super::batchnorm::{BnParams, bn_params, f32_vec, inference_bn};
 use crate::guard::{bypass, constant, drop_if_unused, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
-use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
+use whittle_ir::{DataType, Graph, NodeId, Tensor};
 
 /// y = BN(Conv(x, W, b)) becomes Conv(x, W', b') with W' = W·s, b' = (b − mean)·s + β,
 /// s = γ / sqrt(var + ε), per output channel, computed in f64.
@@ -13,38 +14,13 @@ use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
 /// is in inference mode and only its first output is used.
 pub struct ConvBatchNorm;
 
-/// Reads an f32 constant of exactly `len` elements.
-fn vec_of(g: &Graph, v: Option<ValueId>, len: usize) -> Option<Vec<f64>> {
-    let t = constant(g, v)?;
-    if t.dtype() != DataType::Float {
-        return None;
-    }
-    let x = t.to_f32_vec().ok()?;
-    (x.len() == len).then(|| x.into_iter().map(f64::from).collect())
-}
-
 impl Rule for ConvBatchNorm {
     fn name(&self) -> &'static str {
         "conv-batchnorm"
     }
 
     fn find(&self, g: &Graph, n: NodeId, _cx: &RuleCx) -> Option<Patch> {
-        let bn = g.node(n);
-        if !is_op(bn, "BatchNormalization")
-            || bn.attr("training_mode").is_some_and(|a| a.i == Some(1))
-        {
-            return None;
-        }
-        if bn
-            .outputs()
-            .iter()
-            .skip(1)
-            .flatten()
-            .any(|v| !g.value(*v).uses().is_empty() || g.is_output(*v))
-        {
-            return None;
-        }
-        let (c, y) = (bn.input(0)?, bn.output(0)?);
+        let (c, y) = inference_bn(g, n)?;
         let (conv_id, _) = g.value(c).producer()?;
         let conv = g.node(conv_id);
         let transposed = is_op(conv, "ConvTranspose");
@@ -78,16 +54,11 @@ impl Rule for ConvBatchNorm {
             }
         };
         let bias = match conv.input(2) {
-            Some(b) if g.value(b).uses().len() == 1 => vec_of(g, Some(b), m)?,
+            Some(b) if g.value(b).uses().len() == 1 => f32_vec(g, Some(b), m)?,
             Some(_) => return None,
             None => vec![0.0; m],
         };
-        let eps = f64::from(bn.attr("epsilon").and_then(|a| a.f).unwrap_or(1e-5));
-        let gamma = vec_of(g, bn.input(1), m)?;
-        let beta = vec_of(g, bn.input(2), m)?;
-        let mean = vec_of(g, bn.input(3), m)?;
-        let var = vec_of(g, bn.input(4), m)?;
-        let s: Vec<f64> = (0..m).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
+        let BnParams { s, mean, beta } = bn_params(g, n, m)?;
         let wdata = w.to_f32_vec().ok()?;
         let new_w: Vec<f32> = wdata
             .iter()

@@ -1,10 +1,11 @@
 //! `BatchNormalization` after a `Gemm`, or after a 2-D `MatMul` with a constant weight,
 //! folds into the weight and bias of one `Gemm`.
 
+use super::batchnorm::{BnParams, bn_params, f32_vec, inference_bn};
 use crate::guard::{constant, dims, drop_if_unused, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
-use whittle_ir::{DataType, Graph, Node, NodeId, Tensor, ValueId};
+use whittle_ir::{DataType, Graph, Node, NodeId, Tensor};
 
 /// y = BN(Gemm(A, B, C)) → Gemm(A, B', C') with B' scaling output column n by
 /// s[n] = γ[n]/sqrt(var[n] + ε) and C' = s·(β_gemm·C − mean) + β; y = BN(MatMul(A, B)) for
@@ -15,34 +16,13 @@ use whittle_ir::{DataType, Graph, Node, NodeId, Tensor, ValueId};
 /// [1, N]; alpha stays as it was (it scales A·B only).
 pub struct GemmBatchNorm;
 
-fn vec_of(g: &Graph, v: Option<ValueId>, len: usize) -> Option<Vec<f64>> {
-    let t = constant(g, v)?;
-    let x = t.to_f32_vec().ok()?;
-    (t.dtype() == DataType::Float && x.len() == len).then(|| x.into_iter().map(f64::from).collect())
-}
-
 impl Rule for GemmBatchNorm {
     fn name(&self) -> &'static str {
         "gemm-batchnorm"
     }
 
     fn find(&self, g: &Graph, n: NodeId, _cx: &RuleCx) -> Option<Patch> {
-        let bn = g.node(n);
-        if !is_op(bn, "BatchNormalization")
-            || bn.attr("training_mode").is_some_and(|a| a.i == Some(1))
-        {
-            return None;
-        }
-        if bn
-            .outputs()
-            .iter()
-            .skip(1)
-            .flatten()
-            .any(|v| !g.value(*v).uses().is_empty() || g.is_output(*v))
-        {
-            return None;
-        }
-        let (z, y) = (bn.input(0)?, bn.output(0)?);
+        let (z, y) = inference_bn(g, n)?;
         let (p, _) = g.value(z).producer()?;
         let prod = g.node(p);
         let is_gemm = is_op(prod, "Gemm");
@@ -72,18 +52,11 @@ impl Rule for GemmBatchNorm {
                 {
                     return None;
                 }
-                vec_of(g, Some(cv), nn)?
+                f32_vec(g, Some(cv), nn)?
             }
             None => vec![0.0; nn],
         };
-        let eps = f64::from(bn.attr("epsilon").and_then(|x| x.f).unwrap_or(1e-5));
-        let (gamma, beta, mean, var) = (
-            vec_of(g, bn.input(1), nn)?,
-            vec_of(g, bn.input(2), nn)?,
-            vec_of(g, bn.input(3), nn)?,
-            vec_of(g, bn.input(4), nn)?,
-        );
-        let s: Vec<f64> = (0..nn).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
+        let BnParams { s, mean, beta } = bn_params(g, n, nn)?;
         let bd = b.to_f32_vec().ok()?;
         let cols = b.dims[1] as usize;
         let new_b: Vec<f32> = bd

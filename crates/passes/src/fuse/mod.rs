@@ -1,6 +1,7 @@
 //! Operator fusion (standard ONNX ops only): fewer nodes computing the same values.
 
 mod activation;
+mod batchnorm;
 mod chains;
 mod conv_affine;
 mod conv_bn;

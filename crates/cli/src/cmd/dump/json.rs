@@ -52,17 +52,7 @@ fn poly_json(p: Option<&Poly>) -> J {
 }
 
 fn opsets(m: &Model) -> BTreeMap<String, i64> {
-    m.opset_imports
-        .iter()
-        .map(|o| {
-            let d = if o.domain().is_empty() {
-                "ai.onnx"
-            } else {
-                o.domain()
-            };
-            (d.to_string(), o.version.unwrap_or(0))
-        })
-        .collect()
+    super::summary::opset_pairs(m).into_iter().collect()
 }
 
 fn io(g: &Graph, ids: &[ValueId]) -> Vec<ValueJson> {

@@ -7,10 +7,9 @@ use whittle_ir::stats::ModelStats;
 use whittle_ir::text::{name, type_text};
 use whittle_ir::{Graph, Model, ValueId};
 
-/// The header lines: IR version, opsets, producer.
-pub fn header(m: &Model) -> String {
-    let opsets: Vec<String> = m
-        .opset_imports
+/// (domain, version) of each opset import, the default domain spelled `ai.onnx`.
+pub fn opset_pairs(m: &Model) -> Vec<(String, i64)> {
+    m.opset_imports
         .iter()
         .map(|o| {
             let d = if o.domain().is_empty() {
@@ -18,8 +17,16 @@ pub fn header(m: &Model) -> String {
             } else {
                 o.domain()
             };
-            format!("{d}={}", o.version.unwrap_or(0))
+            (d.to_string(), o.version.unwrap_or(0))
         })
+        .collect()
+}
+
+/// The header lines: IR version, opsets, producer.
+pub fn header(m: &Model) -> String {
+    let opsets: Vec<String> = opset_pairs(m)
+        .iter()
+        .map(|(d, v)| format!("{d}={v}"))
         .collect();
     format!(
         "ir_version: {}\nopsets: {}\nproducer: {} {}\n",
