@@ -36,7 +36,8 @@ pub struct PassCx {
     pub log: Vec<(&'static str, &'static str, String)>,
     /// The model's opset imports (folding evaluates nodes in one-node models).
     pub opsets: Vec<OpsetImport>,
-    /// Rewrites not to do: (rule, site) pairs rolled back by `optimize --verify`.
+    /// Rewrites not to do: (rule, site) pairs rolled back by `optimize --verify` or
+    /// excluded by the user; `*` in either place matches anything.
     pub deny: Vec<(String, String)>,
 }
 
@@ -98,10 +99,17 @@ impl PassCx {
 }
 
 impl PassCx {
+    /// True when `rule` may not rewrite at `site`.
+    pub fn denies(&self, rule: &str, site: &str) -> bool {
+        self.deny
+            .iter()
+            .any(|(r, s)| (r == rule || r == "*") && (s == site || s == "*"))
+    }
+
     /// Asks to do one rewrite by `rule` of `pass` at `site`: denied sites are refused,
     /// then the budget decides; granted rewrites are logged.
     pub fn grant(&mut self, pass: &'static str, rule: &'static str, site: &str) -> Grant {
-        if self.deny.iter().any(|(r, s)| r == rule && s == site) {
+        if self.denies(rule, site) {
             return Grant::Denied;
         }
         if !self.allow() {

@@ -72,8 +72,7 @@ impl Pass for RuleSet {
                     opsets: &cx.opsets,
                 };
                 let at = site(g, n);
-                let denied =
-                    |r: &dyn Rule| cx.deny.iter().any(|(dr, ds)| dr == r.name() && *ds == at);
+                let denied = |r: &dyn Rule| cx.denies(r.name(), &at);
                 let Some((rule, patch)) = self
                     .rules
                     .iter()

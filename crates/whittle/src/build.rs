@@ -1,6 +1,6 @@
 //! For `build.rs`: optimize a model into `OUT_DIR`, watch its files, skip unchanged work.
 
-use crate::{Error, Optimizer};
+use crate::{Config, Error, Optimizer};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,35 @@ pub fn optimize(model: impl AsRef<Path>, optimizer: &Optimizer) -> Result<PathBu
     optimize_into(model.as_ref(), optimizer, &out_dir, &mut |line| {
         println!("{line}")
     })
+}
+
+/// [`optimize`] with the settings of the project's config: `whittle.toml` beside the
+/// model, else `[package.metadata.whittle]` in `$CARGO_MANIFEST_DIR/Cargo.toml`, else the
+/// defaults. Prints `cargo:rerun-if-changed` for the config file too.
+pub fn optimize_configured(model: impl AsRef<Path>) -> Result<PathBuf, Error> {
+    let model = model.as_ref();
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(|d| PathBuf::from(d).join("Cargo.toml"));
+    let optimizer = match project_config(model, manifest.as_deref())? {
+        Some(config) => {
+            println!("cargo:rerun-if-changed={}", config.path.display());
+            Optimizer::from_settings(&config.settings_for(model))?
+        }
+        None => Optimizer::new(),
+    };
+    optimize(model, &optimizer)
+}
+
+/// The config that applies to `model`: `whittle.toml` beside it, else the Cargo.toml's
+/// `[package.metadata.whittle]`.
+pub fn project_config(model: &Path, manifest: Option<&Path>) -> Result<Option<Config>, Error> {
+    if let Some(c) = Config::beside(model)? {
+        return Ok(Some(c));
+    }
+    match manifest {
+        Some(m) if m.is_file() => Config::from_cargo_manifest(m),
+        _ => Ok(None),
+    }
 }
 
 /// [`optimize`] with an explicit output folder and a sink for the cargo directives.

@@ -22,9 +22,11 @@
 //! cargo which files to watch, and skips the work when nothing changed.
 
 pub mod build;
+pub mod config;
 mod optimizer;
 mod report;
 
+pub use config::{Config, Settings};
 pub use optimizer::{Error, Optimizer};
 pub use report::{PassReport, Report, Rewrite};
 pub use whittle_ir::Model;

@@ -1,5 +1,6 @@
 //! The optimizer builder.
 
+use crate::config::Settings;
 use crate::report::{PassReport, Report, Rewrite, size};
 use std::path::Path;
 use thiserror::Error;
@@ -31,6 +32,8 @@ pub struct Optimizer {
     disable: Vec<String>,
     input_shapes: Vec<(String, Vec<Dim>)>,
     fold_limit: u64,
+    exclude: Vec<(String, String)>,
+    external_data_threshold: Option<u64>,
 }
 
 impl Default for Optimizer {
@@ -48,7 +51,56 @@ impl Optimizer {
             disable: Vec::new(),
             input_shapes: Vec::new(),
             fold_limit: DEFAULT_FOLD_LIMIT,
+            exclude: Vec::new(),
+            external_data_threshold: None,
         }
+    }
+
+    /// The optimizer that `settings` describe (unset keys keep the defaults of
+    /// [`Optimizer::new`]); errors name the bad value.
+    pub fn from_settings(settings: &Settings) -> Result<Optimizer, Error> {
+        let mut o = Optimizer::new();
+        if let Some(l) = settings.level {
+            o.level = match l {
+                0 => Level::O0,
+                1 => Level::O1,
+                2 => Level::O2,
+                _ => return Err(Error::Config(format!("level {l}: expected 0, 1 or 2"))),
+            };
+        }
+        o.passes = settings.passes.clone();
+        o.disable = settings.disable.clone().unwrap_or_default();
+        o.input_shapes = settings.input_dims();
+        if let Some(f) = settings.fold_limit {
+            o.fold_limit = f;
+        }
+        o.external_data_threshold = settings.external_data_threshold;
+        for e in settings.exclude.iter().flatten() {
+            o = o.try_exclude(e)?;
+        }
+        o.pipeline()?; // unknown pass names fail here, not mid-run
+        Ok(o)
+    }
+
+    /// Do not rewrite at `node:NAME`, or with `rule:NAME` anywhere.
+    pub fn try_exclude(mut self, what: &str) -> Result<Self, Error> {
+        let entry = match what.split_once(':') {
+            Some(("node", n)) if !n.is_empty() => ("*".to_string(), n.to_string()),
+            Some(("rule", r)) if !r.is_empty() => (r.to_string(), "*".to_string()),
+            _ => {
+                return Err(Error::Config(format!(
+                    "exclude '{what}': expected node:NAME or rule:NAME"
+                )));
+            }
+        };
+        self.exclude.push(entry);
+        Ok(self)
+    }
+
+    /// Store tensors of at least `bytes` in an external data file when writing.
+    pub fn external_data_threshold(mut self, bytes: u64) -> Self {
+        self.external_data_threshold = Some(bytes);
+        self
     }
 
     /// The optimization level.
@@ -78,6 +130,12 @@ impl Optimizer {
         self
     }
 
+    /// Like [`Optimizer::input_shape`], with symbolic or unknown dims allowed.
+    pub fn input_dims(mut self, name: &str, dims: Vec<Dim>) -> Self {
+        self.input_shapes.push((name.to_string(), dims));
+        self
+    }
+
     /// Largest constant folding may create, in bytes.
     pub fn fold_limit(mut self, bytes: u64) -> Self {
         self.fold_limit = bytes;
@@ -87,17 +145,21 @@ impl Optimizer {
     /// A canonical description of the settings (part of [`crate::build`]'s cache key).
     pub fn fingerprint(&self) -> String {
         format!(
-            "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={}",
+            "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
+             exclude={:?} external={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
             self.passes,
             self.disable,
             self.input_shapes,
-            self.fold_limit
+            self.fold_limit,
+            self.exclude,
+            self.external_data_threshold
         )
     }
 
-    fn pipeline(&self) -> Result<Pipeline, Error> {
+    /// The passes these settings run (for tools that drive the pipeline themselves).
+    pub fn pipeline(&self) -> Result<Pipeline, Error> {
         let mut p = match &self.passes {
             Some(names) => Pipeline::with_passes(names).map_err(Error::Config)?,
             None => Pipeline::for_level(self.level),
@@ -106,14 +168,33 @@ impl Optimizer {
         Ok(p)
     }
 
+    /// A fresh pass context with these settings (input shapes, fold limit, exclusions).
+    pub fn pass_cx(&self) -> PassCx {
+        PassCx {
+            input_shapes: self.input_shapes.clone(),
+            fold_limit: self.fold_limit,
+            deny: self.exclude.clone(),
+            ..PassCx::default()
+        }
+    }
+
+    /// The export settings for writing to `output`: external data goes to
+    /// `<file name>.data` beside it.
+    pub fn export_options(&self, output: &Path) -> ExportOptions {
+        let name = output
+            .file_name()
+            .map_or_else(|| "model.onnx".into(), |n| n.to_string_lossy().into_owned());
+        ExportOptions {
+            external_threshold: self.external_data_threshold,
+            external_location: format!("{name}.data"),
+            ..ExportOptions::default()
+        }
+    }
+
     /// Optimizes `model` in place.
     pub fn optimize_model(&self, model: &mut Model) -> Result<Report, Error> {
         let (nodes_before, bytes_before) = size(model);
-        let mut cx = PassCx {
-            input_shapes: self.input_shapes.clone(),
-            fold_limit: self.fold_limit,
-            ..PassCx::default()
-        };
+        let mut cx = self.pass_cx();
         let stats = self.pipeline()?.run(model, &mut cx)?;
         let (nodes_after, bytes_after) = size(model);
         Ok(Report {
@@ -150,14 +231,7 @@ impl Optimizer {
     pub fn optimize_file(&self, input: &Path, output: &Path) -> Result<Report, Error> {
         let mut model = whittle_onnx::read_model(input)?;
         let report = self.optimize_model(&mut model)?;
-        let name = output
-            .file_name()
-            .map_or_else(|| "model.onnx".into(), |n| n.to_string_lossy().into_owned());
-        let opts = ExportOptions {
-            external_location: format!("{name}.data"),
-            ..ExportOptions::default()
-        };
-        whittle_onnx::save_model(&model, output, &opts)?;
+        whittle_onnx::save_model(&model, output, &self.export_options(output))?;
         Ok(report)
     }
 }
