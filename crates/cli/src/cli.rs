@@ -25,9 +25,11 @@ pub enum Command {
         whittle optimize model.onnx -o static.onnx --input-shape input=1,3,224,224\n  \
         whittle optimize model.onnx -o out.onnx --report report.json --print-after fuse\n  \
         whittle optimize models/ extra.onnx -o optimized/\n  \
+        whittle optimize 'exports/**/*.onnx' -o optimized/ --report all.json\n  \
+        whittle optimize model.onnx -o out.onnx --config whittle.toml --exclude node:/head/Gemm\n  \
         whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
     )]
-    Optimize(OptimizeArgs),
+    Optimize(Box<OptimizeArgs>),
     /// Check that two models compute the same outputs (tract, same inputs).
     #[command(
         after_help = "Examples:\n  whittle verify model.onnx model.opt.onnx\n  \
@@ -84,9 +86,19 @@ pub struct OptimizeArgs {
     /// Overwrite the input file (atomically).
     #[arg(long, conflicts_with = "output")]
     pub in_place: bool,
-    /// Optimization level: -O0, -O1 or -O2.
-    #[arg(short = 'O', default_value = "2")]
-    pub level: Level,
+    /// Optimization level: -O0, -O1 or -O2 (default 2, or the config's).
+    #[arg(short = 'O')]
+    pub level: Option<Level>,
+    /// Settings file (default: whittle.toml beside each model, if there is one).
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Ignore whittle.toml files.
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+    /// Rewrites not to do (comma-separated): node:NAME (none anchored at that node),
+    /// rule:NAME (that rule nowhere).
+    #[arg(long, value_delimiter = ',', value_name = "WHAT")]
+    pub exclude: Option<Vec<String>>,
     /// Store tensors of at least this many bytes in an external data file.
     #[arg(long, value_name = "BYTES")]
     pub external_data_threshold: Option<u64>,
@@ -95,7 +107,7 @@ pub struct OptimizeArgs {
     pub passes: Option<Vec<String>>,
     /// Skip these passes (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-    pub disable: Vec<String>,
+    pub disable: Option<Vec<String>>,
     /// Stop after N rewrites (to find the rewrite that breaks a model).
     #[arg(long, value_name = "N")]
     pub bisect_limit: Option<usize>,

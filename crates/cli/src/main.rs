@@ -3,7 +3,9 @@
 mod cli;
 mod cmd;
 mod human;
+mod progress;
 mod report;
+mod settings;
 mod shapes;
 mod summary;
 mod testinputs;
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
     }
     let args = cli::Cli::parse();
     init_tracing(args.verbose, args.quiet);
+    progress::set_quiet(args.quiet);
     match cmd::run(args.command) {
         Ok(code) => code,
         Err(e) => {

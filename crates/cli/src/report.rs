@@ -3,6 +3,7 @@
 use crate::summary::Summary;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 use whittle_passes::PassStat;
 
 /// Bumped whenever a key is renamed or removed.
@@ -94,4 +95,109 @@ pub fn verify_json(v: &whittle_passes::verified::Verification, what: &str) -> se
         "pipeline_runs": v.runs,
         "rolled_back": v.rolled_back.iter().map(|(p, r, s, k)| serde_json::json!({"pass": p, "rule": r, "node": s, "rewrite": k})).collect::<Vec<_>>(),
     })
+}
+
+/// One model of a many-model run: its report, or why it failed.
+#[derive(Serialize)]
+pub struct BatchEntry {
+    pub input: String,
+    pub output: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+}
+
+impl BatchEntry {
+    pub fn new(input: &Path, output: &Path, r: anyhow::Result<Report>) -> BatchEntry {
+        let (report, error) = match r {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(crate::one_line(&e))),
+        };
+        BatchEntry {
+            input: input.display().to_string(),
+            output: output.display().to_string(),
+            ok: error.is_none(),
+            error,
+            report,
+        }
+    }
+}
+
+/// Sums over the models that were optimized.
+#[derive(Serialize, Default)]
+pub struct Totals {
+    pub models: usize,
+    pub optimized: usize,
+    pub failed: usize,
+    pub nodes_before: usize,
+    pub nodes_after: usize,
+    pub file_bytes_before: u64,
+    pub file_bytes_after: u64,
+}
+
+/// The combined report of `whittle optimize A B ... -o OUT_DIR`.
+#[derive(Serialize)]
+pub struct BatchReport {
+    pub schema_version: u32,
+    pub totals: Totals,
+    pub models: Vec<BatchEntry>,
+}
+
+impl BatchReport {
+    pub fn new(models: Vec<BatchEntry>) -> BatchReport {
+        let mut t = Totals {
+            models: models.len(),
+            ..Totals::default()
+        };
+        for r in models.iter().filter_map(|m| m.report.as_ref()) {
+            t.optimized += 1;
+            t.nodes_before += r.before.nodes;
+            t.nodes_after += r.after.nodes;
+            t.file_bytes_before += r.before.file_bytes;
+            t.file_bytes_after += r.after.file_bytes;
+        }
+        t.failed = t.models - t.optimized;
+        BatchReport {
+            schema_version: SCHEMA_VERSION,
+            totals: t,
+            models,
+        }
+    }
+
+    /// One line per model, then the totals, for people.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for m in &self.models {
+            match (&m.report, &m.error) {
+                (Some(r), _) => {
+                    out += &format!(
+                        "{} -> {}: nodes {} -> {}, file bytes {} -> {}\n",
+                        m.input,
+                        m.output,
+                        r.before.nodes,
+                        r.after.nodes,
+                        r.before.file_bytes,
+                        r.after.file_bytes
+                    )
+                }
+                (None, e) => {
+                    out += &format!("{}: FAILED: {}\n", m.input, e.as_deref().unwrap_or("?"))
+                }
+            }
+        }
+        let t = &self.totals;
+        out += &format!(
+            "{} models: {} optimized, {} failed; nodes {} -> {}, file bytes {} -> {}\n",
+            t.models,
+            t.optimized,
+            t.failed,
+            t.nodes_before,
+            t.nodes_after,
+            t.file_bytes_before,
+            t.file_bytes_after
+        );
+        out
+    }
 }

@@ -44,7 +44,12 @@ impl Summary {
 
     /// A before/after table: one row per op type whose count changed or exists, then totals.
     pub fn table(before: &Summary, after: &Summary) -> String {
-        let mut rows = vec![format!("{:<28} {:>8} {:>8}", "", "before", "after")];
+        Summary::table_with(before, after, ["before", "after"])
+    }
+
+    /// [`Summary::table`] with other column headings.
+    pub fn table_with(before: &Summary, after: &Summary, heads: [&str; 2]) -> String {
+        let mut rows = vec![format!("{:<28} {:>8} {:>8}", "", heads[0], heads[1])];
         let ops: std::collections::BTreeSet<&String> =
             before.ops.keys().chain(after.ops.keys()).collect();
         for op in ops {

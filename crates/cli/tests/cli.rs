@@ -278,6 +278,44 @@ fn check_exit_codes_and_writes_nothing() {
 }
 
 #[test]
+fn check_covers_external_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let data = dir.path().join("cnn_bn.ts.ext.onnx.data"); // external tensors keep their file name
+    let model = fixture("cnn_bn.ts.ext.onnx");
+    let check = || whittle(&["optimize", s(&model), "-o", s(&out), "--check"]);
+    assert!(
+        whittle(&["optimize", s(&model), "-o", s(&out)])
+            .status
+            .success()
+    );
+    assert!(data.exists());
+    let o = check();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&data, &bytes).unwrap();
+    let o = check();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cnn_bn.ts.ext.onnx.data: would change"));
+    bytes[last] ^= 1;
+    bytes.push(0);
+    std::fs::write(&data, &bytes).unwrap();
+    assert_eq!(check().status.code(), Some(1), "a longer data file differs");
+    std::fs::remove_file(&data).unwrap();
+    let o = check();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("would be created"));
+    assert!(!data.exists(), "--check writes nothing");
+}
+
+#[test]
 fn completions_and_version() {
     for shell in ["bash", "zsh", "fish"] {
         let o = whittle(&["completions", shell]);

@@ -1,14 +1,17 @@
-//! `whittle optimize A B dir/ -o OUT_DIR`: many models in parallel, one combined report.
+//! `whittle optimize A B dir/ 'glob/**/*.onnx' -o OUT_DIR`: many models in parallel, one
+//! combined report.
 
 use crate::cli::OptimizeArgs;
-use crate::shapes;
+use crate::progress;
+use crate::report::{self, BatchEntry, BatchReport, Report, Side};
+use crate::settings::optimizer_for;
 use crate::summary::Summary;
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use whittle_onnx::{ExportOptions, read_model, save_model};
-use whittle_passes::{DEFAULT_FOLD_LIMIT, PassCx, Pipeline};
+use std::time::Instant;
+use whittle_onnx::{read_model, save_model};
 
 /// One model to do: where it is and where it goes, relative to the output folder.
 struct Job {
@@ -16,7 +19,7 @@ struct Job {
     relative: PathBuf,
 }
 
-/// Every `*.onnx` under `dir`, sorted, with paths relative to it.
+/// Every `*.onnx` under `dir`, sorted, with paths relative to `base`.
 fn walk(dir: &Path, base: &Path, out: &mut Vec<Job>) -> anyhow::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -34,11 +37,50 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<Job>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// True for an argument that is a pattern (the shell did not expand it, e.g. quoted).
+pub fn is_glob(p: &Path) -> bool {
+    !p.exists() && p.to_string_lossy().contains(['*', '?', '['])
+}
+
+/// The folder part of a pattern before its first wildcard (relative paths start there).
+fn glob_base(pattern: &Path) -> PathBuf {
+    pattern
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect()
+}
+
+/// The models a glob matches (sorted), relative to its literal prefix.
+fn expand(pattern: &Path, out: &mut Vec<Job>) -> anyhow::Result<()> {
+    let text = pattern.to_string_lossy();
+    let base = glob_base(pattern);
+    let mut found: Vec<PathBuf> = glob::glob(&text)
+        .with_context(|| format!("bad pattern '{text}'"))?
+        .filter_map(Result::ok)
+        .collect();
+    found.sort();
+    let before = out.len();
+    for p in found {
+        if p.is_dir() {
+            walk(&p, &base, out)?;
+        } else if p.is_file() {
+            let relative = p.strip_prefix(&base).unwrap_or(&p).to_path_buf();
+            out.push(Job { input: p, relative });
+        }
+    }
+    if out.len() == before {
+        bail!("'{text}' matches no model");
+    }
+    Ok(())
+}
+
 fn jobs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Job>> {
     let mut out = Vec::new();
     for i in inputs {
         if i.is_dir() {
             walk(i, i, &mut out)?;
+        } else if is_glob(i) {
+            expand(i, &mut out)?;
         } else {
             let name = i
                 .file_name()
@@ -52,56 +94,11 @@ fn jobs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Job>> {
     Ok(out)
 }
 
-/// Optimizes one model into `out`; the summary before and after.
-fn one(
-    job: &Job,
-    out: &Path,
-    pipeline: &Pipeline,
-    a: &OptimizeArgs,
-) -> anyhow::Result<(Summary, Summary)> {
-    let mut model = read_model(&job.input)?;
-    let before = Summary::of(&model);
-    let mut cx = PassCx {
-        input_shapes: shapes::parse_all(&a.inputs.input_shape)?,
-        fold_limit: a.fold_limit.unwrap_or(DEFAULT_FOLD_LIMIT),
-        ..PassCx::default()
-    };
-    pipeline
-        .run(&mut model, &mut cx)
-        .with_context(|| format!("optimizing {}", job.input.display()))?;
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let name = out
-        .file_name()
-        .map_or_else(|| "model.onnx".into(), |n| n.to_string_lossy().into_owned());
-    let opts = ExportOptions {
-        external_threshold: a.external_data_threshold,
-        external_location: format!("{name}.data"),
-        relocate_external: false,
-    };
-    save_model(&model, out, &opts).with_context(|| format!("writing {}", out.display()))?;
-    Ok((before, Summary::of(&model)))
-}
-
-pub fn run(
-    a: &OptimizeArgs,
-    pipeline_for: fn(&OptimizeArgs) -> anyhow::Result<Pipeline>,
-) -> anyhow::Result<ExitCode> {
-    let Some(out_dir) = &a.output else {
-        bail!("several models: give -o OUT_DIR");
-    };
-    if a.in_place || a.check || a.verify.is_some() || a.print_after.is_some() || a.report.is_some()
-    {
-        bail!("--in-place, --check, --verify, --print-after and --report take one model at a time");
-    }
-    pipeline_for(a)?; // reject bad pass names before any work
-    let mut jobs = jobs(&a.models)?;
-    // The same file named twice is done once; two files for one output is an error.
+/// The same file named twice is done once; two files for one output is an error.
+fn dedup(jobs: Vec<Job>, out_dir: &Path) -> anyhow::Result<Vec<Job>> {
     let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut unique = Vec::new();
-    for j in jobs.drain(..) {
+    for j in jobs {
         let key = j.input.canonicalize().unwrap_or_else(|_| j.input.clone());
         match seen.iter().find(|(rel, _)| *rel == j.relative) {
             Some((_, k)) if *k == key => continue,
@@ -113,44 +110,83 @@ pub fn run(
         }
         unique.push(j);
     }
-    let jobs = unique;
+    Ok(unique)
+}
+
+/// Optimizes one model into `out` with the settings that apply to it.
+fn one(job: &Job, out: &Path, a: &OptimizeArgs) -> anyhow::Result<Report> {
+    let start = Instant::now();
+    if out.canonicalize().ok() == job.input.canonicalize().ok() {
+        bail!("{}: output is the input file", out.display());
+    }
+    let (optimizer, _) = optimizer_for(a, &job.input)?;
+    let mut model = read_model(&job.input)?;
+    let read_ms = start.elapsed().as_secs_f64() * 1e3;
+    let before = Summary::of(&model);
+    let mut cx = optimizer.pass_cx();
+    let stats = optimizer
+        .pipeline()?
+        .run(&mut model, &mut cx)
+        .with_context(|| format!("optimizing {}", job.input.display()))?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let saved = save_model(&model, out, &optimizer.export_options(out))
+        .with_context(|| format!("writing {}", out.display()))?;
+    let in_bytes = std::fs::metadata(&job.input).map(|m| m.len()).unwrap_or(0);
+    Ok(Report {
+        schema_version: report::SCHEMA_VERSION,
+        input: job.input.display().to_string(),
+        output: out.display().to_string(),
+        before: Side::new(&before, in_bytes),
+        after: Side::new(&Summary::of(&model), saved.model_bytes),
+        passes: report::passes(&stats),
+        rewrites: report::rewrites(&cx.log),
+        verify: None,
+        read_ms,
+        total_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+pub fn run(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
+    let Some(out_dir) = &a.output else {
+        bail!("several models: give -o OUT_DIR");
+    };
+    if a.in_place || a.check || a.verify.is_some() || a.print_after.is_some() {
+        bail!("--in-place, --check, --verify and --print-after take one model at a time");
+    }
+    let jobs = dedup(jobs(&a.models)?, out_dir)?;
     if jobs.is_empty() {
         bail!("no .onnx files in the given inputs");
     }
-    let results: Vec<anyhow::Result<(Summary, Summary)>> = jobs
+    // Bad settings (pass names, config keys) fail before any work.
+    for j in &jobs {
+        optimizer_for(a, &j.input)?;
+    }
+    let bar = progress::bar(jobs.len() as u64, "optimizing");
+    let results: Vec<anyhow::Result<Report>> = jobs
         .par_iter()
         .map(|j| {
-            let target = out_dir.join(&j.relative);
-            if target.canonicalize().ok() == j.input.canonicalize().ok() {
-                bail!("{}: output is the input file", target.display());
-            }
-            one(j, &target, &pipeline_for(a)?, a)
+            let r = one(j, &out_dir.join(&j.relative), a);
+            bar.set_message(j.relative.display().to_string());
+            bar.inc(1);
+            r
         })
         .collect();
-    let mut failed = 0;
-    for (j, r) in jobs.iter().zip(&results) {
-        match r {
-            Ok((b, af)) => println!(
-                "{} -> {}: nodes {} -> {}, initializer bytes {} -> {}",
-                j.input.display(),
-                out_dir.join(&j.relative).display(),
-                b.nodes,
-                af.nodes,
-                b.initializer_bytes,
-                af.initializer_bytes
-            ),
-            Err(e) => {
-                failed += 1;
-                println!("{}: FAILED: {}", j.input.display(), crate::one_line(e));
-            }
-        }
+    bar.finish_and_clear();
+    let entries: Vec<BatchEntry> = jobs
+        .iter()
+        .zip(results)
+        .map(|(j, r)| BatchEntry::new(&j.input, &out_dir.join(&j.relative), r))
+        .collect();
+    let combined = BatchReport::new(entries);
+    print!("{}", combined.text());
+    if let Some(path) = &a.report {
+        let json = serde_json::to_string_pretty(&combined)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
-    println!(
-        "{} models: {} optimized, {failed} failed",
-        jobs.len(),
-        jobs.len() - failed
-    );
-    Ok(if failed == 0 {
+    Ok(if combined.totals.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 /// Runs one subcommand; the exit code is for outcomes that are not errors.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Optimize(a) => optimize::run(a),
+        Command::Optimize(a) => optimize::run(*a),
         Command::Dump(a) => dump::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a),

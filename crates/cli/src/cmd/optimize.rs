@@ -1,18 +1,17 @@
 //! `whittle optimize`.
 
-use crate::cli::{Level, OptimizeArgs};
+use crate::cli::OptimizeArgs;
 use crate::report::{self, Report, Side};
-use crate::shapes;
+use crate::settings::optimizer_for;
 use crate::summary::Summary;
 use crate::testinputs;
 use anyhow::{Context, bail};
 use std::process::ExitCode;
 use std::time::Instant;
 use whittle_ir::text::{PrintOptions, print_model};
-use whittle_onnx::{ExportOptions, read_model, save_model};
+use whittle_onnx::{ExportOptions, Saved, read_model, save_model};
 use whittle_passes::pipeline::all_passes;
 use whittle_passes::verified::{Verification, optimize_verified};
-use whittle_passes::{DEFAULT_FOLD_LIMIT, Level as PassLevel, PassCx, Pipeline};
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     if a.check {
@@ -29,29 +28,26 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
 fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
     let input = single_input(a)?;
     let output = a.output.clone().context("--check needs -o OUT")?;
-    let pipeline = pipeline(a)?;
+    let (optimizer, _) = optimizer_for(a, &input)?;
     let mut model = read_model(&input)?;
-    let mut cx = PassCx {
-        input_shapes: shapes::parse_all(&a.inputs.input_shape)?,
-        fold_limit: a.fold_limit.unwrap_or(DEFAULT_FOLD_LIMIT),
-        ..Default::default()
+    let mut cx = optimizer.pass_cx();
+    optimizer.pipeline()?.run(&mut model, &mut cx)?;
+    let opts = ExportOptions {
+        relocate_external: same_folder(&input, &output),
+        ..optimizer.export_options(&output)
     };
-    pipeline.run(&mut model, &mut cx)?;
-    if has_external(&model) {
-        bail!("--check does not support models with external data yet");
-    }
-    let want = whittle_onnx::encode_model(&model)?;
-    let have = match std::fs::read(&output) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match whittle_onnx::compare_saved(&model, &output, &opts)? {
+        Saved::UpToDate => {
+            println!("{}: up to date", output.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Saved::Missing(f) if f == output => {
             println!("{}: would be created", output.display());
             return Ok(ExitCode::from(1));
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", output.display())),
-    };
-    if have == want {
-        println!("{}: up to date", output.display());
-        return Ok(ExitCode::SUCCESS);
+        Saved::Missing(f) => println!("{}: would be created", f.display()),
+        Saved::Differs(f) if f != output => println!("{}: would change", f.display()),
+        Saved::Differs(_) => {}
     }
     let current = whittle_onnx::read_model(&output)
         .map(|m| Summary::of(&m))
@@ -59,20 +55,9 @@ fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
     println!("{}: would change", output.display());
     println!(
         "{}",
-        Summary::table(&current, &Summary::of(&model))
-            .replace("before", "now")
-            .replace(" after", "  new")
+        Summary::table_with(&current, &Summary::of(&model), ["now", "new"])
     );
     Ok(ExitCode::from(1))
-}
-
-fn has_external(m: &whittle_ir::Model) -> bool {
-    m.graph.initializers().iter().any(|v| {
-        m.graph
-            .value(*v)
-            .initializer()
-            .is_some_and(|t| t.is_external())
-    })
 }
 
 fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
@@ -82,11 +67,13 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if a.models.len() > 1 || a.models.first().is_some_and(|p| p.is_dir()) {
-        return crate::cmd::batch::run(&a, pipeline_for);
+    let many = |p: &std::path::Path| p.is_dir() || crate::cmd::batch::is_glob(p);
+    if a.models.len() > 1 || a.models.first().is_some_and(|p| many(p)) {
+        return crate::cmd::batch::run(&a);
     }
     let input = single_input(&a)?;
-    let pipeline = pipeline(&a)?;
+    let (optimizer, config) = optimizer_for(&a, &input)?;
+    let pipeline = optimizer.pipeline()?;
     let output = match (&a.output, a.in_place) {
         (Some(o), _) => o.clone(),
         (None, true) => input.clone(),
@@ -112,13 +99,11 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     let mut model = read_model(&input)?;
     let before = Summary::of(&model);
     let read_time = start.elapsed();
-    let mut cx = PassCx {
-        budget: a.bisect_limit,
-        input_shapes: shapes::parse_all(&a.inputs.input_shape)?,
-        fold_limit: a.fold_limit.unwrap_or(DEFAULT_FOLD_LIMIT),
-        ..Default::default()
-    };
+    let mut cx = optimizer.pass_cx();
+    cx.budget = a.bisect_limit;
+    let spin = crate::progress::spinner(&input.display().to_string());
     let mut print_after = |pass: &str, m: &whittle_ir::Model| {
+        spin.set_message(format!("{pass} done"));
         if a.print_after.as_deref() == Some(pass) {
             eprintln!("# after {pass}");
             eprint!(
@@ -150,16 +135,19 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
             stats
         }
     };
+    spin.finish_and_clear();
     let after = Summary::of(&model);
     let opts = ExportOptions {
-        external_threshold: a.external_data_threshold,
-        external_location: external_name(&output),
         relocate_external: !a.in_place && same_folder(&input, &output),
+        ..optimizer.export_options(&output)
     };
     let saved = save_model(&model, &output, &opts)
         .with_context(|| format!("writing {}", output.display()))?;
     let in_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
     println!("{} -> {}", input.display(), output.display());
+    if let Some(c) = &config {
+        println!("settings from {}", c.path.display());
+    }
     println!("{}", Summary::table(&before, &after));
     for s in &stats {
         println!(
@@ -225,34 +213,6 @@ fn single_input(a: &OptimizeArgs) -> anyhow::Result<std::path::PathBuf> {
         [] => bail!("no input model given"),
         _ => bail!("several inputs: give -o a folder"),
     }
-}
-
-/// The pipeline the flags ask for (public to the batch runner, which needs one per
-/// thread).
-pub fn pipeline_for(a: &OptimizeArgs) -> anyhow::Result<Pipeline> {
-    pipeline(a)
-}
-
-/// The pipeline the flags ask for: `--passes` or the level's, minus `--disable`.
-fn pipeline(a: &OptimizeArgs) -> anyhow::Result<Pipeline> {
-    let mut p = match &a.passes {
-        Some(names) => Pipeline::with_passes(names).map_err(anyhow::Error::msg)?,
-        None => Pipeline::for_level(match a.level {
-            Level::O0 => PassLevel::O0,
-            Level::O1 => PassLevel::O1,
-            Level::O2 => PassLevel::O2,
-        }),
-    };
-    p.disable(&a.disable).map_err(anyhow::Error::msg)?;
-    Ok(p)
-}
-
-/// The external data file name used for an output: `<file name>.data`.
-fn external_name(output: &std::path::Path) -> String {
-    let name = output
-        .file_name()
-        .map_or_else(|| "model.onnx".into(), |n| n.to_string_lossy().into_owned());
-    format!("{name}.data")
 }
 
 fn external_note(r: &whittle_onnx::SaveReport) -> String {

@@ -1,0 +1,76 @@
+//! The effective settings of `whittle optimize` for one model: defaults, then the config
+//! file (top level, then matching `[model."PATTERN"]` sections), then the flags.
+
+use crate::cli::{Level, OptimizeArgs};
+use crate::shapes;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::Path;
+use whittle::config::DimSetting;
+use whittle::{Config, Optimizer, Settings};
+use whittle_ir::Dim;
+
+/// What the flags say (keys they leave unset come from the config or the defaults).
+pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
+    let shapes = shapes::parse_all(&a.inputs.input_shape)?;
+    Ok(Settings {
+        level: a.level.map(|l| match l {
+            Level::O0 => 0,
+            Level::O1 => 1,
+            Level::O2 => 2,
+        }),
+        passes: a.passes.clone(),
+        disable: a.disable.clone(),
+        input_shapes: (!shapes.is_empty()).then(|| {
+            shapes
+                .into_iter()
+                .map(|(name, dims)| (name, dims.iter().map(dim_setting).collect()))
+                .collect::<BTreeMap<_, _>>()
+        }),
+        fold_limit: a.fold_limit,
+        external_data_threshold: a.external_data_threshold,
+        exclude: a.exclude.clone(),
+    })
+}
+
+fn dim_setting(d: &Dim) -> DimSetting {
+    match d {
+        Dim::Known(n) => DimSetting::Size(*n),
+        Dim::Param(s) => DimSetting::Symbol(s.clone()),
+        Dim::Unknown => DimSetting::Symbol("?".into()),
+    }
+}
+
+/// The config that applies to `model`: `--config`, else `whittle.toml` beside it (none
+/// with `--no-config`).
+pub fn config_for(a: &OptimizeArgs, model: &Path) -> anyhow::Result<Option<Config>> {
+    if a.no_config {
+        return Ok(None);
+    }
+    match &a.config {
+        Some(path) => Ok(Some(Config::load(path)?)),
+        None => Ok(Config::beside(model)?),
+    }
+}
+
+/// The optimizer for `model`, with the config file it read (if any).
+pub fn optimizer_for(
+    a: &OptimizeArgs,
+    model: &Path,
+) -> anyhow::Result<(Optimizer, Option<Config>)> {
+    let config = config_for(a, model)?;
+    let base = config
+        .as_ref()
+        .map(|c| c.settings_for(model))
+        .unwrap_or_default();
+    let settings = base.overlay(&from_flags(a)?);
+    let optimizer = Optimizer::from_settings(&settings).with_context(|| match &config {
+        Some(c) => format!(
+            "settings for {} (from {})",
+            model.display(),
+            c.path.display()
+        ),
+        None => format!("settings for {}", model.display()),
+    })?;
+    Ok((optimizer, config))
+}
