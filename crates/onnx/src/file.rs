@@ -122,24 +122,28 @@ pub fn encode_model(m: &Model) -> Result<Vec<u8>, OnnxError> {
     Ok(p.encode_to_vec())
 }
 
-/// Writes `m` to `path`. Every file is written to a temporary file in the target folder,
-/// synced, and renamed into place only when all of them are complete, so a failure leaves
-/// no partial file and never clobbers an existing one.
-pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveReport, OnnxError> {
-    let mut report = SaveReport::default();
+/// The proto and external layout `save_model` writes for `m` (moving tensors of 1 KiB and
+/// more to external data when the model would pass protobuf's 2 GiB limit); the flag
+/// says whether that happened.
+pub(crate) fn layout_for(
+    m: &Model,
+    path: &Path,
+    opts: &ExportOptions,
+) -> Result<(proto::ModelProto, ExternalLayout, bool), OnnxError> {
     let mut layout = ExternalLayout::default();
     let mut p = export_model(m, opts, &mut layout)?;
+    let mut forced = false;
     if p.encoded_len() as u64 > PROTOBUF_LIMIT && opts.external_threshold.is_none() {
         tracing::warn!(
             "model passes protobuf's 2 GiB limit: moving tensors of 1 KiB and more to external data"
         );
-        let forced = ExportOptions {
+        let more = ExportOptions {
             external_threshold: Some(1024),
             ..opts.clone()
         };
         layout = ExternalLayout::default();
-        p = export_model(m, &forced, &mut layout)?;
-        report.forced_external = true;
+        p = export_model(m, &more, &mut layout)?;
+        forced = true;
     }
     if p.encoded_len() as u64 > PROTOBUF_LIMIT {
         return Err(OnnxError::Invalid(format!(
@@ -148,6 +152,16 @@ pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveRe
             p.encoded_len()
         )));
     }
+    Ok((p, layout, forced))
+}
+
+/// Writes `m` to `path`. Every file is written to a temporary file in the target folder,
+/// synced, and renamed into place only when all of them are complete, so a failure leaves
+/// no partial file and never clobbers an existing one.
+pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveReport, OnnxError> {
+    let mut report = SaveReport::default();
+    let (p, layout, forced) = layout_for(m, path, opts)?;
+    report.forced_external = forced;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -196,38 +210,17 @@ fn write_external(
     location: &str,
     chunks: &[(u64, Bytes)],
 ) -> Result<(tempfile::NamedTempFile, u64), OnnxError> {
-    let mut sorted: Vec<&(u64, Bytes)> = chunks.iter().collect();
-    sorted.sort_by_key(|(o, d)| (*o, d.len()));
     let mut tmp = tempfile::Builder::new()
         .prefix(".whittle-")
         .suffix(".data.tmp")
         .tempfile_in(dir)
         .map_err(|e| OnnxError::io(dir, e))?;
-    let mut pos = 0u64;
-    {
+    let pos = {
         let mut w = BufWriter::with_capacity(1 << 20, EagerWriteback::new(tmp.as_file_mut()));
-        for (offset, data) in sorted {
-            let end = offset + data.len() as u64;
-            if end <= pos {
-                continue; // a range already written (tensors sharing storage)
-            }
-            if *offset < pos {
-                return Err(OnnxError::External {
-                    tensor: location.to_string(),
-                    reason: format!("tensors overlap at byte {offset}"),
-                });
-            }
-            if *offset > pos {
-                // Gaps are bounded: offsets were checked against the input's file size.
-                let gap = offset - pos;
-                std::io::copy(&mut std::io::Read::take(std::io::repeat(0), gap), &mut w)
-                    .map_err(|e| OnnxError::io(location, e))?;
-            }
-            w.write_all(data).map_err(|e| OnnxError::io(location, e))?;
-            pos = end;
-        }
+        let pos = stream_external(location, chunks, &mut w)?;
         w.flush().map_err(|e| OnnxError::io(location, e))?;
-    }
+        pos
+    };
     tmp.as_file()
         .set_len(pos)
         .map_err(|e| OnnxError::io(location, e))?;
@@ -236,6 +229,39 @@ fn write_external(
         .map_err(|e| OnnxError::io(location, e))?;
     set_permissions(tmp.as_file(), &dir.join(location))?;
     Ok((tmp, pos))
+}
+
+/// Writes an external data file's bytes to `w`: chunks at their offsets, gaps zeroed.
+/// Returns the file's length.
+pub(crate) fn stream_external(
+    location: &str,
+    chunks: &[(u64, Bytes)],
+    w: &mut impl Write,
+) -> Result<u64, OnnxError> {
+    let mut sorted: Vec<&(u64, Bytes)> = chunks.iter().collect();
+    sorted.sort_by_key(|(o, d)| (*o, d.len()));
+    let mut pos = 0u64;
+    for (offset, data) in sorted {
+        let end = offset + data.len() as u64;
+        if end <= pos {
+            continue; // a range already written (tensors sharing storage)
+        }
+        if *offset < pos {
+            return Err(OnnxError::External {
+                tensor: location.to_string(),
+                reason: format!("tensors overlap at byte {offset}"),
+            });
+        }
+        if *offset > pos {
+            // Gaps are bounded: offsets were checked against the input's file size.
+            let gap = offset - pos;
+            std::io::copy(&mut std::io::Read::take(std::io::repeat(0), gap), w)
+                .map_err(|e| OnnxError::io(location, e))?;
+        }
+        w.write_all(data).map_err(|e| OnnxError::io(location, e))?;
+        pos = end;
+    }
+    Ok(pos)
 }
 
 /// Temporary files are private (0600); give the result the permissions of the file it

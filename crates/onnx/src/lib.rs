@@ -5,6 +5,7 @@
 //! place. An unmodified model is written back protobuf-equal to its input. This is the
 //! only crate that sees protobuf types.
 
+mod check;
 pub mod convert;
 pub mod error;
 pub mod export;
@@ -15,6 +16,7 @@ mod mapped;
 pub mod proto;
 pub mod sink;
 
+pub use check::{Saved, compare_saved};
 pub use error::OnnxError;
 pub use export::ExportOptions;
 pub use file::{
