@@ -121,6 +121,62 @@ impl Tensor {
         })
     }
 
+    /// Checks that the data present is exactly what the dims and element type call for
+    /// (raw, external or typed fields). Run on every tensor read from a file, so nothing
+    /// later trusts a declared size the bytes do not back. Reads no data.
+    pub fn check_size(&self) -> Result<(), IrError> {
+        let dtype = self.dtype();
+        let count = self.element_count()?;
+        if self.segment.is_some() || matches!(dtype, DataType::Undefined | DataType::Other(_)) {
+            return Ok(()); // segments and unknown types are carried, never interpreted
+        }
+        let bad = |reason: String| IrError::BadTensor {
+            tensor: self.name().to_string(),
+            reason,
+        };
+        if dtype == DataType::String {
+            let n = self.data.strings.len() as u64;
+            return match n == count || self.is_external() {
+                true => Ok(()),
+                false => Err(bad(format!(
+                    "dims {:?} call for {count} strings but it holds {n}",
+                    self.dims
+                ))),
+            };
+        }
+        let want = dtype
+            .storage_bytes(count)
+            .ok_or_else(|| bad(format!("{count} elements of {dtype} overflow")))?;
+        let have = self.present_bytes(dtype);
+        if have != want {
+            return Err(bad(format!(
+                "dims {:?} of {dtype} need {want} bytes but the data holds {have}",
+                self.dims
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes of element data present, in storage form (what `le_bytes` would return).
+    fn present_bytes(&self, dtype: DataType) -> u64 {
+        use DataType::*;
+        if let Some(b) = self.external_bytes.as_ref().or(self.data.raw.as_ref()) {
+            return b.len() as u64;
+        }
+        let d = &self.data;
+        let n = |len: usize, w: u64| len as u64 * w;
+        match dtype {
+            Float | Complex64 => n(d.floats.len(), 4),
+            Double | Complex128 => n(d.doubles.len(), 8),
+            Int64 => n(d.int64s.len(), 8),
+            Uint32 => n(d.uint64s.len(), 4),
+            Uint64 => n(d.uint64s.len(), 8),
+            Int32 => n(d.int32s.len(), 4),
+            Int16 | Uint16 | Float16 | Bfloat16 => n(d.int32s.len(), 2),
+            _ => n(d.int32s.len(), 1),
+        }
+    }
+
     /// The external-data entry for `key` (`location`, `offset`, `length`, `checksum`).
     pub fn external_entry(&self, key: &str) -> Option<&str> {
         self.external_data

@@ -86,7 +86,11 @@ fn read_model_with(
     let proto = decode(bytes, path)?;
     let mut ext = ExternalLoader::new(base);
     ext.populate = populate;
-    import_model(proto, &mut ext).map_err(|e| match e {
+    let model = import_model(proto, &mut ext).and_then(|m| {
+        crate::validate::validate(&m)?;
+        Ok(m)
+    });
+    model.map_err(|e| match e {
         OnnxError::Ir { context, source } => OnnxError::Ir {
             context: format!("{}: {context}", path.display()),
             source,
@@ -95,6 +99,7 @@ fn read_model_with(
             tensor,
             reason: format!("{reason} (model {})", path.display()),
         },
+        OnnxError::Invalid(m) => OnnxError::Invalid(format!("{}: {m}", path.display())),
         other => other,
     })
 }
@@ -258,7 +263,14 @@ pub(crate) fn stream_external(
             std::io::copy(&mut std::io::Read::take(std::io::repeat(0), gap), w)
                 .map_err(|e| OnnxError::io(location, e))?;
         }
-        w.write_all(data).map_err(|e| OnnxError::io(location, e))?;
+        // In pieces: once written (or copied into the buffer) a mapped source piece need
+        // not stay resident, so a big tensor never is whole.
+        const PIECE: usize = 8 << 20;
+        for start in (0..data.len()).step_by(PIECE) {
+            let piece = data.slice(start..(start + PIECE).min(data.len()));
+            w.write_all(&piece).map_err(|e| OnnxError::io(location, e))?;
+            crate::mapped::release_pages(&piece);
+        }
         pos = end;
     }
     Ok(pos)

@@ -243,6 +243,9 @@ impl Cx<'_> {
             )?;
             tensor.external_bytes = Some(bytes);
         }
+        tensor
+            .check_size()
+            .map_err(|e| OnnxError::ir("reading tensors", e))?;
         Ok(tensor)
     }
 

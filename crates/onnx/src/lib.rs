@@ -15,6 +15,7 @@ pub mod import;
 mod mapped;
 pub mod proto;
 pub mod sink;
+mod validate;
 
 pub use check::{Saved, compare_saved};
 pub use error::OnnxError;

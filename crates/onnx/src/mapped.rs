@@ -43,7 +43,9 @@ pub fn map_file_with(path: &Path, populate: bool) -> Result<Bytes, OnnxError> {
         return Ok(Bytes::new());
     }
     let mut opts = memmap2::MmapOptions::new();
-    if populate {
+    // Prefaulting a file bigger than this would make it all resident at once.
+    const POPULATE_LIMIT: u64 = 1 << 30;
+    if populate && len <= POPULATE_LIMIT {
         opts.populate();
     }
     // SAFETY: the map is read-only. If another process truncates the file while we hold

@@ -71,7 +71,16 @@ impl Window {
     /// Output size along spatial axis `i` for input size `d`.
     fn out(&self, i: usize, d: &Dim, ceil: bool) -> Dim {
         let (k, s, dl) = (self.kernel[i], self.strides[i], self.dilations[i]);
-        let ext = dl * (k - 1) + 1;
+        // Absurd attributes overflow: the size is then unknown, never wrong.
+        let Some(ext) = (k - 1).checked_mul(dl).and_then(|e| e.checked_add(1)) else {
+            return Dim::Unknown;
+        };
+        let Some(pads) = self.pads[i]
+            .checked_add(self.pads[i + self.kernel.len()])
+            .and_then(|p| p.checked_sub(ext))
+        else {
+            return Dim::Unknown;
+        };
         let Some(p) = Poly::of_dim(d) else {
             return Dim::Unknown;
         };
@@ -79,14 +88,14 @@ impl Window {
             "SAME_UPPER" | "SAME_LOWER" => p.ceil_div(s),
             "VALID" => p.sub(&Poly::constant(ext - 1)).and_then(|q| q.ceil_div(s)),
             _ => {
-                let span = p.add(&Poly::constant(
-                    self.pads[i] + self.pads[i + self.kernel.len()] - ext,
-                ));
+                let span = p.add(&Poly::constant(pads));
                 let q = span.and_then(|x| if ceil { x.ceil_div(s) } else { x.floor_div(s) });
                 let q = q.and_then(|q| q.add(&Poly::constant(1)));
                 match (ceil, q.as_ref().and_then(Poly::as_const), known(d)) {
                     // A last window starting inside the end padding is dropped.
-                    (true, Some(o), Some(n)) if (o - 1) * s >= n + self.pads[i] => {
+                    (true, Some(o), Some(n))
+                        if (o as i128 - 1) * s as i128 >= n as i128 + self.pads[i] as i128 =>
+                    {
                         Some(Poly::constant(o - 1))
                     }
                     _ => q,
