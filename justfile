@@ -40,3 +40,15 @@ lint:
 # What CI runs.
 ci:
     bash .ci/run
+
+# Regenerate fixtures/hostile (broken models for the hostile-input tests).
+hostile-fixtures:
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" fixtures/gen/make_hostile.py
+
+# Fuzz every target for SECS seconds each (cargo-fuzz, nightly toolchain).
+fuzz SECS="60":
+    scripts/fuzz {{SECS}}
+
+# A model with 2.25 GiB of external weights: load, optimize, save; prints time and peak RSS.
+big-model:
+    cargo test -p whittle-cli --test big_model -- --ignored --nocapture

@@ -5,9 +5,15 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use whittle_ir::{Graph, ValueId};
 
+/// Bytes compared at each end of a tensor before it is read in full.
+const EDGE: usize = 64;
+
+/// Type code, dims, and the first and last [`EDGE`] bytes.
+type Key = (i32, Vec<i64>, Vec<u8>);
+
 /// Readers of a duplicate constant read the first copy. Graph inputs (overridable) and
-/// outputs (interface) are never merged; only tensors whose type, shape and first bytes
-/// collide with another are hashed, so big distinct weights are not read in full.
+/// outputs (interface) are never merged; only tensors whose type, shape and first and last
+/// bytes collide with another are hashed, so big distinct weights are not read in full.
 pub struct DedupInitializers;
 
 impl Pass for DedupInitializers {
@@ -26,11 +32,16 @@ impl Pass for DedupInitializers {
             .copied()
             .filter(|v| g.constant(*v).is_some() && !g.is_output(*v))
             .collect();
-        let mut by_shape: HashMap<(i32, Vec<i64>), Vec<ValueId>> = HashMap::new();
+        // Grouped by type, shape and the bytes at both ends: only tensors that agree on
+        // all of those are read in full.
+        let mut by_shape: HashMap<Key, Vec<ValueId>> = HashMap::new();
         for v in candidates {
             if let Some(t) = g.constant(v) {
+                let Ok(bytes) = t.le_bytes() else { continue };
+                let n = bytes.len();
+                let ends = [&bytes[..n.min(EDGE)], &bytes[n.saturating_sub(EDGE)..]].concat();
                 by_shape
-                    .entry((t.dtype().code(), t.dims.clone()))
+                    .entry((t.dtype().code(), t.dims.clone(), ends))
                     .or_default()
                     .push(v);
             }
@@ -47,6 +58,10 @@ impl Pass for DedupInitializers {
                 };
                 let mut h = DefaultHasher::new();
                 bytes.hash(&mut h);
+                // Hashing touched every page; a mapped weight need not stay resident.
+                if let Some(t) = g.constant(v) {
+                    t.release();
+                }
                 let slot = first_of.entry(h.finish()).or_default();
                 let same = slot.iter().copied().find(|k| {
                     g.constant(*k)
