@@ -352,7 +352,7 @@ fn many_models_in_parallel_keep_paths_and_match_one_by_one() {
             .output()
             .unwrap()
     };
-    let o = run(&par, "4");
+    let o = run(&par, "8");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("optimized, 0 failed"), "{text}");
@@ -364,7 +364,7 @@ fn many_models_in_parallel_keep_paths_and_match_one_by_one() {
             std::fs::read(par.join(name)).unwrap(),
             std::fs::read(seq.join(name)).unwrap(),
         );
-        assert_eq!(a, b, "{}: 4 threads vs 1", name.to_string_lossy());
+        assert_eq!(a, b, "{}: 8 threads vs 1", name.to_string_lossy());
         // ...and the same bytes as optimizing it alone.
         let alone = dir.path().join("alone.onnx");
         assert!(
