@@ -12,11 +12,8 @@ pub enum OnnxError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: not a valid ONNX model (protobuf decoding failed: {source})", path.display())]
-    Decode {
-        path: PathBuf,
-        source: prost::DecodeError,
-    },
+    #[error("{}: not a valid ONNX model (protobuf decoding failed: {reason})", path.display())]
+    Decode { path: PathBuf, reason: String },
     #[error("{}: the file is empty", path.display())]
     Empty { path: PathBuf },
     #[error("{context}: {source}")]
@@ -33,6 +30,30 @@ impl OnnxError {
         OnnxError::Ir {
             context: context.into(),
             source,
+        }
+    }
+
+    /// A protobuf decoding failure, its field path shortened to the outermost and
+    /// innermost few fields (a deeply nested file would otherwise give a page of text).
+    pub fn decode(path: &std::path::Path, e: &prost::DecodeError) -> OnnxError {
+        let text = e.to_string();
+        let text = text
+            .strip_prefix("failed to decode Protobuf message: ")
+            .unwrap_or(&text);
+        let parts: Vec<&str> = text.split(": ").collect();
+        let reason = if parts.len() > 8 {
+            format!(
+                "{}: … {} more fields …: {}",
+                parts[..3].join(": "),
+                parts.len() - 6,
+                parts[parts.len() - 3..].join(": ")
+            )
+        } else {
+            text.to_string()
+        };
+        OnnxError::Decode {
+            path: path.to_path_buf(),
+            reason,
         }
     }
 

@@ -22,10 +22,7 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<proto::ModelProto, OnnxError>
             path: path.to_path_buf(),
         });
     }
-    let m = proto::ModelProto::decode(bytes).map_err(|source| OnnxError::Decode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let m = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::decode(path, &e))?;
     if m.graph.is_none() && m.ir_version.is_none() {
         return Err(OnnxError::Invalid(format!(
             "{}: does not look like an ONNX model (no graph and no ir_version)",
@@ -38,10 +35,8 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<proto::ModelProto, OnnxError>
 /// Reads a serialized `TensorProto` file (e.g. `test_data_set_0/input_0.pb`).
 pub fn read_tensor(path: &Path) -> Result<Tensor, OnnxError> {
     let bytes = std::fs::read(path).map_err(|e| OnnxError::io(path, e))?;
-    let t = proto::TensorProto::decode(Bytes::from(bytes)).map_err(|source| OnnxError::Decode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let t =
+        proto::TensorProto::decode(Bytes::from(bytes)).map_err(|e| OnnxError::decode(path, &e))?;
     let mut ext = ExternalLoader::new(path.parent().map(Path::to_path_buf));
     crate::import::import_tensor(t, &mut ext)
 }
@@ -268,7 +263,8 @@ pub(crate) fn stream_external(
         const PIECE: usize = 8 << 20;
         for start in (0..data.len()).step_by(PIECE) {
             let piece = data.slice(start..(start + PIECE).min(data.len()));
-            w.write_all(&piece).map_err(|e| OnnxError::io(location, e))?;
+            w.write_all(&piece)
+                .map_err(|e| OnnxError::io(location, e))?;
             crate::mapped::release_pages(&piece);
         }
         pos = end;
