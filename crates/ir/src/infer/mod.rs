@@ -292,10 +292,24 @@ fn write_types(g: &mut Graph, facts: &[Option<Fact>]) {
         if g.value(v).is_outer() || (f.elem.is_none() && f.dims.is_none()) {
             continue;
         }
+        // A shape no tensor can have (a Reshape to 2^59 rows, say) is not written down:
+        // the model would then fail to load, here and elsewhere.
+        let dims = f.dims.as_deref().filter(|d| could_exist(d));
         let ty = g.value_mut(v).info.ty.get_or_insert(Type {
             kind: TypeKind::Unset,
             denotation: None,
         });
-        merge::set_tensor(ty, f.elem, f.dims.as_deref());
+        merge::set_tensor(ty, f.elem, dims);
     }
+}
+
+/// False when the known dims are negative or their product overflows 63 bits.
+fn could_exist(dims: &[Dim]) -> bool {
+    dims.iter()
+        .try_fold(1i64, |acc, d| match d {
+            Dim::Known(k) if *k < 0 => None,
+            Dim::Known(k) => acc.checked_mul(*k),
+            _ => Some(acc),
+        })
+        .is_some()
 }

@@ -224,6 +224,16 @@ impl Parser {
             }
             Some("init") if declares => {
                 self.next();
+                let taken =
+                    |g: &Graph, v| g.inputs().contains(&v) || g.value(v).initializer().is_some();
+                let was = self.peek_word().and_then(|n| g.find(&n));
+                if let Some(v) = was.filter(|v| taken(g, *v)) {
+                    return Err(self.err(&format!(
+                        "a new name ('{}' is already an input or initializer; an input's \
+                         values go on its line: `input x: T = ...`)",
+                        g.value(v).name()
+                    )));
+                }
                 let (v, ty) = self.decl(g)?;
                 self.punct('=')?;
                 let t = self.tensor_values(g.value(v).name(), ty.as_ref())?;
