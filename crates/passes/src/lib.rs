@@ -11,6 +11,7 @@ pub mod fuse;
 pub mod guard;
 pub mod pass;
 pub mod pipeline;
+pub mod quant;
 pub mod rule;
 pub mod verified;
 

@@ -34,6 +34,8 @@ pub struct PassCx {
     pub fold_limit: u64,
     /// Every rewrite done: (pass, rule, node).
     pub log: Vec<(&'static str, &'static str, String)>,
+    /// What lossy passes measured per site (node, text), for the report.
+    pub notes: Vec<(String, String)>,
     /// The model's opset imports (folding evaluates nodes in one-node models).
     pub opsets: Vec<OpsetImport>,
     /// Rewrites not to do: (rule, site) pairs rolled back by `optimize --verify` or
@@ -73,6 +75,7 @@ impl Default for PassCx {
             input_shapes: Vec::new(),
             fold_limit: DEFAULT_FOLD_LIMIT,
             log: Vec::new(),
+            notes: Vec::new(),
             opsets: Vec::new(),
             deny: Vec::new(),
         }

@@ -88,6 +88,8 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
                 Box::new(fuse::LayerNormPattern),
             ],
         ),
+        // Lossy, opt-in (never in a level): after every lossless rewrite has settled.
+        Box::new(crate::quant::QuantizeWeights::default()),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
         Box::new(cleanup::DeadCode),
     ]
@@ -154,6 +156,19 @@ impl Pipeline {
             passes,
             max_rounds: 10,
         }
+    }
+
+    /// Adds a lossy pass (quantization) after the others but before dead-code removal,
+    /// replacing a pass of the same name.
+    pub fn with_lossy(mut self, pass: Box<dyn Pass>) -> Pipeline {
+        self.passes.retain(|p| p.name() != pass.name());
+        let at = self
+            .passes
+            .iter()
+            .position(|p| p.name() == "dead-code")
+            .unwrap_or(self.passes.len());
+        self.passes.insert(at, pass);
+        self
     }
 
     /// Drops the named passes (unknown names are an error).

@@ -1,0 +1,11 @@
+//! Weight quantization (opt-in, lossy: [`crate::Pass::changes_numerics`] is true).
+//!
+//! `int8-weights`: constant float weights of MatMul, Gemm, Conv, ConvTranspose and
+//! embedding Gathers are stored as int8 (symmetric, per output channel by default) behind
+//! a standard `DequantizeLinear`; compute stays float. Embedding tables are gathered as
+//! int8 rows and dequantized afterwards, never dequantized whole.
+
+pub mod math;
+pub mod weights;
+
+pub use weights::QuantizeWeights;

@@ -1,0 +1,237 @@
+//! `quantize-int8-weights`: float weights stored as int8 behind `DequantizeLinear`.
+
+use super::math::{Int8, symmetric_int8};
+use crate::guard::is_op;
+use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use bytes::Bytes;
+use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, ValueId};
+
+/// Stores constant f32 weights as int8 (symmetric, zero point 0) with a
+/// `DequantizeLinear` in front of the op that reads them:
+///
+/// | op | weight | channel axis |
+/// |---|---|---|
+/// | MatMul | input 1, rank ≥ 2 | last (output columns) |
+/// | Gemm | input B | 0 with transB=1, else 1 |
+/// | Conv | input W | 0 |
+/// | ConvTranspose | input W | 1 |
+/// | Gather (axis 0) | input 0, rank 2 (embedding table) | 1, applied after the Gather |
+///
+/// Guards: the weight is an f32 initializer (not a graph input or output) read by this
+/// node alone, with at least `min_elements` elements; per-channel needs opset ≥ 13 (the
+/// `axis` attribute), per-tensor ≥ 10. For a Gather the int8 rows are gathered and then
+/// dequantized, so the table is never expanded whole.
+pub struct QuantizeWeights {
+    /// One scale per output channel (default) or one per tensor.
+    pub per_channel: bool,
+    /// Smaller weights stay float (their bytes do not matter, their error might).
+    pub min_elements: u64,
+}
+
+impl Default for QuantizeWeights {
+    fn default() -> Self {
+        QuantizeWeights {
+            per_channel: true,
+            min_elements: 1024,
+        }
+    }
+}
+
+/// Where an op keeps its weight and along which axis its channels run.
+struct Target {
+    slot: usize,
+    axis: usize,
+    gather: bool,
+    /// Rank of the op's output (a Gather's DequantizeLinear axis is its last).
+    out_rank: Option<usize>,
+}
+
+fn target(g: &Graph, n: NodeId) -> Option<Target> {
+    let node = g.node(n);
+    let w = g.constant(node.input(if is_op(node, "Gather") { 0 } else { 1 })?)?;
+    let rank = w.dims.len();
+    let attr = |name: &str| node.attr(name).and_then(|a| a.i).unwrap_or(0);
+    let (slot, axis, gather) = match node.op() {
+        _ if !node.domain().is_empty() => return None,
+        "MatMul" if rank >= 2 => (1, rank - 1, false),
+        "Gemm" if rank == 2 => (1, if attr("transB") == 1 { 0 } else { 1 }, false),
+        "Conv" if rank >= 3 => (1, 0, false),
+        "ConvTranspose" if rank >= 3 => (1, 1, false),
+        "Gather" if rank == 2 && attr("axis") == 0 => (0, 1, true),
+        _ => return None,
+    };
+    Some(Target {
+        slot,
+        axis,
+        gather,
+        out_rank: None,
+    })
+}
+
+impl Pass for QuantizeWeights {
+    fn name(&self) -> &'static str {
+        "quantize-int8-weights"
+    }
+
+    fn description(&self) -> &'static str {
+        "store float weights as int8 behind DequantizeLinear (lossy; --quantize int8-weights)"
+    }
+
+    fn changes_numerics(&self) -> bool {
+        true
+    }
+
+    fn run(&self, g: &mut Graph, _is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        let need = if self.per_channel { 13 } else { 10 };
+        if cx.opset < need {
+            return Ok(false);
+        }
+        let err = |source| PassError::Ir {
+            pass: "quantize-int8-weights",
+            source,
+        };
+        let mut changed = false;
+        for n in g.nodes_in_order().map_err(err)? {
+            let Some(mut t) = target(g, n) else { continue };
+            let Some(wv) = g.node(n).input(t.slot) else {
+                continue;
+            };
+            if !self.eligible(g, wv) {
+                continue;
+            }
+            let at = site(g, n);
+            match cx.grant(self.name(), "int8-weights", &at) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => return Ok(changed),
+            }
+            let Some(w) = g.value(wv).initializer().cloned() else {
+                continue;
+            };
+            let dims: Vec<usize> = w.dims.iter().map(|d| *d as usize).collect();
+            let Ok(values) = w.to_f32_vec() else { continue };
+            let q = symmetric_int8(&values, &dims, self.per_channel.then_some(t.axis));
+            cx.notes.push((
+                at.clone(),
+                format!(
+                    "int8 {} {:?}: relative weight error {:.2e}",
+                    g.value(wv).name(),
+                    w.dims,
+                    q.relative_error
+                ),
+            ));
+            let out_rank = g.node(n).output(0).and_then(|y| {
+                let fact = cx.facts.as_ref()?.fact(y)?;
+                fact.dims.as_ref().map(Vec::len)
+            });
+            if t.gather && self.per_channel && out_rank.is_none() {
+                continue; // DequantizeLinear needs the axis of the gathered rows
+            }
+            t.out_rank = out_rank;
+            patch(g, n, &t, wv, &w, q, self.per_channel).map_err(err)?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+impl QuantizeWeights {
+    fn eligible(&self, g: &Graph, wv: ValueId) -> bool {
+        let v = g.value(wv);
+        let Some(w) = v.initializer() else {
+            return false;
+        };
+        w.dtype() == DataType::Float
+            && !g.inputs().contains(&wv) // overridable at run time (IR < 4)
+            && v.uses().len() == 1
+            && !g.is_output(wv)
+            && w.element_count().is_ok_and(|c| c >= self.min_elements.max(1))
+    }
+}
+
+/// Replaces the weight by int8 + scale + zero point and inserts the DequantizeLinear.
+fn patch(
+    g: &mut Graph,
+    n: NodeId,
+    t: &Target,
+    wv: ValueId,
+    w: &Tensor,
+    q: Int8,
+    per_channel: bool,
+) -> Result<(), IrError> {
+    let base = g.value(wv).name().to_string();
+    let raw: Vec<u8> = q.values.iter().map(|v| *v as u8).collect();
+    let qv = g.add_initializer(
+        &format!("{base}_int8"),
+        Tensor::from_raw(DataType::Int8, w.dims.clone(), Bytes::from(raw)),
+    );
+    let scale_dims = if per_channel {
+        vec![q.scales.len() as i64]
+    } else {
+        vec![]
+    };
+    let scale = g.add_initializer(
+        &format!("{base}_scale"),
+        Tensor::from_f32(scale_dims.clone(), &q.scales),
+    );
+    let zp = g.add_initializer(
+        &format!("{base}_zero_point"),
+        Tensor::from_raw(
+            DataType::Int8,
+            scale_dims,
+            Bytes::from(vec![0u8; q.scales.len()]),
+        ),
+    );
+    if t.gather {
+        return patch_gather(g, n, qv, scale, zp, t.out_rank.filter(|_| per_channel));
+    }
+    let dq_out = g.fresh_value(&format!("{base}_dequantized"));
+    let mut dq = Node::new("DequantizeLinear").with_name(format!("{base}_DequantizeLinear"));
+    if per_channel {
+        dq = dq.with_attr(Attribute::int("axis", t.axis as i64));
+    }
+    g.add_node_at(
+        n,
+        dq,
+        vec![Some(qv), Some(scale), Some(zp)],
+        vec![Some(dq_out)],
+    )?;
+    g.set_input(n, t.slot, Some(dq_out));
+    g.remove_initializer(wv);
+    Ok(())
+}
+
+/// Gather(int8 table, ids) → DequantizeLinear(axis = last) → the Gather's old output.
+fn patch_gather(
+    g: &mut Graph,
+    n: NodeId,
+    qv: ValueId,
+    scale: ValueId,
+    zp: ValueId,
+    axis_of_rank: Option<usize>,
+) -> Result<(), IrError> {
+    let old = g.node(n).clone();
+    let (Some(table), Some(ids), Some(y)) = (old.input(0), old.input(1), old.output(0)) else {
+        return Ok(());
+    };
+    let gathered = g.fresh_value("gathered_int8");
+    let mut gather = Node::new("Gather").with_name(old.name().to_string());
+    for a in &old.attributes {
+        gather = gather.with_attr(a.clone());
+    }
+    g.remove_node(n);
+    g.add_node(gather, vec![Some(qv), Some(ids)], vec![Some(gathered)])?;
+    let mut dq =
+        Node::new("DequantizeLinear").with_name(format!("{}_DequantizeLinear", old.name()));
+    if let Some(rank) = axis_of_rank {
+        // The table's columns are the last axis of the gathered rows.
+        dq = dq.with_attr(Attribute::int("axis", rank as i64 - 1));
+    }
+    g.add_node(
+        dq,
+        vec![Some(gathered), Some(scale), Some(zp)],
+        vec![Some(y)],
+    )?;
+    g.remove_initializer(table);
+    Ok(())
+}

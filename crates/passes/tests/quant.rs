@@ -1,0 +1,153 @@
+//! `quantize-int8-weights`: which weights it takes (and which it must leave), the listing
+//! it produces, and that tract's outputs stay close on random inputs.
+
+use whittle_eval::{InputSpec, random_inputs, run_model};
+use whittle_ir::text::{PrintOptions, parse_model, print_model};
+use whittle_passes::quant::QuantizeWeights;
+use whittle_passes::{PassCx, Pipeline};
+
+const MODEL: &str = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,64]
+  input ids: i64[2,5]
+  input img: f32[1,4,8,8]
+  output y: f32[2,32]
+  output e: f32[2,5,32]
+  output z: f32[1,64,6,6]
+  output small: f32[2,4]
+  output s1: f32[2,32]
+  output s2: f32[2,32]
+  output g: f32[2,48]
+  init w: f32[64,32] = random
+  init table: f32[100,32] = random
+  init k: f32[64,4,3,3] = random
+  init tiny: f32[64,4] = random
+  init shared: f32[64,32] = random
+  init b: f32[48,64] = random
+  y = MatMul(x, w)
+  e = Gather(table, ids) {axis=0}
+  z = Conv(img, k) {kernel_shape=[3, 3]}
+  small = MatMul(x, tiny)
+  s1 = MatMul(x, shared)
+  s2 = MatMul(x, shared)
+  g = Gemm(x, b) {transB=1}
+}
+";
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn quantize(src: &str, q: QuantizeWeights) -> (whittle_ir::Model, whittle_ir::Model, PassCx) {
+    let original = parse_model(src).unwrap();
+    let mut model = original.clone();
+    let mut cx = PassCx::default();
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(q))
+        .run(&mut model, &mut cx)
+        .unwrap();
+    model.graph.verify(false).unwrap();
+    (original, model, cx)
+}
+
+#[test]
+fn weights_become_int8_behind_dequantize_linear_and_outputs_stay_close() {
+    let (original, model, cx) = quantize(MODEL, QuantizeWeights::default());
+    let text = print_model(&model, &PrintOptions::default());
+    let sites: Vec<&str> = cx.log.iter().map(|(_, _, s)| s.as_str()).collect();
+    assert_eq!(
+        cx.log.len(),
+        4,
+        "w, table, k and b; not tiny (small), not shared: {sites:?}\n{text}"
+    );
+    assert_eq!(cx.notes.len(), 4);
+    assert_eq!(text.matches("= DequantizeLinear(").count(), 4, "{text}");
+    for want in [
+        "init w_int8_w",
+        "i8[64,32]",
+        "i8[100,32]",
+        "i8[64,4,3,3]",
+        "i8[48,64]",
+        "init tiny: f32[64,4]",
+        "init shared: f32[64,32]",
+    ] {
+        assert!(text.contains(want), "missing '{want}' in:\n{text}");
+    }
+    // Per-channel axes: MatMul columns (1), Conv outputs (0), Gemm transB rows (0), and
+    // the gathered rows' last axis (2) after an int8 Gather.
+    assert!(
+        text.contains("{axis=1}") && text.contains("{axis=0}") && text.contains("{axis=2}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("= Gather(table_int8"),
+        "the table is gathered as int8:\n{text}"
+    );
+    let inputs = random_inputs(&original.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&original, "float", &inputs).unwrap();
+    let b = run_model(&model, "int8", &inputs).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let (x, y) = (x.to_f32_vec().unwrap(), y.to_f32_vec().unwrap());
+        let c = cosine(&x, &y);
+        assert!(c > 0.9999, "cosine {c}");
+    }
+    // Untouched outputs are bit-identical.
+    for i in [3, 4, 5] {
+        assert_eq!(a[i], b[i], "output {i} reads float weights only");
+    }
+    for (_, note) in &cx.notes {
+        let e: f64 = note.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(e > 0.0 && e < 0.01, "{note}");
+    }
+}
+
+#[test]
+fn per_tensor_mode_and_old_opsets() {
+    let q = QuantizeWeights {
+        per_channel: false,
+        min_elements: 1,
+    };
+    let (_, model, cx) = quantize(MODEL, q);
+    let text = print_model(&model, &PrintOptions::default());
+    // shared stays (two readers); everything else, tiny included, is quantized.
+    assert_eq!(cx.log.len(), 5, "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("DequantizeLinear(") && l.contains("axis")),
+        "per-tensor has no axis:\n{text}"
+    );
+    // Before opset 13 DequantizeLinear has no axis: per-channel does nothing there.
+    let old = MODEL.replace("opset ai.onnx 17", "opset ai.onnx 11");
+    let (_, _, cx) = quantize(&old, QuantizeWeights::default());
+    assert!(cx.log.is_empty());
+}
+
+#[test]
+fn a_second_run_changes_nothing_and_the_pass_is_never_in_a_level() {
+    let (_, mut model, _) = quantize(MODEL, QuantizeWeights::default());
+    let before = print_model(&model, &PrintOptions::default());
+    let mut cx = PassCx::default();
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(QuantizeWeights::default()))
+        .run(&mut model, &mut cx)
+        .unwrap();
+    assert!(cx.log.is_empty());
+    assert_eq!(print_model(&model, &PrintOptions::default()), before);
+    for level in [whittle_passes::Level::O1, whittle_passes::Level::O2] {
+        assert!(
+            !Pipeline::for_level(level)
+                .names()
+                .contains(&"quantize-int8-weights")
+        );
+    }
+}
