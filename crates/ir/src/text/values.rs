@@ -116,6 +116,10 @@ pub fn quote(s: &[u8]) -> String {
     out
 }
 
+/// Most elements a `random` or elided constant is filled with (a listing is for tests
+/// and reading; a typo must not ask for terabytes).
+pub const MAX_FILLED: u64 = 1 << 24;
+
 /// Builds a tensor of `dtype` and `dims` from literals; when `elided`, the elements not
 /// written are filled with deterministic pseudo-random values seeded by `name`.
 pub fn build_tensor(
@@ -131,7 +135,13 @@ pub fn build_tensor(
         data_type: Some(dtype.code()),
         ..Tensor::default()
     };
-    let count = t.element_count().map_err(|e| e.to_string())? as usize;
+    let count = t.element_count().map_err(|e| e.to_string())?;
+    if elided && count > MAX_FILLED {
+        return Err(format!(
+            "tensor '{name}': {count} elements to fill; the text form fills at most {MAX_FILLED}"
+        ));
+    }
+    let count = count as usize;
     if lits.len() > count || (!elided && lits.len() != count) {
         return Err(format!(
             "tensor '{name}' has {} values for {count} elements",
