@@ -124,6 +124,62 @@ def ort_judge(whittle, model, workdir):
     return None
 
 
+QUANT = []  # (fixture, min cosine, size ratio)
+
+
+def random_feed(sess):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    feed = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else (1 if k == 0 else 16) for k, d in enumerate(i.shape)]
+        if "int64" in i.type or "int32" in i.type:
+            dt = np.int64 if "int64" in i.type else np.int32
+            feed[i.name] = (np.ones(shape, dt) if "mask" in i.name
+                            else rng.integers(0, 100, shape).astype(dt))
+        elif "bool" in i.type:
+            feed[i.name] = rng.random(shape) > 0.5
+        else:
+            feed[i.name] = rng.standard_normal(shape).astype(np.float32)
+    return feed
+
+
+def total_size(path):
+    """The model file plus its external data files (any `<name>.data` beside it)."""
+    data = path.parent / (path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+def quant_judge(whittle, model, workdir):
+    """--quantize int8-weights: the checker accepts it, ORT runs it, outputs stay close."""
+    import numpy as np
+    import onnxruntime as ort
+    out = workdir / (model.stem + "__int8.onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
+                        "--quantize", "int8-weights"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --quantize exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(out) != "ok":
+        return "onnx.checker rejects the int8-weights model: " + checker_verdict(out)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    a = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    try:
+        b = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        return "ORT cannot load the int8-weights model: " + str(e).splitlines()[0][:200]
+    feed = random_feed(a)
+    worst = 1.0
+    for x, y in zip(a.run(None, feed), b.run(None, feed)):
+        if not np.issubdtype(x.dtype, np.floating):
+            continue
+        x, y = x.ravel().astype(np.float64), y.ravel().astype(np.float64)
+        n = np.linalg.norm(x) * np.linalg.norm(y)
+        worst = min(worst, float(x @ y / n) if n > 0 else float(np.allclose(x, y)))
+    QUANT.append((model.name, worst, total_size(out) / total_size(model)))
+    return None if worst >= 0.999 else f"int8-weights output cosine {worst:.6f} < 0.999"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--whittle", required=True)
@@ -153,6 +209,12 @@ def main():
                                   f"({len(problems)} values)"))
             else:
                 passed += 1
+        for m in fixture_models():
+            verdict = quant_judge(args.whittle, m, pathlib.Path(d))
+            if verdict is None:
+                passed += 1
+            else:
+                failed.append((m, verdict))
         judged, unjudged = 0, []
         for m in backend_models(args.sets.split(",")):
             verdict = ort_judge(args.whittle, m, pathlib.Path(d))
@@ -169,6 +231,9 @@ def main():
         print(f"NOT JUDGED {m.parent.name}: {why}")
     print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged; "
           f"checker accepts every -O2 output it accepted the input of; nodes {NODES[0]} -> {NODES[1]}")
+    if QUANT:
+        print("int8-weights (ORT, random inputs): " + ", ".join(
+            f"{n} cosine {c:.6f} size {r:.2f}x" for n, c, r in QUANT))
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     known = totals["agree"] + totals["disagree"] + totals["missing"]

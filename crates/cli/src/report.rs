@@ -53,11 +53,31 @@ pub struct Report {
     pub after: Side,
     pub passes: Vec<PassJson>,
     pub rewrites: Vec<RewriteJson>,
+    /// What lossy passes measured per node (quantization error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<NoteJson>,
     /// Present with `--verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<serde_json::Value>,
     pub read_ms: f64,
     pub total_ms: f64,
+}
+
+#[derive(Serialize)]
+pub struct NoteJson {
+    pub node: String,
+    pub note: String,
+}
+
+/// Lossy-pass notes as rows.
+pub fn notes(notes: &[(String, String)]) -> Vec<NoteJson> {
+    notes
+        .iter()
+        .map(|(node, note)| NoteJson {
+            node: node.clone(),
+            note: note.clone(),
+        })
+        .collect()
 }
 
 /// Pass statistics as rows.

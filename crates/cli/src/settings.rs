@@ -30,6 +30,9 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         fold_limit: a.fold_limit,
         external_data_threshold: a.external_data_threshold,
         exclude: a.exclude.clone(),
+        quantize: a.quantize.clone(),
+        per_tensor: a.per_tensor.then_some(true),
+        min_elements: a.min_elements,
     })
 }
 

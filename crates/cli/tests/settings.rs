@@ -135,3 +135,61 @@ fn quoted_globs_keep_relative_paths_and_one_report_covers_all() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("matches no model"));
 }
+
+#[test]
+fn quantize_int8_weights_from_flags_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy("bert_tiny.ts.onnx", dir.path());
+    let out = dir.path().join("q.onnx");
+    let rep = dir.path().join("q.json");
+    let o = whittle(&[
+        "optimize",
+        s(&model),
+        "-o",
+        s(&out),
+        "--quantize",
+        "int8-weights",
+        "--report",
+        s(&rep),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("relative weight error"), "{text}");
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&out) * 3 < size(&model),
+        "{} vs {}",
+        size(&out),
+        size(&model)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(
+        r["notes"].as_array().unwrap().len(),
+        14,
+        "2 embeddings + 12 MatMuls"
+    );
+    assert!(r["after"]["op_counts"]["DequantizeLinear"].as_u64() == Some(14));
+    // The same from whittle.toml; min-elements keeps small weights float.
+    std::fs::write(
+        dir.path().join("whittle.toml"),
+        "quantize = \"int8-weights\"\nmin-elements = 5000\n",
+    )
+    .unwrap();
+    let o = whittle(&["optimize", s(&model), "-o", s(&out), "--report", s(&rep)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).unwrap()).unwrap();
+    // word embeddings (64000) and the 64x128 / 128x64 MatMuls (8192) of both layers;
+    // every 64x64 (4096) weight stays float.
+    assert_eq!(r["notes"].as_array().unwrap().len(), 5);
+    std::fs::write(dir.path().join("whittle.toml"), "quantize = \"int3\"\n").unwrap();
+    let o = whittle(&["optimize", s(&model), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("int8-weights"));
+    // Options without a mode are usage errors.
+    assert_eq!(
+        whittle(&["optimize", s(&model), "-o", s(&out), "--per-tensor"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -30,6 +30,9 @@ pub const KEYS: &[&str] = &[
     "fold-limit",
     "external-data-threshold",
     "exclude",
+    "quantize",
+    "per-tensor",
+    "min-elements",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -70,6 +73,12 @@ pub struct Settings {
     /// Rewrites not to do: `node:NAME` (none anchored at that node), `rule:NAME` (that
     /// rule nowhere).
     pub exclude: Option<Vec<String>>,
+    /// Lossy weight quantization after the lossless passes: `int8-weights`.
+    pub quantize: Option<String>,
+    /// One scale per tensor instead of per output channel.
+    pub per_tensor: Option<bool>,
+    /// Weights with fewer elements stay float.
+    pub min_elements: Option<u64>,
 }
 
 impl Settings {
@@ -89,6 +98,9 @@ impl Settings {
                 &over.external_data_threshold,
             ),
             exclude: pick(&self.exclude, &over.exclude),
+            quantize: pick(&self.quantize, &over.quantize),
+            per_tensor: pick(&self.per_tensor, &over.per_tensor),
+            min_elements: pick(&self.min_elements, &over.min_elements),
         }
     }
 

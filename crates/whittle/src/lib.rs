@@ -27,7 +27,7 @@ mod optimizer;
 mod report;
 
 pub use config::{Config, Settings};
-pub use optimizer::{Error, Optimizer};
+pub use optimizer::{Error, Optimizer, Quantize};
 pub use report::{PassReport, Report, Rewrite};
 pub use whittle_ir::Model;
 pub use whittle_passes::Level;

@@ -6,6 +6,7 @@ use std::path::Path;
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
+use whittle_passes::quant::QuantizeWeights;
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
 /// Why an optimization failed.
@@ -34,6 +35,32 @@ pub struct Optimizer {
     fold_limit: u64,
     exclude: Vec<(String, String)>,
     external_data_threshold: Option<u64>,
+    quantize: Option<Quantize>,
+}
+
+/// Lossy compression run after the lossless passes (opt-in; it reports its error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Quantize {
+    /// Weights stored as int8 behind DequantizeLinear; compute stays float.
+    Int8Weights {
+        /// One scale per output channel (else one per tensor).
+        per_channel: bool,
+        /// Weights with fewer elements stay float.
+        min_elements: u64,
+    },
+}
+
+impl Quantize {
+    /// The modes `--quantize` accepts.
+    pub const MODES: &'static [&'static str] = &["int8-weights"];
+
+    /// `int8-weights` with the default options (per channel, 1024 elements and more).
+    pub fn int8_weights() -> Quantize {
+        Quantize::Int8Weights {
+            per_channel: true,
+            min_elements: 1024,
+        }
+    }
 }
 
 impl Default for Optimizer {
@@ -53,7 +80,14 @@ impl Optimizer {
             fold_limit: DEFAULT_FOLD_LIMIT,
             exclude: Vec::new(),
             external_data_threshold: None,
+            quantize: None,
         }
+    }
+
+    /// Quantize after the lossless passes.
+    pub fn quantize(mut self, q: Quantize) -> Self {
+        self.quantize = Some(q);
+        self
     }
 
     /// The optimizer that `settings` describe (unset keys keep the defaults of
@@ -77,6 +111,26 @@ impl Optimizer {
         o.external_data_threshold = settings.external_data_threshold;
         for e in settings.exclude.iter().flatten() {
             o = o.try_exclude(e)?;
+        }
+        o.quantize = match settings.quantize.as_deref() {
+            None => None,
+            Some("int8-weights") => Some(Quantize::Int8Weights {
+                per_channel: !settings.per_tensor.unwrap_or(false),
+                min_elements: settings.min_elements.unwrap_or(1024),
+            }),
+            Some(m) => {
+                return Err(Error::Config(format!(
+                    "quantize '{m}': expected one of {}",
+                    Quantize::MODES.join(", ")
+                )));
+            }
+        };
+        if o.quantize.is_none()
+            && (settings.per_tensor.is_some() || settings.min_elements.is_some())
+        {
+            return Err(Error::Config(
+                "per-tensor and min-elements apply to quantize; no quantize mode is set".into(),
+            ));
         }
         o.pipeline()?; // unknown pass names fail here, not mid-run
         Ok(o)
@@ -146,7 +200,7 @@ impl Optimizer {
     pub fn fingerprint(&self) -> String {
         format!(
             "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} external={:?}",
+             exclude={:?} external={:?} quantize={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
             self.passes,
@@ -154,7 +208,8 @@ impl Optimizer {
             self.input_shapes,
             self.fold_limit,
             self.exclude,
-            self.external_data_threshold
+            self.external_data_threshold,
+            self.quantize
         )
     }
 
@@ -165,7 +220,16 @@ impl Optimizer {
             None => Pipeline::for_level(self.level),
         };
         p.disable(&self.disable).map_err(Error::Config)?;
-        Ok(p)
+        Ok(match &self.quantize {
+            None => p,
+            Some(Quantize::Int8Weights {
+                per_channel,
+                min_elements,
+            }) => p.with_lossy(Box::new(QuantizeWeights {
+                per_channel: *per_channel,
+                min_elements: *min_elements,
+            })),
+        })
     }
 
     /// A fresh pass context with these settings (input shapes, fold limit, exclusions).
@@ -214,6 +278,7 @@ impl Optimizer {
                 .into_iter()
                 .map(|(pass, rule, node)| Rewrite { pass, rule, node })
                 .collect(),
+            notes: cx.notes,
         })
     }
 

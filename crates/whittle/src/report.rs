@@ -26,6 +26,9 @@ pub struct Report {
     pub initializer_bytes_after: u64,
     pub passes: Vec<PassReport>,
     pub rewrites: Vec<Rewrite>,
+    /// What lossy passes measured, per node: (node, e.g. "int8 w [64, 32]: relative
+    /// weight error 3.1e-3").
+    pub notes: Vec<(String, String)>,
 }
 
 /// Nodes (subgraphs included) and initializer bytes of a model.

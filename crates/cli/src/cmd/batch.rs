@@ -143,6 +143,7 @@ fn one(job: &Job, out: &Path, a: &OptimizeArgs) -> anyhow::Result<Report> {
         after: Side::new(&Summary::of(&model), saved.model_bytes),
         passes: report::passes(&stats),
         rewrites: report::rewrites(&cx.log),
+        notes: report::notes(&cx.notes),
         verify: None,
         read_ms,
         total_ms: start.elapsed().as_secs_f64() * 1e3,

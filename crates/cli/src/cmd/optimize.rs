@@ -165,6 +165,9 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         read_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64() * 1e3
     );
+    for (node, note) in &cx.notes {
+        println!("{note} at '{node}'");
+    }
     if let Some((v, what)) = &verification {
         print!("{}", verify_summary(v, what));
     }
@@ -177,6 +180,7 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
             after: Side::new(&after, saved.model_bytes),
             passes: report::passes(&stats),
             rewrites: report::rewrites(&cx.log),
+            notes: report::notes(&cx.notes),
             verify: verification
                 .as_ref()
                 .map(|(v, what)| report::verify_json(v, what)),
