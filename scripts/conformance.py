@@ -150,24 +150,27 @@ def total_size(path):
     return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
 
 
-def quant_judge(whittle, model, workdir):
-    """--quantize int8-weights: the checker accepts it, ORT runs it, outputs stay close."""
+QUANT_MODES = {"int8-weights": 0.999, "fp16-weights": 0.9999}  # mode: least output cosine
+
+
+def quant_judge(whittle, model, workdir, mode):
+    """--quantize MODE: the checker accepts it, ORT runs it, outputs stay close."""
     import numpy as np
     import onnxruntime as ort
-    out = workdir / (model.stem + "__int8.onnx")
+    out = workdir / (model.stem + f"__{mode}.onnx")
     r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
-                        "--quantize", "int8-weights"], capture_output=True, text=True)
+                        "--quantize", mode], capture_output=True, text=True)
     if r.returncode != 0:
         return f"whittle --quantize exited {r.returncode}: {r.stderr.strip()[:300]}"
     if checker_verdict(out) != "ok":
-        return "onnx.checker rejects the int8-weights model: " + checker_verdict(out)
+        return f"onnx.checker rejects the {mode} model: " + checker_verdict(out)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     a = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     try:
         b = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        return "ORT cannot load the int8-weights model: " + str(e).splitlines()[0][:200]
+        return f"ORT cannot load the {mode} model: " + str(e).splitlines()[0][:200]
     feed = random_feed(a)
     worst = 1.0
     for x, y in zip(a.run(None, feed), b.run(None, feed)):
@@ -176,8 +179,9 @@ def quant_judge(whittle, model, workdir):
         x, y = x.ravel().astype(np.float64), y.ravel().astype(np.float64)
         n = np.linalg.norm(x) * np.linalg.norm(y)
         worst = min(worst, float(x @ y / n) if n > 0 else float(np.allclose(x, y)))
-    QUANT.append((model.name, worst, total_size(out) / total_size(model)))
-    return None if worst >= 0.999 else f"int8-weights output cosine {worst:.6f} < 0.999"
+    QUANT.append((mode, model.name, worst, total_size(out) / total_size(model)))
+    least = QUANT_MODES[mode]
+    return None if worst >= least else f"{mode} output cosine {worst:.6f} < {least}"
 
 
 def main():
@@ -209,12 +213,13 @@ def main():
                                   f"({len(problems)} values)"))
             else:
                 passed += 1
-        for m in fixture_models():
-            verdict = quant_judge(args.whittle, m, pathlib.Path(d))
-            if verdict is None:
-                passed += 1
-            else:
-                failed.append((m, verdict))
+        for mode in QUANT_MODES:
+            for m in fixture_models():
+                verdict = quant_judge(args.whittle, m, pathlib.Path(d), mode)
+                if verdict is None:
+                    passed += 1
+                else:
+                    failed.append((m, verdict))
         judged, unjudged = 0, []
         for m in backend_models(args.sets.split(",")):
             verdict = ort_judge(args.whittle, m, pathlib.Path(d))
@@ -231,9 +236,11 @@ def main():
         print(f"NOT JUDGED {m.parent.name}: {why}")
     print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged; "
           f"checker accepts every -O2 output it accepted the input of; nodes {NODES[0]} -> {NODES[1]}")
-    if QUANT:
-        print("int8-weights (ORT, random inputs): " + ", ".join(
-            f"{n} cosine {c:.6f} size {r:.2f}x" for n, c, r in QUANT))
+    for mode in QUANT_MODES:
+        rows = [q for q in QUANT if q[0] == mode]
+        if rows:
+            print(f"{mode} (ORT, random inputs; size with external data): " + ", ".join(
+                f"{n} cosine {c:.6f} size {r:.2f}x" for _, n, c, r in rows))
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     known = totals["agree"] + totals["disagree"] + totals["missing"]

@@ -97,8 +97,9 @@ pub struct OptimizeArgs {
     #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
     /// Lossy, after the lossless passes: int8-weights (weights stored int8 behind
-    /// DequantizeLinear, per output channel; about 4x smaller). Reports each layer's error.
-    #[arg(long, value_name = "MODE", value_parser = ["int8-weights"])]
+    /// DequantizeLinear, per output channel; about 4x smaller) or fp16-weights (float16
+    /// behind a Cast; 2x smaller). Reports each layer's error.
+    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "fp16-weights"])]
     pub quantize: Option<String>,
     /// With --quantize: one scale per tensor instead of per output channel.
     #[arg(long, requires = "quantize")]

@@ -185,6 +185,35 @@ fn quantize_int8_weights_from_flags_and_config() {
     let o = whittle(&["optimize", s(&model), "-o", s(&out)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("int8-weights"));
+    // fp16-weights halves the weights; per-tensor means nothing there.
+    let h = dir.path().join("h.onnx");
+    let o = whittle(&[
+        "optimize",
+        s(&model),
+        "-o",
+        s(&h),
+        "--no-config",
+        "--quantize",
+        "fp16-weights",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        size(&h) * 10 < size(&model) * 6,
+        "{} vs {}",
+        size(&h),
+        size(&model)
+    );
+    let o = whittle(&[
+        "optimize",
+        s(&model),
+        "-o",
+        s(&h),
+        "--no-config",
+        "--quantize",
+        "fp16-weights",
+        "--per-tensor",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
     // Options without a mode are usage errors.
     assert_eq!(
         whittle(&["optimize", s(&model), "-o", s(&out), "--per-tensor"])

@@ -151,3 +151,36 @@ fn a_second_run_changes_nothing_and_the_pass_is_never_in_a_level() {
         );
     }
 }
+
+#[test]
+fn fp16_weights_are_cast_back_and_overflowing_ones_stay_f32() {
+    use whittle_passes::quant::Fp16Weights;
+    let src = MODEL.replace(
+        "  init b: f32[48,64] = random",
+        "  init b: f32[48,64] = [100000.0, ...]",
+    );
+    let original = parse_model(&src).unwrap();
+    let mut model = original.clone();
+    let mut cx = PassCx::default();
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(Fp16Weights::default()))
+        .run(&mut model, &mut cx)
+        .unwrap();
+    model.graph.verify(false).unwrap();
+    let text = print_model(&model, &PrintOptions::default());
+    // w, table, k: yes; tiny (small), shared (two readers), b (past 65504): no.
+    assert_eq!(cx.log.len(), 3, "{text}");
+    assert_eq!(text.matches("= Cast(").count(), 3, "{text}");
+    assert!(
+        text.contains("f16[100,32]") && text.contains("= Gather(table_fp16"),
+        "{text}"
+    );
+    assert!(text.contains("init b: f32[48,64]"), "{text}");
+    let inputs = random_inputs(&original.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&original, "f32", &inputs).unwrap();
+    let b = run_model(&model, "f16", &inputs).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let c = cosine(&x.to_f32_vec().unwrap(), &y.to_f32_vec().unwrap());
+        assert!(c > 0.999999, "cosine {c}");
+    }
+}

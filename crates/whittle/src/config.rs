@@ -73,7 +73,8 @@ pub struct Settings {
     /// Rewrites not to do: `node:NAME` (none anchored at that node), `rule:NAME` (that
     /// rule nowhere).
     pub exclude: Option<Vec<String>>,
-    /// Lossy weight quantization after the lossless passes: `int8-weights`.
+    /// Lossy weight quantization after the lossless passes: `int8-weights` or
+    /// `fp16-weights`.
     pub quantize: Option<String>,
     /// One scale per tensor instead of per output channel.
     pub per_tensor: Option<bool>,

@@ -6,7 +6,7 @@ use std::path::Path;
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
-use whittle_passes::quant::QuantizeWeights;
+use whittle_passes::quant::{Fp16Weights, QuantizeWeights};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
 /// Why an optimization failed.
@@ -48,11 +48,16 @@ pub enum Quantize {
         /// Weights with fewer elements stay float.
         min_elements: u64,
     },
+    /// Weights stored as float16 behind a Cast to float32.
+    Fp16Weights {
+        /// Weights with fewer elements stay float32.
+        min_elements: u64,
+    },
 }
 
 impl Quantize {
     /// The modes `--quantize` accepts.
-    pub const MODES: &'static [&'static str] = &["int8-weights"];
+    pub const MODES: &'static [&'static str] = &["int8-weights", "fp16-weights"];
 
     /// `int8-weights` with the default options (per channel, 1024 elements and more).
     pub fn int8_weights() -> Quantize {
@@ -116,6 +121,14 @@ impl Optimizer {
             None => None,
             Some("int8-weights") => Some(Quantize::Int8Weights {
                 per_channel: !settings.per_tensor.unwrap_or(false),
+                min_elements: settings.min_elements.unwrap_or(1024),
+            }),
+            Some("fp16-weights") if settings.per_tensor.is_some() => {
+                return Err(Error::Config(
+                    "per-tensor applies to int8 modes, not fp16-weights".into(),
+                ));
+            }
+            Some("fp16-weights") => Some(Quantize::Fp16Weights {
                 min_elements: settings.min_elements.unwrap_or(1024),
             }),
             Some(m) => {
@@ -227,6 +240,9 @@ impl Optimizer {
                 min_elements,
             }) => p.with_lossy(Box::new(QuantizeWeights {
                 per_channel: *per_channel,
+                min_elements: *min_elements,
+            })),
+            Some(Quantize::Fp16Weights { min_elements }) => p.with_lossy(Box::new(Fp16Weights {
                 min_elements: *min_elements,
             })),
         })

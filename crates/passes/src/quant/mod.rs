@@ -4,8 +4,12 @@
 //! embedding Gathers are stored as int8 (symmetric, per output channel by default) behind
 //! a standard `DequantizeLinear`; compute stays float. Embedding tables are gathered as
 //! int8 rows and dequantized afterwards, never dequantized whole.
+//!
+//! `fp16-weights`: the same weights stored as float16 behind a `Cast` to float32.
 
+pub mod fp16;
 pub mod math;
 pub mod weights;
 
+pub use fp16::Fp16Weights;
 pub use weights::QuantizeWeights;

@@ -38,15 +38,16 @@ impl Default for QuantizeWeights {
 }
 
 /// Where an op keeps its weight and along which axis its channels run.
-struct Target {
-    slot: usize,
-    axis: usize,
-    gather: bool,
+pub(super) struct Target {
+    pub(super) slot: usize,
+    pub(super) axis: usize,
+    pub(super) gather: bool,
     /// Rank of the op's output (a Gather's DequantizeLinear axis is its last).
     out_rank: Option<usize>,
 }
 
-fn target(g: &Graph, n: NodeId) -> Option<Target> {
+/// The weight `n` reads, if its op is one whose weights are stored compressed.
+pub(super) fn target(g: &Graph, n: NodeId) -> Option<Target> {
     let node = g.node(n);
     let w = g.constant(node.input(if is_op(node, "Gather") { 0 } else { 1 })?)?;
     let rank = w.dims.len();
@@ -137,6 +138,14 @@ impl Pass for QuantizeWeights {
 
 impl QuantizeWeights {
     fn eligible(&self, g: &Graph, wv: ValueId) -> bool {
+        eligible(g, wv, self.min_elements)
+    }
+}
+
+/// An f32 initializer read by one node only, not a graph input or output, with at least
+/// `min_elements` elements.
+pub(super) fn eligible(g: &Graph, wv: ValueId, min_elements: u64) -> bool {
+    {
         let v = g.value(wv);
         let Some(w) = v.initializer() else {
             return false;
@@ -145,7 +154,7 @@ impl QuantizeWeights {
             && !g.inputs().contains(&wv) // overridable at run time (IR < 4)
             && v.uses().len() == 1
             && !g.is_output(wv)
-            && w.element_count().is_ok_and(|c| c >= self.min_elements.max(1))
+            && w.element_count().is_ok_and(|c| c >= min_elements.max(1))
     }
 }
 
