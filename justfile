@@ -52,3 +52,9 @@ fuzz SECS="60":
 # A model with 2.25 GiB of external weights: load, optimize, save; prints time and peak RSS.
 big-model:
     cargo test -p whittle-cli --test big_model -- --ignored --nocapture
+
+# whittle's quantization beside ORT's quantizer on a trained MiniLM and a trained CNN;
+# writes the "Quantization" section of docs/benchmarks.md.
+bench-quant:
+    cargo build --release -p whittle-cli
+    HF_HUB_OFFLINE=1 "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_quant.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
