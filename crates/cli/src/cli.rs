@@ -108,7 +108,7 @@ pub struct OptimizeArgs {
     #[arg(long, value_name = "N", requires = "quantize")]
     pub min_elements: Option<u64>,
     /// Rewrites not to do (comma-separated): node:NAME (none anchored at that node),
-    /// rule:NAME (that rule nowhere).
+    /// op:TYPE (none anchored at nodes of that op), rule:NAME (that rule nowhere).
     #[arg(long, value_delimiter = ',', value_name = "WHAT")]
     pub exclude: Option<Vec<String>>,
     /// Store tensors of at least this many bytes in an external data file.

@@ -41,6 +41,8 @@ pub struct PassCx {
     /// Rewrites not to do: (rule, site) pairs rolled back by `optimize --verify` or
     /// excluded by the user; `*` in either place matches anything.
     pub deny: Vec<(String, String)>,
+    /// Op types no rewrite may be anchored at (`--exclude op:Type`).
+    pub deny_ops: Vec<String>,
 }
 
 /// The answer to a request to rewrite.
@@ -78,6 +80,7 @@ impl Default for PassCx {
             notes: Vec::new(),
             opsets: Vec::new(),
             deny: Vec::new(),
+            deny_ops: Vec::new(),
         }
     }
 }

@@ -71,6 +71,9 @@ impl Pass for RuleSet {
                     is_subgraph,
                     opsets: &cx.opsets,
                 };
+                if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
+                    continue;
+                }
                 let at = site(g, n);
                 let denied = |r: &dyn Rule| cx.denies(r.name(), &at);
                 let Some((rule, patch)) = self

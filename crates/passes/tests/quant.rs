@@ -184,3 +184,21 @@ fn fp16_weights_are_cast_back_and_overflowing_ones_stay_f32() {
         assert!(c > 0.999999, "cosine {c}");
     }
 }
+
+#[test]
+fn excluded_ops_and_nodes_keep_float_weights() {
+    let original = parse_model(MODEL).unwrap();
+    let mut model = original.clone();
+    let mut cx = PassCx {
+        deny_ops: vec!["Conv".into()],
+        deny: vec![("*".into(), "<unnamed Gemm> -> g".into())],
+        ..PassCx::default()
+    };
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(QuantizeWeights::default()))
+        .run(&mut model, &mut cx)
+        .unwrap();
+    let text = print_model(&model, &PrintOptions::default());
+    assert_eq!(cx.log.len(), 2, "w and table only: {:?}\n{text}", cx.log);
+    assert!(text.contains("init k: f32[64,4,3,3]") && text.contains("init b: f32[48,64]"));
+}

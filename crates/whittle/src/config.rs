@@ -70,8 +70,8 @@ pub struct Settings {
     pub fold_limit: Option<u64>,
     /// Store tensors of at least this many bytes in an external data file.
     pub external_data_threshold: Option<u64>,
-    /// Rewrites not to do: `node:NAME` (none anchored at that node), `rule:NAME` (that
-    /// rule nowhere).
+    /// Rewrites not to do: `node:NAME` (none anchored at that node), `op:TYPE` (none at
+    /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
     /// Lossy weight quantization after the lossless passes: `int8-weights` or
     /// `fp16-weights`.

@@ -34,6 +34,7 @@ pub struct Optimizer {
     input_shapes: Vec<(String, Vec<Dim>)>,
     fold_limit: u64,
     exclude: Vec<(String, String)>,
+    exclude_ops: Vec<String>,
     external_data_threshold: Option<u64>,
     quantize: Option<Quantize>,
 }
@@ -84,6 +85,7 @@ impl Optimizer {
             input_shapes: Vec::new(),
             fold_limit: DEFAULT_FOLD_LIMIT,
             exclude: Vec::new(),
+            exclude_ops: Vec::new(),
             external_data_threshold: None,
             quantize: None,
         }
@@ -149,14 +151,19 @@ impl Optimizer {
         Ok(o)
     }
 
-    /// Do not rewrite at `node:NAME`, or with `rule:NAME` anywhere.
+    /// Do not rewrite at `node:NAME`, at any node of `op:Type`, or with `rule:NAME`
+    /// anywhere.
     pub fn try_exclude(mut self, what: &str) -> Result<Self, Error> {
         let entry = match what.split_once(':') {
             Some(("node", n)) if !n.is_empty() => ("*".to_string(), n.to_string()),
             Some(("rule", r)) if !r.is_empty() => (r.to_string(), "*".to_string()),
+            Some(("op", o)) if !o.is_empty() => {
+                self.exclude_ops.push(o.to_string());
+                return Ok(self);
+            }
             _ => {
                 return Err(Error::Config(format!(
-                    "exclude '{what}': expected node:NAME or rule:NAME"
+                    "exclude '{what}': expected node:NAME, op:TYPE or rule:NAME"
                 )));
             }
         };
@@ -213,7 +220,7 @@ impl Optimizer {
     pub fn fingerprint(&self) -> String {
         format!(
             "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} external={:?} quantize={:?}",
+             exclude={:?} {:?} external={:?} quantize={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
             self.passes,
@@ -221,6 +228,7 @@ impl Optimizer {
             self.input_shapes,
             self.fold_limit,
             self.exclude,
+            self.exclude_ops,
             self.external_data_threshold,
             self.quantize
         )
@@ -254,6 +262,7 @@ impl Optimizer {
             input_shapes: self.input_shapes.clone(),
             fold_limit: self.fold_limit,
             deny: self.exclude.clone(),
+            deny_ops: self.exclude_ops.clone(),
             ..PassCx::default()
         }
     }

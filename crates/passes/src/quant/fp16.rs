@@ -44,6 +44,9 @@ impl Pass for Fp16Weights {
         let mut changed = false;
         for n in g.nodes_in_order().map_err(err)? {
             let Some(t) = target(g, n) else { continue };
+            if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
+                continue;
+            }
             let Some(wv) = g.node(n).input(t.slot) else {
                 continue;
             };
