@@ -414,6 +414,9 @@ impl Parser {
             Some((d, o)) => (Some(d.to_string()), o.to_string()),
             None => (None, full),
         };
+        if op.is_empty() {
+            return Err(self.err("an op name after the domain (`domain.Op(...)`)"));
+        }
         let mut node = Node::new(&op);
         node.domain = domain;
         self.punct('(')?;
