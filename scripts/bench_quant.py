@@ -200,7 +200,7 @@ def main():
         base = work / "minilm.O2.onnx"
         whittle(a.whittle, src, base)
         variants = {"float (whittle -O2)": base}
-        for mode in ["int8-weights", "fp16-weights"]:
+        for mode in ["int8-weights", "int8-dynamic", "fp16-weights"]:
             variants[f"whittle --quantize {mode}"] = work / f"minilm.{mode}.onnx"
             whittle(a.whittle, src, variants[f"whittle --quantize {mode}"], "--quantize", mode)
         for pc in [False, True]:
@@ -220,7 +220,7 @@ def main():
         base = work / "digits.O2.onnx"
         whittle(a.whittle, src, base)
         variants = {"float (whittle -O2)": base}
-        for mode in ["int8-weights", "fp16-weights"]:
+        for mode in ["int8-weights", "int8-dynamic", "fp16-weights"]:
             variants[f"whittle --quantize {mode}"] = work / f"digits.{mode}.onnx"
             whittle(a.whittle, src, variants[f"whittle --quantize {mode}"], "--quantize", mode,
                     "--min-elements", "256")

@@ -145,12 +145,15 @@ def random_feed(sess):
 
 
 def total_size(path):
-    """The model file plus its external data files (any `<name>.data` beside it)."""
-    data = path.parent / (path.name + ".data")
-    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+    """The model file plus the external data files its tensors name."""
+    m = onnx.load(str(path), load_external_data=False)
+    locations = {e.value for t in m.graph.initializer for e in t.external_data
+                 if e.key == "location"}
+    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
 
 
-QUANT_MODES = {"int8-weights": 0.999, "fp16-weights": 0.9999}  # mode: least output cosine
+# mode: least output cosine on random weights and inputs
+QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.9999}
 
 
 def quant_judge(whittle, model, workdir, mode):

@@ -97,9 +97,11 @@ pub struct OptimizeArgs {
     #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
     /// Lossy, after the lossless passes: int8-weights (weights stored int8 behind
-    /// DequantizeLinear, per output channel; about 4x smaller) or fp16-weights (float16
-    /// behind a Cast; 2x smaller). Reports each layer's error.
-    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "fp16-weights"])]
+    /// DequantizeLinear, per output channel; about 4x smaller), int8-dynamic (MatMul/Gemm
+    /// as MatMulInteger with run-time activation quantization; smaller and faster on
+    /// CPUs) or fp16-weights (float16 behind a Cast; 2x smaller). Reports each layer's
+    /// error.
+    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "fp16-weights"])]
     pub quantize: Option<String>,
     /// With --quantize: one scale per tensor instead of per output channel.
     #[arg(long, requires = "quantize")]

@@ -91,6 +91,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         // Lossy, opt-in (never in a level): after every lossless rewrite has settled.
         Box::new(crate::quant::QuantizeWeights::default()),
         Box::new(crate::quant::Fp16Weights::default()),
+        Box::new(crate::quant::DynamicInt8::default()),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
         Box::new(cleanup::DeadCode),
     ]

@@ -115,6 +115,7 @@ fn per_tensor_mode_and_old_opsets() {
     let q = QuantizeWeights {
         per_channel: false,
         min_elements: 1,
+        ..QuantizeWeights::default()
     };
     let (_, model, cx) = quantize(MODEL, q);
     let text = print_model(&model, &PrintOptions::default());
@@ -201,4 +202,53 @@ fn excluded_ops_and_nodes_keep_float_weights() {
     let text = print_model(&model, &PrintOptions::default());
     assert_eq!(cx.log.len(), 2, "w and table only: {:?}\n{text}", cx.log);
     assert!(text.contains("init k: f32[64,4,3,3]") && text.contains("init b: f32[48,64]"));
+}
+
+#[test]
+fn int8_dynamic_computes_matmul_and_gemm_in_integers() {
+    use whittle_passes::quant::DynamicInt8;
+    let src = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,3,64]
+  input h: f32[4,64]
+  output y: f32[2,3,32]
+  output y2: f32[2,3,32]
+  output g: f32[4,48]
+  output small: f32[4,4]
+  init w: f32[64,32] = random
+  init w2: f32[64,32] = random
+  init b: f32[48,64] = random
+  init c: f32[48] = random
+  init tiny: f32[64,4] = random
+  y = MatMul(x, w)
+  y2 = MatMul(x, w2)
+  g = Gemm(h, b, c) {transB=1}
+  small = MatMul(h, tiny)
+}
+";
+    let original = parse_model(src).unwrap();
+    let mut model = original.clone();
+    let mut cx = PassCx::default();
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(DynamicInt8::default()))
+        .run(&mut model, &mut cx)
+        .unwrap();
+    model.graph.verify(false).unwrap();
+    let text = print_model(&model, &PrintOptions::default());
+    assert_eq!(cx.log.len(), 3, "{text}");
+    assert_eq!(text.matches("= MatMulInteger(").count(), 3, "{text}");
+    // x feeds two MatMuls and is quantized once; h once for the Gemm.
+    assert_eq!(text.matches("DynamicQuantizeLinear(").count(), 2, "{text}");
+    assert_eq!(text.matches("= Add(").count(), 1, "the Gemm's bias: {text}");
+    assert!(text.contains("init tiny: f32[64,4]"));
+    let inputs = random_inputs(&original.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&original, "f32", &inputs).unwrap();
+    let b = run_model(&model, "int8-dynamic", &inputs).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.dims, y.dims);
+        let c = cosine(&x.to_f32_vec().unwrap(), &y.to_f32_vec().unwrap());
+        assert!(c > 0.999, "cosine {c}");
+    }
 }

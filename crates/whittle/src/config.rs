@@ -73,8 +73,8 @@ pub struct Settings {
     /// Rewrites not to do: `node:NAME` (none anchored at that node), `op:TYPE` (none at
     /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
-    /// Lossy weight quantization after the lossless passes: `int8-weights` or
-    /// `fp16-weights`.
+    /// Lossy weight quantization after the lossless passes: `int8-weights`,
+    /// `int8-dynamic` or `fp16-weights`.
     pub quantize: Option<String>,
     /// One scale per tensor instead of per output channel.
     pub per_tensor: Option<bool>,

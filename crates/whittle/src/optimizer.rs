@@ -6,7 +6,7 @@ use std::path::Path;
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
-use whittle_passes::quant::{Fp16Weights, QuantizeWeights};
+use whittle_passes::quant::{DynamicInt8, Fp16Weights, QuantizeWeights};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
 /// Why an optimization failed.
@@ -49,6 +49,11 @@ pub enum Quantize {
         /// Weights with fewer elements stay float.
         min_elements: u64,
     },
+    /// MatMul/Gemm in int8 with activations quantized at run time.
+    Int8Dynamic {
+        /// Weights with fewer elements stay float.
+        min_elements: u64,
+    },
     /// Weights stored as float16 behind a Cast to float32.
     Fp16Weights {
         /// Weights with fewer elements stay float32.
@@ -58,7 +63,7 @@ pub enum Quantize {
 
 impl Quantize {
     /// The modes `--quantize` accepts.
-    pub const MODES: &'static [&'static str] = &["int8-weights", "fp16-weights"];
+    pub const MODES: &'static [&'static str] = &["int8-weights", "int8-dynamic", "fp16-weights"];
 
     /// `int8-weights` with the default options (per channel, 1024 elements and more).
     pub fn int8_weights() -> Quantize {
@@ -125,11 +130,14 @@ impl Optimizer {
                 per_channel: !settings.per_tensor.unwrap_or(false),
                 min_elements: settings.min_elements.unwrap_or(1024),
             }),
-            Some("fp16-weights") if settings.per_tensor.is_some() => {
-                return Err(Error::Config(
-                    "per-tensor applies to int8 modes, not fp16-weights".into(),
-                ));
+            Some(m @ ("fp16-weights" | "int8-dynamic")) if settings.per_tensor.is_some() => {
+                return Err(Error::Config(format!(
+                    "per-tensor applies to int8-weights, not {m}"
+                )));
             }
+            Some("int8-dynamic") => Some(Quantize::Int8Dynamic {
+                min_elements: settings.min_elements.unwrap_or(1024),
+            }),
             Some("fp16-weights") => Some(Quantize::Fp16Weights {
                 min_elements: settings.min_elements.unwrap_or(1024),
             }),
@@ -249,10 +257,21 @@ impl Optimizer {
             }) => p.with_lossy(Box::new(QuantizeWeights {
                 per_channel: *per_channel,
                 min_elements: *min_elements,
+                ..QuantizeWeights::default()
             })),
             Some(Quantize::Fp16Weights { min_elements }) => p.with_lossy(Box::new(Fp16Weights {
                 min_elements: *min_elements,
             })),
+            // Embedding tables are not MatMuls: store them as int8 rows (int8-weights).
+            Some(Quantize::Int8Dynamic { min_elements }) => p
+                .with_lossy(Box::new(DynamicInt8 {
+                    min_elements: *min_elements,
+                }))
+                .with_lossy(Box::new(QuantizeWeights {
+                    min_elements: *min_elements,
+                    ops: &["Gather"],
+                    ..QuantizeWeights::default()
+                })),
         })
     }
 

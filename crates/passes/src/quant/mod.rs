@@ -6,10 +6,15 @@
 //! int8 rows and dequantized afterwards, never dequantized whole.
 //!
 //! `fp16-weights`: the same weights stored as float16 behind a `Cast` to float32.
+//!
+//! `int8-dynamic`: MatMul/Gemm as `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`,
+//! computing in integers (for speed on CPUs).
 
+pub mod dynamic;
 pub mod fp16;
 pub mod math;
 pub mod weights;
 
+pub use dynamic::DynamicInt8;
 pub use fp16::Fp16Weights;
 pub use weights::QuantizeWeights;

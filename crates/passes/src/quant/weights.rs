@@ -26,13 +26,19 @@ pub struct QuantizeWeights {
     pub per_channel: bool,
     /// Smaller weights stay float (their bytes do not matter, their error might).
     pub min_elements: u64,
+    /// The ops whose weights are taken (int8-dynamic uses this pass for Gather only).
+    pub ops: &'static [&'static str],
 }
+
+/// Every op whose weight int8-weights can store.
+pub const ALL_OPS: &[&str] = &["MatMul", "Gemm", "Conv", "ConvTranspose", "Gather"];
 
 impl Default for QuantizeWeights {
     fn default() -> Self {
         QuantizeWeights {
             per_channel: true,
             min_elements: 1024,
+            ops: ALL_OPS,
         }
     }
 }
@@ -93,6 +99,9 @@ impl Pass for QuantizeWeights {
         };
         let mut changed = false;
         for n in g.nodes_in_order().map_err(err)? {
+            if !self.ops.contains(&g.node(n).op()) {
+                continue;
+            }
             let Some(mut t) = target(g, n) else { continue };
             if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
                 continue;

@@ -1,0 +1,252 @@
+//! `quantize-int8-dynamic`: MatMul/Gemm computed in integers with activations quantized
+//! at run time.
+
+use super::math::symmetric_int8;
+use super::weights::eligible;
+use crate::guard::is_op;
+use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use bytes::Bytes;
+use std::collections::HashMap;
+use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, ValueId};
+
+/// `y = MatMul(x, W)` (and `Gemm(x, W, c)` with alpha = beta = 1, transA = 0) with a
+/// constant 2-D f32 weight becomes
+///
+/// ```text
+/// xq, xs, xz = DynamicQuantizeLinear(x)            (uint8, per tensor, at run time)
+/// acc        = MatMulInteger(xq, Wq, xz, Wz)        (Wq int8 [K, N], Wz zeros [N])
+/// y          = Mul(Cast<f32>(acc), Mul(xs, Ws))     (Ws per output column)   [+ c]
+/// ```
+///
+/// Activations that feed several such MatMuls are quantized once. Guards: those of
+/// int8-weights (one reader, f32 initializer, not an input or output, ≥ min_elements);
+/// x is known to be f32; opset ≥ 11.
+pub struct DynamicInt8 {
+    /// Weights with fewer elements stay float.
+    pub min_elements: u64,
+}
+
+impl Default for DynamicInt8 {
+    fn default() -> Self {
+        DynamicInt8 { min_elements: 1024 }
+    }
+}
+
+/// What a matching node reads: activation, weight (and whether it is stored [N, K]),
+/// Gemm's addend.
+struct Matched {
+    x: ValueId,
+    w: ValueId,
+    transposed: bool,
+    addend: Option<ValueId>,
+    y: ValueId,
+}
+
+fn matched(g: &Graph, n: NodeId, cx: &PassCx) -> Option<Matched> {
+    let node = g.node(n);
+    let int = |name: &str, default: i64| node.attr(name).and_then(|a| a.i).unwrap_or(default);
+    let float = |name: &str| node.attr(name).and_then(|a| a.f).unwrap_or(1.0);
+    let (transposed, addend) = if is_op(node, "MatMul") {
+        (false, None)
+    } else if is_op(node, "Gemm") && int("transA", 0) == 0 && float("alpha") == 1.0 {
+        let c = node.input(2);
+        if c.is_some() && float("beta") != 1.0 {
+            return None;
+        }
+        (int("transB", 0) == 1, c)
+    } else {
+        return None;
+    };
+    let (x, w, y) = (node.input(0)?, node.input(1)?, node.output(0)?);
+    if g.value(w).initializer()?.dims.len() != 2 {
+        return None;
+    }
+    let fact = cx.facts.as_ref()?.fact(x)?;
+    if fact.elem != Some(DataType::Float) {
+        return None;
+    }
+    Some(Matched {
+        x,
+        w,
+        transposed,
+        addend,
+        y,
+    })
+}
+
+impl Pass for DynamicInt8 {
+    fn name(&self) -> &'static str {
+        "quantize-int8-dynamic"
+    }
+
+    fn description(&self) -> &'static str {
+        "MatMul/Gemm in int8 with run-time activation quantization (lossy; --quantize int8-dynamic)"
+    }
+
+    fn changes_numerics(&self) -> bool {
+        true
+    }
+
+    fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        if cx.opset < 11 || is_subgraph {
+            return Ok(false); // subgraphs have no facts to prove x is f32
+        }
+        let err = |source| PassError::Ir {
+            pass: "quantize-int8-dynamic",
+            source,
+        };
+        let mut quantized: HashMap<ValueId, [ValueId; 3]> = HashMap::new();
+        let mut changed = false;
+        for n in g.nodes_in_order().map_err(err)? {
+            if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
+                continue;
+            }
+            let Some(m) = matched(g, n, cx) else { continue };
+            if !eligible(g, m.w, self.min_elements) {
+                continue;
+            }
+            let at = site(g, n);
+            match cx.grant(self.name(), "int8-dynamic", &at) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => return Ok(changed),
+            }
+            let Some(w) = g.value(m.w).initializer().cloned() else {
+                continue;
+            };
+            let Ok(mut values) = w.to_f32_vec() else {
+                continue;
+            };
+            let (mut k, mut cols) = (w.dims[0] as usize, w.dims[1] as usize);
+            if m.transposed {
+                values = transpose(&values, k, cols);
+                (k, cols) = (cols, k);
+            }
+            let q = symmetric_int8(&values, &[k, cols], Some(1));
+            cx.notes.push((
+                at.clone(),
+                format!(
+                    "int8-dynamic {} [{k}, {cols}]: relative weight error {:.2e}",
+                    g.value(m.w).name(),
+                    q.relative_error
+                ),
+            ));
+            let base = g.value(m.w).name().to_string();
+            let wq = g.add_initializer(
+                &format!("{base}_int8"),
+                Tensor::from_raw(
+                    DataType::Int8,
+                    vec![k as i64, cols as i64],
+                    Bytes::from(q.values.iter().map(|v| *v as u8).collect::<Vec<u8>>()),
+                ),
+            );
+            let ws = g.add_initializer(
+                &format!("{base}_scale"),
+                Tensor::from_f32(vec![cols as i64], &q.scales),
+            );
+            let wz = g.add_initializer(
+                &format!("{base}_zero_point"),
+                Tensor::from_raw(
+                    DataType::Int8,
+                    vec![cols as i64],
+                    Bytes::from(vec![0u8; cols]),
+                ),
+            );
+            let xq = match quantized.get(&m.x) {
+                Some(v) => *v,
+                None => {
+                    let v = quantize_input(g, n, m.x).map_err(err)?;
+                    quantized.insert(m.x, v);
+                    v
+                }
+            };
+            rewrite(g, n, &m, xq, [wq, ws, wz], &base).map_err(err)?;
+            g.remove_initializer(m.w);
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
+
+/// `DynamicQuantizeLinear(x)` placed before `anchor`: (quantized, scale, zero point).
+fn quantize_input(g: &mut Graph, anchor: NodeId, x: ValueId) -> Result<[ValueId; 3], IrError> {
+    let name = g.value(x).name().to_string();
+    let outs = [
+        g.fresh_value(&format!("{name}_quantized")),
+        g.fresh_value(&format!("{name}_scale")),
+        g.fresh_value(&format!("{name}_zero_point")),
+    ];
+    let node =
+        Node::new("DynamicQuantizeLinear").with_name(format!("{name}_DynamicQuantizeLinear"));
+    g.add_node_at(
+        anchor,
+        node,
+        vec![Some(x)],
+        outs.iter().map(|v| Some(*v)).collect(),
+    )?;
+    Ok(outs)
+}
+
+/// Replaces node `n` by MatMulInteger → Cast → Mul(scales) [→ Add(addend)].
+fn rewrite(
+    g: &mut Graph,
+    n: NodeId,
+    m: &Matched,
+    [xq, xs, xz]: [ValueId; 3],
+    [wq, ws, wz]: [ValueId; 3],
+    base: &str,
+) -> Result<(), IrError> {
+    let label = g.node(n).name().to_string();
+    let label = if label.is_empty() {
+        base.to_string()
+    } else {
+        label
+    };
+    g.remove_node(n);
+    let acc = g.fresh_value(&format!("{base}_acc"));
+    let accf = g.fresh_value(&format!("{base}_acc_f32"));
+    let scale = g.fresh_value(&format!("{base}_out_scale"));
+    let scaled = match m.addend {
+        Some(_) => g.fresh_value(&format!("{base}_scaled")),
+        None => m.y,
+    };
+    let node = |op: &str, suffix: &str| Node::new(op).with_name(format!("{label}_{suffix}"));
+    g.add_node(
+        node("MatMulInteger", "MatMulInteger"),
+        vec![Some(xq), Some(wq), Some(xz), Some(wz)],
+        vec![Some(acc)],
+    )?;
+    g.add_node(
+        node("Cast", "Cast").with_attr(Attribute::int("to", i64::from(DataType::Float.code()))),
+        vec![Some(acc)],
+        vec![Some(accf)],
+    )?;
+    g.add_node(
+        node("Mul", "Scale"),
+        vec![Some(xs), Some(ws)],
+        vec![Some(scale)],
+    )?;
+    g.add_node(
+        node("Mul", "Dequantize"),
+        vec![Some(accf), Some(scale)],
+        vec![Some(scaled)],
+    )?;
+    if let Some(c) = m.addend {
+        g.add_node(
+            node("Add", "Bias"),
+            vec![Some(scaled), Some(c)],
+            vec![Some(m.y)],
+        )?;
+    }
+    Ok(())
+}
