@@ -252,9 +252,12 @@ def main():
                    f"speed is ORT latency (one thread, batch 1, median of 30) relative to the "
                    f"unoptimized export; quality is against the float export.\n\n{table}\n")
         if head in text:
+            # Replace the heading, intro and table; keep the prose written after the table.
             start = text.index(head)
-            nxt = text.find("\n## ", start + len(head))
-            text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
+            lines = text[start:].split("\n")
+            end = next((i for i, l in enumerate(lines) if i and l.startswith("## ")), len(lines))
+            last = max(i for i, l in enumerate(lines[:end]) if l.startswith("|"))
+            text = text[:start] + section + "\n".join(lines[last + 1:])
         else:
             text = text.rstrip() + "\n\n" + section
         doc.write_text(text)
