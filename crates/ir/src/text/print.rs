@@ -192,12 +192,19 @@ impl Printer<'_> {
                 .initializer()
                 .map(|t| format!(" = {}", format_values(t, self.o.max_values)))
                 .unwrap_or_default();
-            let _ = writeln!(
-                self.out,
-                "{pad}input {}: {}{init}",
-                name(val.name()),
-                self.ty(g, *v)
-            );
+            // An input with a default value and no declared type shows the tensor's type
+            // (the parser needs one before '=').
+            let ty = match (&val.info.ty, val.initializer()) {
+                (None, Some(t)) => self.paint(
+                    "2",
+                    &type_text(Some(&Type::tensor(
+                        t.dtype(),
+                        t.dims.iter().map(|d| Dim::Known(*d)),
+                    ))),
+                ),
+                _ => self.ty(g, *v),
+            };
+            let _ = writeln!(self.out, "{pad}input {}: {ty}{init}", name(val.name()));
         }
         for v in g.outputs() {
             let _ = writeln!(
