@@ -1,19 +1,11 @@
 //! The `whittle` binary: exit codes, messages, and that failures never leave or clobber files.
 
+mod common;
+use common::{s, whittle};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use whittle_testkit::fixture;
-
-fn whittle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn optimize_writes_a_faithful_copy_and_reports() {

@@ -1,16 +1,11 @@
 //! `whittle dump`: the listing parses back, summaries and costs are right, JSON keeps its
 //! keys, Graphviz renders, two models compare.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use whittle_testkit::{fixture, fixtures_dir};
+mod common;
+use common::{s, whittle};
 
-fn whittle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
+use std::process::{Command, Stdio};
+use whittle_testkit::{fixture, fixtures_dir};
 
 fn stdout_of(args: &[&str]) -> String {
     let o = whittle(args);
@@ -20,10 +15,6 @@ fn stdout_of(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).expect("utf-8")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

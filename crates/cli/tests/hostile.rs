@@ -2,15 +2,10 @@
 //! plus cases built here): each must give exit 1 and a message naming the problem and
 //! the node, tensor or file; never a panic, never an output file, never a clobbered one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::whittle;
 
-fn whittle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
+use std::path::{Path, PathBuf};
 
 fn hostile(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

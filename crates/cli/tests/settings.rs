@@ -1,19 +1,10 @@
 //! `whittle optimize` with config files, globs and the combined report.
 
+mod common;
+use common::{s, whittle};
+
 use std::path::Path;
-use std::process::{Command, Output};
 use whittle_testkit::fixture;
-
-fn whittle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A copy of a fixture in `dir` (so a whittle.toml can sit beside it).
 fn copy(name: &str, dir: &Path) -> std::path::PathBuf {

@@ -1,21 +1,11 @@
 //! `whittle verify`, `optimize --verify` and `whittle bench` from the command line.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::{s, whittle};
+
 use whittle_ir::Tensor;
 use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_testkit::{fixture, fixtures_dir};
-
-fn whittle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whittle"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn identical_models_verify_exactly() {
