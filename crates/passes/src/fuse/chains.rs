@@ -1,7 +1,7 @@
 //! More chains that collapse: idempotent ops applied twice, Squeeze after Squeeze, Slice
 //! after Slice on other axes, and Transpose feeding a 2-D Gemm operand.
 
-use crate::guard::{bypass, const_ints, constant, dims, is_op, single_use};
+use crate::guard::{bypass, const_ints, constant, dims, is_op, producer_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
 use whittle_ir::{Graph, NodeId, Tensor};
@@ -23,10 +23,7 @@ impl Rule for Idempotent {
             return None;
         }
         let (t, y) = (outer.input(0)?, outer.output(0)?);
-        let (inner, _) = g.value(t).producer()?;
-        if !is_op(g.node(inner), outer.op()) {
-            return None;
-        }
+        producer_op(g, t, outer.op())?;
         Some(Box::new(move |g: &mut Graph| bypass(g, n, y, t)))
     }
 }
@@ -100,8 +97,8 @@ impl Rule for SqueezeChain {
             return None;
         }
         let t = outer.input(0)?;
-        let (inner, _) = g.value(t).producer()?;
-        if !is_op(g.node(inner), "Squeeze") || !single_use(g, t) {
+        let inner = producer_op(g, t, "Squeeze")?;
+        if !single_use(g, t) {
             return None;
         }
         let x = g.node(inner).input(0)?;
@@ -172,8 +169,8 @@ impl Rule for SliceChain {
             return None;
         }
         let t = outer.input(0)?;
-        let (inner, _) = g.value(t).producer()?;
-        if !is_op(g.node(inner), "Slice") || !single_use(g, t) {
+        let inner = producer_op(g, t, "Slice")?;
+        if !single_use(g, t) {
             return None;
         }
         let x = g.node(inner).input(0)?;
@@ -228,8 +225,8 @@ impl Rule for FlattenChain {
             return None;
         }
         let t = outer.input(0)?;
-        let (inner, _) = g.value(t).producer()?;
-        if !is_op(g.node(inner), "Flatten") || !single_use(g, t) {
+        let inner = producer_op(g, t, "Flatten")?;
+        if !single_use(g, t) {
             return None;
         }
         let x = g.node(inner).input(0)?;

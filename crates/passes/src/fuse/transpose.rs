@@ -1,6 +1,6 @@
 //! Consecutive `Transpose`s compose into one, or cancel.
 
-use crate::guard::{bypass, dims, is_op, single_use};
+use crate::guard::{bypass, dims, is_op, producer_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
 use whittle_ir::{Graph, NodeId};
@@ -31,8 +31,8 @@ impl Rule for TransposeChain {
             return None;
         }
         let (t, y) = (outer.input(0)?, outer.output(0)?);
-        let (inner, _) = g.value(t).producer()?;
-        if !is_op(g.node(inner), "Transpose") || !single_use(g, t) {
+        let inner = producer_op(g, t, "Transpose")?;
+        if !single_use(g, t) {
             return None;
         }
         let x = g.node(inner).input(0)?;
