@@ -2,12 +2,14 @@
 //! can be checked against its original on the same inputs, and evaluates single nodes for
 //! constant folding. tract is only linked here.
 
+mod calibration;
 mod compare;
 mod data;
 mod inputs;
 mod node;
 mod run;
 
+pub use calibration::{calibration_sets, feed_names, random_sets};
 pub use compare::{OutputDiff, Tolerance, compare_output};
 pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};

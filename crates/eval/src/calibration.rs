@@ -1,0 +1,117 @@
+//! Calibration data: the input sets lossy passes run the model on, read from a file or
+//! folder and cut into samples along the first axis.
+
+use crate::data::read_input_sets;
+use crate::inputs::{InputSpec, random_inputs};
+use std::path::Path;
+use whittle_ir::{Dim, Graph, Tensor};
+
+/// Samples per set when the model's batch dim is free (one tract run per set).
+const BATCH: i64 = 64;
+
+/// The graph inputs fed at run time (inputs that are not initializers), by name.
+pub fn feed_names(g: &Graph) -> Vec<String> {
+    g.inputs()
+        .iter()
+        .filter(|v| g.value(**v).initializer().is_none())
+        .map(|v| g.value(*v).name().to_string())
+        .collect()
+}
+
+/// Calibration sets from `path` (a `.npy` for a single-input model, an `.npz`, or a folder
+/// of `test_data_set_N` folders), with the first axis of every array read as samples:
+/// arrays one rank above the input are split into single samples; arrays whose first
+/// dim is a multiple of a fixed batch dim are split into batches; with a free batch dim
+/// samples are run up to 64 at a time.
+pub fn calibration_sets(path: &Path, g: &Graph) -> Result<Vec<Vec<Tensor>>, String> {
+    let names = feed_names(g);
+    let declared: Vec<Option<Vec<Dim>>> = names
+        .iter()
+        .map(|n| {
+            g.find(n)
+                .and_then(|v| g.value(v).info.ty.as_ref())
+                .and_then(|t| t.dims())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for set in read_input_sets(path, &names)? {
+        out.extend(split(&set, &declared).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    Ok(out)
+}
+
+/// Cuts one set into runnable sets along axis 0 (all inputs cut alike).
+fn split(set: &[Tensor], declared: &[Option<Vec<Dim>>]) -> Result<Vec<Vec<Tensor>>, String> {
+    let Some(first) = set.first() else {
+        return Ok(Vec::new());
+    };
+    let samples = first.dims.first().copied().unwrap_or(1).max(1);
+    let decl = declared.first().cloned().flatten();
+    let (step, squeeze) = match decl.as_deref() {
+        Some(d) if d.len() + 1 == first.dims.len() => (1, true),
+        Some(d) if d.len() == first.dims.len() => match d.first() {
+            Some(Dim::Known(b)) if *b > 0 && samples % b == 0 => (*b, false),
+            Some(Dim::Known(b)) => {
+                return Err(format!(
+                    "{} samples do not split into batches of {b}",
+                    samples
+                ));
+            }
+            _ => (BATCH.min(samples), false),
+        },
+        _ => (samples, false),
+    };
+    if step >= samples && !squeeze {
+        return Ok(vec![set.to_vec()]);
+    }
+    let mut sets = Vec::new();
+    let mut at = 0;
+    while at < samples {
+        let n = step.min(samples - at);
+        let part = set
+            .iter()
+            .map(|t| slice_rows(t, at, n, squeeze))
+            .collect::<Result<Vec<_>, _>>()?;
+        sets.push(part);
+        at += n;
+    }
+    Ok(sets)
+}
+
+/// Rows `[at, at + n)` of `t` along axis 0 (the axis dropped when `squeeze`, n = 1).
+fn slice_rows(t: &Tensor, at: i64, n: i64, squeeze: bool) -> Result<Tensor, String> {
+    let bytes = t.le_bytes().map_err(|e| e.to_string())?;
+    let rows = t.dims.first().copied().unwrap_or(1).max(1);
+    if t.dims.first().copied() != Some(rows) || at + n > rows {
+        return Err(format!(
+            "input '{}' has {rows} samples, fewer than the others",
+            t.name()
+        ));
+    }
+    let per = bytes.len() / rows as usize;
+    let part = bytes.slice(at as usize * per..(at + n) as usize * per);
+    let mut dims = t.dims.clone();
+    if squeeze {
+        dims.remove(0);
+    } else {
+        dims[0] = n;
+    }
+    let mut out = Tensor::from_raw(t.dtype(), dims, part);
+    out.name = t.name.clone();
+    Ok(out)
+}
+
+/// `count` seeded random input sets (free dims 1), for when no data is given.
+pub fn random_sets(g: &Graph, count: usize) -> Result<Vec<Vec<Tensor>>, String> {
+    (0..count)
+        .map(|i| {
+            random_inputs(
+                g,
+                &InputSpec {
+                    seed: i as u64,
+                    ..InputSpec::default()
+                },
+            )
+        })
+        .collect()
+}
