@@ -28,6 +28,7 @@ pub enum Command {
         whittle optimize 'exports/**/*.onnx' -o optimized/ --report all.json\n  \
         whittle optimize model.onnx -o out.onnx --config whittle.toml --exclude node:/head/Gemm\n  \
         whittle optimize model.onnx -o model.int8.onnx --quantize int8-weights\n  \
+        whittle optimize cnn.onnx -o cnn.small.onnx --decompose conv,gemm --budget top1=0.995 --calibrate calib.npy\n  \
         whittle optimize big.onnx -o out/big.onnx --external-data-threshold 1024"
     )]
     Optimize(Box<OptimizeArgs>),
@@ -109,6 +110,26 @@ pub struct OptimizeArgs {
     /// With --quantize: weights with fewer elements stay float (default 1024).
     #[arg(long, value_name = "N", requires = "quantize")]
     pub min_elements: Option<u64>,
+    /// Lossy, after the lossless passes and before --quantize: factor layers into cheaper
+    /// ones (comma-separated): conv (depthwise + pointwise), gemm (two low-rank products),
+    /// spatial (k×1 then 1×k). Reports each layer's rank, error and MACs.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "gemm", "spatial"])]
+    pub decompose: Option<Vec<String>>,
+    /// With --decompose: tol=X (per-layer relative error), cosine=X or top1=X (whole-model
+    /// outputs vs the original on the data), exact (full rank, forced). Default tol=0.1.
+    #[arg(long, value_name = "KIND=X", requires = "decompose")]
+    pub budget: Option<String>,
+    /// With --decompose: rewrite a layer only when its MACs fall by this factor (default 1.2).
+    #[arg(long, value_name = "FACTOR", requires = "decompose")]
+    pub min_gain: Option<f64>,
+    /// With --decompose: keep a rewrite only if tract also runs the layer faster.
+    #[arg(long, requires = "decompose")]
+    pub measure: bool,
+    /// Calibration data for --decompose: a .npy (single-input model; first axis =
+    /// samples), an .npz (arrays named after the inputs) or a folder of test_data_set_N.
+    /// Without it, random inputs are used and the report says so.
+    #[arg(long, value_name = "PATH")]
+    pub calibrate: Option<PathBuf>,
     /// Rewrites not to do (comma-separated): node:NAME (none anchored at that node),
     /// op:TYPE (none anchored at nodes of that op), rule:NAME (that rule nowhere).
     #[arg(long, value_delimiter = ',', value_name = "WHAT")]

@@ -33,6 +33,11 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         quantize: a.quantize.clone(),
         per_tensor: a.per_tensor.then_some(true),
         min_elements: a.min_elements,
+        decompose: a.decompose.clone(),
+        budget: a.budget.clone(),
+        min_gain: a.min_gain,
+        measure: a.measure.then_some(true),
+        calibrate: a.calibrate.clone(),
     })
 }
 

@@ -6,6 +6,7 @@
 //! Local rewrites are [`Rule`]s (guards, then a patch) grouped into [`RuleSet`] passes.
 
 pub mod cleanup;
+pub mod decompose;
 pub mod fold;
 pub mod fuse;
 pub mod guard;

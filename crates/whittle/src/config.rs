@@ -33,6 +33,11 @@ pub const KEYS: &[&str] = &[
     "quantize",
     "per-tensor",
     "min-elements",
+    "decompose",
+    "budget",
+    "min-gain",
+    "measure",
+    "calibrate",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -55,7 +60,7 @@ impl DimSetting {
 
 /// Optimization settings; `None` means "not said here" (a later layer or the default
 /// decides).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     /// 0, 1 or 2 (`-O`).
@@ -80,6 +85,17 @@ pub struct Settings {
     pub per_tensor: Option<bool>,
     /// Weights with fewer elements stay float.
     pub min_elements: Option<u64>,
+    /// Layers to factor after the lossless passes: `conv`, `gemm`, `spatial`.
+    pub decompose: Option<Vec<String>>,
+    /// How much error decomposition may cost: `tol=X`, `cosine=X`, `top1=X` or `exact`.
+    pub budget: Option<String>,
+    /// A layer is decomposed only when its MACs fall by at least this factor.
+    pub min_gain: Option<f64>,
+    /// Keep a decomposed layer only if tract also runs it faster.
+    pub measure: Option<bool>,
+    /// Calibration data (`.npy`, `.npz` or a folder of `test_data_set_N`); in a config
+    /// file, relative to the file's folder.
+    pub calibrate: Option<PathBuf>,
 }
 
 impl Settings {
@@ -102,6 +118,11 @@ impl Settings {
             quantize: pick(&self.quantize, &over.quantize),
             per_tensor: pick(&self.per_tensor, &over.per_tensor),
             min_elements: pick(&self.min_elements, &over.min_elements),
+            decompose: pick(&self.decompose, &over.decompose),
+            budget: pick(&self.budget, &over.budget),
+            min_gain: pick(&self.min_gain, &over.min_gain),
+            measure: pick(&self.measure, &over.measure),
+            calibrate: pick(&self.calibrate, &over.calibrate),
         }
     }
 
@@ -268,6 +289,11 @@ impl Config {
             if p.matches(&relative) || p.matches(&file_name) {
                 s = s.overlay(section);
             }
+        }
+        if let Some(c) = &s.calibrate
+            && c.is_relative()
+        {
+            s.calibrate = Some(dir.join(c));
         }
         s
     }

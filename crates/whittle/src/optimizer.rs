@@ -2,12 +2,13 @@
 
 use crate::config::Settings;
 use crate::report::{PassReport, Report, Rewrite, size};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
+use whittle_passes::decompose::{self, Budget, Data, DecomposeReport, Kind};
 use whittle_passes::quant::{DynamicInt8, Fp16Weights, QuantizeWeights};
-use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
+use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassStat, Pipeline};
 
 /// Why an optimization failed.
 #[derive(Debug, Error)]
@@ -21,6 +22,12 @@ pub enum Error {
     /// The settings name something that does not exist (a pass, an input).
     #[error("{0}")]
     Config(String),
+    /// Decomposition failed (the model is left as the lossless passes made it).
+    #[error(transparent)]
+    Decompose(#[from] decompose::DecomposeError),
+    /// Calibration data could not be read or does not fit the model.
+    #[error("calibration data {path}: {reason}")]
+    Calibration { path: PathBuf, reason: String },
 }
 
 /// Settings for one optimization: level, passes, input shapes, fold limit. Build it with
@@ -37,7 +44,12 @@ pub struct Optimizer {
     exclude_ops: Vec<String>,
     external_data_threshold: Option<u64>,
     quantize: Option<Quantize>,
+    decompose: Option<decompose::Options>,
+    calibrate: Option<PathBuf>,
 }
+
+/// Random input sets the decomposition runs on when no calibration data is given.
+const RANDOM_SETS: usize = 16;
 
 /// Lossy compression run after the lossless passes (opt-in; it reports its error).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +105,21 @@ impl Optimizer {
             exclude_ops: Vec::new(),
             external_data_threshold: None,
             quantize: None,
+            decompose: None,
+            calibrate: None,
         }
+    }
+
+    /// Decompose layers after the lossless passes (before any quantization).
+    pub fn decompose(mut self, opts: decompose::Options) -> Self {
+        self.decompose = Some(opts);
+        self
+    }
+
+    /// Calibration data for decomposition: `.npy`, `.npz` or `test_data_set_N` folders.
+    pub fn calibrate(mut self, path: &Path) -> Self {
+        self.calibrate = Some(path.to_path_buf());
+        self
     }
 
     /// Quantize after the lossless passes.
@@ -155,6 +181,8 @@ impl Optimizer {
                 "per-tensor and min-elements apply to quantize; no quantize mode is set".into(),
             ));
         }
+        o.decompose = decompose_settings(settings)?;
+        o.calibrate = settings.calibrate.clone();
         o.pipeline()?; // unknown pass names fail here, not mid-run
         Ok(o)
     }
@@ -228,7 +256,7 @@ impl Optimizer {
     pub fn fingerprint(&self) -> String {
         format!(
             "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} {:?} external={:?} quantize={:?}",
+             exclude={:?} {:?} external={:?} quantize={:?} decompose={:?} calibrate={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
             self.passes,
@@ -238,41 +266,29 @@ impl Optimizer {
             self.exclude,
             self.exclude_ops,
             self.external_data_threshold,
-            self.quantize
+            self.quantize,
+            self.decompose,
+            self.calibrate
         )
     }
 
     /// The passes these settings run (for tools that drive the pipeline themselves).
     pub fn pipeline(&self) -> Result<Pipeline, Error> {
+        let p = self.lossless_pipeline()?;
+        Ok(match &self.quantize {
+            None => p,
+            Some(q) => with_quantize(p, q),
+        })
+    }
+
+    /// The passes these settings run, without quantization.
+    fn lossless_pipeline(&self) -> Result<Pipeline, Error> {
         let mut p = match &self.passes {
             Some(names) => Pipeline::with_passes(names).map_err(Error::Config)?,
             None => Pipeline::for_level(self.level),
         };
         p.disable(&self.disable).map_err(Error::Config)?;
-        Ok(match &self.quantize {
-            None => p,
-            Some(Quantize::Int8Weights {
-                per_channel,
-                min_elements,
-            }) => p.with_lossy(Box::new(QuantizeWeights {
-                per_channel: *per_channel,
-                min_elements: *min_elements,
-                ..QuantizeWeights::default()
-            })),
-            Some(Quantize::Fp16Weights { min_elements }) => p.with_lossy(Box::new(Fp16Weights {
-                min_elements: *min_elements,
-            })),
-            // Embedding tables are not MatMuls: store them as int8 rows (int8-weights).
-            Some(Quantize::Int8Dynamic { min_elements }) => p
-                .with_lossy(Box::new(DynamicInt8 {
-                    min_elements: *min_elements,
-                }))
-                .with_lossy(Box::new(QuantizeWeights {
-                    min_elements: *min_elements,
-                    ops: &["Gather"],
-                    ..QuantizeWeights::default()
-                })),
-        })
+        Ok(p)
     }
 
     /// A fresh pass context with these settings (input shapes, fold limit, exclusions).
@@ -299,11 +315,46 @@ impl Optimizer {
         }
     }
 
+    /// Runs everything the settings ask for on `model` with `cx`: the lossless passes,
+    /// then decomposition (if asked), then quantization; `after` sees the model after
+    /// each pass. Returns what each pass did and what decomposition did.
+    pub fn run(
+        &self,
+        model: &mut Model,
+        cx: &mut PassCx,
+        after: &mut dyn FnMut(&str, &Model),
+    ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
+        let Some(opts) = &self.decompose else {
+            return Ok((self.pipeline()?.run_observed(model, cx, after)?, None));
+        };
+        // Lossless first, then factor, then quantize what the factors became.
+        let mut stats = self.lossless_pipeline()?.run_observed(model, cx, after)?;
+        let data = self.decompose_data(model)?;
+        let report = decompose::decompose(model, opts, &data, cx)?;
+        after("decompose", model);
+        for s in self.pipeline()?.run_observed(model, cx, after)? {
+            match stats.iter_mut().find(|x| x.name == s.name) {
+                Some(x) => {
+                    x.rewrites += s.rewrites;
+                    x.time += s.time;
+                }
+                None => stats.push(s),
+            }
+        }
+        Ok((stats, Some(report)))
+    }
+
+    /// True when the settings include a lossy decomposition (it runs outside the
+    /// pipeline, so tools that drive the pipeline themselves must call [`Optimizer::run`]).
+    pub fn decomposes(&self) -> bool {
+        self.decompose.is_some()
+    }
+
     /// Optimizes `model` in place.
     pub fn optimize_model(&self, model: &mut Model) -> Result<Report, Error> {
         let (nodes_before, bytes_before) = size(model);
         let mut cx = self.pass_cx();
-        let stats = self.pipeline()?.run(model, &mut cx)?;
+        let (stats, decomposed) = self.run(model, &mut cx, &mut |_, _| {})?;
         let (nodes_after, bytes_after) = size(model);
         Ok(Report {
             nodes_before,
@@ -323,7 +374,46 @@ impl Optimizer {
                 .map(|(pass, rule, node)| Rewrite { pass, rule, node })
                 .collect(),
             notes: cx.notes,
+            decompose: decomposed,
         })
+    }
+
+    /// The data decomposition runs the model on: the calibration file, else random.
+    fn decompose_data(&self, model: &Model) -> Result<Data, Error> {
+        let g = &model.graph;
+        match &self.calibrate {
+            Some(path) => {
+                let bad = |reason: String| Error::Calibration {
+                    path: path.clone(),
+                    reason,
+                };
+                let sets = whittle_eval::calibration_sets(path, g).map_err(bad)?;
+                let samples: i64 = sets
+                    .iter()
+                    .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
+                    .sum();
+                Ok(Data {
+                    sets,
+                    calibrated: true,
+                    source: format!(
+                        "calibration data ({samples} samples from {})",
+                        path.display()
+                    ),
+                })
+            }
+            None => Ok(Data {
+                sets: whittle_eval::random_sets(g, RANDOM_SETS).map_err(|reason| {
+                    Error::Calibration {
+                        path: PathBuf::from("(random inputs)"),
+                        reason,
+                    }
+                })?,
+                calibrated: false,
+                source: format!(
+                    "random inputs ({RANDOM_SETS} sets; no --calibrate: weight SVD, budget judged on noise)"
+                ),
+            }),
+        }
     }
 
     /// Optimizes an encoded model (no external data) and returns the new encoding.
@@ -343,4 +433,71 @@ impl Optimizer {
         whittle_onnx::save_model(&model, output, &self.export_options(output))?;
         Ok(report)
     }
+}
+
+/// `p` with the passes of quantization mode `q` before its final clean-up.
+fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
+    match q {
+        Quantize::Int8Weights {
+            per_channel,
+            min_elements,
+        } => p.with_lossy(Box::new(QuantizeWeights {
+            per_channel: *per_channel,
+            min_elements: *min_elements,
+            ..QuantizeWeights::default()
+        })),
+        Quantize::Fp16Weights { min_elements } => p.with_lossy(Box::new(Fp16Weights {
+            min_elements: *min_elements,
+        })),
+        // Embedding tables are not MatMuls: store them as int8 rows (int8-weights).
+        Quantize::Int8Dynamic { min_elements } => p
+            .with_lossy(Box::new(DynamicInt8 {
+                min_elements: *min_elements,
+            }))
+            .with_lossy(Box::new(QuantizeWeights {
+                min_elements: *min_elements,
+                ops: &["Gather"],
+                ..QuantizeWeights::default()
+            })),
+    }
+}
+
+/// The decomposition the settings ask for, if any; errors name the bad value.
+fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::Options>, Error> {
+    let Some(names) = &s.decompose else {
+        if s.budget.is_some() || s.min_gain.is_some() || s.measure.is_some() {
+            return Err(Error::Config(
+                "budget, min-gain and measure apply to decompose; no decompose kind is set".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let kinds = names
+        .iter()
+        .map(|n| {
+            Kind::parse(n).ok_or_else(|| {
+                Error::Config(format!(
+                    "decompose '{n}': expected one of {}",
+                    Kind::NAMES.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let defaults = decompose::Options::default();
+    let budget = match &s.budget {
+        Some(b) => b.parse::<Budget>().map_err(Error::Config)?,
+        None => defaults.budget,
+    };
+    let min_gain = s.min_gain.unwrap_or(defaults.min_gain);
+    if !(min_gain.is_finite() && min_gain > 0.0) {
+        return Err(Error::Config(format!(
+            "min-gain {min_gain}: expected a positive number"
+        )));
+    }
+    Ok(Some(decompose::Options {
+        kinds,
+        budget,
+        min_gain,
+        measure: s.measure.unwrap_or(false),
+    }))
 }

@@ -16,7 +16,7 @@ pub struct Rewrite {
 }
 
 /// The result of [`crate::Optimizer`]: counts before and after, and every rewrite.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     /// Nodes of the main graph and its subgraphs.
     pub nodes_before: usize,
@@ -29,6 +29,8 @@ pub struct Report {
     /// What lossy passes measured, per node: (node, e.g. "int8 w [64, 32]: relative
     /// weight error 3.1e-3").
     pub notes: Vec<(String, String)>,
+    /// What decomposition did, per layer and in total (when it ran).
+    pub decompose: Option<whittle_passes::decompose::DecomposeReport>,
 }
 
 /// Nodes (subgraphs included) and initializer bytes of a model.

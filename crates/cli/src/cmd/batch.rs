@@ -124,9 +124,8 @@ fn one(job: &Job, out: &Path, a: &OptimizeArgs) -> anyhow::Result<Report> {
     let read_ms = start.elapsed().as_secs_f64() * 1e3;
     let before = Summary::of(&model);
     let mut cx = optimizer.pass_cx();
-    let stats = optimizer
-        .pipeline()?
-        .run(&mut model, &mut cx)
+    let (stats, _) = optimizer
+        .run(&mut model, &mut cx, &mut |_, _| {})
         .with_context(|| format!("optimizing {}", job.input.display()))?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)

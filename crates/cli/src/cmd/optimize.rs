@@ -31,7 +31,7 @@ fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
     let (optimizer, _) = optimizer_for(a, &input)?;
     let mut model = read_model(&input)?;
     let mut cx = optimizer.pass_cx();
-    optimizer.pipeline()?.run(&mut model, &mut cx)?;
+    optimizer.run(&mut model, &mut cx, &mut |_, _| {})?;
     let opts = ExportOptions {
         relocate_external: same_folder(&input, &output),
         ..optimizer.export_options(&output)
@@ -119,10 +119,16 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut verification = None;
+    if a.verify.is_some() && optimizer.decomposes() {
+        bail!("--verify checks lossless rewrites; --decompose is lossy and reports its own error");
+    }
     let stats = match a.verify.as_deref() {
-        None => pipeline
-            .run_observed(&mut model, &mut cx, &mut print_after)
-            .with_context(|| format!("optimizing {}", input.display()))?,
+        None => {
+            optimizer
+                .run(&mut model, &mut cx, &mut print_after)
+                .with_context(|| format!("optimizing {}", input.display()))?
+                .0
+        }
         Some(mode) => {
             let (sets, what) = testinputs::input_sets(&model, &a.inputs)?;
             let tol = testinputs::tolerance(&a.tolerance);

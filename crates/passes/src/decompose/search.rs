@@ -1,0 +1,370 @@
+//! Choosing a rank per layer: per-layer tolerance, forced full rank, or a whole-model
+//! budget (cosine / top-1 agreement on the data) spent where it buys the most MACs.
+//!
+//! The budgeted search measures each candidate alone (its effect on the outputs, the
+//! layer's *sensitivity*), then trades MACs against error with one multiplier λ: every
+//! layer takes the candidate minimising `MACs/total + λ·error`. λ is bisected to the most
+//! aggressive plan whose combined effect, measured, still meets the budget; a last sweep
+//! tries each layer one step further.
+
+use super::layer::Shape;
+use super::{Budget, Choice, Data, DecomposeError, Kind, Options, Site, conv, gemm, spatial};
+use whittle_eval::Runner;
+use whittle_ir::{Graph, Model, Tensor};
+
+/// How the rewritten model's outputs compare with the original's on the data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    /// Mean over output rows (last axis) of the cosine similarity.
+    pub cosine: f64,
+    /// Share of rows of the first output whose argmax is unchanged.
+    pub top1: f64,
+    /// Share of rows whose argmax is unchanged and still wins by at least half of its
+    /// original margin over the runner-up: the agreement the top-1 budget counts, so a
+    /// plan that only just holds on the calibration rows does not pass.
+    pub stable: f64,
+    /// Σ‖y' − y‖² / Σ‖y‖² over every output.
+    pub rel_err: f64,
+}
+
+impl Score {
+    /// True when the score meets `budget` (always for tol/exact).
+    pub fn meets(&self, budget: Budget) -> bool {
+        match budget {
+            Budget::Cosine(x) => self.cosine >= x,
+            Budget::Top1(x) => self.stable >= x,
+            Budget::Tol(_) | Budget::Exact => true,
+        }
+    }
+}
+
+/// Runs candidate models on the data and scores them against the original's outputs.
+pub struct Judge {
+    sets: Vec<Vec<Tensor>>,
+    reference: Vec<Vec<Output>>,
+}
+
+/// One output of one run: its last-axis length (the row width) and values.
+type Output = (usize, Vec<f32>);
+
+impl Judge {
+    /// Runs the original `model` on `data` once for the reference outputs.
+    pub fn new(model: &Model, data: &Data) -> Result<Judge, DecomposeError> {
+        let reference = run_all(model, &data.sets)?;
+        Ok(Judge {
+            sets: data.sets.clone(),
+            reference,
+        })
+    }
+
+    /// Scores `model` against the reference.
+    pub fn score(&self, model: &Model) -> Result<Score, DecomposeError> {
+        let outs = run_all(model, &self.sets)?;
+        let (mut cos_sum, mut rows, mut agree, mut top_rows, mut err, mut energy) =
+            (0.0, 0usize, 0usize, 0usize, 0.0, 0.0);
+        let mut stable = 0usize;
+        for (set_ref, set_out) in self.reference.iter().zip(&outs) {
+            for (k, ((width, r), (_, o))) in set_ref.iter().zip(set_out).enumerate() {
+                let width = (*width).max(1);
+                for (a, b) in r.chunks(width).zip(o.chunks(width)) {
+                    cos_sum += cosine(a, b);
+                    rows += 1;
+                    if k == 0 {
+                        top_rows += 1;
+                        let same = argmax(a) == argmax(b);
+                        agree += usize::from(same);
+                        stable +=
+                            usize::from(same && margin(b, argmax(a)) >= 0.5 * margin(a, argmax(a)));
+                    }
+                    for (x, y) in a.iter().zip(b) {
+                        err += f64::from(x - y).powi(2);
+                        energy += f64::from(*x).powi(2);
+                    }
+                }
+            }
+        }
+        Ok(Score {
+            cosine: cos_sum / rows.max(1) as f64,
+            top1: agree as f64 / top_rows.max(1) as f64,
+            stable: stable as f64 / top_rows.max(1) as f64,
+            rel_err: if energy > 0.0 { err / energy } else { err },
+        })
+    }
+}
+
+fn run_all(model: &Model, sets: &[Vec<Tensor>]) -> Result<Vec<Vec<Output>>, DecomposeError> {
+    let mut runner: Option<(Vec<Vec<i64>>, Runner)> = None;
+    let mut all = Vec::new();
+    for set in sets {
+        let shapes: Vec<Vec<i64>> = set.iter().map(|t| t.dims.clone()).collect();
+        if runner.as_ref().is_none_or(|(s, _)| *s != shapes) {
+            runner = Some((shapes, Runner::new(model, "decompose", set)?));
+        }
+        let Some((_, r)) = runner.as_ref() else {
+            continue;
+        };
+        let outs = r.run(set)?;
+        let outs: Result<Vec<Output>, _> = outs
+            .iter()
+            .map(|t| {
+                let width = t.dims.last().copied().unwrap_or(1).max(1) as usize;
+                t.to_f32_vec().map(|v| (width, v))
+            })
+            .collect();
+        all.push(outs?);
+    }
+    Ok(all)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 && bb == 0.0 {
+        1.0
+    } else if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        ab / (aa.sqrt() * bb.sqrt())
+    }
+}
+
+/// How far class `k` leads the best other class in `a` (negative when it does not lead).
+fn margin(a: &[f32], k: usize) -> f64 {
+    let best_other = a
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != k)
+        .map(|(_, v)| f64::from(*v))
+        .fold(f64::NEG_INFINITY, f64::max);
+    a.get(k).map_or(0.0, |v| f64::from(*v) - best_other)
+}
+
+fn argmax(a: &[f32]) -> usize {
+    a.iter()
+        .enumerate()
+        .max_by(|x, y| x.1.total_cmp(y.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// The choice per layer (None = keep) and what was measured on the way.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub choices: Vec<Option<Choice>>,
+    pub why: Vec<String>,
+    pub latency: Vec<Option<(f64, f64)>>,
+    pub evaluations: usize,
+}
+
+impl Outcome {
+    fn new(choices: Vec<Option<Choice>>, why: Vec<String>, evaluations: usize) -> Outcome {
+        let n = choices.len();
+        Outcome {
+            choices,
+            why,
+            latency: vec![None; n],
+            evaluations,
+        }
+    }
+}
+
+/// Ranks worth trying for `kind` on `l`: those whose MACs fall by `min_gain` or more (all
+/// of them up to 16, then a geometric ladder); `exact` asks for the full rank alone.
+pub fn candidate_ranks(l: &super::layer::Layer, kind: Kind, opts: &Options) -> Vec<usize> {
+    let full = l.full_rank(kind);
+    if opts.budget == Budget::Exact {
+        return vec![full];
+    }
+    let before = l.macs() as f64;
+    let pays = |r: usize| before / l.cost(kind, r).0.max(1) as f64 >= opts.min_gain;
+    let mut out = Vec::new();
+    let mut r = 1;
+    while r <= full && pays(r) {
+        out.push(r);
+        r = if r < 16 { r + 1 } else { r + r / 4 };
+    }
+    out
+}
+
+/// `--budget exact`: every layer at full rank with the first requested kind.
+pub fn exact(sites: &[Site]) -> Outcome {
+    let choices: Vec<Option<Choice>> = sites.iter().map(|s| s.choices.first().copied()).collect();
+    let why = choices
+        .iter()
+        .zip(sites)
+        .map(|(c, s)| {
+            if c.is_some() {
+                "exact".into()
+            } else {
+                s.no_choice_reason()
+            }
+        })
+        .collect();
+    Outcome::new(choices, why, 0)
+}
+
+/// `--budget tol=X`: per layer, the cheapest candidate whose predicted error is ≤ X.
+pub fn by_tolerance(sites: &[Site], tol: f64) -> Outcome {
+    let mut why = Vec::new();
+    let choices = sites
+        .iter()
+        .map(|s| {
+            let best = s
+                .choices
+                .iter()
+                .filter(|c| c.error <= tol)
+                .min_by_key(|c| c.macs)
+                .copied();
+            why.push(match (&best, s.choices.is_empty()) {
+                (Some(_), _) => format!("cheapest rank within tol={tol}"),
+                (None, true) => s.no_choice_reason(),
+                (None, false) => {
+                    let least = s
+                        .choices
+                        .iter()
+                        .map(|c| c.error)
+                        .fold(f64::INFINITY, f64::min);
+                    format!("every paying rank errs more than tol={tol} (least {least:.3})")
+                }
+            });
+            best
+        })
+        .collect();
+    Outcome::new(choices, why, 0)
+}
+
+/// Rewrites the layer of `site` as `c` says.
+pub fn emit(g: &mut Graph, site: &Site, c: Choice) -> Result<(), DecomposeError> {
+    let Some(p) = site.prepared(c.kind) else {
+        return Ok(());
+    };
+    let l = &site.layer;
+    match (&l.shape, c.kind) {
+        (Shape::Conv(s), Kind::Conv) => conv::emit(g, l, s, p, c.rank)?,
+        (Shape::Conv(s), Kind::Spatial) => spatial::emit(g, l, s, p, c.rank)?,
+        (Shape::Dense(d), Kind::Gemm) => gemm::emit(g, l, d, p, c.rank)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `model` with the given choices applied.
+pub fn apply(
+    model: &Model,
+    sites: &[Site],
+    choices: &[Option<Choice>],
+) -> Result<Model, DecomposeError> {
+    let mut m = model.clone();
+    for (s, c) in sites.iter().zip(choices) {
+        if let Some(c) = c {
+            emit(&mut m.graph, s, *c)?;
+        }
+    }
+    Ok(m)
+}
+
+/// `--budget cosine=X` / `top1=X`: sensitivity per candidate, then the λ trade-off.
+pub fn allocate(
+    model: &Model,
+    sites: &[Site],
+    judge: &Judge,
+    budget: Budget,
+) -> Result<Outcome, DecomposeError> {
+    let mut evaluations = 0;
+    let total: f64 = sites
+        .iter()
+        .map(|s| s.layer.macs() as f64)
+        .sum::<f64>()
+        .max(1.0);
+    // Sensitivity: each candidate alone. Candidates that break the budget alone go.
+    let mut options: Vec<Vec<(Choice, f64)>> = Vec::new();
+    for (i, s) in sites.iter().enumerate() {
+        let mut kept = Vec::new();
+        for c in &s.choices {
+            let mut choices = vec![None; sites.len()];
+            choices[i] = Some(*c);
+            let score = judge.score(&apply(model, sites, &choices)?)?;
+            evaluations += 1;
+            if score.meets(budget) {
+                kept.push((*c, score.rel_err));
+            }
+        }
+        options.push(kept);
+    }
+    let plan = |lambda: f64| -> Vec<Option<Choice>> {
+        sites
+            .iter()
+            .zip(&options)
+            .map(|(s, opts)| {
+                let keep = s.layer.macs() as f64 / total;
+                opts.iter()
+                    .map(|(c, e)| (Some(*c), c.macs as f64 / total + lambda * e))
+                    .fold((None, keep), |best, x| if x.1 < best.1 { x } else { best })
+                    .0
+            })
+            .collect()
+    };
+    let macs = |p: &[Option<Choice>]| -> u64 {
+        sites
+            .iter()
+            .zip(p)
+            .map(|(s, c)| c.map_or(s.layer.macs(), |c| c.macs))
+            .sum()
+    };
+    let mut best: Vec<Option<Choice>> = vec![None; sites.len()];
+    let (mut lo, mut hi) = (-4.0f64, 8.0f64); // log10 λ: lo too aggressive, hi safe
+    let first = plan(10f64.powf(lo));
+    if judge.score(&apply(model, sites, &first)?)?.meets(budget) {
+        best = first;
+    } else {
+        for _ in 0..14 {
+            let mid = (lo + hi) / 2.0;
+            let p = plan(10f64.powf(mid));
+            evaluations += 1;
+            if judge.score(&apply(model, sites, &p)?)?.meets(budget) {
+                if macs(&p) < macs(&best) {
+                    best = p;
+                }
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        evaluations += 1;
+    }
+    // One sweep: each layer one candidate cheaper, kept when the budget still holds.
+    for i in 0..sites.len() {
+        let current = best[i].map_or(sites[i].layer.macs(), |c| c.macs);
+        let mut cheaper: Vec<&(Choice, f64)> = options[i]
+            .iter()
+            .filter(|(c, _)| c.macs < current)
+            .collect();
+        cheaper.sort_by_key(|(c, _)| std::cmp::Reverse(c.macs));
+        if let Some((c, _)) = cheaper.first() {
+            let mut p = best.clone();
+            p[i] = Some(*c);
+            evaluations += 1;
+            if judge.score(&apply(model, sites, &p)?)?.meets(budget) {
+                best = p;
+            }
+        }
+    }
+    let why = sites
+        .iter()
+        .zip(&best)
+        .zip(&options)
+        .map(
+            |((s, c), o)| match (c, s.choices.is_empty(), o.is_empty()) {
+                (Some(_), _, _) => format!("chosen for budget {budget}"),
+                (None, true, _) => s.no_choice_reason(),
+                (None, false, true) => format!("every paying rank alone breaks {budget}"),
+                (None, false, false) => format!("kept to meet {budget} with the other layers"),
+            },
+        )
+        .collect();
+    Ok(Outcome::new(best, why, evaluations))
+}
