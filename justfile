@@ -58,3 +58,9 @@ big-model:
 bench-quant:
     cargo build --release -p whittle-cli
     HF_HUB_OFFLINE=1 "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_quant.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
+# Decomposition budgets on the trained vgg_digits CNN: accuracy vs MACs, ORT/tract speed;
+# writes the "Decomposition" section of docs/benchmarks.md.
+bench-decompose:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_decompose.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write

@@ -100,7 +100,7 @@ pub fn emit(
         }
     }
     let node = g.node(l.node).clone();
-    let base = node.label();
+    let base = super::base_name(g, l.node);
     let dims =
         |a: usize, b: usize, h: usize, w: usize| vec![a as i64, b as i64, h as i64, w as i64];
     let dv = g.add_initializer(

@@ -51,7 +51,7 @@ pub fn emit(
         .flat_map(|j| (0..d.n).map(move |o| b.left[(o, j)] as f32))
         .collect();
     let node = g.node(l.node).clone();
-    let base = node.label();
+    let base = super::base_name(g, l.node);
     let rv = g.add_initializer(
         &format!("{base}_lowrank_in"),
         f32_tensor(vec![d.k as i64, r as i64], &rt),
@@ -141,7 +141,7 @@ fn gemm_bias(
         .zip(&shifted)
         .map(|(c, s)| (f64::from(*c) + alpha * f64::from(*s) / beta) as f32)
         .collect();
-    let base = node.label();
+    let base = super::base_name(g, l.node);
     let bv = g.add_initializer(&format!("{base}_bias"), f32_tensor(vec![d.n as i64], &b));
     g.set_input(l.node, 2, Some(bv));
     if c.is_none() {

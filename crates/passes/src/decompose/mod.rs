@@ -97,6 +97,9 @@ impl std::str::FromStr for Budget {
         let bad = || format!("budget '{s}': expected tol=X, cosine=X, top1=X or exact");
         let (kind, value) = s.split_once('=').ok_or_else(bad)?;
         let x: f64 = value.parse().map_err(|_| bad())?;
+        if !["tol", "cosine", "top1"].contains(&kind) {
+            return Err(bad());
+        }
         if !(x.is_finite() && x >= 0.0) || (kind != "tol" && x > 1.0) {
             return Err(format!("budget '{s}': the value must be in [0, 1]"));
         }
@@ -417,6 +420,16 @@ pub fn decompose(
     };
     cx.notes.extend(report.lines());
     Ok(report)
+}
+
+/// The stem for names of what replaces node `n`: its name, else its first output's.
+fn base_name(g: &whittle_ir::Graph, n: whittle_ir::NodeId) -> String {
+    let node = g.node(n);
+    match (node.name(), node.output(0)) {
+        (name, _) if !name.is_empty() => name.to_string(),
+        (_, Some(v)) => g.value(v).name().to_string(),
+        _ => node.op().to_string(),
+    }
 }
 
 fn rewritten_op(model: &Model, l: &Layer) -> String {

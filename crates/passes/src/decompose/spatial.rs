@@ -54,7 +54,7 @@ pub fn emit(
         }
     }
     let node = g.node(l.node).clone();
-    let base = node.label();
+    let base = super::base_name(g, l.node);
     let vv = g.add_initializer(
         &format!("{base}_vertical_w"),
         f32_tensor(vec![r as i64, c.cin as i64, kh as i64, 1], &v),
