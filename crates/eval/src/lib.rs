@@ -7,6 +7,7 @@ mod compare;
 mod data;
 mod inputs;
 mod node;
+mod probe;
 mod run;
 
 pub use calibration::{calibration_sets, feed_names, random_sets};
@@ -14,4 +15,5 @@ pub use compare::{OutputDiff, Tolerance, compare_output};
 pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};
 pub use node::eval_node;
+pub use probe::probe;
 pub use run::{EvalError, Runner, run_model, run_model_file};

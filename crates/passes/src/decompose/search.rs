@@ -182,7 +182,9 @@ pub fn candidate_ranks(l: &super::layer::Layer, kind: Kind, opts: &Options) -> V
     let before = l.macs() as f64;
     let pays = |r: usize| before / l.cost(kind, r).0.max(1) as f64 >= opts.min_gain;
     let mut out = Vec::new();
-    let mut r = 1;
+    // A rank-1 dense bottleneck is valid ONNX, but tract 0.23 fails to load it
+    // ("merge-same-role-axes" substitutes a scalar by a 1-vector), so dense ranks start at 2.
+    let mut r = if kind == Kind::Gemm { 2 } else { 1 };
     while r <= full && pays(r) {
         out.push(r);
         r = if r < 16 { r + 1 } else { r + r / 4 };
@@ -287,7 +289,16 @@ pub fn allocate(
         for c in &s.choices {
             let mut choices = vec![None; sites.len()];
             choices[i] = Some(*c);
-            let score = judge.score(&apply(model, sites, &choices)?)?;
+            let score = match judge.score(&apply(model, sites, &choices)?) {
+                Ok(score) => score,
+                // tract cannot run this rewrite (a tract limitation, not a bad model):
+                // it is not a candidate.
+                Err(DecomposeError::Eval(e)) => {
+                    tracing::debug!("{}: rank {} dropped: {e}", s.layer.site, c.rank);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             evaluations += 1;
             if score.meets(budget) {
                 kept.push((*c, score.rel_err));

@@ -7,8 +7,8 @@ use super::factor::Moments;
 use super::layer::{Layer, Shape};
 use super::refit;
 use nalgebra::DMatrix;
-use whittle_eval::Runner;
-use whittle_ir::{Model, Tensor};
+use whittle_eval::probe;
+use whittle_ir::{Model, Tensor, ValueId};
 
 /// Input statistics of one layer.
 #[derive(Clone, Debug)]
@@ -30,44 +30,11 @@ pub fn gather(
     data: &[Vec<Tensor>],
     moments: bool,
 ) -> Result<Vec<LayerStats>, DecomposeError> {
-    let mut probe = model.clone();
-    let g = &mut probe.graph;
-    let first_extra = g.outputs().len();
-    let mut slots = Vec::new();
-    for l in layers.iter() {
-        let name = g.value(l.x).name().to_string();
-        let slot = if let Some(k) = g.inputs().iter().position(|v| *v == l.x) {
-            Slot::Input(k)
-        } else {
-            let at = g.outputs().iter().position(|v| *v == l.x);
-            at.map(Slot::Output).unwrap_or_else(|| {
-                let k = g.outputs().len();
-                let v = g.find(&name).unwrap_or(l.x);
-                g.push_output(v);
-                Slot::Output(k)
-            })
-        };
-        slots.push(slot);
-    }
-    let _ = first_extra;
+    let xs: Vec<ValueId> = layers.iter().map(|l| l.x).collect();
     let mut stats: Vec<Option<LayerStats>> = vec![None; layers.len()];
-    let mut runner: Option<(Vec<Vec<i64>>, Runner)> = None;
-    for set in data {
-        let shapes: Vec<Vec<i64>> = set.iter().map(|t| t.dims.clone()).collect();
-        if runner.as_ref().is_none_or(|(s, _)| *s != shapes) {
-            runner = Some((shapes, Runner::new(&probe, "decompose (statistics)", set)?));
-        }
-        let Some((_, r)) = runner.as_ref() else {
-            continue;
-        };
-        let outs = r.run(set)?;
-        for (i, l) in layers.iter_mut().enumerate() {
-            let t = match slots[i] {
-                Slot::Input(k) => set.get(k),
-                Slot::Output(k) => outs.get(k),
-            };
-            let Some(t) = t else { continue };
-            let s = stats[i].get_or_insert_with(|| LayerStats {
+    probe(model, &xs, data, "decompose (statistics)", |seen| {
+        for ((l, s), t) in layers.iter().zip(stats.iter_mut()).zip(seen) {
+            let s = s.get_or_insert_with(|| LayerStats {
                 dims: t.dims.clone(),
                 moments: Vec::new(),
                 full: None,
@@ -76,7 +43,8 @@ pub fn gather(
                 accumulate(l, s, t)?;
             }
         }
-    }
+        Ok::<(), DecomposeError>(())
+    })?;
     for (l, s) in layers.iter_mut().zip(&stats) {
         if let Some(s) = s {
             set_geometry(l, &s.dims);
@@ -92,13 +60,6 @@ pub fn gather(
             })
         })
         .collect())
-}
-
-/// Where the probe model exposes a layer's input.
-#[derive(Clone, Copy, Debug)]
-enum Slot {
-    Input(usize),
-    Output(usize),
 }
 
 /// Per-sample geometry from the input dims: a Conv's spatial size, a dense layer's rows.

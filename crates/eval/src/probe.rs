@@ -1,0 +1,61 @@
+//! Runs a model over many input sets with chosen inner values exposed, for the statistics
+//! lossy passes need (activation ranges for quantization, layer-input moments for
+//! decomposition).
+
+use crate::run::{EvalError, Runner};
+use whittle_ir::{Model, Tensor, ValueId};
+
+/// Runs `model` on every set of `sets` with `values` as extra outputs and calls `seen`
+/// once per set with those values' tensors, in the order of `values`. A value that is a
+/// graph input is read from the set itself. tract is reloaded only when the input shapes
+/// change from one set to the next.
+pub fn probe<E: From<EvalError>>(
+    model: &Model,
+    values: &[ValueId],
+    sets: &[Vec<Tensor>],
+    label: &str,
+    mut seen: impl FnMut(&[&Tensor]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut probe = model.clone();
+    let g = &mut probe.graph;
+    let slots: Vec<Slot> = values
+        .iter()
+        .map(|v| {
+            if let Some(k) = g.inputs().iter().position(|x| x == v) {
+                Slot::Input(k)
+            } else if let Some(k) = g.outputs().iter().position(|x| x == v) {
+                Slot::Output(k)
+            } else {
+                g.push_output(*v);
+                Slot::Output(g.outputs().len() - 1)
+            }
+        })
+        .collect();
+    let mut runner: Option<(Vec<Vec<i64>>, Runner)> = None;
+    for set in sets {
+        let shapes: Vec<Vec<i64>> = set.iter().map(|t| t.dims.clone()).collect();
+        let runner = match runner.take() {
+            Some((s, r)) if s == shapes => runner.insert((s, r)),
+            _ => runner.insert((shapes, Runner::new(&probe, label, set)?)),
+        };
+        let outs = runner.1.run(set)?;
+        let picked: Vec<&Tensor> = slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Input(k) => set.get(*k),
+                Slot::Output(k) => outs.get(*k),
+            })
+            .collect();
+        if picked.len() == slots.len() {
+            seen(&picked)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where the probe model exposes a value.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Input(usize),
+    Output(usize),
+}
