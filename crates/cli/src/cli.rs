@@ -100,14 +100,26 @@ pub struct OptimizeArgs {
     /// Lossy, after the lossless passes: int8-weights (weights stored int8 behind
     /// DequantizeLinear, per output channel; about 4x smaller), int8-dynamic (MatMul/Gemm
     /// as MatMulInteger with run-time activation quantization; smaller and faster on
-    /// CPUs) or fp16-weights (float16 behind a Cast; 2x smaller). Reports each layer's
-    /// error.
-    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "fp16-weights"])]
+    /// CPUs), int8-static (QDQ: Conv/MatMul/Gemm activations quantized with ranges from
+    /// --calibrate data, int8 weights, int32 biases) or fp16-weights (float16 behind a
+    /// Cast; 2x smaller). Reports each layer's error.
+    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "fp16-weights"])]
     pub quantize: Option<String>,
+    /// With --quantize int8-static: how each activation's range is taken from the
+    /// calibration data: minmax (default), percentile[=P] (both tails clipped at P,
+    /// default 99.99) or entropy (the KL-divergence threshold).
+    #[arg(long, value_name = "METHOD", requires = "quantize")]
+    pub calibration: Option<String>,
+    /// With --quantize int8-static: weights use all of [-127, 127]. The default [-64, 64]
+    /// is exact on every runtime; ONNX Runtime's integer kernels on x86 CPUs without VNNI
+    /// saturate on full-range weights.
+    #[arg(long, requires = "quantize")]
+    pub full_range: bool,
     /// With --quantize: one scale per tensor instead of per output channel.
     #[arg(long, requires = "quantize")]
     pub per_tensor: bool,
-    /// With --quantize: weights with fewer elements stay float (default 1024).
+    /// With --quantize: weights with fewer elements stay float (default 1024; 0 for
+    /// int8-static, which quantizes every layer it can).
     #[arg(long, value_name = "N", requires = "quantize")]
     pub min_elements: Option<u64>,
     /// Lossy, after the lossless passes and before --quantize: factor layers into cheaper
@@ -125,9 +137,9 @@ pub struct OptimizeArgs {
     /// With --decompose: keep a rewrite only if tract also runs the layer faster.
     #[arg(long, requires = "decompose")]
     pub measure: bool,
-    /// Calibration data for --decompose: a .npy (single-input model; first axis =
-    /// samples), an .npz (arrays named after the inputs) or a folder of test_data_set_N.
-    /// Without it, random inputs are used and the report says so.
+    /// Calibration data for --decompose and --quantize int8-static: a .npy (single-input
+    /// model; first axis = samples), an .npz (arrays named after the inputs) or a folder
+    /// of test_data_set_N. Without it, --decompose uses random inputs and says so.
     #[arg(long, value_name = "PATH")]
     pub calibrate: Option<PathBuf>,
     /// Rewrites not to do (comma-separated): node:NAME (none anchored at that node),

@@ -38,6 +38,8 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         min_gain: a.min_gain,
         measure: a.measure.then_some(true),
         calibrate: a.calibrate.clone(),
+        calibration: a.calibration.clone(),
+        full_range: a.full_range.then_some(true),
     })
 }
 

@@ -291,7 +291,8 @@ impl Tensor {
         Ok(v)
     }
 
-    /// The elements as i64 (for integer tensors), e.g. shapes and axes.
+    /// The elements as i64 (int64, int32, int8 and uint8 tensors), e.g. shapes and axes,
+    /// or quantized values.
     pub fn to_i64_vec(&self) -> Result<Vec<i64>, IrError> {
         let b = self.le_bytes()?;
         let v = match self.dtype() {
@@ -303,6 +304,8 @@ impl Tensor {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
                 .collect(),
+            DataType::Int8 => b.iter().map(|x| i64::from(*x as i8)).collect(),
+            DataType::Uint8 => b.iter().map(|x| i64::from(*x)).collect(),
             t => {
                 return Err(IrError::BadTensor {
                     tensor: self.name().to_string(),

@@ -38,6 +38,8 @@ pub const KEYS: &[&str] = &[
     "min-gain",
     "measure",
     "calibrate",
+    "calibration",
+    "full-range",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -79,7 +81,7 @@ pub struct Settings {
     /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
     /// Lossy weight quantization after the lossless passes: `int8-weights`,
-    /// `int8-dynamic` or `fp16-weights`.
+    /// `int8-dynamic`, `int8-static` (needs `calibrate`) or `fp16-weights`.
     pub quantize: Option<String>,
     /// One scale per tensor instead of per output channel.
     pub per_tensor: Option<bool>,
@@ -96,6 +98,11 @@ pub struct Settings {
     /// Calibration data (`.npy`, `.npz` or a folder of `test_data_set_N`); in a config
     /// file, relative to the file's folder.
     pub calibrate: Option<PathBuf>,
+    /// int8-static: how activation ranges are taken from the calibration data:
+    /// `minmax` (default), `percentile[=P]` or `entropy`.
+    pub calibration: Option<String>,
+    /// int8-static: weights use all of [−127, 127] (else [−64, 64]; see the docs).
+    pub full_range: Option<bool>,
 }
 
 impl Settings {
@@ -123,6 +130,8 @@ impl Settings {
             min_gain: pick(&self.min_gain, &over.min_gain),
             measure: pick(&self.measure, &over.measure),
             calibrate: pick(&self.calibrate, &over.calibrate),
+            calibration: pick(&self.calibration, &over.calibration),
+            full_range: pick(&self.full_range, &over.full_range),
         }
     }
 

@@ -7,7 +7,9 @@ use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
 use whittle_passes::decompose::{self, Budget, Data, DecomposeReport, Kind};
-use whittle_passes::quant::{DynamicInt8, Fp16Weights, QuantizeWeights};
+use whittle_passes::quant::qdq::{self, QuantizeStatic};
+use whittle_passes::quant::ranges::{self, Method};
+use whittle_passes::quant::{DynamicInt8, Fp16Weights, QuantError, QuantizeWeights};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassStat, Pipeline};
 
 /// Why an optimization failed.
@@ -25,6 +27,9 @@ pub enum Error {
     /// Decomposition failed (the model is left as the lossless passes made it).
     #[error(transparent)]
     Decompose(#[from] decompose::DecomposeError),
+    /// Calibrated quantization failed (the model is left as the lossless passes made it).
+    #[error(transparent)]
+    Quantize(#[from] QuantError),
     /// Calibration data could not be read or does not fit the model.
     #[error("calibration data {path}: {reason}")]
     Calibration { path: PathBuf, reason: String },
@@ -52,7 +57,7 @@ pub struct Optimizer {
 const RANDOM_SETS: usize = 16;
 
 /// Lossy compression run after the lossless passes (opt-in; it reports its error).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Quantize {
     /// Weights stored as int8 behind DequantizeLinear; compute stays float.
     Int8Weights {
@@ -66,6 +71,18 @@ pub enum Quantize {
         /// Weights with fewer elements stay float.
         min_elements: u64,
     },
+    /// Conv/MatMul/Gemm in the QDQ format: activations quantized with ranges observed on
+    /// the calibration data (required), weights int8, biases int32.
+    Int8Static {
+        /// One weight scale per output channel (else one per tensor).
+        per_channel: bool,
+        /// Weights with fewer elements stay float.
+        min_elements: u64,
+        /// How each activation's range is chosen from what calibration saw.
+        method: Method,
+        /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
+        full_range: bool,
+    },
     /// Weights stored as float16 behind a Cast to float32.
     Fp16Weights {
         /// Weights with fewer elements stay float32.
@@ -75,7 +92,12 @@ pub enum Quantize {
 
 impl Quantize {
     /// The modes `--quantize` accepts.
-    pub const MODES: &'static [&'static str] = &["int8-weights", "int8-dynamic", "fp16-weights"];
+    pub const MODES: &'static [&'static str] = &[
+        "int8-weights",
+        "int8-dynamic",
+        "int8-static",
+        "fp16-weights",
+    ];
 
     /// `int8-weights` with the default options (per channel, 1024 elements and more).
     pub fn int8_weights() -> Quantize {
@@ -156,6 +178,15 @@ impl Optimizer {
                 per_channel: !settings.per_tensor.unwrap_or(false),
                 min_elements: settings.min_elements.unwrap_or(1024),
             }),
+            Some("int8-static") => Some(Quantize::Int8Static {
+                per_channel: !settings.per_tensor.unwrap_or(false),
+                min_elements: settings.min_elements.unwrap_or(0),
+                method: match &settings.calibration {
+                    Some(m) => m.parse().map_err(Error::Config)?,
+                    None => Method::MinMax,
+                },
+                full_range: settings.full_range.unwrap_or(false),
+            }),
             Some(m @ ("fp16-weights" | "int8-dynamic")) if settings.per_tensor.is_some() => {
                 return Err(Error::Config(format!(
                     "per-tensor applies to int8-weights, not {m}"
@@ -179,6 +210,13 @@ impl Optimizer {
         {
             return Err(Error::Config(
                 "per-tensor and min-elements apply to quantize; no quantize mode is set".into(),
+            ));
+        }
+        if (settings.calibration.is_some() || settings.full_range.is_some())
+            && !matches!(o.quantize, Some(Quantize::Int8Static { .. }))
+        {
+            return Err(Error::Config(
+                "calibration and full-range apply to quantize = int8-static".into(),
             ));
         }
         o.decompose = decompose_settings(settings)?;
@@ -324,24 +362,71 @@ impl Optimizer {
         cx: &mut PassCx,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
-        let Some(opts) = &self.decompose else {
+        let calibrated = matches!(self.quantize, Some(Quantize::Int8Static { .. }));
+        if self.decompose.is_none() && !calibrated {
             return Ok((self.pipeline()?.run_observed(model, cx, after)?, None));
-        };
+        }
         // Lossless first, then factor, then quantize what the factors became.
         let mut stats = self.lossless_pipeline()?.run_observed(model, cx, after)?;
-        let data = self.decompose_data(model)?;
-        let report = decompose::decompose(model, opts, &data, cx)?;
-        after("decompose", model);
-        for s in self.pipeline()?.run_observed(model, cx, after)? {
-            match stats.iter_mut().find(|x| x.name == s.name) {
-                Some(x) => {
-                    x.rewrites += s.rewrites;
-                    x.time += s.time;
-                }
-                None => stats.push(s),
-            }
+        let mut report = None;
+        if let Some(opts) = &self.decompose {
+            let data = self.decompose_data(model)?;
+            report = Some(decompose::decompose(model, opts, &data, cx)?);
+            after("decompose", model);
+            merge(&mut stats, self.pipeline()?.run_observed(model, cx, after)?);
         }
-        Ok((stats, Some(report)))
+        if let Some(Quantize::Int8Static {
+            per_channel,
+            min_elements,
+            method,
+            full_range,
+        }) = &self.quantize
+        {
+            let mut pass = self.calibrate_static(model, *min_elements, *method)?;
+            pass.per_channel = *per_channel;
+            pass.full_range = *full_range;
+            let p = Pipeline::from_passes(vec![Box::new(pass)]);
+            merge(&mut stats, p.run_observed(model, cx, after)?);
+        }
+        Ok((stats, report))
+    }
+
+    /// int8-static: observes the ranges of the values it will quantize on the
+    /// calibration data and returns the pass that quantizes with them.
+    fn calibrate_static(
+        &self,
+        model: &mut Model,
+        min_elements: u64,
+        method: Method,
+    ) -> Result<QuantizeStatic, Error> {
+        let Some(path) = &self.calibrate else {
+            return Err(Error::Config(
+                "int8-static needs calibration data (--calibrate PATH)".into(),
+            ));
+        };
+        let data = self.calibration_data(path, model)?;
+        let opts = whittle_ir::infer::InferOptions {
+            input_shapes: self.input_shapes.clone(),
+        };
+        let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
+        let sites =
+            qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
+                pass: "quantize-int8-static",
+                source,
+            })?;
+        let values = qdq::observed_values(&sites);
+        let seen = ranges::observe(model, &values, &data.sets, method)?;
+        let ranges = values
+            .iter()
+            .zip(seen)
+            .map(|(v, r)| (model.graph.value(*v).name().to_string(), r))
+            .collect();
+        Ok(QuantizeStatic {
+            ranges,
+            per_channel: true,
+            min_elements,
+            full_range: false,
+        })
     }
 
     /// True when the settings include a lossy decomposition (it runs outside the
@@ -382,25 +467,7 @@ impl Optimizer {
     fn decompose_data(&self, model: &Model) -> Result<Data, Error> {
         let g = &model.graph;
         match &self.calibrate {
-            Some(path) => {
-                let bad = |reason: String| Error::Calibration {
-                    path: path.clone(),
-                    reason,
-                };
-                let sets = whittle_eval::calibration_sets(path, g).map_err(bad)?;
-                let samples: i64 = sets
-                    .iter()
-                    .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
-                    .sum();
-                Ok(Data {
-                    sets,
-                    calibrated: true,
-                    source: format!(
-                        "calibration data ({samples} samples from {})",
-                        path.display()
-                    ),
-                })
-            }
+            Some(path) => self.calibration_data(path, model),
             None => Ok(Data {
                 sets: whittle_eval::random_sets(g, RANDOM_SETS).map_err(|reason| {
                     Error::Calibration {
@@ -414,6 +481,27 @@ impl Optimizer {
                 ),
             }),
         }
+    }
+
+    /// The calibration sets in `path`, cut to fit the model's inputs.
+    fn calibration_data(&self, path: &Path, model: &Model) -> Result<Data, Error> {
+        let bad = |reason: String| Error::Calibration {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let sets = whittle_eval::calibration_sets(path, &model.graph).map_err(bad)?;
+        let samples: i64 = sets
+            .iter()
+            .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
+            .sum();
+        Ok(Data {
+            sets,
+            calibrated: true,
+            source: format!(
+                "calibration data ({samples} samples from {})",
+                path.display()
+            ),
+        })
     }
 
     /// Optimizes an encoded model (no external data) and returns the new encoding.
@@ -449,6 +537,8 @@ fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
         Quantize::Fp16Weights { min_elements } => p.with_lossy(Box::new(Fp16Weights {
             min_elements: *min_elements,
         })),
+        // Calibrated: run by Optimizer::run once the lossless passes are done.
+        Quantize::Int8Static { .. } => p,
         // Embedding tables are not MatMuls: store them as int8 rows (int8-weights).
         Quantize::Int8Dynamic { min_elements } => p
             .with_lossy(Box::new(DynamicInt8 {
@@ -459,6 +549,19 @@ fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
                 ops: &["Gather"],
                 ..QuantizeWeights::default()
             })),
+    }
+}
+
+/// Adds what `more` did to `stats` (same pass: counts and times summed).
+fn merge(stats: &mut Vec<PassStat>, more: Vec<PassStat>) {
+    for s in more {
+        match stats.iter_mut().find(|x| x.name == s.name) {
+            Some(x) => {
+                x.rewrites += s.rewrites;
+                x.time += s.time;
+            }
+            None => stats.push(s),
+        }
     }
 }
 

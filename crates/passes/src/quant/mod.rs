@@ -9,11 +9,20 @@
 //!
 //! `int8-dynamic`: MatMul/Gemm as `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`,
 //! computing in integers (for speed on CPUs).
+//!
+//! `int8-static`: Conv/MatMul/Gemm in the QDQ format — activations quantized (uint8) with
+//! ranges observed on calibration data ([`ranges`]), weights int8 per channel, biases
+//! int32 ([`qdq`]).
 
 pub mod dynamic;
+mod error;
 pub mod fp16;
 pub mod math;
+pub mod qdq;
+pub mod ranges;
 pub mod weights;
+
+pub use error::QuantError;
 
 pub use dynamic::DynamicInt8;
 pub use fp16::Fp16Weights;

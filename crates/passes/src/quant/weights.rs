@@ -171,7 +171,7 @@ pub(super) fn eligible(g: &Graph, wv: ValueId, min_elements: u64) -> bool {
 }
 
 /// Replaces the weight by int8 + scale + zero point and inserts the DequantizeLinear.
-fn patch(
+pub(super) fn patch(
     g: &mut Graph,
     n: NodeId,
     t: &Target,
