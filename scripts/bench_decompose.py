@@ -43,6 +43,38 @@ def session(path):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def ort_speed(base, sess, x, rounds=7, runs=150):
+    """Latency of `base` over that of `sess` for one image in ORT: the two are timed in
+    alternating rounds and the median of the per-round ratios is returned, so that the
+    machine's drift over the run cancels out."""
+    feed = {"image": x[:1]}
+
+    def median_ms(s):
+        t = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            s.run(None, feed)
+            t.append(time.perf_counter() - start)
+        return float(np.median(t))
+
+    for s in (base, sess):
+        for _ in range(20):
+            s.run(None, feed)
+    return float(np.median([median_ms(base) / median_ms(sess) for _ in range(rounds)]))
+
+
+def tract_speed(exe, base, path):
+    """Latency of `base` over that of `path` in tract, as `whittle bench A B` reports it
+    (both timed in the same process)."""
+    r = subprocess.run([exe, "-q", "bench", str(base), str(path), "--runs", "1000",
+                        "--warmup", "20", "--input-shape", "image=1,1,16,16"],
+                       capture_output=True, text=True)
+    m = re.search(r"ratio \(second / first\): median ([0-9.]+)x", r.stdout)
+    if r.returncode != 0 or not m:
+        sys.exit(f"whittle bench failed on {path}: {r.stdout}{r.stderr}")
+    return 1.0 / float(m.group(1))
+
+
 def ort_ms(sess, x, runs=1000):
     feed = {"image": x[:1]}
     for _ in range(10):
@@ -114,7 +146,7 @@ def main():
             rows.append((budget + (" --measure" if measure else ""),
                          "100 images" if calibrated else "none (random inputs)",
                          f"{secs:.1f} s", before / after, acc, (acc0 - acc) * 100,
-                         ort0 / ort_ms(sess, x), tract0 / tract_ms(a.whittle, out)))
+                         ort_speed(base, sess, x), tract_speed(a.whittle, plain, out)))
             print(rows[-1], flush=True)
     lines = ["| budget | calibration | whittle time | MACs reduction | held-back accuracy | "
              "points lost | ORT speed | tract speed |", "|---|---|---|---|---|---|---|---|"]
@@ -136,10 +168,11 @@ def write(table, n_test, base_ms):
                f"run on this 2-core machine. Model: vgg_digits (5 conv + 2 linear layers, "
                f"trained here); accuracy on its {n_test} held-back images; MACs are conv+gemm "
                f"MACs per image as whittle reports them; speed is single-image latency "
-               f"relative to whittle's lossless output of the same model (ORT one thread, "
-               f"median of 1000; tract via `whittle bench`, 1000 runs). `--decompose "
-               f"conv,gemm`; `--measure` keeps a layer only where tract runs it faster. "
-               f"Base latency {base_ms}; at this size differences under ~15% are noise.\n\n"
+               f"relative to whittle's lossless output of the same model (ORT one thread: "
+               f"median of 7 alternating rounds of 150 runs each; tract: `whittle bench "
+               f"BASE MODEL`, 1000 runs each). `--decompose conv,gemm`; `--measure` keeps "
+               f"a layer only where tract runs it faster. Base latency {base_ms}; rows that change "
+               f"nothing (1.00x MACs) show the noise left, up to ~20% for tract.\n\n"
                f"{table}\n")
     benchdoc.replace(head, section)
 
