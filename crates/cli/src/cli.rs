@@ -101,18 +101,19 @@ pub struct OptimizeArgs {
     /// DequantizeLinear, per output channel; about 4x smaller), int8-dynamic (MatMul/Gemm
     /// as MatMulInteger with run-time activation quantization; smaller and faster on
     /// CPUs), int8-static (QDQ: Conv/MatMul/Gemm activations quantized with ranges from
-    /// --calibrate data, int8 weights, int32 biases) or fp16-weights (float16 behind a
-    /// Cast; 2x smaller). Reports each layer's error.
-    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "fp16-weights"])]
+    /// --calibrate data, int8 weights, int32 biases), fp16 (computes in float16, float32
+    /// inputs and outputs kept; 2x smaller) or fp16-weights (float16 behind a Cast; 2x
+    /// smaller, float32 compute). Reports each layer's error.
+    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "fp16", "fp16-weights"])]
     pub quantize: Option<String>,
     /// With --quantize int8-static: how each activation's range is taken from the
     /// calibration data: minmax (default), percentile[=P] (both tails clipped at P,
     /// default 99.99) or entropy (the KL-divergence threshold).
     #[arg(long, value_name = "METHOD", requires = "quantize")]
     pub calibration: Option<String>,
-    /// With --quantize int8-static: weights use all of [-127, 127]. The default [-64, 64]
-    /// is exact on every runtime; ONNX Runtime's integer kernels on x86 CPUs without VNNI
-    /// saturate on full-range weights.
+    /// With --quantize int8-static or int8-dynamic: weights use all of [-127, 127]. The
+    /// default [-64, 64] is exact on every runtime; ONNX Runtime's integer kernels on x86
+    /// CPUs without VNNI saturate on full-range weights.
     #[arg(long, requires = "quantize")]
     pub full_range: bool,
     /// With --quantize: one scale per tensor instead of per output channel.

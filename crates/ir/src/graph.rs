@@ -356,12 +356,14 @@ impl Graph {
         self.values[v.index()].sparse = true;
     }
 
-    /// Makes `v` an initializer holding `t` (appended to the initializer list if new).
-    pub fn set_initializer(&mut self, v: ValueId, t: Tensor) {
+    /// Makes `v` an initializer holding `t` (appended to the initializer list if new);
+    /// the tensor takes the value's name.
+    pub fn set_initializer(&mut self, v: ValueId, mut t: Tensor) {
         let val = &mut self.values[v.index()];
         if val.initializer.is_none() {
             self.initializers.push(v);
         }
+        t.name = Some(val.name.clone());
         val.initializer = Some(t);
     }
 

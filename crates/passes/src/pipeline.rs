@@ -92,6 +92,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(crate::quant::QuantizeWeights::default()),
         Box::new(crate::quant::Fp16Weights::default()),
         Box::new(crate::quant::DynamicInt8::default()),
+        Box::new(crate::quant::Fp16Compute),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
         Box::new(cleanup::DeadCode),
     ]

@@ -252,3 +252,114 @@ graph {
         assert!(c > 0.999, "cosine {c}");
     }
 }
+
+#[test]
+fn fp16_computes_in_half_and_keeps_float_inputs_outputs_and_shape_arithmetic() {
+    use whittle_passes::quant::Fp16Compute;
+    let src = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,4,8,8]
+  output y: f32[2,10]
+  output n: i64[2]
+  init k: f32[8,4,3,3] = random
+  init fc: f32[10,8] = random
+  init fb: f32[10] = random
+  init big: f32[8] = [70000.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+  h = Conv(x, k) {kernel_shape=[3, 3], pads=[1, 1, 1, 1]}
+  r = Relu(h)
+  p = GlobalAveragePool(r)
+  f = Flatten(p)
+  t = Mul(f, big)
+  u = Div(t, big)
+  z = Add(f, u)
+  y = Gemm(z, fc, fb) {transB=1}
+  s = Shape(f)
+  sf = Cast(s) {to=1}
+  half = Div(sf, sf)
+  n = Cast(half) {to=7}
+}
+";
+    let original = parse_model(src).unwrap();
+    let mut model = original.clone();
+    let mut cx = PassCx::default();
+    let p = Pipeline::from_passes(vec![]).with_lossy(Box::new(Fp16Compute));
+    p.run(&mut model, &mut cx).unwrap();
+    model.graph.verify(false).unwrap();
+    let text = print_model(&model, &PrintOptions::default());
+    for want in [
+        "input x: f32[2,4,8,8]",
+        "output y: f32[2,10]",
+        "= Cast(x) {to=10}",
+        "h: f16[2,8,8,8] = Conv(",
+        "init k: f16[8,4,3,3]",
+        "init fc: f16[10,8]",
+        // 70000 overflows float16: the weight and its readers stay f32.
+        "init big: f32[8]",
+        "t: f32[2,8] = Mul(f_fp32",
+        "u: f32[2,8] = Div(t, big)",
+        "z: f16[2,8] = Add(f, u_fp16",
+        // The Gemm's addend is a separate Add (tract cannot run a float16 Gemm with C).
+        "= Add(y_product",
+        "y: f32[2,10] = Cast(y_fp16) {to=1}",
+        // Shape arithmetic stays float32.
+        "sf: f32[2] = Cast(s) {to=1}",
+        "half: f32[2] = Div(sf, sf)",
+    ] {
+        assert!(text.contains(want), "missing '{want}' in:\n{text}");
+    }
+    assert!(!text.contains("Gemm(z, fc, fb)"), "{text}");
+    let inputs = random_inputs(&original.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&original, "f32", &inputs).unwrap();
+    let b = run_model(&model, "fp16", &inputs).unwrap();
+    assert_eq!(a[1], b[1], "the integer output is exact");
+    let c = cosine(&a[0].to_f32_vec().unwrap(), &b[0].to_f32_vec().unwrap());
+    assert!(c > 0.999, "cosine {c}");
+    // A second run finds a float16 model and leaves it alone.
+    let mut again = model.clone();
+    let mut cx2 = PassCx::default();
+    p.run(&mut again, &mut cx2).unwrap();
+    assert_eq!(cx2.log.len(), 0);
+    assert_eq!(print_model(&again, &PrintOptions::default()), text);
+}
+
+#[test]
+fn int8_dynamic_keeps_weights_within_64_unless_full_range() {
+    use whittle_passes::quant::DynamicInt8;
+    let src = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,64]
+  output y: f32[2,32]
+  init w: f32[64,32] = random
+  y = MatMul(x, w)
+}
+";
+    for (full_range, most) in [(false, 64), (true, 127)] {
+        let mut model = parse_model(src).unwrap();
+        Pipeline::from_passes(vec![])
+            .with_lossy(Box::new(DynamicInt8 {
+                full_range,
+                ..DynamicInt8::default()
+            }))
+            .run(&mut model, &mut PassCx::default())
+            .unwrap();
+        let g = &model.graph;
+        let q = g
+            .initializers()
+            .iter()
+            .filter_map(|v| g.value(*v).initializer())
+            .find(|t| t.dtype() == whittle_ir::DataType::Int8 && t.dims == [64, 32])
+            .unwrap()
+            .to_i64_vec()
+            .unwrap();
+        // Every column reaches the limit (its largest weight), none passes it.
+        assert_eq!(
+            q.iter().map(|v| v.abs()).max(),
+            Some(most),
+            "full_range={full_range}"
+        );
+    }
+}

@@ -81,7 +81,7 @@ pub struct Settings {
     /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
     /// Lossy weight quantization after the lossless passes: `int8-weights`,
-    /// `int8-dynamic`, `int8-static` (needs `calibrate`) or `fp16-weights`.
+    /// `int8-dynamic`, `int8-static` (needs `calibrate`), `fp16` or `fp16-weights`.
     pub quantize: Option<String>,
     /// One scale per tensor instead of per output channel.
     pub per_tensor: Option<bool>,

@@ -9,7 +9,7 @@ use whittle_onnx::{ExportOptions, OnnxError};
 use whittle_passes::decompose::{self, Budget, Data, DecomposeReport, Kind};
 use whittle_passes::quant::qdq::{self, QuantizeStatic};
 use whittle_passes::quant::ranges::{self, Method};
-use whittle_passes::quant::{DynamicInt8, Fp16Weights, QuantError, QuantizeWeights};
+use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantError, QuantizeWeights};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassStat, Pipeline};
 
 /// Why an optimization failed.
@@ -70,6 +70,8 @@ pub enum Quantize {
     Int8Dynamic {
         /// Weights with fewer elements stay float.
         min_elements: u64,
+        /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
+        full_range: bool,
     },
     /// Conv/MatMul/Gemm in the QDQ format: activations quantized with ranges observed on
     /// the calibration data (required), weights int8, biases int32.
@@ -83,6 +85,8 @@ pub enum Quantize {
         /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
         full_range: bool,
     },
+    /// The model computes in float16; float32 inputs and outputs are kept.
+    Fp16,
     /// Weights stored as float16 behind a Cast to float32.
     Fp16Weights {
         /// Weights with fewer elements stay float32.
@@ -187,6 +191,13 @@ impl Optimizer {
                 },
                 full_range: settings.full_range.unwrap_or(false),
             }),
+            Some("fp16") if settings.per_tensor.is_some() || settings.min_elements.is_some() => {
+                return Err(Error::Config(
+                    "per-tensor and min-elements do not apply to fp16 (every value converts)"
+                        .into(),
+                ));
+            }
+            Some("fp16") => Some(Quantize::Fp16),
             Some(m @ ("fp16-weights" | "int8-dynamic")) if settings.per_tensor.is_some() => {
                 return Err(Error::Config(format!(
                     "per-tensor applies to int8-weights, not {m}"
@@ -194,6 +205,7 @@ impl Optimizer {
             }
             Some("int8-dynamic") => Some(Quantize::Int8Dynamic {
                 min_elements: settings.min_elements.unwrap_or(1024),
+                full_range: settings.full_range.unwrap_or(false),
             }),
             Some("fp16-weights") => Some(Quantize::Fp16Weights {
                 min_elements: settings.min_elements.unwrap_or(1024),
@@ -212,11 +224,21 @@ impl Optimizer {
                 "per-tensor and min-elements apply to quantize; no quantize mode is set".into(),
             ));
         }
-        if (settings.calibration.is_some() || settings.full_range.is_some())
+        if settings.calibration.is_some()
             && !matches!(o.quantize, Some(Quantize::Int8Static { .. }))
         {
             return Err(Error::Config(
-                "calibration and full-range apply to quantize = int8-static".into(),
+                "calibration (the range method) applies to quantize = int8-static".into(),
+            ));
+        }
+        if settings.full_range.is_some()
+            && !matches!(
+                o.quantize,
+                Some(Quantize::Int8Static { .. } | Quantize::Int8Dynamic { .. })
+            )
+        {
+            return Err(Error::Config(
+                "full-range applies to quantize = int8-static or int8-dynamic".into(),
             ));
         }
         o.decompose = decompose_settings(settings)?;
@@ -534,15 +556,20 @@ fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
             min_elements: *min_elements,
             ..QuantizeWeights::default()
         })),
+        Quantize::Fp16 => p.with_lossy(Box::new(Fp16Compute)),
         Quantize::Fp16Weights { min_elements } => p.with_lossy(Box::new(Fp16Weights {
             min_elements: *min_elements,
         })),
         // Calibrated: run by Optimizer::run once the lossless passes are done.
         Quantize::Int8Static { .. } => p,
         // Embedding tables are not MatMuls: store them as int8 rows (int8-weights).
-        Quantize::Int8Dynamic { min_elements } => p
+        Quantize::Int8Dynamic {
+            min_elements,
+            full_range,
+        } => p
             .with_lossy(Box::new(DynamicInt8 {
                 min_elements: *min_elements,
+                full_range: *full_range,
             }))
             .with_lossy(Box::new(QuantizeWeights {
                 min_elements: *min_elements,

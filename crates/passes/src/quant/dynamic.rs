@@ -1,7 +1,7 @@
 //! `quantize-int8-dynamic`: MatMul/Gemm computed in integers with activations quantized
 //! at run time.
 
-use super::math::symmetric_int8;
+use super::math::{REDUCED_RANGE, symmetric};
 use super::weights::eligible;
 use crate::guard::is_op;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
@@ -24,11 +24,18 @@ use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, Valu
 pub struct DynamicInt8 {
     /// Weights with fewer elements stay float.
     pub min_elements: u64,
+    /// Weights use all of [−127, 127] instead of [−64, 64] (see
+    /// [`super::math::REDUCED_RANGE`]: ORT's MatMulInteger saturates beyond it on x86
+    /// CPUs without VNNI).
+    pub full_range: bool,
 }
 
 impl Default for DynamicInt8 {
     fn default() -> Self {
-        DynamicInt8 { min_elements: 1024 }
+        DynamicInt8 {
+            min_elements: 1024,
+            full_range: false,
+        }
     }
 }
 
@@ -122,7 +129,12 @@ impl Pass for DynamicInt8 {
                 values = transpose(&values, k, cols);
                 (k, cols) = (cols, k);
             }
-            let q = symmetric_int8(&values, &[k, cols], Some(1));
+            let qmax = if self.full_range {
+                127.0
+            } else {
+                REDUCED_RANGE
+            };
+            let q = symmetric(&values, &[k, cols], Some(1), qmax);
             cx.notes.push((
                 at.clone(),
                 format!(

@@ -7,6 +7,8 @@
 //!
 //! `fp16-weights`: the same weights stored as float16 behind a `Cast` to float32.
 //!
+//! `fp16`: the whole model computes in float16, float32 inputs and outputs kept.
+//!
 //! `int8-dynamic`: MatMul/Gemm as `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`,
 //! computing in integers (for speed on CPUs).
 //!
@@ -17,6 +19,7 @@
 pub mod dynamic;
 mod error;
 pub mod fp16;
+pub mod fp16_compute;
 pub mod math;
 pub mod qdq;
 pub mod ranges;
@@ -26,4 +29,5 @@ pub use error::QuantError;
 
 pub use dynamic::DynamicInt8;
 pub use fp16::Fp16Weights;
+pub use fp16_compute::Fp16Compute;
 pub use weights::QuantizeWeights;
