@@ -129,8 +129,10 @@ pub struct OptimizeArgs {
     #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "gemm", "spatial"])]
     pub decompose: Option<Vec<String>>,
     /// With --decompose: tol=X (per-layer relative error), cosine=X or top1=X (whole-model
-    /// outputs vs the original on the data), exact (full rank, forced). Default tol=0.1.
-    #[arg(long, value_name = "KIND=X", requires = "decompose")]
+    /// outputs vs the original on the data), exact (full rank, forced); default tol=0.1.
+    /// With --quantize: cosine=X or top1=X keeps the layers whose quantization costs the
+    /// most in float until the whole model meets it (on --calibrate data, else random).
+    #[arg(long, value_name = "KIND=X")]
     pub budget: Option<String>,
     /// With --decompose: rewrite a layer only when its MACs fall by this factor (default 1.2).
     #[arg(long, value_name = "FACTOR", requires = "decompose")]

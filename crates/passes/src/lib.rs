@@ -5,6 +5,7 @@
 //! family lives in its own folder (`cleanup/`, `fold/`, `fuse/`); one rule family per file.
 //! Local rewrites are [`Rule`]s (guards, then a patch) grouped into [`RuleSet`] passes.
 
+pub mod budget;
 pub mod cleanup;
 pub mod decompose;
 pub mod fold;
@@ -16,6 +17,7 @@ pub mod quant;
 pub mod rule;
 pub mod verified;
 
+pub use budget::Budget;
 pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Pass, PassCx, PassError, site};
 pub use pipeline::{Level, PassStat, Pipeline};
 pub use rule::{Patch, Rule, RuleCx, RuleSet};

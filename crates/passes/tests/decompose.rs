@@ -311,7 +311,7 @@ graph {
     for budget in [Budget::Cosine(0.99), Budget::Top1(0.9)] {
         let (a, b, report) = run(src, &[Kind::Conv, Kind::Gemm], budget, true);
         let score = report.score.unwrap();
-        assert!(score.meets(budget), "{budget}: {score:?}");
+        assert!(budget.holds(&score), "{budget}: {score:?}");
         for l in &report.layers {
             if let Some(c) = l.chosen {
                 assert!(

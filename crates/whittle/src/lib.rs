@@ -23,6 +23,7 @@
 
 pub mod build;
 pub mod config;
+mod lossy;
 mod optimizer;
 mod report;
 

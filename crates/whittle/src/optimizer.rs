@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
-use whittle_passes::decompose::{self, Budget, Data, DecomposeReport, Kind};
-use whittle_passes::quant::qdq::{self, QuantizeStatic};
-use whittle_passes::quant::ranges::{self, Method};
+use whittle_passes::decompose::{self, Budget, Kind};
+use whittle_passes::quant::ranges::Method;
 use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantError, QuantizeWeights};
-use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassStat, Pipeline};
+use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
 /// Why an optimization failed.
 #[derive(Debug, Error)]
@@ -40,21 +39,23 @@ pub enum Error {
 /// [`Optimizer::optimize_model`].
 #[derive(Clone, Debug)]
 pub struct Optimizer {
-    level: Level,
-    passes: Option<Vec<String>>,
-    disable: Vec<String>,
-    input_shapes: Vec<(String, Vec<Dim>)>,
-    fold_limit: u64,
-    exclude: Vec<(String, String)>,
-    exclude_ops: Vec<String>,
-    external_data_threshold: Option<u64>,
-    quantize: Option<Quantize>,
-    decompose: Option<decompose::Options>,
-    calibrate: Option<PathBuf>,
+    pub(crate) level: Level,
+    pub(crate) passes: Option<Vec<String>>,
+    pub(crate) disable: Vec<String>,
+    pub(crate) input_shapes: Vec<(String, Vec<Dim>)>,
+    pub(crate) fold_limit: u64,
+    pub(crate) exclude: Vec<(String, String)>,
+    pub(crate) exclude_ops: Vec<String>,
+    pub(crate) external_data_threshold: Option<u64>,
+    pub(crate) quantize: Option<Quantize>,
+    pub(crate) decompose: Option<decompose::Options>,
+    pub(crate) calibrate: Option<PathBuf>,
+    /// Quantization held to this whole-model budget (layers kept float until it holds).
+    pub(crate) quant_budget: Option<Budget>,
 }
 
 /// Random input sets the decomposition runs on when no calibration data is given.
-const RANDOM_SETS: usize = 16;
+pub(crate) const RANDOM_SETS: usize = 16;
 
 /// Lossy compression run after the lossless passes (opt-in; it reports its error).
 #[derive(Clone, Debug, PartialEq)]
@@ -133,6 +134,7 @@ impl Optimizer {
             quantize: None,
             decompose: None,
             calibrate: None,
+            quant_budget: None,
         }
     }
 
@@ -242,6 +244,7 @@ impl Optimizer {
             ));
         }
         o.decompose = decompose_settings(settings)?;
+        o.quant_budget = quant_budget(settings, o.quantize.as_ref())?;
         o.calibrate = settings.calibrate.clone();
         o.pipeline()?; // unknown pass names fail here, not mid-run
         Ok(o)
@@ -342,7 +345,7 @@ impl Optimizer {
     }
 
     /// The passes these settings run, without quantization.
-    fn lossless_pipeline(&self) -> Result<Pipeline, Error> {
+    pub(crate) fn lossless_pipeline(&self) -> Result<Pipeline, Error> {
         let mut p = match &self.passes {
             Some(names) => Pipeline::with_passes(names).map_err(Error::Config)?,
             None => Pipeline::for_level(self.level),
@@ -373,82 +376,6 @@ impl Optimizer {
             external_location: format!("{name}.data"),
             ..ExportOptions::default()
         }
-    }
-
-    /// Runs everything the settings ask for on `model` with `cx`: the lossless passes,
-    /// then decomposition (if asked), then quantization; `after` sees the model after
-    /// each pass. Returns what each pass did and what decomposition did.
-    pub fn run(
-        &self,
-        model: &mut Model,
-        cx: &mut PassCx,
-        after: &mut dyn FnMut(&str, &Model),
-    ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
-        let calibrated = matches!(self.quantize, Some(Quantize::Int8Static { .. }));
-        if self.decompose.is_none() && !calibrated {
-            return Ok((self.pipeline()?.run_observed(model, cx, after)?, None));
-        }
-        // Lossless first, then factor, then quantize what the factors became.
-        let mut stats = self.lossless_pipeline()?.run_observed(model, cx, after)?;
-        let mut report = None;
-        if let Some(opts) = &self.decompose {
-            let data = self.decompose_data(model)?;
-            report = Some(decompose::decompose(model, opts, &data, cx)?);
-            after("decompose", model);
-            merge(&mut stats, self.pipeline()?.run_observed(model, cx, after)?);
-        }
-        if let Some(Quantize::Int8Static {
-            per_channel,
-            min_elements,
-            method,
-            full_range,
-        }) = &self.quantize
-        {
-            let mut pass = self.calibrate_static(model, *min_elements, *method)?;
-            pass.per_channel = *per_channel;
-            pass.full_range = *full_range;
-            let p = Pipeline::from_passes(vec![Box::new(pass)]);
-            merge(&mut stats, p.run_observed(model, cx, after)?);
-        }
-        Ok((stats, report))
-    }
-
-    /// int8-static: observes the ranges of the values it will quantize on the
-    /// calibration data and returns the pass that quantizes with them.
-    fn calibrate_static(
-        &self,
-        model: &mut Model,
-        min_elements: u64,
-        method: Method,
-    ) -> Result<QuantizeStatic, Error> {
-        let Some(path) = &self.calibrate else {
-            return Err(Error::Config(
-                "int8-static needs calibration data (--calibrate PATH)".into(),
-            ));
-        };
-        let data = self.calibration_data(path, model)?;
-        let opts = whittle_ir::infer::InferOptions {
-            input_shapes: self.input_shapes.clone(),
-        };
-        let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
-        let sites =
-            qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
-                pass: "quantize-int8-static",
-                source,
-            })?;
-        let values = qdq::observed_values(&sites);
-        let seen = ranges::observe(model, &values, &data.sets, method)?;
-        let ranges = values
-            .iter()
-            .zip(seen)
-            .map(|(v, r)| (model.graph.value(*v).name().to_string(), r))
-            .collect();
-        Ok(QuantizeStatic {
-            ranges,
-            per_channel: true,
-            min_elements,
-            full_range: false,
-        })
     }
 
     /// True when the settings include a lossy decomposition (it runs outside the
@@ -485,47 +412,6 @@ impl Optimizer {
         })
     }
 
-    /// The data decomposition runs the model on: the calibration file, else random.
-    fn decompose_data(&self, model: &Model) -> Result<Data, Error> {
-        let g = &model.graph;
-        match &self.calibrate {
-            Some(path) => self.calibration_data(path, model),
-            None => Ok(Data {
-                sets: whittle_eval::random_sets(g, RANDOM_SETS).map_err(|reason| {
-                    Error::Calibration {
-                        path: PathBuf::from("(random inputs)"),
-                        reason,
-                    }
-                })?,
-                calibrated: false,
-                source: format!(
-                    "random inputs ({RANDOM_SETS} sets; no --calibrate: weight SVD, budget judged on noise)"
-                ),
-            }),
-        }
-    }
-
-    /// The calibration sets in `path`, cut to fit the model's inputs.
-    fn calibration_data(&self, path: &Path, model: &Model) -> Result<Data, Error> {
-        let bad = |reason: String| Error::Calibration {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let sets = whittle_eval::calibration_sets(path, &model.graph).map_err(bad)?;
-        let samples: i64 = sets
-            .iter()
-            .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
-            .sum();
-        Ok(Data {
-            sets,
-            calibrated: true,
-            source: format!(
-                "calibration data ({samples} samples from {})",
-                path.display()
-            ),
-        })
-    }
-
     /// Optimizes an encoded model (no external data) and returns the new encoding.
     pub fn optimize_bytes(&self, bytes: &[u8]) -> Result<(Vec<u8>, Report), Error> {
         let label = Path::new("<bytes>");
@@ -546,7 +432,7 @@ impl Optimizer {
 }
 
 /// `p` with the passes of quantization mode `q` before its final clean-up.
-fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
+pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
     match q {
         Quantize::Int8Weights {
             per_channel,
@@ -579,25 +465,40 @@ fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
     }
 }
 
-/// Adds what `more` did to `stats` (same pass: counts and times summed).
-fn merge(stats: &mut Vec<PassStat>, more: Vec<PassStat>) {
-    for s in more {
-        match stats.iter_mut().find(|x| x.name == s.name) {
-            Some(x) => {
-                x.rewrites += s.rewrites;
-                x.time += s.time;
-            }
-            None => stats.push(s),
-        }
+/// The budget quantization is held to: `cosine=X` or `top1=X` when a quantize mode is
+/// set (with decompose too, the same budget holds for the model both leave). `tol` and
+/// `exact` are decomposition budgets.
+fn quant_budget(
+    s: &crate::config::Settings,
+    q: Option<&Quantize>,
+) -> Result<Option<Budget>, Error> {
+    let (Some(text), Some(q)) = (&s.budget, q) else {
+        return Ok(None);
+    };
+    let b = text.parse::<Budget>().map_err(Error::Config)?;
+    match (b, q) {
+        (_, Quantize::Fp16) => Err(Error::Config(
+            "budget does not apply to quantize = fp16 yet (it converts the whole graph)".into(),
+        )),
+        (Budget::Cosine(_) | Budget::Top1(_), _) => Ok(Some(b)),
+        _ if s.decompose.is_some() => Ok(None),
+        _ => Err(Error::Config(format!(
+            "budget {b}: quantization takes cosine=X or top1=X"
+        ))),
     }
 }
 
 /// The decomposition the settings ask for, if any; errors name the bad value.
 fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::Options>, Error> {
     let Some(names) = &s.decompose else {
-        if s.budget.is_some() || s.min_gain.is_some() || s.measure.is_some() {
+        if s.min_gain.is_some() || s.measure.is_some() {
             return Err(Error::Config(
-                "budget, min-gain and measure apply to decompose; no decompose kind is set".into(),
+                "min-gain and measure apply to decompose; no decompose kind is set".into(),
+            ));
+        }
+        if s.budget.is_some() && s.quantize.is_none() {
+            return Err(Error::Config(
+                "budget applies to decompose and quantize; neither is set".into(),
             ));
         }
         return Ok(None);

@@ -95,3 +95,74 @@ fn build_step_watches_files_and_skips_unchanged_work() {
         assert!(err.contains("OUT_DIR"), "{err}");
     }
 }
+
+/// Settings for the given keys (TOML), as a config file would give them.
+fn settings(toml: &str) -> whittle::Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("whittle.toml");
+    std::fs::write(&path, toml).unwrap();
+    whittle::config::Config::load(&path)
+        .unwrap()
+        .settings_for(Path::new("model.onnx"))
+}
+
+#[test]
+fn calibrated_quantization_settings_are_checked() {
+    let calib = fixture("../data/vgg_digits/calib.npy");
+    let bad = [
+        ("quantize = \"int8-static\"\n", "needs calibration data"),
+        (
+            "quantize = \"int8-weights\"\nbudget = \"tol=0.1\"\n",
+            "cosine=X or top1=X",
+        ),
+        (
+            "quantize = \"fp16\"\nbudget = \"cosine=0.99\"\n",
+            "does not apply to quantize = fp16",
+        ),
+        ("budget = \"cosine=0.99\"\n", "neither is set"),
+        (
+            "quantize = \"int8-weights\"\ncalibration = \"entropy\"\n",
+            "int8-static",
+        ),
+        (
+            "quantize = \"int8-weights\"\nfull-range = true\n",
+            "full-range",
+        ),
+        (
+            "quantize = \"int8-static\"\ncalibration = \"kl\"\n",
+            "minmax, percentile",
+        ),
+    ];
+    let model = std::fs::read(fixture("vgg_digits.ts.onnx")).unwrap();
+    for (toml, want) in bad {
+        let err = whittle::Optimizer::from_settings(&settings(toml))
+            .and_then(|o| o.optimize_bytes(&model).map(|_| ()))
+            .unwrap_err();
+        assert!(err.to_string().contains(want), "{toml}: {err}");
+    }
+    // int8-static with a budget: every layer quantized meets a loose one.
+    let s = whittle::Settings {
+        quantize: Some("int8-static".into()),
+        budget: Some("cosine=0.99".into()),
+        calibrate: Some(calib),
+        ..whittle::Settings::default()
+    };
+    let (_, report) = Optimizer::from_settings(&s)
+        .unwrap()
+        .optimize_bytes(&model)
+        .unwrap();
+    let quantized = report
+        .passes
+        .iter()
+        .find(|p| p.name == "quantize-int8-static")
+        .map_or(0, |p| p.rewrites);
+    assert_eq!(quantized, 7, "5 convs and 2 gemms: {:?}", report.passes);
+    let summary = report.notes.iter().find(|(site, _)| site == "graph");
+    assert!(
+        summary.is_some_and(
+            |(_, n)| n.contains("all 7 layers quantized") && n.contains("0 kept float")
+        ),
+        "{:?}",
+        report.notes
+    );
+}

@@ -20,13 +20,14 @@ pub mod search;
 pub mod spatial;
 pub mod stats;
 
+pub use crate::budget::Budget;
 use crate::pass::{Grant, PassCx};
 use factor::{Factored, Weighting};
 use layer::{Layer, Shape};
 use nalgebra::{DMatrix, DVector};
-use search::Score;
 use thiserror::Error;
 use whittle_eval::EvalError;
+use whittle_eval::Score;
 use whittle_ir::{IrError, Model, Tensor};
 
 /// Which factorization.
@@ -69,56 +70,6 @@ impl Kind {
             Kind::Conv => "decompose-conv",
             Kind::Gemm => "decompose-gemm",
             Kind::Spatial => "decompose-spatial",
-        }
-    }
-}
-
-/// How much error the decomposition may cost.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
-    /// Per layer: relative error of the layer (weight error without data, output error on
-    /// the data with it) at most this.
-    Tol(f64),
-    /// Whole model: mean cosine of the outputs vs the original, at least this.
-    Cosine(f64),
-    /// Whole model: argmax agreement with the original, at least this.
-    Top1(f64),
-    /// Full rank everywhere, substitution forced even where it costs more (testing).
-    Exact,
-}
-
-impl std::str::FromStr for Budget {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Budget, String> {
-        if s == "exact" {
-            return Ok(Budget::Exact);
-        }
-        let bad = || format!("budget '{s}': expected tol=X, cosine=X, top1=X or exact");
-        let (kind, value) = s.split_once('=').ok_or_else(bad)?;
-        let x: f64 = value.parse().map_err(|_| bad())?;
-        if !["tol", "cosine", "top1"].contains(&kind) {
-            return Err(bad());
-        }
-        if !(x.is_finite() && x >= 0.0) || (kind != "tol" && x > 1.0) {
-            return Err(format!("budget '{s}': the value must be in [0, 1]"));
-        }
-        match kind {
-            "tol" => Ok(Budget::Tol(x)),
-            "cosine" => Ok(Budget::Cosine(x)),
-            "top1" => Ok(Budget::Top1(x)),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl std::fmt::Display for Budget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Budget::Tol(x) => write!(f, "tol={x}"),
-            Budget::Cosine(x) => write!(f, "cosine={x}"),
-            Budget::Top1(x) => write!(f, "top1={x}"),
-            Budget::Exact => write!(f, "exact"),
         }
     }
 }
@@ -370,7 +321,7 @@ pub fn decompose(
         .filter(|(l, _)| l.macs() > 0)
         .map(|(l, s)| prepare(model, l, s, opts, data.calibrated, cx))
         .collect::<Result<_, _>>()?;
-    let judge = search::Judge::new(model, data)?;
+    let judge = whittle_eval::Judge::new(model, &data.sets)?;
     let mut outcome = match opts.budget {
         Budget::Exact => search::exact(&sites),
         Budget::Tol(t) => search::by_tolerance(&sites, t),

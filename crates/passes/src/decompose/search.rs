@@ -8,148 +8,9 @@
 //! tries each layer one step further.
 
 use super::layer::Shape;
-use super::{Budget, Choice, Data, DecomposeError, Kind, Options, Site, conv, gemm, spatial};
-use whittle_eval::Runner;
-use whittle_ir::{Graph, Model, Tensor};
-
-/// How the rewritten model's outputs compare with the original's on the data.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Score {
-    /// Mean over output rows (last axis) of the cosine similarity.
-    pub cosine: f64,
-    /// Share of rows of the first output whose argmax is unchanged.
-    pub top1: f64,
-    /// Share of rows whose argmax is unchanged and still wins by at least half of its
-    /// original margin over the runner-up: the agreement the top-1 budget counts, so a
-    /// plan that only just holds on the calibration rows does not pass.
-    pub stable: f64,
-    /// Σ‖y' − y‖² / Σ‖y‖² over every output.
-    pub rel_err: f64,
-}
-
-impl Score {
-    /// True when the score meets `budget` (always for tol/exact).
-    pub fn meets(&self, budget: Budget) -> bool {
-        match budget {
-            Budget::Cosine(x) => self.cosine >= x,
-            Budget::Top1(x) => self.stable >= x,
-            Budget::Tol(_) | Budget::Exact => true,
-        }
-    }
-}
-
-/// Runs candidate models on the data and scores them against the original's outputs.
-pub struct Judge {
-    sets: Vec<Vec<Tensor>>,
-    reference: Vec<Vec<Output>>,
-}
-
-/// One output of one run: its last-axis length (the row width) and values.
-type Output = (usize, Vec<f32>);
-
-impl Judge {
-    /// Runs the original `model` on `data` once for the reference outputs.
-    pub fn new(model: &Model, data: &Data) -> Result<Judge, DecomposeError> {
-        let reference = run_all(model, &data.sets)?;
-        Ok(Judge {
-            sets: data.sets.clone(),
-            reference,
-        })
-    }
-
-    /// Scores `model` against the reference.
-    pub fn score(&self, model: &Model) -> Result<Score, DecomposeError> {
-        let outs = run_all(model, &self.sets)?;
-        let (mut cos_sum, mut rows, mut agree, mut top_rows, mut err, mut energy) =
-            (0.0, 0usize, 0usize, 0usize, 0.0, 0.0);
-        let mut stable = 0usize;
-        for (set_ref, set_out) in self.reference.iter().zip(&outs) {
-            for (k, ((width, r), (_, o))) in set_ref.iter().zip(set_out).enumerate() {
-                let width = (*width).max(1);
-                for (a, b) in r.chunks(width).zip(o.chunks(width)) {
-                    cos_sum += cosine(a, b);
-                    rows += 1;
-                    if k == 0 {
-                        top_rows += 1;
-                        let same = argmax(a) == argmax(b);
-                        agree += usize::from(same);
-                        stable +=
-                            usize::from(same && margin(b, argmax(a)) >= 0.5 * margin(a, argmax(a)));
-                    }
-                    for (x, y) in a.iter().zip(b) {
-                        err += f64::from(x - y).powi(2);
-                        energy += f64::from(*x).powi(2);
-                    }
-                }
-            }
-        }
-        Ok(Score {
-            cosine: cos_sum / rows.max(1) as f64,
-            top1: agree as f64 / top_rows.max(1) as f64,
-            stable: stable as f64 / top_rows.max(1) as f64,
-            rel_err: if energy > 0.0 { err / energy } else { err },
-        })
-    }
-}
-
-fn run_all(model: &Model, sets: &[Vec<Tensor>]) -> Result<Vec<Vec<Output>>, DecomposeError> {
-    let mut runner: Option<(Vec<Vec<i64>>, Runner)> = None;
-    let mut all = Vec::new();
-    for set in sets {
-        let shapes: Vec<Vec<i64>> = set.iter().map(|t| t.dims.clone()).collect();
-        if runner.as_ref().is_none_or(|(s, _)| *s != shapes) {
-            runner = Some((shapes, Runner::new(model, "decompose", set)?));
-        }
-        let Some((_, r)) = runner.as_ref() else {
-            continue;
-        };
-        let outs = r.run(set)?;
-        let outs: Result<Vec<Output>, _> = outs
-            .iter()
-            .map(|t| {
-                let width = t.dims.last().copied().unwrap_or(1).max(1) as usize;
-                t.to_f32_vec().map(|v| (width, v))
-            })
-            .collect();
-        all.push(outs?);
-    }
-    Ok(all)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(*x), f64::from(*y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 && bb == 0.0 {
-        1.0
-    } else if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa.sqrt() * bb.sqrt())
-    }
-}
-
-/// How far class `k` leads the best other class in `a` (negative when it does not lead).
-fn margin(a: &[f32], k: usize) -> f64 {
-    let best_other = a
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != k)
-        .map(|(_, v)| f64::from(*v))
-        .fold(f64::NEG_INFINITY, f64::max);
-    a.get(k).map_or(0.0, |v| f64::from(*v) - best_other)
-}
-
-fn argmax(a: &[f32]) -> usize {
-    a.iter()
-        .enumerate()
-        .max_by(|x, y| x.1.total_cmp(y.1))
-        .map_or(0, |(i, _)| i)
-}
+use super::{Budget, Choice, DecomposeError, Kind, Options, Site, conv, gemm, spatial};
+use whittle_eval::Judge;
+use whittle_ir::{Graph, Model};
 
 /// The choice per layer (None = keep) and what was measured on the way.
 #[derive(Clone, Debug)]
@@ -293,14 +154,13 @@ pub fn allocate(
                 Ok(score) => score,
                 // tract cannot run this rewrite (a tract limitation, not a bad model):
                 // it is not a candidate.
-                Err(DecomposeError::Eval(e)) => {
+                Err(e) => {
                     tracing::debug!("{}: rank {} dropped: {e}", s.layer.site, c.rank);
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             evaluations += 1;
-            if score.meets(budget) {
+            if budget.holds(&score) {
                 kept.push((*c, score.rel_err));
             }
         }
@@ -329,14 +189,14 @@ pub fn allocate(
     let mut best: Vec<Option<Choice>> = vec![None; sites.len()];
     let (mut lo, mut hi) = (-4.0f64, 8.0f64); // log10 λ: lo too aggressive, hi safe
     let first = plan(10f64.powf(lo));
-    if judge.score(&apply(model, sites, &first)?)?.meets(budget) {
+    if budget.holds(&judge.score(&apply(model, sites, &first)?)?) {
         best = first;
     } else {
         for _ in 0..14 {
             let mid = (lo + hi) / 2.0;
             let p = plan(10f64.powf(mid));
             evaluations += 1;
-            if judge.score(&apply(model, sites, &p)?)?.meets(budget) {
+            if budget.holds(&judge.score(&apply(model, sites, &p)?)?) {
                 if macs(&p) < macs(&best) {
                     best = p;
                 }
@@ -359,7 +219,7 @@ pub fn allocate(
             let mut p = best.clone();
             p[i] = Some(*c);
             evaluations += 1;
-            if judge.score(&apply(model, sites, &p)?)?.meets(budget) {
+            if budget.holds(&judge.score(&apply(model, sites, &p)?)?) {
                 best = p;
             }
         }

@@ -16,6 +16,7 @@
 //! ranges observed on calibration data ([`ranges`]), weights int8 per channel, biases
 //! int32 ([`qdq`]).
 
+pub mod budget;
 pub mod dynamic;
 mod error;
 pub mod fp16;

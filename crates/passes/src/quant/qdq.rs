@@ -27,6 +27,7 @@ use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Slot, Tensor
 /// initializer, one reader, not an input or output, ≥ `min_elements`); x is f32; both
 /// ranges were observed; the bias is 1-D with one entry per output channel (and Gemm's
 /// alpha = beta = 1), else it stays float. Needs opset ≥ 13 (per-channel axis).
+#[derive(Clone, Debug)]
 pub struct QuantizeStatic {
     /// Calibrated ranges by value name ([`sites`] lists the values that need one).
     pub ranges: HashMap<String, Range>,

@@ -1,0 +1,66 @@
+//! Error budgets of the lossy steps (`--budget`): per layer (`tol`), whole model
+//! (`cosine`, `top1`) or none (`exact`).
+
+use whittle_eval::Score;
+
+/// How much error a lossy step may cost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Per layer: relative error of the layer (weight error without data, output error on
+    /// the data with it) at most this.
+    Tol(f64),
+    /// Whole model: mean cosine of the outputs vs the original, at least this.
+    Cosine(f64),
+    /// Whole model: argmax agreement with the original, at least this.
+    Top1(f64),
+    /// Full rank everywhere, substitution forced even where it costs more (testing).
+    Exact,
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Budget, String> {
+        if s == "exact" {
+            return Ok(Budget::Exact);
+        }
+        let bad = || format!("budget '{s}': expected tol=X, cosine=X, top1=X or exact");
+        let (kind, value) = s.split_once('=').ok_or_else(bad)?;
+        let x: f64 = value.parse().map_err(|_| bad())?;
+        if !["tol", "cosine", "top1"].contains(&kind) {
+            return Err(bad());
+        }
+        if !(x.is_finite() && x >= 0.0) || (kind != "tol" && x > 1.0) {
+            return Err(format!("budget '{s}': the value must be in [0, 1]"));
+        }
+        match kind {
+            "tol" => Ok(Budget::Tol(x)),
+            "cosine" => Ok(Budget::Cosine(x)),
+            "top1" => Ok(Budget::Top1(x)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Tol(x) => write!(f, "tol={x}"),
+            Budget::Cosine(x) => write!(f, "cosine={x}"),
+            Budget::Top1(x) => write!(f, "top1={x}"),
+            Budget::Exact => write!(f, "exact"),
+        }
+    }
+}
+
+impl Budget {
+    /// True when `score` (the rewritten model against the original) meets the budget;
+    /// per-layer and forced budgets are checked elsewhere and always hold here.
+    pub fn holds(&self, score: &Score) -> bool {
+        match *self {
+            Budget::Cosine(x) => score.cosine >= x,
+            Budget::Top1(x) => score.stable >= x,
+            Budget::Tol(_) | Budget::Exact => true,
+        }
+    }
+}
