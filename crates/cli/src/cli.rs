@@ -102,10 +102,18 @@ pub struct OptimizeArgs {
     /// as MatMulInteger with run-time activation quantization; smaller and faster on
     /// CPUs), int8-static (QDQ: Conv/MatMul/Gemm activations quantized with ranges from
     /// --calibrate data, int8 weights, int32 biases), fp16 (computes in float16, float32
-    /// inputs and outputs kept; 2x smaller) or fp16-weights (float16 behind a Cast; 2x
-    /// smaller, float32 compute). Reports each layer's error.
-    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "fp16", "fp16-weights"])]
+    /// inputs and outputs kept; 2x smaller), fp16-weights (float16 behind a Cast; 2x
+    /// smaller, float32 compute) or int4 (MatMul/Gemm weights in 4 bits, blockwise;
+    /// about 7x smaller). Reports each layer's error.
+    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "int4", "fp16", "fp16-weights"])]
     pub quantize: Option<String>,
+    /// With --quantize int4: rows of K per scale (a power of two, at least 16; default 32).
+    #[arg(long, value_name = "N", requires = "quantize")]
+    pub block_size: Option<u64>,
+    /// With --quantize int4: dq (blocked DequantizeLinear, needs opset 21; ORT runs it)
+    /// or matmulnbits (com.microsoft MatMulNBits; ORT and tract run it).
+    #[arg(long, value_name = "FORMAT", value_parser = ["dq", "matmulnbits"], requires = "quantize")]
+    pub int4_format: Option<String>,
     /// With --quantize int8-static: how each activation's range is taken from the
     /// calibration data: minmax (default), percentile[=P] (both tails clipped at P,
     /// default 99.99) or entropy (the KL-divergence threshold).

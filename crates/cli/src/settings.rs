@@ -40,6 +40,8 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         calibrate: a.calibrate.clone(),
         calibration: a.calibration.clone(),
         full_range: a.full_range.then_some(true),
+        block_size: a.block_size,
+        int4_format: a.int4_format.clone(),
     })
 }
 

@@ -93,6 +93,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(crate::quant::Fp16Weights::default()),
         Box::new(crate::quant::DynamicInt8::default()),
         Box::new(crate::quant::Fp16Compute),
+        Box::new(crate::quant::QuantizeInt4::default()),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
         Box::new(cleanup::DeadCode),
     ]

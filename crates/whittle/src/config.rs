@@ -40,6 +40,8 @@ pub const KEYS: &[&str] = &[
     "calibrate",
     "calibration",
     "full-range",
+    "block-size",
+    "int4-format",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -81,7 +83,8 @@ pub struct Settings {
     /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
     /// Lossy weight quantization after the lossless passes: `int8-weights`,
-    /// `int8-dynamic`, `int8-static` (needs `calibrate`), `fp16` or `fp16-weights`.
+    /// `int8-dynamic`, `int8-static` (needs `calibrate`), `int4`, `fp16` or
+    /// `fp16-weights`.
     pub quantize: Option<String>,
     /// One scale per tensor instead of per output channel.
     pub per_tensor: Option<bool>,
@@ -103,6 +106,10 @@ pub struct Settings {
     pub calibration: Option<String>,
     /// int8-static: weights use all of [−127, 127] (else [−64, 64]; see the docs).
     pub full_range: Option<bool>,
+    /// int4: rows of K per scale (a power of two ≥ 16; default 32).
+    pub block_size: Option<u64>,
+    /// int4: `dq` (blocked DequantizeLinear, opset ≥ 21; default) or `matmulnbits`.
+    pub int4_format: Option<String>,
 }
 
 impl Settings {
@@ -132,6 +139,8 @@ impl Settings {
             calibrate: pick(&self.calibrate, &over.calibrate),
             calibration: pick(&self.calibration, &over.calibration),
             full_range: pick(&self.full_range, &over.full_range),
+            block_size: pick(&self.block_size, &over.block_size),
+            int4_format: pick(&self.int4_format, &over.int4_format),
         }
     }
 

@@ -6,9 +6,10 @@
 use crate::optimizer::{Error, Optimizer, Quantize, RANDOM_SETS, with_quantize};
 use std::path::{Path, PathBuf};
 use whittle_eval::Judge;
-use whittle_ir::Model;
+use whittle_ir::{Model, OpsetImport};
 use whittle_passes::cleanup::DeadCode;
 use whittle_passes::decompose::{self, Data, DecomposeReport};
+use whittle_passes::quant::Int4Format;
 use whittle_passes::quant::budget::{self, Fitted};
 use whittle_passes::quant::qdq::{self, QuantizeStatic};
 use whittle_passes::quant::ranges::{self, Method};
@@ -24,9 +25,12 @@ impl Optimizer {
         cx: &mut PassCx,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
+        check_opset(model, self.quantize.as_ref())?;
         let calibrated = matches!(self.quantize, Some(Quantize::Int8Static { .. }));
         if self.decompose.is_none() && !calibrated && self.quant_budget.is_none() {
-            return Ok((self.pipeline()?.run_observed(model, cx, after)?, None));
+            let stats = self.pipeline()?.run_observed(model, cx, after)?;
+            declare_domains(model);
+            return Ok((stats, None));
         }
         // Lossless first, then factor, then quantize what the factors became.
         let mut stats = self.lossless_pipeline()?.run_observed(model, cx, after)?;
@@ -60,6 +64,7 @@ impl Optimizer {
                 merge(&mut stats, quantizer().run_observed(model, cx, after)?);
             }
         }
+        declare_domains(model);
         Ok((stats, report))
     }
 
@@ -185,6 +190,40 @@ impl Optimizer {
                 path.display()
             ),
         })
+    }
+}
+
+/// int4 as blocked DequantizeLinear needs opset 21: say so before doing anything.
+fn check_opset(model: &Model, q: Option<&Quantize>) -> Result<(), Error> {
+    let opset = model.opset("").unwrap_or(0);
+    match q {
+        Some(Quantize::Int4 {
+            format: Int4Format::DequantizeLinear,
+            ..
+        }) if opset < 21 => Err(Error::Config(format!(
+            "int4 as blocked DequantizeLinear needs opset 21 and the model is opset {opset}: \
+             use --int4-format matmulnbits, or export the model at opset 21"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Adds the opset imports of domains the passes introduced (com.microsoft for
+/// MatMulNBits) when the model does not import them yet.
+fn declare_domains(model: &mut Model) {
+    let used: Vec<String> = model
+        .graph
+        .node_ids()
+        .map(|n| model.graph.node(n).domain().to_string())
+        .filter(|d| d == "com.microsoft")
+        .collect();
+    for d in used {
+        if model.opset(&d).is_none() {
+            model.opset_imports.push(OpsetImport {
+                domain: Some(d),
+                version: Some(1),
+            });
+        }
     }
 }
 

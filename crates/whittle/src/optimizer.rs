@@ -8,7 +8,9 @@ use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
 use whittle_passes::decompose::{self, Budget, Kind};
 use whittle_passes::quant::ranges::Method;
-use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantError, QuantizeWeights};
+use whittle_passes::quant::{
+    DynamicInt8, Fp16Compute, Fp16Weights, Int4Format, QuantError, QuantizeInt4, QuantizeWeights,
+};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
 /// Why an optimization failed.
@@ -88,6 +90,15 @@ pub enum Quantize {
     },
     /// The model computes in float16; float32 inputs and outputs are kept.
     Fp16,
+    /// MatMul/Gemm weights in 4 bits, one scale per block of K rows per column.
+    Int4 {
+        /// Rows per block (a power of two, at least 16).
+        block_size: usize,
+        /// Blocked DequantizeLinear (opset ≥ 21) or com.microsoft MatMulNBits.
+        format: Int4Format,
+        /// Weights with fewer elements stay float.
+        min_elements: u64,
+    },
     /// Weights stored as float16 behind a Cast to float32.
     Fp16Weights {
         /// Weights with fewer elements stay float32.
@@ -200,6 +211,24 @@ impl Optimizer {
                 ));
             }
             Some("fp16") => Some(Quantize::Fp16),
+            Some("int4") if settings.per_tensor.is_some() => {
+                return Err(Error::Config(
+                    "per-tensor does not apply to int4 (it is blockwise)".into(),
+                ));
+            }
+            Some("int4") => Some(Quantize::Int4 {
+                block_size: int4_block_size(settings.block_size)?,
+                format: match settings.int4_format.as_deref() {
+                    None | Some("dq") => Int4Format::DequantizeLinear,
+                    Some("matmulnbits") => Int4Format::MatMulNBits,
+                    Some(f) => {
+                        return Err(Error::Config(format!(
+                            "int4-format '{f}': expected dq or matmulnbits"
+                        )));
+                    }
+                },
+                min_elements: settings.min_elements.unwrap_or(1024),
+            }),
             Some(m @ ("fp16-weights" | "int8-dynamic")) if settings.per_tensor.is_some() => {
                 return Err(Error::Config(format!(
                     "per-tensor applies to int8-weights, not {m}"
@@ -231,6 +260,13 @@ impl Optimizer {
         {
             return Err(Error::Config(
                 "calibration (the range method) applies to quantize = int8-static".into(),
+            ));
+        }
+        if (settings.block_size.is_some() || settings.int4_format.is_some())
+            && !matches!(o.quantize, Some(Quantize::Int4 { .. }))
+        {
+            return Err(Error::Config(
+                "block-size and int4-format apply to quantize = int4".into(),
             ));
         }
         if settings.full_range.is_some()
@@ -443,6 +479,22 @@ pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
             ..QuantizeWeights::default()
         })),
         Quantize::Fp16 => p.with_lossy(Box::new(Fp16Compute)),
+        Quantize::Int4 {
+            block_size,
+            format,
+            min_elements,
+        } => p
+            .with_lossy(Box::new(QuantizeInt4 {
+                block_size: *block_size,
+                format: *format,
+                min_elements: *min_elements,
+            }))
+            // Embedding tables are not MatMuls: store them as int8 rows.
+            .with_lossy(Box::new(QuantizeWeights {
+                min_elements: *min_elements,
+                ops: &["Gather"],
+                ..QuantizeWeights::default()
+            })),
         Quantize::Fp16Weights { min_elements } => p.with_lossy(Box::new(Fp16Weights {
             min_elements: *min_elements,
         })),
@@ -462,6 +514,17 @@ pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
                 ops: &["Gather"],
                 ..QuantizeWeights::default()
             })),
+    }
+}
+
+/// `block-size` for int4: a power of two, at least 16 (default 32).
+fn int4_block_size(b: Option<u64>) -> Result<usize, Error> {
+    match b {
+        None => Ok(32),
+        Some(b) if b >= 16 && b.is_power_of_two() && b <= 1 << 20 => Ok(b as usize),
+        Some(b) => Err(Error::Config(format!(
+            "block-size {b}: expected a power of two, at least 16"
+        ))),
     }
 }
 

@@ -132,6 +132,19 @@ fn calibrated_quantization_settings_are_checked() {
             "quantize = \"int8-static\"\ncalibration = \"kl\"\n",
             "minmax, percentile",
         ),
+        (
+            "quantize = \"int4\"\n",
+            "needs opset 21 and the model is opset 17",
+        ),
+        ("quantize = \"int4\"\nblock-size = 24\n", "power of two"),
+        (
+            "quantize = \"int4\"\nint4-format = \"q4\"\n",
+            "dq or matmulnbits",
+        ),
+        (
+            "quantize = \"int8-weights\"\nblock-size = 32\n",
+            "apply to quantize = int4",
+        ),
     ];
     let model = std::fs::read(fixture("vgg_digits.ts.onnx")).unwrap();
     for (toml, want) in bad {

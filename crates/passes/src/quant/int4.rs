@@ -158,8 +158,7 @@ impl Pass for QuantizeInt4 {
             Int4Format::DequantizeLinear => cx.opset >= 21,
             Int4Format::MatMulNBits => true,
         };
-        if is_subgraph || !opset_ok || self.block_size < 16 || !self.block_size.is_power_of_two()
-        {
+        if is_subgraph || !opset_ok || self.block_size < 16 || !self.block_size.is_power_of_two() {
             return Ok(false);
         }
         let err = |source| PassError::Ir {
@@ -264,7 +263,11 @@ fn dequantize_linear(
     let raw = pack(q.q.iter().map(|v| *v as u8));
     let qv = g.add_initializer(
         &format!("{base}_int4"),
-        Tensor::from_raw(DataType::Int4, vec![s.k as i64, s.n as i64], Bytes::from(raw)),
+        Tensor::from_raw(
+            DataType::Int4,
+            vec![s.k as i64, s.n as i64],
+            Bytes::from(raw),
+        ),
     );
     let scale = g.add_initializer(
         &format!("{base}_scale"),
@@ -285,13 +288,7 @@ fn dequantize_linear(
 }
 
 /// Replaces node `n` by `MatMulNBits(x, B, scales[, bias])`.
-fn mat_mul_nbits(
-    g: &mut Graph,
-    n: NodeId,
-    m: &Matched,
-    q: &Int4,
-    s: Shape,
-) -> Result<(), IrError> {
+fn mat_mul_nbits(g: &mut Graph, n: NodeId, m: &Matched, q: &Int4, s: Shape) -> Result<(), IrError> {
     let node = g.node(n).clone();
     let (Some(x), Some(y)) = (node.input(0), node.output(0)) else {
         return Ok(());
@@ -340,12 +337,7 @@ fn mat_mul_nbits(
     };
     let mut op = Node::new("MatMulNBits").with_name(label);
     op.domain = Some("com.microsoft".into());
-    for (name, v) in [
-        ("K", s.k),
-        ("N", s.n),
-        ("bits", 4),
-        ("block_size", s.bs),
-    ] {
+    for (name, v) in [("K", s.k), ("N", s.n), ("bits", 4), ("block_size", s.bs)] {
         op = op.with_attr(Attribute::int(name, v as i64));
     }
     g.remove_node(n);

@@ -9,6 +9,8 @@
 //!
 //! `fp16`: the whole model computes in float16, float32 inputs and outputs kept.
 //!
+//! `int4`: MatMul/Gemm weights in 4 bits, blockwise ([`int4`]).
+//!
 //! `int8-dynamic`: MatMul/Gemm as `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`,
 //! computing in integers (for speed on CPUs).
 //!
@@ -21,6 +23,7 @@ pub mod dynamic;
 mod error;
 pub mod fp16;
 pub mod fp16_compute;
+pub mod int4;
 pub mod math;
 pub mod qdq;
 pub mod ranges;
@@ -31,4 +34,5 @@ pub use error::QuantError;
 pub use dynamic::DynamicInt8;
 pub use fp16::Fp16Weights;
 pub use fp16_compute::Fp16Compute;
+pub use int4::{Int4Format, QuantizeInt4};
 pub use weights::QuantizeWeights;
