@@ -344,41 +344,23 @@ def main():
                                   f"({len(problems)} values)"))
             else:
                 passed += 1
-        for mode in QUANT_MODES:
-            for m in fixture_models():
-                verdict = quant_judge(args.whittle, m, pathlib.Path(d), mode)
-                if verdict is None:
-                    passed += 1
-                else:
-                    failed.append((m, verdict))
-        for m in fixture_models():
-            verdict = decompose_judge(args.whittle, m, pathlib.Path(d))
+        work = pathlib.Path(d)
+        vgg = ROOT / "fixtures/models/vgg_digits.ts.onnx"
+        # (model blamed on failure, verdict): None passes, text fails.
+        lossy = [(m, quant_judge(args.whittle, m, work, mode))
+                 for mode in QUANT_MODES for m in fixture_models()]
+        lossy += [(m, decompose_judge(args.whittle, m, work)) for m in fixture_models()]
+        lossy += [(m, static_judge(args.whittle, m, work)) for m in fixture_models()]
+        lossy.append((ROOT / "fixtures/models/bert_tiny.ts.onnx",
+                      int4_dq_judge(args.whittle, work)))
+        lossy += [(ROOT / f"fixtures/models/vgg_digits.{e}.onnx",
+                   static_accuracy(args.whittle, work, e)) for e in ("ts", "dyn")]
+        lossy.append((vgg, decompose_accuracy(args.whittle, work)))
+        for m, verdict in lossy:
             if verdict is None:
                 passed += 1
             else:
                 failed.append((m, verdict))
-        for m in fixture_models():
-            verdict = static_judge(args.whittle, m, pathlib.Path(d))
-            if verdict is None:
-                passed += 1
-            else:
-                failed.append((m, verdict))
-        verdict = int4_dq_judge(args.whittle, pathlib.Path(d))
-        if verdict is None:
-            passed += 1
-        else:
-            failed.append((ROOT / "fixtures/models/bert_tiny.ts.onnx", verdict))
-        for export in ("ts", "dyn"):
-            verdict = static_accuracy(args.whittle, pathlib.Path(d), export)
-            if verdict is None:
-                passed += 1
-            else:
-                failed.append((ROOT / f"fixtures/models/vgg_digits.{export}.onnx", verdict))
-        verdict = decompose_accuracy(args.whittle, pathlib.Path(d))
-        if verdict is None:
-            passed += 1
-        else:
-            failed.append((ROOT / "fixtures/models/vgg_digits.ts.onnx", verdict))
         judged, unjudged = 0, []
         for m in backend_models(args.sets.split(",")):
             verdict = ort_judge(args.whittle, m, pathlib.Path(d))

@@ -103,12 +103,18 @@ fn slice_rows(t: &Tensor, at: i64, n: i64, squeeze: bool) -> Result<Tensor, Stri
 
 /// `count` seeded random input sets (free dims 1), for when no data is given.
 pub fn random_sets(g: &Graph, count: usize) -> Result<Vec<Vec<Tensor>>, String> {
-    (0..count)
-        .map(|i| {
+    seeded_sets(g, 0..count as u64)
+}
+
+/// One random input set per seed (free dims 1): tests calibrate on some seeds and judge
+/// on others.
+pub fn seeded_sets(g: &Graph, seeds: std::ops::Range<u64>) -> Result<Vec<Vec<Tensor>>, String> {
+    seeds
+        .map(|seed| {
             random_inputs(
                 g,
                 &InputSpec {
-                    seed: i as u64,
+                    seed,
                     ..InputSpec::default()
                 },
             )

@@ -11,7 +11,7 @@ mod node;
 mod probe;
 mod run;
 
-pub use calibration::{calibration_sets, feed_names, random_sets};
+pub use calibration::{calibration_sets, feed_names, random_sets, seeded_sets};
 pub use compare::{OutputDiff, Tolerance, compare_output};
 pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};

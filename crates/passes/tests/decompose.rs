@@ -7,17 +7,7 @@ use whittle_ir::Model;
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::PassCx;
 use whittle_passes::decompose::{Budget, Data, DecomposeReport, Kind, Options, decompose};
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
+use whittle_testkit::cosine;
 
 fn sets(m: &Model, n: u64) -> Vec<Vec<whittle_ir::Tensor>> {
     (0..n)

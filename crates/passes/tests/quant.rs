@@ -5,6 +5,7 @@ use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::quant::QuantizeWeights;
 use whittle_passes::{PassCx, Pipeline};
+use whittle_testkit::cosine;
 
 const MODEL: &str = "
 ir_version 8
@@ -35,17 +36,6 @@ graph {
   g = Gemm(x, b) {transB=1}
 }
 ";
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
 
 fn quantize(src: &str, q: QuantizeWeights) -> (whittle_ir::Model, whittle_ir::Model, PassCx) {
     let original = parse_model(src).unwrap();

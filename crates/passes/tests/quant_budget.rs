@@ -2,7 +2,7 @@
 //! kept float, only as many layers as the budget needs are kept, and the result is
 //! measured, not predicted.
 
-use whittle_eval::{InputSpec, Judge, random_inputs};
+use whittle_eval::Judge;
 use whittle_ir::Model;
 use whittle_ir::text::parse_model;
 use whittle_passes::quant::QuantizeWeights;
@@ -38,15 +38,7 @@ graph {
 }
 
 fn sets(m: &Model) -> Vec<Vec<whittle_ir::Tensor>> {
-    (0..4)
-        .map(|seed| {
-            let spec = InputSpec {
-                seed,
-                ..InputSpec::default()
-            };
-            random_inputs(&m.graph, &spec).unwrap()
-        })
-        .collect()
+    whittle_eval::random_sets(&m.graph, 4).unwrap()
 }
 
 /// Per-tensor int8 weights on every MatMul but the `excluded` ones.

@@ -6,6 +6,7 @@ use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{DataType, Model, Tensor};
 use whittle_passes::quant::{Int4Format, QuantizeInt4};
 use whittle_passes::{PassCx, Pipeline};
+use whittle_testkit::cosine;
 
 fn model(opset: i64) -> String {
     format!(
@@ -64,17 +65,6 @@ fn unpack(bytes: &[u8], count: usize, signed: bool) -> Vec<i32> {
             }
         })
         .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 #[test]

@@ -3,13 +3,14 @@
 //! that a second run changes nothing.
 
 use std::collections::HashMap;
-use whittle_eval::{InputSpec, random_inputs, run_model};
+use whittle_eval::run_model;
 use whittle_ir::infer::{InferOptions, infer};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::quant::qdq::{QuantizeStatic, observed_values, sites};
 use whittle_passes::quant::ranges::{Method, Range, observe};
 use whittle_passes::{PassCx, Pipeline};
+use whittle_testkit::cosine;
 
 const MODEL: &str = "
 ir_version 8
@@ -32,15 +33,7 @@ graph {
 ";
 
 fn sets(m: &Model, seeds: std::ops::Range<u64>) -> Vec<Vec<Tensor>> {
-    seeds
-        .map(|seed| {
-            let spec = InputSpec {
-                seed,
-                ..InputSpec::default()
-            };
-            random_inputs(&m.graph, &spec).unwrap()
-        })
-        .collect()
+    whittle_eval::seeded_sets(&m.graph, seeds).unwrap()
 }
 
 /// Calibrates `src` on 8 random sets with `method` and quantizes it.
@@ -69,17 +62,6 @@ fn quantize(src: &str, method: Method, full_range: bool) -> (Model, Model, PassC
         .unwrap();
     model.graph.verify(false).unwrap();
     (original, model, cx)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 /// The initializer called `name`, or `name` with the pass's uniquifying suffix (`_wN`).

@@ -42,3 +42,20 @@ pub fn external_location_for(out: &Path) -> String {
             .unwrap_or_default()
     )
 }
+
+/// The cosine similarity of two vectors (1 when both are zero), for numeric checks that
+/// a rewrite kept a model's outputs.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    if na == 0.0 && nb == 0.0 {
+        1.0
+    } else {
+        dot / (na * nb)
+    }
+}

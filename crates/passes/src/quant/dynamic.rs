@@ -1,9 +1,9 @@
 //! `quantize-int8-dynamic`: MatMul/Gemm computed in integers with activations quantized
 //! at run time.
 
+use super::dense::{Dense, dense, transpose};
 use super::math::{REDUCED_RANGE, symmetric};
 use super::weights::eligible;
-use crate::guard::is_op;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -39,48 +39,6 @@ impl Default for DynamicInt8 {
     }
 }
 
-/// What a matching node reads: activation, weight (and whether it is stored [N, K]),
-/// Gemm's addend.
-struct Matched {
-    x: ValueId,
-    w: ValueId,
-    transposed: bool,
-    addend: Option<ValueId>,
-    y: ValueId,
-}
-
-fn matched(g: &Graph, n: NodeId, cx: &PassCx) -> Option<Matched> {
-    let node = g.node(n);
-    let int = |name: &str, default: i64| node.attr(name).and_then(|a| a.i).unwrap_or(default);
-    let float = |name: &str| node.attr(name).and_then(|a| a.f).unwrap_or(1.0);
-    let (transposed, addend) = if is_op(node, "MatMul") {
-        (false, None)
-    } else if is_op(node, "Gemm") && int("transA", 0) == 0 && float("alpha") == 1.0 {
-        let c = node.input(2);
-        if c.is_some() && float("beta") != 1.0 {
-            return None;
-        }
-        (int("transB", 0) == 1, c)
-    } else {
-        return None;
-    };
-    let (x, w, y) = (node.input(0)?, node.input(1)?, node.output(0)?);
-    if g.value(w).initializer()?.dims.len() != 2 {
-        return None;
-    }
-    let fact = cx.facts.as_ref()?.fact(x)?;
-    if fact.elem != Some(DataType::Float) {
-        return None;
-    }
-    Some(Matched {
-        x,
-        w,
-        transposed,
-        addend,
-        y,
-    })
-}
-
 impl Pass for DynamicInt8 {
     fn name(&self) -> &'static str {
         "quantize-int8-dynamic"
@@ -108,7 +66,7 @@ impl Pass for DynamicInt8 {
             if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
                 continue;
             }
-            let Some(m) = matched(g, n, cx) else { continue };
+            let Some(m) = dense(g, n, cx) else { continue };
             if !eligible(g, m.w, self.min_elements) {
                 continue;
             }
@@ -180,16 +138,6 @@ impl Pass for DynamicInt8 {
     }
 }
 
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    out
-}
-
 /// `DynamicQuantizeLinear(x)` placed before `anchor`: (quantized, scale, zero point).
 fn quantize_input(g: &mut Graph, anchor: NodeId, x: ValueId) -> Result<[ValueId; 3], IrError> {
     let name = g.value(x).name().to_string();
@@ -213,7 +161,7 @@ fn quantize_input(g: &mut Graph, anchor: NodeId, x: ValueId) -> Result<[ValueId;
 fn rewrite(
     g: &mut Graph,
     n: NodeId,
-    m: &Matched,
+    m: &Dense,
     [xq, xs, xz]: [ValueId; 3],
     [wq, ws, wz]: [ValueId; 3],
     base: &str,

@@ -1,11 +1,11 @@
 //! `quantize-int4`: MatMul/Gemm weights in 4 bits, one scale per block of K rows per
 //! output column.
 
+use super::dense::{Dense, dense, transpose};
 use super::weights::eligible;
-use crate::guard::is_op;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use bytes::Bytes;
-use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, ValueId};
+use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor};
 
 /// How the 4-bit weights are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,41 +91,16 @@ pub fn blockwise_int4(w: &[f32], k: usize, n: usize, bs: usize) -> Int4 {
     }
 }
 
-/// What a matching node reads.
-struct Matched {
-    w: ValueId,
-    /// The weight is stored [N, K] (Gemm transB = 1).
-    transposed: bool,
-    addend: Option<ValueId>,
-}
-
-fn matched(g: &Graph, n: NodeId, cx: &PassCx, min_elements: u64) -> Option<Matched> {
-    let node = g.node(n);
-    let int = |name: &str| node.attr(name).and_then(|a| a.i).unwrap_or(0);
-    let float = |name: &str| node.attr(name).and_then(|a| a.f).unwrap_or(1.0);
-    let (transposed, addend) = if is_op(node, "MatMul") {
-        (false, None)
-    } else if is_op(node, "Gemm") && int("transA") == 0 && float("alpha") == 1.0 {
-        let c = node.input(2);
-        if c.is_some() && float("beta") != 1.0 {
-            return None;
-        }
-        (int("transB") == 1, c)
-    } else {
-        return None;
-    };
-    let w = node.input(1)?;
-    let t = g.value(w).initializer()?;
-    if t.dims.len() != 2 || !eligible(g, w, min_elements) {
+/// The dense layer at `n` if int4 takes it: the weight passes int8-weights' guards and a
+/// Gemm's C is a constant f32 vector of N values (it becomes MatMulNBits' bias).
+fn matched(g: &Graph, n: NodeId, cx: &PassCx, min_elements: u64) -> Option<Dense> {
+    let m = dense(g, n, cx)?;
+    let t = g.value(m.w).initializer()?;
+    if !eligible(g, m.w, min_elements) {
         return None;
     }
-    let x = node.input(0)?;
-    let fact = cx.facts.as_ref()?.fact(x)?;
-    if fact.elem != Some(DataType::Float) {
-        return None;
-    }
-    let cols = if transposed { t.dims[0] } else { t.dims[1] };
-    if let Some(c) = addend {
+    let cols = if m.transposed { t.dims[0] } else { t.dims[1] };
+    if let Some(c) = m.addend {
         let ok = g
             .constant(c)
             .is_some_and(|t| t.dtype() == DataType::Float && t.dims == [cols]);
@@ -133,11 +108,7 @@ fn matched(g: &Graph, n: NodeId, cx: &PassCx, min_elements: u64) -> Option<Match
             return None;
         }
     }
-    Some(Matched {
-        w,
-        transposed,
-        addend,
-    })
+    Some(m)
 }
 
 impl Pass for QuantizeInt4 {
@@ -227,16 +198,6 @@ struct Shape {
     bs: usize,
 }
 
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    out
-}
-
 /// Two 4-bit values per byte, the first in the low nibble (ONNX INT4 and MatMulNBits).
 fn pack(nibbles: impl Iterator<Item = u8>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -255,7 +216,7 @@ fn pack(nibbles: impl Iterator<Item = u8>) -> Vec<u8> {
 fn dequantize_linear(
     g: &mut Graph,
     n: NodeId,
-    m: &Matched,
+    m: &Dense,
     q: &Int4,
     s: Shape,
 ) -> Result<(), IrError> {
@@ -288,7 +249,7 @@ fn dequantize_linear(
 }
 
 /// Replaces node `n` by `MatMulNBits(x, B, scales[, bias])`.
-fn mat_mul_nbits(g: &mut Graph, n: NodeId, m: &Matched, q: &Int4, s: Shape) -> Result<(), IrError> {
+fn mat_mul_nbits(g: &mut Graph, n: NodeId, m: &Dense, q: &Int4, s: Shape) -> Result<(), IrError> {
     let node = g.node(n).clone();
     let (Some(x), Some(y)) = (node.input(0), node.output(0)) else {
         return Ok(());

@@ -19,6 +19,7 @@
 //! int32 ([`qdq`]).
 
 pub mod budget;
+mod dense;
 pub mod dynamic;
 mod error;
 pub mod fp16;
