@@ -107,6 +107,10 @@ pub struct OptimizeArgs {
     /// about 7x smaller). Reports each layer's error.
     #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "int4", "fp16", "fp16-weights"])]
     pub quantize: Option<String>,
+    /// With --quantize int8-dynamic: the op types taken, comma-separated (default
+    /// MatMul,Gemm; add Conv for ConvInteger).
+    #[arg(long, value_delimiter = ',', value_name = "OPS", requires = "quantize")]
+    pub ops: Option<Vec<String>>,
     /// With --quantize int4: rows of K per scale (a power of two, at least 16; default 32).
     #[arg(long, value_name = "N", requires = "quantize")]
     pub block_size: Option<u64>,

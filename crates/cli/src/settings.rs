@@ -42,6 +42,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         full_range: a.full_range.then_some(true),
         block_size: a.block_size,
         int4_format: a.int4_format.clone(),
+        ops: a.ops.clone(),
     })
 }
 

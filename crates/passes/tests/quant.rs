@@ -353,3 +353,70 @@ graph {
         );
     }
 }
+
+#[test]
+fn int8_dynamic_takes_conv_as_conv_integer_when_listed() {
+    use whittle_passes::quant::DynamicInt8;
+    let src = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[1,4,9,9]
+  output y: f32[1,8,5,5]
+  init k: f32[8,2,3,3] = random
+  init b: f32[8] = random
+  y = Conv(x, k, b) {kernel_shape=[3, 3], pads=[1, 0, 1, 2], strides=[2, 2], group=2}
+}
+";
+    let original = parse_model(src).unwrap();
+    let run = |ops: &[&str]| {
+        let mut m = original.clone();
+        let mut cx = PassCx::default();
+        Pipeline::from_passes(vec![])
+            .with_lossy(Box::new(DynamicInt8 {
+                min_elements: 0,
+                ops: ops.iter().map(|s| s.to_string()).collect(),
+                ..DynamicInt8::default()
+            }))
+            .run(&mut m, &mut cx)
+            .unwrap();
+        m.graph.verify(false).unwrap();
+        (m, cx)
+    };
+    let (untouched, cx) = run(&["MatMul", "Gemm"]);
+    assert_eq!(cx.log.len(), 0, "Conv is taken only when listed");
+    assert_eq!(untouched, original);
+    let (m, cx) = run(&["Conv"]);
+    let text = print_model(&m, &PrintOptions::default());
+    assert_eq!(cx.log.len(), 1, "{text}");
+    for want in [
+        "= ConvInteger(x_quantized",
+        "{kernel_shape=[3, 3], pads=[1, 0, 1, 2], strides=[2, 2], group=2}",
+        "u8[8,2,3,3]",
+        "f32[1,8,1,1]",
+        "= Add(",
+    ] {
+        assert!(text.contains(want), "missing '{want}' in:\n{text}");
+    }
+    // Codes are round(w / s) + 128 around the scalar zero point 128, within ±64.
+    let g = &m.graph;
+    let codes = g
+        .initializers()
+        .iter()
+        .filter_map(|v| g.value(*v).initializer())
+        .find(|t| t.dims == [8, 2, 3, 3])
+        .unwrap()
+        .to_i64_vec()
+        .unwrap();
+    assert!(codes.iter().all(|c| (64..=192).contains(c)), "{codes:?}");
+    assert!(
+        codes.contains(&64) || codes.contains(&192),
+        "each channel's peak reaches ±64"
+    );
+    let inputs = random_inputs(&original.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&original, "f32", &inputs).unwrap();
+    let b = run_model(&m, "conv-integer", &inputs).unwrap();
+    assert_eq!(a[0].dims, b[0].dims);
+    let c = cosine(&a[0].to_f32_vec().unwrap(), &b[0].to_f32_vec().unwrap());
+    assert!(c > 0.999, "cosine {c}");
+}

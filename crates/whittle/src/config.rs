@@ -42,6 +42,7 @@ pub const KEYS: &[&str] = &[
     "full-range",
     "block-size",
     "int4-format",
+    "ops",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -110,6 +111,8 @@ pub struct Settings {
     pub block_size: Option<u64>,
     /// int4: `dq` (blocked DequantizeLinear, opset ≥ 21; default) or `matmulnbits`.
     pub int4_format: Option<String>,
+    /// int8-dynamic: the op types taken (`MatMul`, `Gemm`, `Conv`; default the first two).
+    pub ops: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -141,6 +144,7 @@ impl Settings {
             full_range: pick(&self.full_range, &over.full_range),
             block_size: pick(&self.block_size, &over.block_size),
             int4_format: pick(&self.int4_format, &over.int4_format),
+            ops: pick(&self.ops, &over.ops),
         }
     }
 

@@ -7,6 +7,7 @@ use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
 use whittle_passes::decompose::{self, Budget, Kind};
+use whittle_passes::quant::dynamic::{DENSE_OPS, DYNAMIC_OPS};
 use whittle_passes::quant::ranges::Method;
 use whittle_passes::quant::{
     DynamicInt8, Fp16Compute, Fp16Weights, Int4Format, QuantError, QuantizeInt4, QuantizeWeights,
@@ -75,6 +76,8 @@ pub enum Quantize {
         min_elements: u64,
         /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
         full_range: bool,
+        /// The op types taken (MatMul, Gemm; Conv as ConvInteger).
+        ops: Vec<String>,
     },
     /// Conv/MatMul/Gemm in the QDQ format: activations quantized with ranges observed on
     /// the calibration data (required), weights int8, biases int32.
@@ -237,6 +240,7 @@ impl Optimizer {
             Some("int8-dynamic") => Some(Quantize::Int8Dynamic {
                 min_elements: settings.min_elements.unwrap_or(1024),
                 full_range: settings.full_range.unwrap_or(false),
+                ops: dynamic_ops(settings.ops.as_deref())?,
             }),
             Some("fp16-weights") => Some(Quantize::Fp16Weights {
                 min_elements: settings.min_elements.unwrap_or(1024),
@@ -260,6 +264,11 @@ impl Optimizer {
         {
             return Err(Error::Config(
                 "calibration (the range method) applies to quantize = int8-static".into(),
+            ));
+        }
+        if settings.ops.is_some() && !matches!(o.quantize, Some(Quantize::Int8Dynamic { .. })) {
+            return Err(Error::Config(
+                "ops applies to quantize = int8-dynamic".into(),
             ));
         }
         if (settings.block_size.is_some() || settings.int4_format.is_some())
@@ -504,10 +513,12 @@ pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
         Quantize::Int8Dynamic {
             min_elements,
             full_range,
+            ops,
         } => p
             .with_lossy(Box::new(DynamicInt8 {
                 min_elements: *min_elements,
                 full_range: *full_range,
+                ops: ops.clone(),
             }))
             .with_lossy(Box::new(QuantizeWeights {
                 min_elements: *min_elements,
@@ -515,6 +526,22 @@ pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
                 ..QuantizeWeights::default()
             })),
     }
+}
+
+/// `ops` for int8-dynamic: MatMul, Gemm and Conv (default MatMul and Gemm).
+fn dynamic_ops(ops: Option<&[String]>) -> Result<Vec<String>, Error> {
+    let Some(ops) = ops else {
+        return Ok(DENSE_OPS.iter().map(|s| s.to_string()).collect());
+    };
+    for op in ops {
+        if !DYNAMIC_OPS.contains(&op.as_str()) {
+            return Err(Error::Config(format!(
+                "ops '{op}': int8-dynamic takes {}",
+                DYNAMIC_OPS.join(", ")
+            )));
+        }
+    }
+    Ok(ops.to_vec())
 }
 
 /// `block-size` for int4: a power of two, at least 16 (default 32).

@@ -1,6 +1,7 @@
 //! `quantize-int8-dynamic`: MatMul/Gemm computed in integers with activations quantized
 //! at run time.
 
+use super::conv_integer::{self, conv_site};
 use super::dense::{Dense, dense, transpose};
 use super::math::{REDUCED_RANGE, symmetric};
 use super::weights::eligible;
@@ -18,12 +19,16 @@ use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, Valu
 /// y          = Mul(Cast<f32>(acc), Mul(xs, Ws))     (Ws per output column)   [+ c]
 /// ```
 ///
-/// Activations that feed several such MatMuls are quantized once. Guards: those of
-/// int8-weights (one reader, f32 initializer, not an input or output, ≥ min_elements);
-/// x is known to be f32; opset ≥ 11.
+/// With `Conv` in `ops`, convolutions become `ConvInteger` the same way (see
+/// [`super::conv_integer`]). Activations that feed several such ops are quantized once.
+/// Guards: those of int8-weights (one reader, f32 initializer, not an input or output,
+/// ≥ min_elements); x is known to be f32; opset ≥ 11.
 pub struct DynamicInt8 {
     /// Weights with fewer elements stay float.
     pub min_elements: u64,
+    /// The op types taken: MatMul and Gemm by default; Conv (as ConvInteger) when listed
+    /// (`--ops`).
+    pub ops: Vec<String>,
     /// Weights use all of [−127, 127] instead of [−64, 64] (see
     /// [`super::math::REDUCED_RANGE`]: ORT's MatMulInteger saturates beyond it on x86
     /// CPUs without VNNI).
@@ -34,7 +39,29 @@ impl Default for DynamicInt8 {
     fn default() -> Self {
         DynamicInt8 {
             min_elements: 1024,
+            ops: DENSE_OPS.iter().map(|s| s.to_string()).collect(),
             full_range: false,
+        }
+    }
+}
+
+/// The ops int8-dynamic takes unless told otherwise.
+pub const DENSE_OPS: &[&str] = &["MatMul", "Gemm"];
+
+/// Every op int8-dynamic can take.
+pub const DYNAMIC_OPS: &[&str] = &["MatMul", "Gemm", "Conv"];
+
+impl DynamicInt8 {
+    fn takes(&self, op: &str) -> bool {
+        self.ops.iter().any(|o| o == op)
+    }
+
+    /// The largest weight magnitude in quantization steps.
+    fn qmax(&self) -> f32 {
+        if self.full_range {
+            127.0
+        } else {
+            REDUCED_RANGE
         }
     }
 }
@@ -63,7 +90,28 @@ impl Pass for DynamicInt8 {
         let mut quantized: HashMap<ValueId, [ValueId; 3]> = HashMap::new();
         let mut changed = false;
         for n in g.nodes_in_order().map_err(err)? {
-            if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
+            let op = g.node(n).op();
+            if cx.deny_ops.iter().any(|o| o == op) || !self.takes(op) {
+                continue;
+            }
+            if let Some(c) = conv_site(g, n, cx, self.min_elements) {
+                let at = site(g, n);
+                match cx.grant(self.name(), "int8-dynamic-conv", &at) {
+                    Grant::Yes => {}
+                    Grant::Denied => continue,
+                    Grant::Spent => return Ok(changed),
+                }
+                let xq = match quantized.get(&c.x) {
+                    Some(v) => *v,
+                    None => {
+                        let v = quantize_input(g, n, c.x).map_err(err)?;
+                        quantized.insert(c.x, v);
+                        v
+                    }
+                };
+                let note = conv_integer::rewrite(g, n, &c, xq, self.qmax()).map_err(err)?;
+                cx.notes.push((at, note));
+                changed = true;
                 continue;
             }
             let Some(m) = dense(g, n, cx) else { continue };
@@ -87,12 +135,7 @@ impl Pass for DynamicInt8 {
                 values = transpose(&values, k, cols);
                 (k, cols) = (cols, k);
             }
-            let qmax = if self.full_range {
-                127.0
-            } else {
-                REDUCED_RANGE
-            };
-            let q = symmetric(&values, &[k, cols], Some(1), qmax);
+            let q = symmetric(&values, &[k, cols], Some(1), self.qmax());
             cx.notes.push((
                 at.clone(),
                 format!(
@@ -139,7 +182,11 @@ impl Pass for DynamicInt8 {
 }
 
 /// `DynamicQuantizeLinear(x)` placed before `anchor`: (quantized, scale, zero point).
-fn quantize_input(g: &mut Graph, anchor: NodeId, x: ValueId) -> Result<[ValueId; 3], IrError> {
+pub(super) fn quantize_input(
+    g: &mut Graph,
+    anchor: NodeId,
+    x: ValueId,
+) -> Result<[ValueId; 3], IrError> {
     let name = g.value(x).name().to_string();
     let outs = [
         g.fresh_value(&format!("{name}_quantized")),

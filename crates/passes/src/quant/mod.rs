@@ -19,6 +19,7 @@
 //! int32 ([`qdq`]).
 
 pub mod budget;
+mod conv_integer;
 mod dense;
 pub mod dynamic;
 mod error;
