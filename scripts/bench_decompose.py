@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+import benchtime
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL = ROOT / "fixtures/models/vgg_digits.ts.onnx"
 CALIB = ROOT / "fixtures/data/vgg_digits/calib.npy"
@@ -41,26 +43,6 @@ def session(path):
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def ort_speed(base, sess, x, rounds=7, runs=150):
-    """Latency of `base` over that of `sess` for one image in ORT: the two are timed in
-    alternating rounds and the median of the per-round ratios is returned, so that the
-    machine's drift over the run cancels out."""
-    feed = {"image": x[:1]}
-
-    def median_ms(s):
-        t = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            s.run(None, feed)
-            t.append(time.perf_counter() - start)
-        return float(np.median(t))
-
-    for s in (base, sess):
-        for _ in range(20):
-            s.run(None, feed)
-    return float(np.median([median_ms(base) / median_ms(sess) for _ in range(rounds)]))
 
 
 def tract_speed(exe, base, path):
@@ -146,7 +128,8 @@ def main():
             rows.append((budget + (" --measure" if measure else ""),
                          "100 images" if calibrated else "none (random inputs)",
                          f"{secs:.1f} s", before / after, acc, (acc0 - acc) * 100,
-                         ort_speed(base, sess, x), tract_speed(a.whittle, plain, out)))
+                         benchtime.speed(base, sess, {"image": x[:1]}, runs=150),
+                         tract_speed(a.whittle, plain, out)))
             print(rows[-1], flush=True)
     lines = ["| budget | calibration | whittle time | MACs reduction | held-back accuracy | "
              "points lost | ORT speed | tract speed |", "|---|---|---|---|---|---|---|---|"]

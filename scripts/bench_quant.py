@@ -25,9 +25,10 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
+
+import benchtime
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SENTENCES = [
@@ -64,17 +65,6 @@ def session(path):
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def latency_ms(sess, feed, runs=30):
-    for _ in range(3):
-        sess.run(None, feed)
-    t = []
-    for _ in range(runs):
-        s = time.perf_counter()
-        sess.run(None, feed)
-        t.append(time.perf_counter() - s)
-    return 1e3 * float(np.median(t))
 
 
 def whittle(exe, src, dst, *args):
@@ -147,7 +137,7 @@ def resnet50_fp16(exe, work):
     x = np.random.default_rng(0).standard_normal((8, 1, 3, 224, 224)).astype(np.float32)
     ref_sess = session(src)
     ref = [ref_sess.run(None, {"input": xi})[0].ravel() for xi in x]
-    base_ms = latency_ms(ref_sess, {"input": x[0]}, runs=10)
+    feed = {"input": x[0]}
     rows = []
     for mode in ["fp16", "fp16-weights"]:
         out = work / f"resnet50.{mode}.onnx"
@@ -158,7 +148,7 @@ def resnet50_fp16(exe, work):
         rows.append(("ResNet-50 (torchvision, random weights)", f"whittle --quantize {mode}",
                      size(out) / size(src),
                      f"logits cosine mean {np.mean(cos):.6f} / min {np.min(cos):.6f}",
-                     base_ms / latency_ms(s, {"input": x[0]}, runs=10)))
+                     benchtime.speed(ref_sess, s, feed, rounds=3, runs=5)))
     return rows
 
 
@@ -217,14 +207,14 @@ def main():
             variants[name] = work / f"minilm.ortdyn{int(pc)}.onnx"
             ort_dynamic(src, variants[name], pc)
         ref = pooled(session(src), feeds)
-        base_ms = latency_ms(session(src), feeds[0])
+        ref_sess = session(src)
         for name, p in variants.items():
             s = session(p)
             e = pooled(s, feeds)
             cos = (e * ref).sum(1) / np.linalg.norm(e, axis=1) / np.linalg.norm(ref, axis=1)
-            ms = latency_ms(s, feeds[0])
+            sp = benchtime.speed(ref_sess, s, feeds[0])
             rows.append(("all-MiniLM-L6-v2 (trained)", name, size(p) / size(src),
-                         f"mean {cos.mean():.5f} / min {cos.min():.5f}", base_ms / ms))
+                         f"mean {cos.mean():.5f} / min {cos.min():.5f}", sp))
         src, xte, yte, calib = vgg_digits()
         calib_path = ROOT / "fixtures/data/vgg_digits/calib.npy"
         base = work / "digits.O2.onnx"
@@ -250,13 +240,13 @@ def main():
             variants[name] = work / f"digits.ortstatic{int(pc)}.onnx"
             ort_static(src, variants[name], calib, pc)
         acc0 = accuracy(session(src), xte, yte)
-        base_ms = latency_ms(session(src), {"image": xte[:1]})
+        ref_sess = session(src)
         for name, p in variants.items():
             s = session(p)
             acc = accuracy(s, xte, yte)
-            ms = latency_ms(s, {"image": xte[:1]})
+            sp = benchtime.speed(ref_sess, s, {"image": xte[:1]}, runs=200)
             rows.append(("vgg_digits (trained here)", name, size(p) / size(src),
-                         f"accuracy {100 * acc:.2f}% (float {100 * acc0:.2f}%)", base_ms / ms))
+                         f"accuracy {100 * acc:.2f}% (float {100 * acc0:.2f}%)", sp))
         rows.extend(resnet50_fp16(a.whittle, work))
     lines = ["| model | variant | size vs export | quality | ORT speed vs export |",
              "|---|---|---|---|---|"]
@@ -270,8 +260,8 @@ def main():
         section = (f"{head}\n\n`just bench-quant` (`python scripts/bench_quant.py --whittle "
                    f"target/release/whittle --write`), onnxruntime "
                    f"{__import__('onnxruntime').__version__}, one run on this 2-core machine; "
-                   f"speed is ORT latency (one thread, batch 1, median of 30) relative to the "
-                   f"unoptimized export; quality is against the float export (vgg_digits: "
+                   f"speed is ORT latency (one thread, batch 1) relative to the unoptimized "
+                   f"export, median ratio of 7 alternating rounds (scripts/benchtime.py); quality is against the float export (vgg_digits: "
                    f"accuracy on its 449 held-back images).\n\n{table}\n")
         benchdoc.replace(head, section)
 
