@@ -39,10 +39,9 @@ pub fn emit(
     p: &Prepared,
     r: usize,
 ) -> Result<(), IrError> {
-    let Some(b) = p.blocks.first() else {
+    let Some((b, r)) = p.single(r) else {
         return Ok(());
     };
-    let r = r.clamp(1, b.full_rank().max(1));
     // R = rightᵀ (k × r), Q = leftᵀ (r × n).
     let rt: Vec<f32> = (0..d.k)
         .flat_map(|i| (0..r).map(move |j| b.right[(j, i)] as f32))

@@ -143,6 +143,12 @@ impl Prepared {
         }
     }
 
+    /// The one block of a dense or spatial factorization, and rank `r` kept within it.
+    pub(crate) fn single(&self, r: usize) -> Option<(&Factored, usize)> {
+        let b = self.blocks.first()?;
+        Some((b, r.clamp(1, b.full_rank().max(1))))
+    }
+
     /// Adds block `a` factored under `weight`; `mean` enables bias correction (only
     /// when every block has one).
     fn push(&mut self, a: &DMatrix<f64>, weight: Option<&Weighting>, mean: Option<DVector<f64>>) {

@@ -34,10 +34,9 @@ pub fn emit(
     p: &Prepared,
     r: usize,
 ) -> Result<(), IrError> {
-    let Some(b) = p.blocks.first() else {
+    let Some((b, r)) = p.single(r) else {
         return Ok(());
     };
-    let r = r.clamp(1, b.full_rank().max(1));
     let [kh, kw] = c.kernel;
     let mut v = vec![0f32; r * c.cin * kh];
     for k in 0..r {
