@@ -107,6 +107,12 @@ pub struct OptimizeArgs {
     /// about 7x smaller). Reports each layer's error.
     #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "int4", "fp16", "fp16-weights"])]
     pub quantize: Option<String>,
+    /// With --quantize int8-weights: dq (DequantizeLinear; default) or cast (Cast -> Mul,
+    /// which ONNX Runtime and tract fold into the float weight at load: float compute at
+    /// float speed; ORT turns DequantizeLinear -> MatMul into MatMulNBits, which by default
+    /// quantizes the activations as well).
+    #[arg(long, value_name = "FORM", value_parser = ["dq", "cast"], requires = "quantize")]
+    pub int8_form: Option<String>,
     /// With --quantize int8-dynamic: the op types taken, comma-separated (default
     /// MatMul,Gemm; add Conv for ConvInteger).
     #[arg(long, value_delimiter = ',', value_name = "OPS", requires = "quantize")]

@@ -43,6 +43,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         block_size: a.block_size,
         int4_format: a.int4_format.clone(),
         ops: a.ops.clone(),
+        int8_form: a.int8_form.clone(),
     })
 }
 

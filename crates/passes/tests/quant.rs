@@ -420,3 +420,32 @@ graph {
     let c = cosine(&a[0].to_f32_vec().unwrap(), &b[0].to_f32_vec().unwrap());
     assert!(c > 0.999, "cosine {c}");
 }
+
+#[test]
+fn int8_weights_cast_form_reads_weights_through_cast_and_mul() {
+    let (original, model, cx) = quantize(
+        MODEL,
+        QuantizeWeights {
+            cast: true,
+            ..QuantizeWeights::default()
+        },
+    );
+    let text = print_model(&model, &PrintOptions::default());
+    assert_eq!(cx.log.len(), 4, "{text}");
+    // MatMul, Conv and Gemm weights through Cast → Mul; the table still DequantizeLinear.
+    assert_eq!(text.matches("= Cast(").count(), 3, "{text}");
+    assert_eq!(text.matches("= DequantizeLinear(").count(), 1, "{text}");
+    for want in ["f32[1,32] = [", "f32[64,1,1,1] = [", "f32[48,1] = ["] {
+        assert!(
+            text.contains(want),
+            "scale broadcast {want} missing:\n{text}"
+        );
+    }
+    let inputs = random_inputs(&original.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&original, "float", &inputs).unwrap();
+    let b = run_model(&model, "int8 cast", &inputs).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let c = cosine(&x.to_f32_vec().unwrap(), &y.to_f32_vec().unwrap());
+        assert!(c > 0.9999, "cosine {c}");
+    }
+}

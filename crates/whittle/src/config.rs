@@ -43,6 +43,7 @@ pub const KEYS: &[&str] = &[
     "block-size",
     "int4-format",
     "ops",
+    "int8-form",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -113,6 +114,9 @@ pub struct Settings {
     pub int4_format: Option<String>,
     /// int8-dynamic: the op types taken (`MatMul`, `Gemm`, `Conv`; default the first two).
     pub ops: Option<Vec<String>>,
+    /// int8-weights: `dq` (DequantizeLinear, default) or `cast` (Cast → Mul, folded to the
+    /// float weight at load by ONNX Runtime and tract).
+    pub int8_form: Option<String>,
 }
 
 impl Settings {
@@ -145,6 +149,7 @@ impl Settings {
             block_size: pick(&self.block_size, &over.block_size),
             int4_format: pick(&self.int4_format, &over.int4_format),
             ops: pick(&self.ops, &over.ops),
+            int8_form: pick(&self.int8_form, &over.int8_form),
         }
     }
 

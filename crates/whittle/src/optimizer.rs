@@ -67,6 +67,8 @@ pub enum Quantize {
     Int8Weights {
         /// One scale per output channel (else one per tensor).
         per_channel: bool,
+        /// `Cast → Mul` instead of DequantizeLinear (`--int8-form cast`).
+        cast: bool,
         /// Weights with fewer elements stay float.
         min_elements: u64,
     },
@@ -123,6 +125,7 @@ impl Quantize {
         Quantize::Int8Weights {
             per_channel: true,
             min_elements: 1024,
+            cast: false,
         }
     }
 }
@@ -196,6 +199,15 @@ impl Optimizer {
             None => None,
             Some("int8-weights") => Some(Quantize::Int8Weights {
                 per_channel: !settings.per_tensor.unwrap_or(false),
+                cast: match settings.int8_form.as_deref() {
+                    None | Some("dq") => false,
+                    Some("cast") => true,
+                    Some(f) => {
+                        return Err(Error::Config(format!(
+                            "int8-form '{f}': expected dq or cast"
+                        )));
+                    }
+                },
                 min_elements: settings.min_elements.unwrap_or(1024),
             }),
             Some("int8-static") => Some(Quantize::Int8Static {
@@ -264,6 +276,12 @@ impl Optimizer {
         {
             return Err(Error::Config(
                 "calibration (the range method) applies to quantize = int8-static".into(),
+            ));
+        }
+        if settings.int8_form.is_some() && !matches!(o.quantize, Some(Quantize::Int8Weights { .. }))
+        {
+            return Err(Error::Config(
+                "int8-form applies to quantize = int8-weights".into(),
             ));
         }
         if settings.ops.is_some() && !matches!(o.quantize, Some(Quantize::Int8Dynamic { .. })) {
@@ -482,9 +500,11 @@ pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
         Quantize::Int8Weights {
             per_channel,
             min_elements,
+            cast,
         } => p.with_lossy(Box::new(QuantizeWeights {
             per_channel: *per_channel,
             min_elements: *min_elements,
+            cast: *cast,
             ..QuantizeWeights::default()
         })),
         Quantize::Fp16 => p.with_lossy(Box::new(Fp16Compute)),

@@ -28,6 +28,11 @@ pub struct QuantizeWeights {
     pub min_elements: u64,
     /// The ops whose weights are taken (int8-dynamic uses this pass for Gather only).
     pub ops: &'static [&'static str],
+    /// Write `Cast(int8 → f32) → Mul(scales)` instead of `DequantizeLinear` (not for
+    /// Gather tables). Runtimes fold it to the float weight at load, so compute stays
+    /// float; ONNX Runtime turns `DequantizeLinear → MatMul` into MatMulNBits, which by
+    /// default quantizes the activations too.
+    pub cast: bool,
 }
 
 /// Every op whose weight int8-weights can store.
@@ -39,6 +44,7 @@ impl Default for QuantizeWeights {
             per_channel: true,
             min_elements: 1024,
             ops: ALL_OPS,
+            cast: false,
         }
     }
 }
@@ -141,7 +147,11 @@ impl Pass for QuantizeWeights {
                 continue; // DequantizeLinear needs the axis of the gathered rows
             }
             t.out_rank = out_rank;
-            patch(g, n, &t, wv, &w, q, self.per_channel).map_err(err)?;
+            if self.cast && !t.gather {
+                patch_cast(g, n, &t, wv, &w, q, self.per_channel).map_err(err)?;
+            } else {
+                patch(g, n, &t, wv, &w, q, self.per_channel).map_err(err)?;
+            }
             changed = true;
         }
         Ok(changed)
@@ -218,6 +228,52 @@ pub(super) fn patch(
         vec![Some(dq_out)],
     )?;
     g.set_input(n, t.slot, Some(dq_out));
+    g.remove_initializer(wv);
+    Ok(())
+}
+
+/// Replaces the weight by int8 + scale and reads it through `Cast → Mul`, the scale
+/// shaped to broadcast along the channel axis.
+fn patch_cast(
+    g: &mut Graph,
+    n: NodeId,
+    t: &Target,
+    wv: ValueId,
+    w: &Tensor,
+    q: Int8,
+    per_channel: bool,
+) -> Result<(), IrError> {
+    let base = g.value(wv).name().to_string();
+    let raw: Vec<u8> = q.values.iter().map(|v| *v as u8).collect();
+    let qv = g.add_initializer(
+        &format!("{base}_int8"),
+        Tensor::from_raw(DataType::Int8, w.dims.clone(), Bytes::from(raw)),
+    );
+    let mut scale_dims = vec![1i64; w.dims.len()];
+    if per_channel {
+        scale_dims[t.axis] = q.scales.len() as i64;
+    }
+    let scale = g.add_initializer(
+        &format!("{base}_scale"),
+        Tensor::from_f32(scale_dims, &q.scales),
+    );
+    let cast = g.fresh_value(&format!("{base}_f32"));
+    let out = g.fresh_value(&format!("{base}_dequantized"));
+    g.add_node_at(
+        n,
+        Node::new("Cast")
+            .with_name(format!("{base}_Cast"))
+            .with_attr(Attribute::int("to", i64::from(DataType::Float.code()))),
+        vec![Some(qv)],
+        vec![Some(cast)],
+    )?;
+    g.add_node_at(
+        n,
+        Node::new("Mul").with_name(format!("{base}_Scale")),
+        vec![Some(cast), Some(scale)],
+        vec![Some(out)],
+    )?;
+    g.set_input(n, t.slot, Some(out));
     g.remove_initializer(wv);
     Ok(())
 }
