@@ -49,8 +49,21 @@ pub(super) fn dense(g: &Graph, n: NodeId, cx: &PassCx) -> Option<Dense> {
     })
 }
 
+/// The weight of `d` as a row-major [K, N] matrix (transposed back when stored [N, K]),
+/// with K and N; None when it is not a readable float tensor.
+pub(super) fn kn_values(g: &Graph, d: &Dense) -> Option<(Vec<f32>, usize, usize)> {
+    let w = g.value(d.w).initializer()?;
+    let values = w.to_f32_vec().ok()?;
+    let (rows, cols) = (w.dims[0] as usize, w.dims[1] as usize);
+    Some(if d.transposed {
+        (transpose(&values, rows, cols), cols, rows)
+    } else {
+        (values, rows, cols)
+    })
+}
+
 /// The [rows, cols] row-major matrix `v` transposed.
-pub(super) fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; v.len()];
     for r in 0..rows {
         for c in 0..cols {

@@ -2,7 +2,7 @@
 //! at run time.
 
 use super::conv_integer::{self, conv_site};
-use super::dense::{Dense, dense, transpose};
+use super::dense::{Dense, dense, kn_values};
 use super::math::{REDUCED_RANGE, symmetric};
 use super::weights::eligible;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
@@ -124,17 +124,9 @@ impl Pass for DynamicInt8 {
                 Grant::Denied => continue,
                 Grant::Spent => return Ok(changed),
             }
-            let Some(w) = g.value(m.w).initializer().cloned() else {
+            let Some((values, k, cols)) = kn_values(g, &m) else {
                 continue;
             };
-            let Ok(mut values) = w.to_f32_vec() else {
-                continue;
-            };
-            let (mut k, mut cols) = (w.dims[0] as usize, w.dims[1] as usize);
-            if m.transposed {
-                values = transpose(&values, k, cols);
-                (k, cols) = (cols, k);
-            }
             let q = symmetric(&values, &[k, cols], Some(1), self.qmax());
             cx.notes.push((
                 at.clone(),

@@ -1,7 +1,7 @@
 //! `quantize-int4`: MatMul/Gemm weights in 4 bits, one scale per block of K rows per
 //! output column.
 
-use super::dense::{Dense, dense, transpose};
+use super::dense::{Dense, dense, kn_values};
 use super::weights::eligible;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
 use bytes::Bytes;
@@ -144,17 +144,9 @@ impl Pass for QuantizeInt4 {
             let Some(m) = matched(g, n, cx, self.min_elements) else {
                 continue;
             };
-            let Some(w) = g.value(m.w).initializer().cloned() else {
+            let Some((values, k, cols)) = kn_values(g, &m) else {
                 continue;
             };
-            let Ok(mut values) = w.to_f32_vec() else {
-                continue;
-            };
-            let (mut k, mut cols) = (w.dims[0] as usize, w.dims[1] as usize);
-            if m.transposed {
-                values = transpose(&values, k, cols);
-                (k, cols) = (cols, k);
-            }
             if k % 2 != 0 {
                 continue;
             }

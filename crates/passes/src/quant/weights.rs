@@ -180,6 +180,15 @@ pub(super) fn eligible(g: &Graph, wv: ValueId, min_elements: u64) -> bool {
     }
 }
 
+/// The int8 values of `q` as an initializer `<base>_int8` shaped like `w`.
+fn int8_initializer(g: &mut Graph, base: &str, w: &Tensor, q: &Int8) -> ValueId {
+    let raw: Vec<u8> = q.values.iter().map(|v| *v as u8).collect();
+    g.add_initializer(
+        &format!("{base}_int8"),
+        Tensor::from_raw(DataType::Int8, w.dims.clone(), Bytes::from(raw)),
+    )
+}
+
 /// Replaces the weight by int8 + scale + zero point and inserts the DequantizeLinear.
 pub(super) fn patch(
     g: &mut Graph,
@@ -191,11 +200,7 @@ pub(super) fn patch(
     per_channel: bool,
 ) -> Result<(), IrError> {
     let base = g.value(wv).name().to_string();
-    let raw: Vec<u8> = q.values.iter().map(|v| *v as u8).collect();
-    let qv = g.add_initializer(
-        &format!("{base}_int8"),
-        Tensor::from_raw(DataType::Int8, w.dims.clone(), Bytes::from(raw)),
-    );
+    let qv = int8_initializer(g, &base, w, &q);
     let scale_dims = if per_channel {
         vec![q.scales.len() as i64]
     } else {
@@ -244,11 +249,7 @@ fn patch_cast(
     per_channel: bool,
 ) -> Result<(), IrError> {
     let base = g.value(wv).name().to_string();
-    let raw: Vec<u8> = q.values.iter().map(|v| *v as u8).collect();
-    let qv = g.add_initializer(
-        &format!("{base}_int8"),
-        Tensor::from_raw(DataType::Int8, w.dims.clone(), Bytes::from(raw)),
-    );
+    let qv = int8_initializer(g, &base, w, &q);
     let mut scale_dims = vec![1i64; w.dims.len()];
     if per_channel {
         scale_dims[t.axis] = q.scales.len() as i64;
