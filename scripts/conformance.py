@@ -186,6 +186,7 @@ def ort_cosine(model, out, feed=None):
 QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.9999, "fp16": 0.999,
                "int4 --int4-format matmulnbits": 0.98,
                "int8-dynamic --ops MatMul,Gemm,Conv": 0.99,
+               "int8-dynamic --act-scale tensor": 0.99,
                "int8-weights --int8-form cast": 0.999}
 
 

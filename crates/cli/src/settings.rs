@@ -44,6 +44,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         int4_format: a.int4_format.clone(),
         ops: a.ops.clone(),
         int8_form: a.int8_form.clone(),
+        act_scale: a.act_scale.clone(),
     })
 }
 

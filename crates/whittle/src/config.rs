@@ -44,6 +44,7 @@ pub const KEYS: &[&str] = &[
     "int4-format",
     "ops",
     "int8-form",
+    "act-scale",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -117,6 +118,9 @@ pub struct Settings {
     /// int8-weights: `dq` (DequantizeLinear, default) or `cast` (Cast → Mul, folded to the
     /// float weight at load by ONNX Runtime and tract).
     pub int8_form: Option<String>,
+    /// int8-dynamic: `row` (each row of a MatMul/Gemm activation scaled by its own peak
+    /// before quantization; default) or `tensor` (one scale per tensor).
+    pub act_scale: Option<String>,
 }
 
 impl Settings {
@@ -150,6 +154,7 @@ impl Settings {
             int4_format: pick(&self.int4_format, &over.int4_format),
             ops: pick(&self.ops, &over.ops),
             int8_form: pick(&self.int8_form, &over.int8_form),
+            act_scale: pick(&self.act_scale, &over.act_scale),
         }
     }
 

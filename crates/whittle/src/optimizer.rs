@@ -10,7 +10,8 @@ use whittle_passes::decompose::{self, Budget, Kind};
 use whittle_passes::quant::dynamic::{DENSE_OPS, DYNAMIC_OPS};
 use whittle_passes::quant::ranges::Method;
 use whittle_passes::quant::{
-    DynamicInt8, Fp16Compute, Fp16Weights, Int4Format, QuantError, QuantizeInt4, QuantizeWeights,
+    ActScale, DynamicInt8, Fp16Compute, Fp16Weights, Int4Format, QuantError, QuantizeInt4,
+    QuantizeWeights,
 };
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
@@ -80,6 +81,8 @@ pub enum Quantize {
         full_range: bool,
         /// The op types taken (MatMul, Gemm; Conv as ConvInteger).
         ops: Vec<String>,
+        /// One activation scale per row (default) or per tensor.
+        act_scale: ActScale,
     },
     /// Conv/MatMul/Gemm in the QDQ format: activations quantized with ranges observed on
     /// the calibration data (required), weights int8, biases int32.
@@ -253,6 +256,10 @@ impl Optimizer {
                 min_elements: settings.min_elements.unwrap_or(1024),
                 full_range: settings.full_range.unwrap_or(false),
                 ops: dynamic_ops(settings.ops.as_deref())?,
+                act_scale: match &settings.act_scale {
+                    Some(s) => s.parse().map_err(Error::Config)?,
+                    None => ActScale::default(),
+                },
             }),
             Some("fp16-weights") => Some(Quantize::Fp16Weights {
                 min_elements: settings.min_elements.unwrap_or(1024),
@@ -284,9 +291,11 @@ impl Optimizer {
                 "int8-form applies to quantize = int8-weights".into(),
             ));
         }
-        if settings.ops.is_some() && !matches!(o.quantize, Some(Quantize::Int8Dynamic { .. })) {
+        if (settings.ops.is_some() || settings.act_scale.is_some())
+            && !matches!(o.quantize, Some(Quantize::Int8Dynamic { .. }))
+        {
             return Err(Error::Config(
-                "ops applies to quantize = int8-dynamic".into(),
+                "ops and act-scale apply to quantize = int8-dynamic".into(),
             ));
         }
         if (settings.block_size.is_some() || settings.int4_format.is_some())
@@ -534,11 +543,13 @@ pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
             min_elements,
             full_range,
             ops,
+            act_scale,
         } => p
             .with_lossy(Box::new(DynamicInt8 {
                 min_elements: *min_elements,
                 full_range: *full_range,
                 ops: ops.clone(),
+                act_scale: *act_scale,
             }))
             .with_lossy(Box::new(QuantizeWeights {
                 min_elements: *min_elements,

@@ -145,6 +145,14 @@ fn calibrated_quantization_settings_are_checked() {
             "quantize = \"int8-weights\"\nblock-size = 32\n",
             "apply to quantize = int4",
         ),
+        (
+            "quantize = \"int8-weights\"\nact-scale = \"row\"\n",
+            "apply to quantize = int8-dynamic",
+        ),
+        (
+            "quantize = \"int8-dynamic\"\nact-scale = \"token\"\n",
+            "expected row or tensor",
+        ),
     ];
     let model = std::fs::read(fixture("vgg_digits.ts.onnx")).unwrap();
     for (toml, want) in bad {

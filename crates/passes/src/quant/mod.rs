@@ -12,7 +12,8 @@
 //! `int4`: MatMul/Gemm weights in 4 bits, blockwise ([`int4`]).
 //!
 //! `int8-dynamic`: MatMul/Gemm as `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`,
-//! computing in integers (for speed on CPUs).
+//! computing in integers (for speed on CPUs); activations scaled per row first by default
+//! ([`dynamic`]).
 //!
 //! `int8-static`: Conv/MatMul/Gemm in the QDQ format — activations quantized (uint8) with
 //! ranges observed on calibration data ([`ranges`]), weights int8 per channel, biases
@@ -33,7 +34,7 @@ pub mod weights;
 
 pub use error::QuantError;
 
-pub use dynamic::DynamicInt8;
+pub use dynamic::{ActScale, DynamicInt8};
 pub use fp16::Fp16Weights;
 pub use fp16_compute::Fp16Compute;
 pub use int4::{Int4Format, QuantizeInt4};
