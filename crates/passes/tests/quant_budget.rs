@@ -6,7 +6,7 @@ use whittle_eval::Judge;
 use whittle_ir::Model;
 use whittle_ir::text::parse_model;
 use whittle_passes::quant::QuantizeWeights;
-use whittle_passes::quant::budget::fit;
+use whittle_passes::quant::budget::{fit, fit_in_groups};
 use whittle_passes::{Budget, PassCx, Pipeline};
 
 /// Three MatMuls in a chain; `w2` has one huge entry, so per-tensor int8 flattens the
@@ -108,4 +108,26 @@ fn a_loose_budget_keeps_nothing_and_tol_is_refused() {
     let all = fit(&m, &judge, Budget::Cosine(1.0), quantize).unwrap();
     assert_eq!(all.kept.len(), 3);
     assert_eq!(all.score.cosine, 1.0);
+}
+
+#[test]
+fn many_sites_are_measured_and_kept_in_groups() {
+    let m = model();
+    let judge = Judge::new(&m, &sets(&m)).unwrap();
+    // At most two units: [w1, w2] and [w3]; the group holding w2 is the costly one.
+    let fitted = fit_in_groups(&m, &judge, Budget::Cosine(0.9999), 2, quantize).unwrap();
+    let (w1, w2) = (site_of(&m, "w1"), site_of(&m, "w2"));
+    assert_eq!(fitted.kept, vec![w1.clone(), w2.clone()], "{fitted:?}");
+    assert_eq!(fitted.kept_groups, vec![vec![w1.clone(), w2]], "{fitted:?}");
+    // Two costs measured, then the bisection (one trial) — not one per site.
+    assert_eq!(fitted.evaluations, 4, "{fitted:?}");
+    assert!(Budget::Cosine(0.9999).holds(&fitted.score), "{fitted:?}");
+    let notes = fitted.notes("test data");
+    assert_eq!(
+        notes.len(),
+        2,
+        "one line for the group, one summary: {notes:?}"
+    );
+    assert_eq!(notes[0].0, w1);
+    assert!(notes[0].1.contains("(measured as one group)"), "{notes:?}");
 }

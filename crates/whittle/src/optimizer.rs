@@ -598,9 +598,6 @@ fn quant_budget(
     };
     let b = text.parse::<Budget>().map_err(Error::Config)?;
     match (b, q) {
-        (_, Quantize::Fp16) => Err(Error::Config(
-            "budget does not apply to quantize = fp16 yet (it converts the whole graph)".into(),
-        )),
         (Budget::Cosine(_) | Budget::Top1(_), _) => Ok(Some(b)),
         _ if s.decompose.is_some() => Ok(None),
         _ => Err(Error::Config(format!(
