@@ -92,8 +92,9 @@ def ort_run(model_path, inputs):
 NODES = [0, 0]  # nodes before and after -O2 over the judged models
 
 
-def ort_judge(whittle, model, workdir):
-    """None if judged equal, "not judged: ..." if ORT cannot run the original, else an error."""
+def ort_judge(whittle, model, workdir, extra=()):
+    """None if judged equal, "not judged: ..." if ORT cannot run the original, else an error.
+    `extra`: more whittle arguments (e.g. --opset 21)."""
     import numpy as np
     data = model.parent / "test_data_set_0"
     if not data.is_dir():
@@ -104,14 +105,18 @@ def ort_judge(whittle, model, workdir):
         ort_run(model, inputs)
     except Exception as e:
         return "not judged: ORT cannot run the original: " + str(e).splitlines()[0][:120]
-    out = workdir / (model.parent.name + "__O2.onnx")
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out)], capture_output=True, text=True)
+    out = workdir / (model.parent.name + "__O2" + "_".join(extra) + ".onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *extra],
+                       capture_output=True, text=True)
+    if r.returncode != 0 and "cannot upgrade opset" in r.stderr:
+        return "not judged: " + r.stderr.strip().splitlines()[-1][:200]
     if r.returncode != 0:
-        return f"whittle -O2 exited {r.returncode}: {r.stderr.strip()[:300]}"
+        return f"whittle -O2 {' '.join(extra)} exited {r.returncode}: {r.stderr.strip()[:300]}"
     if checker_verdict(model) == "ok" and checker_verdict(out) != "ok":
         return "onnx.checker rejects the optimized model: " + checker_verdict(out)
-    NODES[0] += len(onnx.load(str(model)).graph.node)
-    NODES[1] += len(onnx.load(str(out)).graph.node)
+    if not extra:
+        NODES[0] += len(onnx.load(str(model)).graph.node)
+        NODES[1] += len(onnx.load(str(out)).graph.node)
     try:
         got = ort_run(out, inputs)
     except Exception as e:
@@ -187,7 +192,51 @@ QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.99
                "int4 --int4-format matmulnbits": 0.98,
                "int8-dynamic --ops MatMul,Gemm,Conv": 0.99,
                "int8-dynamic --act-scale tensor": 0.99,
+               "int4": 0.98,
                "int8-weights --int8-form cast": 0.999}
+
+
+def upgrade_judges(whittle, sets, workdir):
+    """`--opset 21`: every backend model that onnx's version converter can bring to opset 13
+    (the lowest whittle upgrades from) is upgraded by whittle and must still give its stored
+    outputs in ORT; every fixture must give the original's outputs (cosine >= 0.999999 on
+    random inputs) and pass the checker. Returns (models equal, [(model, verdict)])."""
+    import onnx.version_converter
+    equal, verdicts = 0, []
+    for m in backend_models(sets):
+        data = m.parent / "test_data_set_0"
+        if not data.is_dir():
+            continue
+        try:
+            old = onnx.version_converter.convert_version(onnx.load(str(m)), 13)
+            onnx.checker.check_model(old)
+        except Exception:
+            continue  # onnx cannot bring it to 13: nothing for whittle to start from
+        folder = workdir / "opset13" / m.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "test_data_set_0").symlink_to(data)
+        onnx.save(old, str(folder / "model.onnx"))
+        verdict = ort_judge(whittle, folder / "model.onnx", workdir, ("--opset", "21"))
+        if verdict is None:
+            equal += 1
+        elif not verdict.startswith("not judged: ORT"):
+            verdicts.append((folder / "model.onnx", verdict))
+    for m in fixture_models():
+        out = workdir / (m.stem + "__opset21.onnx")
+        r = subprocess.run([whittle, "-q", "optimize", str(m), "-o", str(out), "--opset", "21"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            verdicts.append((m, f"whittle --opset 21 exited {r.returncode}: {r.stderr.strip()[:300]}"))
+            continue
+        if checker_verdict(out) != "ok":
+            verdicts.append((m, "onnx.checker rejects the --opset 21 model: " + checker_verdict(out)))
+            continue
+        worst = ort_cosine(m, out)
+        if isinstance(worst, str) or worst < 0.999999:
+            verdicts.append((m, f"--opset 21 changed the outputs: {worst}"))
+        else:
+            equal += 1
+    return equal, verdicts
 
 
 def quant_judge(whittle, model, workdir, mode):
@@ -376,8 +425,15 @@ def main():
                 unjudged.append((m, verdict))
             else:
                 failed.append((m, verdict))
+        upgraded, refused = upgrade_judges(args.whittle, args.sets.split(","), work)
+        passed += upgraded
+        failed += [(m, v) for m, v in refused if not v.startswith("not judged")]
+        refused = [(m, v) for m, v in refused if v.startswith("not judged")]
     for m, why in unjudged:
         print(f"NOT JUDGED {m.parent.name}: {why}")
+    print(f"--opset 21 (ORT; backend models at opset 13 vs their stored outputs, fixtures vs "
+          f"the original): {upgraded} upgraded and equal, {len(refused)} refused by whittle: "
+          + ", ".join(f"{m.parent.name} ({v.split(': ', 1)[-1][:80]})" for m, v in refused))
     print(f"ORT judge (-O2 vs stored outputs): {judged} models equal, {len(unjudged)} not judged; "
           f"checker accepts every -O2 output it accepted the input of; nodes {NODES[0]} -> {NODES[1]}")
     for mode in QUANT_MODES:

@@ -45,6 +45,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         ops: a.ops.clone(),
         int8_form: a.int8_form.clone(),
         act_scale: a.act_scale.clone(),
+        opset: a.opset,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod decompose;
 pub mod fold;
 pub mod fuse;
 pub mod guard;
+pub mod opset;
 pub mod pass;
 pub mod pipeline;
 pub mod quant;

@@ -45,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "ops",
     "int8-form",
     "act-scale",
+    "opset",
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
@@ -121,6 +122,8 @@ pub struct Settings {
     /// int8-dynamic: `row` (each row of a MatMul/Gemm activation scaled by its own peak
     /// before quantization; default) or `tensor` (one scale per tensor).
     pub act_scale: Option<String>,
+    /// Raise the default-domain opset to this version (13–21) before optimizing.
+    pub opset: Option<i64>,
 }
 
 impl Settings {
@@ -155,6 +158,7 @@ impl Settings {
             ops: pick(&self.ops, &over.ops),
             int8_form: pick(&self.int8_form, &over.int8_form),
             act_scale: pick(&self.act_scale, &over.act_scale),
+            opset: pick(&self.opset, &over.opset),
         }
     }
 

@@ -25,7 +25,10 @@ impl Optimizer {
         cx: &mut PassCx,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
-        check_opset(model, self.quantize.as_ref())?;
+        if let Some(to) = self.opset {
+            raise_opset(model, to, cx)?;
+        }
+        prepare_opset(model, self.quantize.as_ref(), cx)?;
         let calibrated = matches!(self.quantize, Some(Quantize::Int8Static { .. }));
         if self.decompose.is_none() && !calibrated && self.quant_budget.is_none() {
             let stats = self.pipeline()?.run_observed(model, cx, after)?;
@@ -193,19 +196,56 @@ impl Optimizer {
     }
 }
 
-/// int4 as blocked DequantizeLinear needs opset 21: say so before doing anything.
-fn check_opset(model: &Model, q: Option<&Quantize>) -> Result<(), Error> {
+/// int4 as blocked DequantizeLinear needs opset 21: an older model is upgraded first
+/// ([`whittle_passes::opset::upgrade`]), or refused naming the node that stops it.
+fn prepare_opset(model: &mut Model, q: Option<&Quantize>, cx: &mut PassCx) -> Result<(), Error> {
     let opset = model.opset("").unwrap_or(0);
-    match q {
-        Some(Quantize::Int4 {
-            format: Int4Format::DequantizeLinear,
-            ..
-        }) if opset < 21 => Err(Error::Config(format!(
-            "int4 as blocked DequantizeLinear needs opset 21 and the model is opset {opset}: \
-             use --int4-format matmulnbits, or export the model at opset 21"
-        ))),
-        _ => Ok(()),
+    if let Some(Quantize::Int4 {
+        format: Int4Format::DequantizeLinear,
+        ..
+    }) = q
+        && opset < 21
+        && has_dense(&model.graph)
+    {
+        let converted = whittle_passes::opset::upgrade(model, 21).map_err(|e| {
+            Error::Config(format!(
+                "int4 as blocked DequantizeLinear needs opset 21 and the model is opset \
+                 {opset}; {e} (use --int4-format matmulnbits)"
+            ))
+        })?;
+        cx.notes.push((
+            "graph".into(),
+            format!(
+                "opset {opset} -> 21 for blocked DequantizeLinear ({converted} nodes converted)"
+            ),
+        ));
     }
+    Ok(())
+}
+
+/// `--opset N`: raises the model's default-domain opset to N; lowering is refused.
+fn raise_opset(model: &mut Model, to: i64, cx: &mut PassCx) -> Result<(), Error> {
+    let from = model.opset("").unwrap_or(0);
+    if to < from {
+        return Err(Error::Config(format!(
+            "opset {to}: the model is opset {from} and whittle does not lower opsets"
+        )));
+    }
+    let converted =
+        whittle_passes::opset::upgrade(model, to).map_err(|e| Error::Config(e.to_string()))?;
+    if to > from {
+        cx.notes.push((
+            "graph".into(),
+            format!("opset {from} -> {to} ({converted} nodes converted)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `g` has a MatMul or Gemm, which int4 might take (no upgrade without one).
+fn has_dense(g: &whittle_ir::Graph) -> bool {
+    g.node_ids()
+        .any(|n| matches!(g.node(n).op(), "MatMul" | "Gemm"))
 }
 
 /// Adds the opset imports of domains the passes introduced (com.microsoft for

@@ -56,6 +56,8 @@ pub struct Optimizer {
     pub(crate) calibrate: Option<PathBuf>,
     /// Quantization held to this whole-model budget (layers kept float until it holds).
     pub(crate) quant_budget: Option<Budget>,
+    /// Raise the default-domain opset to this version first.
+    pub(crate) opset: Option<i64>,
 }
 
 /// Random input sets the decomposition runs on when no calibration data is given.
@@ -155,6 +157,7 @@ impl Optimizer {
             decompose: None,
             calibrate: None,
             quant_budget: None,
+            opset: None,
         }
     }
 
@@ -195,6 +198,7 @@ impl Optimizer {
             o.fold_limit = f;
         }
         o.external_data_threshold = settings.external_data_threshold;
+        o.opset = settings.opset;
         for e in settings.exclude.iter().flatten() {
             o = o.try_exclude(e)?;
         }
@@ -391,7 +395,8 @@ impl Optimizer {
     pub fn fingerprint(&self) -> String {
         format!(
             "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} {:?} external={:?} quantize={:?} decompose={:?} calibrate={:?}",
+             exclude={:?} {:?} external={:?} quantize={:?} decompose={:?} calibrate={:?} \
+             opset={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
             self.passes,
@@ -403,7 +408,8 @@ impl Optimizer {
             self.external_data_threshold,
             self.quantize,
             self.decompose,
-            self.calibrate
+            self.calibrate,
+            self.opset
         )
     }
 

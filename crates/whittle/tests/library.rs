@@ -115,10 +115,6 @@ fn calibrated_quantization_settings_are_checked() {
             "quantize = \"int8-weights\"\nbudget = \"tol=0.1\"\n",
             "cosine=X or top1=X",
         ),
-        (
-            "quantize = \"fp16\"\nbudget = \"cosine=0.99\"\n",
-            "does not apply to quantize = fp16",
-        ),
         ("budget = \"cosine=0.99\"\n", "neither is set"),
         (
             "quantize = \"int8-weights\"\ncalibration = \"entropy\"\n",
@@ -132,10 +128,8 @@ fn calibrated_quantization_settings_are_checked() {
             "quantize = \"int8-static\"\ncalibration = \"kl\"\n",
             "minmax, percentile",
         ),
-        (
-            "quantize = \"int4\"\n",
-            "needs opset 21 and the model is opset 17",
-        ),
+        ("opset = 13\n", "does not lower opsets"),
+        ("opset = 22\n", "upgrades opsets 13 to 21 only"),
         ("quantize = \"int4\"\nblock-size = 24\n", "power of two"),
         (
             "quantize = \"int4\"\nint4-format = \"q4\"\n",
@@ -158,7 +152,7 @@ fn calibrated_quantization_settings_are_checked() {
     for (toml, want) in bad {
         let err = whittle::Optimizer::from_settings(&settings(toml))
             .and_then(|o| o.optimize_bytes(&model).map(|_| ()))
-            .unwrap_err();
+            .expect_err(toml);
         assert!(err.to_string().contains(want), "{toml}: {err}");
     }
     // int8-static with a budget: every layer quantized meets a loose one.
@@ -215,4 +209,28 @@ fn fp16_takes_a_budget_and_keeps_the_costliest_nodes_float() {
         "{:?}",
         report.notes
     );
+}
+
+#[test]
+fn int4_upgrades_an_older_export_to_opset_21_for_blocked_dequantize_linear() {
+    let s = whittle::Settings {
+        quantize: Some("int4".into()),
+        ..whittle::Settings::default()
+    };
+    let model = std::fs::read(fixture("vgg_digits.ts.onnx")).unwrap();
+    let (bytes, report) = Optimizer::from_settings(&s)
+        .unwrap()
+        .optimize_bytes(&model)
+        .unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|(_, n)| n.starts_with("opset 17 -> 21 for blocked DequantizeLinear")),
+        "{:?}",
+        report.notes
+    );
+    let out = whittle_onnx::read_model_bytes(bytes.into(), Path::new("int4.onnx"), None).unwrap();
+    assert_eq!(out.opset(""), Some(21));
+    assert_eq!(out.ir_version, Some(10));
 }
