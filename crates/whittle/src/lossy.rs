@@ -26,7 +26,7 @@ impl Optimizer {
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
         if let Some(to) = self.opset {
-            raise_opset(model, to, cx)?;
+            raise_opset(model, to, "", cx)?;
         }
         prepare_opset(model, self.quantize.as_ref(), cx)?;
         let calibrated = matches!(self.quantize, Some(Quantize::Int8Static { .. }));
@@ -199,32 +199,27 @@ impl Optimizer {
 /// int4 as blocked DequantizeLinear needs opset 21: an older model is upgraded first
 /// ([`whittle_passes::opset::upgrade`]), or refused naming the node that stops it.
 fn prepare_opset(model: &mut Model, q: Option<&Quantize>, cx: &mut PassCx) -> Result<(), Error> {
-    let opset = model.opset("").unwrap_or(0);
-    if let Some(Quantize::Int4 {
-        format: Int4Format::DequantizeLinear,
-        ..
-    }) = q
-        && opset < 21
-        && has_dense(&model.graph)
-    {
-        let converted = whittle_passes::opset::upgrade(model, 21).map_err(|e| {
+    let blocked_int4 = matches!(
+        q,
+        Some(Quantize::Int4 {
+            format: Int4Format::DequantizeLinear,
+            ..
+        })
+    );
+    if blocked_int4 && model.opset("").unwrap_or(0) < 21 && has_dense(&model.graph) {
+        raise_opset(model, 21, " for blocked DequantizeLinear", cx).map_err(|e| {
             Error::Config(format!(
-                "int4 as blocked DequantizeLinear needs opset 21 and the model is opset \
-                 {opset}; {e} (use --int4-format matmulnbits)"
+                "int4 as blocked DequantizeLinear needs opset 21: {e} (use --int4-format \
+                 matmulnbits)"
             ))
         })?;
-        cx.notes.push((
-            "graph".into(),
-            format!(
-                "opset {opset} -> 21 for blocked DequantizeLinear ({converted} nodes converted)"
-            ),
-        ));
     }
     Ok(())
 }
 
-/// `--opset N`: raises the model's default-domain opset to N; lowering is refused.
-fn raise_opset(model: &mut Model, to: i64, cx: &mut PassCx) -> Result<(), Error> {
+/// Raises the model's default-domain opset to `to` (`--opset N`, or what a rewrite needs,
+/// named by `why` in the report); lowering is refused.
+fn raise_opset(model: &mut Model, to: i64, why: &str, cx: &mut PassCx) -> Result<(), Error> {
     let from = model.opset("").unwrap_or(0);
     if to < from {
         return Err(Error::Config(format!(
@@ -236,7 +231,7 @@ fn raise_opset(model: &mut Model, to: i64, cx: &mut PassCx) -> Result<(), Error>
     if to > from {
         cx.notes.push((
             "graph".into(),
-            format!("opset {from} -> {to} ({converted} nodes converted)"),
+            format!("opset {from} -> {to}{why} ({converted} nodes converted)"),
         ));
     }
     Ok(())
