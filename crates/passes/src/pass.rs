@@ -9,6 +9,14 @@ use whittle_ir::{Dim, Graph, IrError, OpsetImport};
 pub enum PassError {
     #[error("pass '{pass}': {source}")]
     Ir { pass: &'static str, source: IrError },
+    /// A rule's patch failed: which pass, which rule, at which node.
+    #[error("pass '{pass}', rule '{rule}' at '{node}': {source}")]
+    Rule {
+        pass: &'static str,
+        rule: &'static str,
+        node: String,
+        source: Box<IrError>,
+    },
     #[error("{0}")]
     Infer(#[from] whittle_ir::infer::InferError),
 }
@@ -18,7 +26,7 @@ pub enum PassError {
 pub const DEFAULT_FOLD_LIMIT: u64 = 1 << 20;
 
 /// What passes share while they run: settings, facts, counts and the rewrite budget.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PassCx {
     /// The model's default-domain opset (rules that depend on op versions read it).
     pub opset: i64,
@@ -86,6 +94,24 @@ impl Default for PassCx {
 }
 
 impl PassCx {
+    /// A context with the same settings (input shapes, fold limit, exclusions, rewrite
+    /// limit) and an empty journal: what a repeated run of the same plan starts from.
+    pub fn fresh(&self) -> PassCx {
+        PassCx {
+            budget: self.budget,
+            input_shapes: self.input_shapes.clone(),
+            fold_limit: self.fold_limit,
+            deny: self.deny.clone(),
+            deny_ops: self.deny_ops.clone(),
+            ..PassCx::default()
+        }
+    }
+
+    /// True when no rewrite may be anchored at a node of `op` (`--exclude op:TYPE`).
+    pub fn denies_op(&self, op: &str) -> bool {
+        self.deny_ops.iter().any(|o| o == op)
+    }
+
     /// Asks to perform one rewrite: false when the budget is spent (the pass must then
     /// leave the graph alone).
     pub fn allow(&mut self) -> bool {

@@ -162,6 +162,33 @@ impl Pipeline {
         }
     }
 
+    /// The passes of a lossy step, each run once in this order (never to a fixed point:
+    /// a lossy encoding must not be rewritten again).
+    pub fn once(passes: Vec<Box<dyn Pass>>) -> Pipeline {
+        Pipeline {
+            passes,
+            max_rounds: 1,
+        }
+    }
+
+    /// The final clean-up after lossy steps: only dead code and duplicates go (nothing
+    /// here folds or fuses, so no lossy encoding is undone). Duplicates are merged when
+    /// the plan's lossless passes (`plan`, their names) merge them; dead code always goes.
+    pub fn cleanup(plan: &[&str]) -> Pipeline {
+        let mut passes: Vec<Box<dyn Pass>> = Vec::new();
+        if plan.contains(&"dedup-initializers") {
+            passes.push(Box::new(cleanup::DedupInitializers));
+        }
+        if plan.contains(&"cse") {
+            passes.push(Box::new(cleanup::Cse));
+        }
+        passes.push(Box::new(cleanup::DeadCode));
+        Pipeline {
+            passes,
+            max_rounds: 10,
+        }
+    }
+
     /// Adds a lossy pass (quantization) after the others but before dead-code removal,
     /// replacing a pass of the same name.
     pub fn with_lossy(mut self, pass: Box<dyn Pass>) -> Pipeline {
@@ -214,8 +241,9 @@ impl Pipeline {
                 ..Default::default()
             })
             .collect();
+        let mut changing = Vec::new();
         for round in 0..self.max_rounds {
-            let mut changed = false;
+            changing.clear();
             for (pass, stat) in self.passes.iter().zip(stats.iter_mut()) {
                 let start = Instant::now();
                 cx.rewrites = 0;
@@ -223,19 +251,59 @@ impl Pipeline {
                     input_shapes: cx.input_shapes.clone(),
                 };
                 cx.facts = Some(infer(model, &opts)?);
-                changed |= run_on_graph(pass.as_ref(), &mut model.graph, false, cx)?;
+                // Transactional: a pass that fails leaves the model as it was (tensors
+                // are shared `Bytes`, so the snapshot copies no weights).
+                let snapshot = (model.clone(), cx.log.len(), cx.notes.len());
+                let ran =
+                    run_on_graph(pass.as_ref(), &mut model.graph, false, cx).and_then(|changed| {
+                        match changed {
+                            true => check_invariants(pass.name(), model).map(|()| true),
+                            false => Ok(false),
+                        }
+                    });
+                match ran {
+                    Ok(true) => changing.push(pass.name()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        let (before, log, notes) = snapshot;
+                        *model = before;
+                        cx.log.truncate(log);
+                        cx.notes.truncate(notes);
+                        return Err(e);
+                    }
+                }
                 stat.rewrites += cx.rewrites;
                 stat.time += start.elapsed();
                 after(pass.name(), model);
             }
-            if !changed {
+            if changing.is_empty() {
                 tracing::debug!(rounds = round + 1, "fixed point reached");
                 break;
             }
         }
+        if !changing.is_empty() && self.max_rounds > 1 {
+            tracing::warn!(
+                "no fixed point after {} rounds; still changing: {}",
+                self.max_rounds,
+                changing.join(", ")
+            );
+        }
         list_initializers_as_inputs(model);
         Ok(stats)
     }
+}
+
+/// In debug builds (and so in every test), the IR verifier runs after each pass that
+/// changed something, so a pass that breaks an invariant is named at once instead of
+/// surfacing as a wrong model later.
+fn check_invariants(pass: &'static str, model: &Model) -> Result<(), PassError> {
+    if cfg!(debug_assertions) {
+        model
+            .graph
+            .verify(false)
+            .map_err(|source| PassError::Ir { pass, source })?;
+    }
+    Ok(())
 }
 
 /// Before IR version 4 every initializer must also be a graph input: passes that create

@@ -12,7 +12,7 @@ use whittle_ir::{Model, Tensor};
 pub const MAX_ROLLBACKS: usize = 16;
 
 /// What verification found and did.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Verification {
     /// Rewrites rolled back, in the order found: (pass, rule, site, index of the rewrite).
     pub rolled_back: Vec<(String, String, String, usize)>,
@@ -46,24 +46,32 @@ struct Attempt {
     log: Vec<(&'static str, &'static str, String)>,
 }
 
-/// Runs `pipeline` on a copy of `original` with the settings of `base` plus `deny` and
-/// an optional rewrite budget.
+/// What the optimized model is checked on: input sets, how close is equal, and whether
+/// a mismatch fails at once (`--verify=strict`) instead of being bisected and rolled back.
+#[derive(Clone, Copy, Debug)]
+pub struct Check<'a> {
+    pub sets: &'a [Vec<Tensor>],
+    pub tolerance: &'a Tolerance,
+    pub strict: bool,
+}
+
+/// Runs `pipeline` on a copy of `start` with every setting of `base` (exclusions
+/// included), `deny` in place of its deny list, and an optional rewrite budget.
 fn attempt(
-    original: &Model,
+    start: &Model,
     pipeline: &Pipeline,
     base: &PassCx,
     deny: &[(String, String)],
     budget: Option<usize>,
+    after: &mut dyn FnMut(&str, &Model),
 ) -> Result<Attempt, VerifyError> {
-    let mut model = original.clone();
+    let mut model = start.clone();
     let mut cx = PassCx {
         budget,
-        input_shapes: base.input_shapes.clone(),
-        fold_limit: base.fold_limit,
         deny: deny.to_vec(),
-        ..PassCx::default()
+        ..base.fresh()
     };
-    let stats = pipeline.run(&mut model, &mut cx)?;
+    let stats = pipeline.run_observed(&mut model, &mut cx, after)?;
     Ok(Attempt {
         model,
         stats,
@@ -111,18 +119,25 @@ fn check(
     Ok((ok, diffs))
 }
 
-/// Optimizes `original` with `pipeline` and proves the result computes the same on `sets`
-/// (within `tol`). On a mismatch: strict mode fails; otherwise the first breaking rewrite
-/// is found by bisection over the rewrite sequence (`--bisect-limit` runs), denied, and
-/// the pipeline runs again, until the result verifies.
+/// Optimizes `start` with `pipeline` and proves the result computes what `original`
+/// computes on the check's sets (within its tolerance); `start` is `original` after exact
+/// conversions (an opset upgrade), or `original` itself. On a mismatch: strict mode fails;
+/// otherwise the first breaking rewrite is found by bisection over the rewrite sequence
+/// (`--bisect-limit` runs), denied, and the pipeline runs again, until the result
+/// verifies. `after` sees every pass of every run; the last run is the accepted one.
 pub fn optimize_verified(
     original: &Model,
+    start: &Model,
     pipeline: &Pipeline,
     base: &PassCx,
-    sets: &[Vec<Tensor>],
-    tol: &Tolerance,
-    strict: bool,
+    check_on: Check,
+    after: &mut dyn FnMut(&str, &Model),
 ) -> Result<(Model, Vec<PassStat>, Verification), VerifyError> {
+    let Check {
+        sets,
+        tolerance: tol,
+        strict,
+    } = check_on;
     let g = &original.graph;
     let names: Vec<String> = g
         .outputs()
@@ -133,7 +148,7 @@ pub fn optimize_verified(
     let mut deny: Vec<(String, String)> = base.deny.clone();
     let mut report = Verification::default();
     loop {
-        let full = attempt(original, pipeline, base, &deny, base.budget)?;
+        let full = attempt(start, pipeline, base, &deny, base.budget, &mut *after)?;
         report.runs += 1;
         let (ok, diffs) = check(&full.model, sets, &reference, &names, tol)?;
         if ok {
@@ -161,7 +176,7 @@ pub fn optimize_verified(
         let (mut lo, mut hi) = (0usize, full.log.len());
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            let probe = attempt(original, pipeline, base, &deny, Some(mid))?;
+            let probe = attempt(start, pipeline, base, &deny, Some(mid), &mut |_, _| {})?;
             report.runs += 1;
             if check(&probe.model, sets, &reference, &names, tol)?.0 {
                 lo = mid;

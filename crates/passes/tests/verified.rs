@@ -5,7 +5,7 @@ use whittle_eval::{InputSpec, Tolerance, random_inputs};
 use whittle_ir::{Graph, NodeId};
 use whittle_onnx::read_model;
 use whittle_passes::cleanup::{DeadCode, Identity};
-use whittle_passes::verified::{VerifyError, optimize_verified};
+use whittle_passes::verified::{Check, VerifyError, optimize_verified};
 use whittle_passes::{PassCx, Patch, Pipeline, Rule, RuleCx, RuleSet};
 use whittle_testkit::fixture;
 
@@ -65,11 +65,15 @@ fn a_sign_flip_is_bisected_rolled_back_and_the_rest_kept() {
     let sets = inputs(&original.graph);
     let (model, _, v) = optimize_verified(
         &original,
+        &original,
         &pipeline(),
         &PassCx::default(),
-        &sets,
-        &Tolerance::default(),
-        false,
+        Check {
+            sets: &sets,
+            tolerance: &Tolerance::default(),
+            strict: false,
+        },
+        &mut |_, _| {},
     )
     .unwrap();
     assert_eq!(v.rolled_back.len(), 1, "{:?}", v.rolled_back);
@@ -99,11 +103,15 @@ fn strict_mode_fails_instead_of_rolling_back() {
     let sets = inputs(&original.graph);
     let err = optimize_verified(
         &original,
+        &original,
         &pipeline(),
         &PassCx::default(),
-        &sets,
-        &Tolerance::default(),
-        true,
+        Check {
+            sets: &sets,
+            tolerance: &Tolerance::default(),
+            strict: true,
+        },
+        &mut |_, _| {},
     )
     .unwrap_err();
     assert!(matches!(err, VerifyError::Strict(_)), "{err}");
@@ -129,11 +137,15 @@ fn a_correct_pipeline_verifies_in_one_run() {
         .collect();
     let (model, _, v) = optimize_verified(
         &original,
+        &original,
         &Pipeline::for_level(whittle_passes::Level::O2),
         &PassCx::default(),
-        &sets,
-        &Tolerance::default(),
-        false,
+        Check {
+            sets: &sets,
+            tolerance: &Tolerance::default(),
+            strict: false,
+        },
+        &mut |_, _| {},
     )
     .unwrap();
     assert_eq!(v.runs, 1);
