@@ -21,4 +21,4 @@ pub mod verified;
 pub use budget::Budget;
 pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Pass, PassCx, PassError, site};
 pub use pipeline::{Level, PassStat, Pipeline};
-pub use rule::{Patch, Rule, RuleCx, RuleSet};
+pub use rule::{Costed, LossyRule, Patch, Rule, RuleCx, RuleSet, run_lossy};

@@ -53,17 +53,78 @@ impl Pass for RuleSet {
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
-        let err = |source| PassError::Ir {
-            pass: self.name,
-            source,
-        };
-        let mut changed = false;
-        for _sweep in 0..8 {
-            let mut swept = false;
-            for n in g.nodes_in_order().map_err(err)? {
-                if !g.contains_node(n) {
-                    continue;
-                }
+        sweep(self.name, g, is_subgraph, cx, 8, &|g, n, rcx, denied| {
+            self.rules
+                .iter()
+                .filter(|r| !denied(r.name()))
+                .find_map(|r| r.find(g, n, rcx).map(|p| (r.name(), p, None)))
+        })
+    }
+}
+
+/// A matched lossy rewrite: the patch, and what it costs (a line for the report).
+pub struct Costed {
+    pub patch: Patch,
+    pub note: String,
+}
+
+/// A local lossy rewrite (a quantization of one weight): guards first, then a patch with
+/// its cost, exactly as a [`Rule`]; the framework asks the budget, applies the patch and
+/// logs the rewrite and its note together.
+pub trait LossyRule {
+    /// Kebab-case name, shown in reports and logs (and named by `--exclude rule:`).
+    fn name(&self) -> &'static str;
+    /// Checks the guards at node `n` and computes the encoding; None leaves it alone.
+    fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Costed>;
+}
+
+/// Runs one lossy rule over `g` as pass `pass`: a single sweep, since a lossy encoding
+/// must never be rewritten again.
+pub fn run_lossy(
+    pass: &'static str,
+    rule: &dyn LossyRule,
+    g: &mut Graph,
+    is_subgraph: bool,
+    cx: &mut PassCx,
+) -> Result<bool, PassError> {
+    sweep(pass, g, is_subgraph, cx, 1, &|g, n, rcx, denied| {
+        if denied(rule.name()) {
+            return None;
+        }
+        rule.find(g, n, rcx)
+            .map(|c| (rule.name(), c.patch, Some(c.note)))
+    })
+}
+
+/// What a sweep found at one node: the rule, its patch and the rewrite's note.
+type Found = (&'static str, Patch, Option<String>);
+
+/// Asks the rules at one node (given which rule names are denied there) for a rewrite.
+type Finder<'a> = &'a dyn Fn(&Graph, NodeId, &RuleCx, &dyn Fn(&str) -> bool) -> Option<Found>;
+
+/// The one rewrite loop: visits the nodes of `g` in topological order, asks `find` (given
+/// which rules are denied at the node) for a rewrite, asks [`PassCx::grant`], applies it
+/// and logs it; up to `sweeps` sweeps, until one changes nothing. Nodes of an excluded op
+/// (`--exclude op:TYPE`) are never anchors; subgraphs see no facts (they are keyed by the
+/// main graph's value ids).
+fn sweep(
+    pass: &'static str,
+    g: &mut Graph,
+    is_subgraph: bool,
+    cx: &mut PassCx,
+    sweeps: usize,
+    find: Finder,
+) -> Result<bool, PassError> {
+    let err = |source| PassError::Ir { pass, source };
+    let mut changed = false;
+    for _sweep in 0..sweeps {
+        let mut swept = false;
+        for n in g.nodes_in_order().map_err(err)? {
+            if !g.contains_node(n) || cx.denies_op(g.node(n).op()) {
+                continue;
+            }
+            let at = site(g, n);
+            let found = {
                 let rcx = RuleCx {
                     opset: cx.opset,
                     facts: if is_subgraph { None } else { cx.facts.as_ref() },
@@ -71,33 +132,32 @@ impl Pass for RuleSet {
                     is_subgraph,
                     opsets: &cx.opsets,
                 };
-                if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
-                    continue;
-                }
-                let at = site(g, n);
-                let denied = |r: &dyn Rule| cx.denies(r.name(), &at);
-                let Some((rule, patch)) = self
-                    .rules
-                    .iter()
-                    .filter(|r| !denied(r.as_ref()))
-                    .find_map(|r| r.find(g, n, &rcx).map(|p| (r.name(), p)))
-                else {
-                    continue;
-                };
-                match cx.grant(self.name, rule, &at) {
-                    Grant::Yes => {}
-                    Grant::Denied => continue,
-                    Grant::Spent => return Ok(changed),
-                }
-                patch(g).map_err(err)?;
-                tracing::debug!(pass = self.name, rule, node = %at, "rewrite");
-                changed = true;
-                swept = true;
+                find(g, n, &rcx, &|rule| cx.denies(rule, &at))
+            };
+            let Some((rule, patch, note)) = found else {
+                continue;
+            };
+            match cx.grant(pass, rule, &at) {
+                Grant::Yes => {}
+                Grant::Denied => continue,
+                Grant::Spent => return Ok(changed),
             }
-            if !swept {
-                break;
+            patch(g).map_err(|source| PassError::Rule {
+                pass,
+                rule,
+                node: at.clone(),
+                source: Box::new(source),
+            })?;
+            tracing::debug!(pass, rule, node = %at, "rewrite");
+            if let Some(note) = note {
+                cx.notes.push((at, note));
             }
+            changed = true;
+            swept = true;
         }
-        Ok(changed)
+        if !swept {
+            break;
+        }
     }
+    Ok(changed)
 }

@@ -57,35 +57,9 @@ pub(super) fn rewrite(
     [xq, xs, xz]: [ValueId; 3],
     qmax: f32,
 ) -> Result<String, IrError> {
-    let w = g
-        .value(c.w)
-        .initializer()
-        .cloned()
-        .ok_or_else(|| IrError::Invariant("conv weight vanished".into()))?;
-    let dims: Vec<usize> = w.dims.iter().map(|d| *d as usize).collect();
-    let q = symmetric(&w.to_f32_vec()?, &dims, Some(0), qmax);
-    let channels = dims[0];
+    let rank = g.value(c.w).initializer().map_or(0, |t| t.dims.len());
+    let (wq, wz, ws, note) = weights(g, c, qmax)?;
     let base = g.value(c.w).name().to_string();
-    let codes: Vec<u8> = q
-        .values
-        .iter()
-        .map(|v| (i16::from(*v) + 128) as u8)
-        .collect();
-    let wq = g.add_initializer(
-        &format!("{base}_uint8"),
-        Tensor::from_raw(DataType::Uint8, w.dims.clone(), Bytes::from(codes)),
-    );
-    let wz = g.add_initializer(
-        &format!("{base}_zero_point"),
-        Tensor::from_raw(DataType::Uint8, vec![], Bytes::from(vec![128u8])),
-    );
-    // Per-channel factors shaped to broadcast over [N, C, spatial..].
-    let mut bshape = vec![1i64; dims.len()];
-    bshape[1] = channels as i64;
-    let ws = g.add_initializer(
-        &format!("{base}_scale"),
-        Tensor::from_f32(bshape.clone(), &q.scales),
-    );
     let node = g.node(n).clone();
     let label = if node.name().is_empty() {
         base.clone()
@@ -126,25 +100,78 @@ pub(super) fn rewrite(
         vec![Some(scaled)],
     )?;
     if let Some(b) = c.bias {
-        let values = g
-            .constant(b)
-            .map(|t| t.to_f32_vec())
-            .transpose()?
-            .unwrap_or_default();
-        let bv = g.add_initializer(
-            &format!("{}_broadcast", g.value(b).name()),
-            Tensor::from_f32(bshape, &values),
-        );
-        g.add_node(
-            op("Add", "Bias"),
-            vec![Some(scaled), Some(bv)],
-            vec![Some(c.y)],
-        )?;
-        crate::guard::drop_if_unused(g, b);
+        add_bias(g, b, [scaled, c.y], rank, op("Add", "Bias"))?;
     }
     g.remove_initializer(c.w);
-    Ok(format!(
+    Ok(note)
+}
+
+/// The conv weight as uint8 codes around 128, the zero point, and the per-channel
+/// scales shaped [1, C, 1, ..]; with the note for the report.
+fn weights(
+    g: &mut Graph,
+    c: &ConvSite,
+    qmax: f32,
+) -> Result<(ValueId, ValueId, ValueId, String), IrError> {
+    let w = g
+        .value(c.w)
+        .initializer()
+        .cloned()
+        .ok_or_else(|| IrError::Invariant("conv weight vanished".into()))?;
+    let dims: Vec<usize> = w.dims.iter().map(|d| *d as usize).collect();
+    let q = symmetric(&w.to_f32_vec()?, &dims, Some(0), qmax);
+    let base = g.value(c.w).name().to_string();
+    let codes: Vec<u8> = q
+        .values
+        .iter()
+        .map(|v| (i16::from(*v) + 128) as u8)
+        .collect();
+    let wq = g.add_initializer(
+        &format!("{base}_uint8"),
+        Tensor::from_raw(DataType::Uint8, w.dims.clone(), Bytes::from(codes)),
+    );
+    let wz = g.add_initializer(
+        &format!("{base}_zero_point"),
+        Tensor::from_raw(DataType::Uint8, vec![], Bytes::from(vec![128u8])),
+    );
+    let ws = g.add_initializer(
+        &format!("{base}_scale"),
+        Tensor::from_f32(channel_shape(dims.len(), dims[0]), &q.scales),
+    );
+    let note = format!(
         "int8-dynamic {base} {:?} as ConvInteger: relative weight error {:.2e}",
         w.dims, q.relative_error
-    ))
+    );
+    Ok((wq, wz, ws, note))
+}
+
+/// [1, channels, 1, ..] of `rank` dims: per-channel factors that broadcast over
+/// [N, C, spatial..].
+fn channel_shape(rank: usize, channels: usize) -> Vec<i64> {
+    let mut shape = vec![1i64; rank];
+    shape[1] = channels as i64;
+    shape
+}
+
+/// `y = scaled + b` with the bias vector `b` reshaped to broadcast over the channels of
+/// a rank-`rank` output.
+fn add_bias(
+    g: &mut Graph,
+    b: ValueId,
+    [scaled, y]: [ValueId; 2],
+    rank: usize,
+    add: Node,
+) -> Result<(), IrError> {
+    let values = g
+        .constant(b)
+        .map(|t| t.to_f32_vec())
+        .transpose()?
+        .unwrap_or_default();
+    let bv = g.add_initializer(
+        &format!("{}_broadcast", g.value(b).name()),
+        Tensor::from_f32(channel_shape(rank, values.len()), &values),
+    );
+    g.add_node(add, vec![Some(scaled), Some(bv)], vec![Some(y)])?;
+    crate::guard::drop_if_unused(g, b);
+    Ok(())
 }

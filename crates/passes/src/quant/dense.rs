@@ -2,7 +2,7 @@
 //! with alpha = beta = 1 and transA = 0, W a constant 2-D f32 weight, x known f32.
 
 use crate::guard::is_op;
-use crate::pass::PassCx;
+use whittle_ir::infer::Inference;
 use whittle_ir::{DataType, Graph, NodeId, ValueId};
 
 /// What a dense layer reads and writes.
@@ -17,7 +17,7 @@ pub(super) struct Dense {
 }
 
 /// Node `n` as a dense layer, if it is one (the weight's other guards are the caller's).
-pub(super) fn dense(g: &Graph, n: NodeId, cx: &PassCx) -> Option<Dense> {
+pub(super) fn dense(g: &Graph, n: NodeId, facts: Option<&Inference>) -> Option<Dense> {
     let node = g.node(n);
     let int = |name: &str| node.attr(name).and_then(|a| a.i).unwrap_or(0);
     let float = |name: &str| node.attr(name).and_then(|a| a.f).unwrap_or(1.0);
@@ -36,7 +36,7 @@ pub(super) fn dense(g: &Graph, n: NodeId, cx: &PassCx) -> Option<Dense> {
     if g.value(w).initializer()?.dims.len() != 2 {
         return None;
     }
-    let fact = cx.facts.as_ref()?.fact(x)?;
+    let fact = facts?.fact(x)?;
     if fact.elem != Some(DataType::Float) {
         return None;
     }

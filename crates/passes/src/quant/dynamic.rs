@@ -73,7 +73,7 @@ impl std::str::FromStr for ActScale {
 impl Default for DynamicInt8 {
     fn default() -> Self {
         DynamicInt8 {
-            min_elements: 1024,
+            min_elements: super::DEFAULT_MIN_ELEMENTS,
             ops: DENSE_OPS.iter().map(|s| s.to_string()).collect(),
             full_range: false,
             act_scale: ActScale::default(),
@@ -123,101 +123,180 @@ impl Pass for DynamicInt8 {
             pass: "quantize-int8-dynamic",
             source,
         };
-        let mut quantized: HashMap<ValueId, [ValueId; 3]> = HashMap::new();
-        let mut rows: HashMap<ValueId, Scaled> = HashMap::new();
+        let mut shared = Activations::default();
         let mut changed = false;
         for n in g.nodes_in_order().map_err(err)? {
             let op = g.node(n).op();
-            if cx.deny_ops.iter().any(|o| o == op) || !self.takes(op) {
+            if cx.denies_op(op) || !self.takes(op) {
                 continue;
             }
-            if let Some(c) = conv_site(g, n, cx, self.min_elements) {
-                let at = site(g, n);
-                match cx.grant(self.name(), "int8-dynamic-conv", &at) {
-                    Grant::Yes => {}
-                    Grant::Denied => continue,
-                    Grant::Spent => return Ok(changed),
-                }
-                let xq = match quantized.get(&c.x) {
-                    Some(v) => *v,
-                    None => {
-                        let v = quantize_input(g, n, c.x).map_err(err)?;
-                        quantized.insert(c.x, v);
-                        v
-                    }
-                };
-                let note = conv_integer::rewrite(g, n, &c, xq, self.qmax()).map_err(err)?;
-                cx.notes.push((at, note));
-                changed = true;
+            let done = if let Some(c) = conv_site(g, n, cx, self.min_elements) {
+                self.conv(g, n, &c, cx, &mut shared).map_err(err)?
+            } else if let Some(d) = self.dense_site(g, n, cx) {
+                self.dense(g, n, d, cx, &mut shared).map_err(err)?
+            } else {
                 continue;
-            }
-            let Some(m) = dense(g, n, cx) else { continue };
-            if !eligible(g, m.w, self.min_elements) {
-                continue;
-            }
-            let at = site(g, n);
-            match cx.grant(self.name(), "int8-dynamic", &at) {
-                Grant::Yes => {}
-                Grant::Denied => continue,
+            };
+            match done {
+                Grant::Yes => changed = true,
+                Grant::Denied => {}
                 Grant::Spent => return Ok(changed),
             }
-            let Some((values, k, cols)) = kn_values(g, &m) else {
-                continue;
-            };
-            let q = symmetric(&values, &[k, cols], Some(1), self.qmax());
-            cx.notes.push((
-                at.clone(),
-                format!(
-                    "int8-dynamic {} [{k}, {cols}]: relative weight error {:.2e}",
-                    g.value(m.w).name(),
-                    q.relative_error
-                ),
-            ));
-            let base = g.value(m.w).name().to_string();
-            let wq = g.add_initializer(
-                &format!("{base}_int8"),
-                Tensor::from_raw(
-                    DataType::Int8,
-                    vec![k as i64, cols as i64],
-                    Bytes::from(q.values.iter().map(|v| *v as u8).collect::<Vec<u8>>()),
-                ),
-            );
-            let ws = g.add_initializer(
-                &format!("{base}_scale"),
-                Tensor::from_f32(vec![cols as i64], &q.scales),
-            );
-            let wz = g.add_initializer(
-                &format!("{base}_zero_point"),
-                Tensor::from_raw(
-                    DataType::Int8,
-                    vec![cols as i64],
-                    Bytes::from(vec![0u8; cols]),
-                ),
-            );
-            let x = match self.act_scale {
-                ActScale::Tensor => match quantized.get(&m.x) {
-                    Some(v) => Scaled { q: *v, row: None },
-                    None => {
-                        let v = quantize_input(g, n, m.x).map_err(err)?;
-                        quantized.insert(m.x, v);
-                        Scaled { q: v, row: None }
-                    }
-                },
-                ActScale::Row => match rows.get(&m.x) {
-                    Some(v) => *v,
-                    None => {
-                        let v = quantize_rows(g, n, m.x, cx.opset).map_err(err)?;
-                        rows.insert(m.x, v);
-                        v
-                    }
-                },
-            };
-            rewrite(g, n, &m, x, [wq, ws, wz], &base).map_err(err)?;
-            g.remove_initializer(m.w);
-            changed = true;
         }
         Ok(changed)
     }
+}
+
+/// Activations already quantized in this run (each is quantized once, whatever reads it).
+#[derive(Default)]
+struct Activations {
+    /// Per tensor: `DynamicQuantizeLinear(x)`'s outputs.
+    tensor: HashMap<ValueId, [ValueId; 3]>,
+    /// Per row: x divided by its rows' peaks, then quantized.
+    rows: HashMap<ValueId, Scaled>,
+}
+
+impl Activations {
+    /// `x` quantized per tensor, placed before `anchor` the first time it is asked for.
+    fn per_tensor(
+        &mut self,
+        g: &mut Graph,
+        anchor: NodeId,
+        x: ValueId,
+    ) -> Result<[ValueId; 3], IrError> {
+        if let Some(v) = self.tensor.get(&x) {
+            return Ok(*v);
+        }
+        let v = quantize_input(g, anchor, x)?;
+        self.tensor.insert(x, v);
+        Ok(v)
+    }
+
+    /// `x` as `scale` asks, placed before `anchor` the first time it is asked for.
+    fn scaled(
+        &mut self,
+        g: &mut Graph,
+        anchor: NodeId,
+        x: ValueId,
+        scale: ActScale,
+        opset: i64,
+    ) -> Result<Scaled, IrError> {
+        match scale {
+            ActScale::Tensor => Ok(Scaled {
+                q: self.per_tensor(g, anchor, x)?,
+                row: None,
+            }),
+            ActScale::Row => {
+                if let Some(v) = self.rows.get(&x) {
+                    return Ok(*v);
+                }
+                let v = quantize_rows(g, anchor, x, opset)?;
+                self.rows.insert(x, v);
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// A dense layer int8-dynamic takes, with its weight as [K, N].
+struct DenseSite {
+    m: Dense,
+    values: Vec<f32>,
+    k: usize,
+    cols: usize,
+}
+
+impl DynamicInt8 {
+    /// Every guard of a MatMul/Gemm at `n`, with the weight's values.
+    fn dense_site(&self, g: &Graph, n: NodeId, cx: &PassCx) -> Option<DenseSite> {
+        let m = dense(g, n, cx.facts.as_ref())?;
+        if !eligible(g, m.w, self.min_elements) {
+            return None;
+        }
+        let (values, k, cols) = kn_values(g, &m)?;
+        Some(DenseSite { m, values, k, cols })
+    }
+
+    /// Asks for and does the ConvInteger rewrite at `n`.
+    fn conv(
+        &self,
+        g: &mut Graph,
+        n: NodeId,
+        c: &conv_integer::ConvSite,
+        cx: &mut PassCx,
+        shared: &mut Activations,
+    ) -> Result<Grant, IrError> {
+        let at = site(g, n);
+        let grant = cx.grant(Pass::name(self), "int8-dynamic-conv", &at);
+        if grant == Grant::Yes {
+            let xq = shared.per_tensor(g, n, c.x)?;
+            let note = conv_integer::rewrite(g, n, c, xq, self.qmax())?;
+            cx.notes.push((at, note));
+        }
+        Ok(grant)
+    }
+
+    /// Asks for and does the MatMulInteger rewrite of dense layer `d` at `n`.
+    fn dense(
+        &self,
+        g: &mut Graph,
+        n: NodeId,
+        d: DenseSite,
+        cx: &mut PassCx,
+        shared: &mut Activations,
+    ) -> Result<Grant, IrError> {
+        let at = site(g, n);
+        let grant = cx.grant(Pass::name(self), "int8-dynamic", &at);
+        if grant != Grant::Yes {
+            return Ok(grant);
+        }
+        let DenseSite { m, values, k, cols } = d;
+        let q = symmetric(&values, &[k, cols], Some(1), self.qmax());
+        let base = g.value(m.w).name().to_string();
+        cx.notes.push((
+            at,
+            format!(
+                "int8-dynamic {base} [{k}, {cols}]: relative weight error {:.2e}",
+                q.relative_error
+            ),
+        ));
+        let w = weight_initializers(g, &base, &q, k, cols);
+        let x = shared.scaled(g, n, m.x, self.act_scale, cx.opset)?;
+        rewrite(g, n, &m, x, w, &base)?;
+        g.remove_initializer(m.w);
+        Ok(grant)
+    }
+}
+
+/// The int8 weight [K, N], its per-column scales and zero points as initializers.
+fn weight_initializers(
+    g: &mut Graph,
+    base: &str,
+    q: &super::math::Int8,
+    k: usize,
+    cols: usize,
+) -> [ValueId; 3] {
+    let wq = g.add_initializer(
+        &format!("{base}_int8"),
+        Tensor::from_raw(
+            DataType::Int8,
+            vec![k as i64, cols as i64],
+            Bytes::from(q.values.iter().map(|v| *v as u8).collect::<Vec<u8>>()),
+        ),
+    );
+    let ws = g.add_initializer(
+        &format!("{base}_scale"),
+        Tensor::from_f32(vec![cols as i64], &q.scales),
+    );
+    let wz = g.add_initializer(
+        &format!("{base}_zero_point"),
+        Tensor::from_raw(
+            DataType::Int8,
+            vec![cols as i64],
+            Bytes::from(vec![0u8; cols]),
+        ),
+    );
+    [wq, ws, wz]
 }
 
 /// `DynamicQuantizeLinear(x)` placed before `anchor`: (quantized, scale, zero point).

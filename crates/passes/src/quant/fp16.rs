@@ -1,7 +1,8 @@
 //! `quantize-fp16-weights`: float weights stored as float16, cast back to float32.
 
 use super::weights::{eligible, target};
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Pass, PassCx, PassError};
+use crate::rule::{Costed, LossyRule, Patch, RuleCx, run_lossy};
 use bytes::Bytes;
 use half::f16;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, ValueId};
@@ -19,7 +20,9 @@ pub struct Fp16Weights {
 
 impl Default for Fp16Weights {
     fn default() -> Self {
-        Fp16Weights { min_elements: 1024 }
+        Fp16Weights {
+            min_elements: super::DEFAULT_MIN_ELEMENTS,
+        }
     }
 }
 
@@ -36,61 +39,53 @@ impl Pass for Fp16Weights {
         true
     }
 
-    fn run(&self, g: &mut Graph, _is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
-        let err = |source| PassError::Ir {
-            pass: "quantize-fp16-weights",
-            source,
-        };
-        let mut changed = false;
-        for n in g.nodes_in_order().map_err(err)? {
-            let Some(t) = target(g, n) else { continue };
-            if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
-                continue;
-            }
-            let Some(wv) = g.node(n).input(t.slot) else {
-                continue;
-            };
-            if !eligible(g, wv, self.min_elements) {
-                continue;
-            }
-            let Some(values) = g.value(wv).initializer().and_then(|w| w.to_f32_vec().ok()) else {
-                continue;
-            };
-            if values
-                .iter()
-                .any(|v| !v.is_finite() || v.abs() > f16::MAX.to_f32())
-            {
-                continue;
-            }
-            let at = site(g, n);
-            match cx.grant(self.name(), "fp16-weights", &at) {
-                Grant::Yes => {}
-                Grant::Denied => continue,
-                Grant::Spent => return Ok(changed),
-            }
-            let (err2, norm) = values.iter().fold((0f64, 0f64), |(e, n), v| {
-                let back = f64::from(f16::from_f32(*v).to_f32());
-                (
-                    e + (f64::from(*v) - back).powi(2),
-                    n + f64::from(*v).powi(2),
-                )
-            });
-            let rel = if norm > 0.0 {
-                (err2 / norm).sqrt()
-            } else {
-                0.0
-            };
-            cx.notes.push((
-                at.clone(),
-                format!(
-                    "fp16 {}: relative weight error {rel:.2e}",
-                    g.value(wv).name()
-                ),
-            ));
-            patch(g, n, t.slot, t.gather, wv, &values).map_err(err)?;
-            changed = true;
+    fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        run_lossy(Pass::name(self), self, g, is_subgraph, cx)
+    }
+}
+
+impl LossyRule for Fp16Weights {
+    fn name(&self) -> &'static str {
+        "fp16-weights"
+    }
+
+    fn find(&self, g: &Graph, n: NodeId, _cx: &RuleCx) -> Option<Costed> {
+        let t = target(g, n)?;
+        let wv = g.node(n).input(t.slot)?;
+        if !eligible(g, wv, self.min_elements) {
+            return None;
         }
-        Ok(changed)
+        let values = g.value(wv).initializer()?.to_f32_vec().ok()?;
+        if values
+            .iter()
+            .any(|v| !v.is_finite() || v.abs() > f16::MAX.to_f32())
+        {
+            return None;
+        }
+        let note = format!(
+            "fp16 {}: relative weight error {:.2e}",
+            g.value(wv).name(),
+            relative_error(&values)
+        );
+        let patch: Patch =
+            Box::new(move |g: &mut Graph| patch(g, n, t.slot, t.gather, wv, &values));
+        Some(Costed { patch, note })
+    }
+}
+
+/// ‖w − f16(w)‖ / ‖w‖.
+fn relative_error(values: &[f32]) -> f64 {
+    let (err2, norm) = values.iter().fold((0f64, 0f64), |(e, n), v| {
+        let back = f64::from(f16::from_f32(*v).to_f32());
+        (
+            e + (f64::from(*v) - back).powi(2),
+            n + f64::from(*v).powi(2),
+        )
+    });
+    if norm > 0.0 {
+        (err2 / norm).sqrt()
+    } else {
+        0.0
     }
 }
 

@@ -3,8 +3,10 @@
 
 use super::dense::{Dense, dense, kn_values};
 use super::weights::eligible;
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Pass, PassCx, PassError};
+use crate::rule::{Costed, LossyRule, Patch, RuleCx, run_lossy};
 use bytes::Bytes;
+use whittle_ir::infer::Inference;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor};
 
 /// How the 4-bit weights are written.
@@ -16,6 +18,17 @@ pub enum Int4Format {
     /// `com.microsoft.MatMulNBits` (bits = 4): ONNX Runtime and tract both run it, in
     /// 4-bit kernels.
     MatMulNBits,
+}
+
+impl std::str::FromStr for Int4Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dq" => Ok(Int4Format::DequantizeLinear),
+            "matmulnbits" => Ok(Int4Format::MatMulNBits),
+            _ => Err(format!("int4-format '{s}': expected dq or matmulnbits")),
+        }
+    }
 }
 
 /// `y = MatMul(x, W)` or `Gemm(x, W[, c])` (alpha = beta = 1, transA = 0, c 1-D) with a
@@ -40,7 +53,7 @@ impl Default for QuantizeInt4 {
         QuantizeInt4 {
             block_size: 32,
             format: Int4Format::DequantizeLinear,
-            min_elements: 1024,
+            min_elements: super::DEFAULT_MIN_ELEMENTS,
         }
     }
 }
@@ -93,8 +106,8 @@ pub fn blockwise_int4(w: &[f32], k: usize, n: usize, bs: usize) -> Int4 {
 
 /// The dense layer at `n` if int4 takes it: the weight passes int8-weights' guards and a
 /// Gemm's C is a constant f32 vector of N values (it becomes MatMulNBits' bias).
-fn matched(g: &Graph, n: NodeId, cx: &PassCx, min_elements: u64) -> Option<Dense> {
-    let m = dense(g, n, cx)?;
+fn matched(g: &Graph, n: NodeId, facts: Option<&Inference>, min_elements: u64) -> Option<Dense> {
+    let m = dense(g, n, facts)?;
     let t = g.value(m.w).initializer()?;
     if !eligible(g, m.w, min_elements) {
         return None;
@@ -125,60 +138,47 @@ impl Pass for QuantizeInt4 {
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        run_lossy(Pass::name(self), self, g, is_subgraph, cx)
+    }
+}
+
+impl LossyRule for QuantizeInt4 {
+    fn name(&self) -> &'static str {
+        "int4"
+    }
+
+    fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Costed> {
         let opset_ok = match self.format {
             Int4Format::DequantizeLinear => cx.opset >= 21,
             Int4Format::MatMulNBits => true,
         };
-        if is_subgraph || !opset_ok || self.block_size < 16 || !self.block_size.is_power_of_two() {
-            return Ok(false);
+        if cx.is_subgraph || !opset_ok || self.block_size < 16 || !self.block_size.is_power_of_two()
+        {
+            return None;
         }
-        let err = |source| PassError::Ir {
-            pass: "quantize-int4",
-            source,
+        let m = matched(g, n, cx.facts, self.min_elements)?;
+        let (values, k, cols) = kn_values(g, &m)?;
+        if k % 2 != 0 {
+            return None;
+        }
+        let q = blockwise_int4(&values, k, cols, self.block_size);
+        let note = format!(
+            "int4 {} [{k}, {cols}] in blocks of {}: relative weight error {:.2e}",
+            g.value(m.w).name(),
+            self.block_size,
+            q.relative_error
+        );
+        let shape = Shape {
+            k,
+            n: cols,
+            bs: self.block_size,
         };
-        let mut changed = false;
-        for n in g.nodes_in_order().map_err(err)? {
-            if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
-                continue;
-            }
-            let Some(m) = matched(g, n, cx, self.min_elements) else {
-                continue;
-            };
-            let Some((values, k, cols)) = kn_values(g, &m) else {
-                continue;
-            };
-            if k % 2 != 0 {
-                continue;
-            }
-            let at = site(g, n);
-            match cx.grant(self.name(), "int4", &at) {
-                Grant::Yes => {}
-                Grant::Denied => continue,
-                Grant::Spent => return Ok(changed),
-            }
-            let q = blockwise_int4(&values, k, cols, self.block_size);
-            cx.notes.push((
-                at.clone(),
-                format!(
-                    "int4 {} [{k}, {cols}] in blocks of {}: relative weight error {:.2e}",
-                    g.value(m.w).name(),
-                    self.block_size,
-                    q.relative_error
-                ),
-            ));
-            let shape = Shape {
-                k,
-                n: cols,
-                bs: self.block_size,
-            };
-            match self.format {
-                Int4Format::DequantizeLinear => dequantize_linear(g, n, &m, &q, shape),
-                Int4Format::MatMulNBits => mat_mul_nbits(g, n, &m, &q, shape),
-            }
-            .map_err(err)?;
-            changed = true;
-        }
-        Ok(changed)
+        let format = self.format;
+        let patch: Patch = Box::new(move |g: &mut Graph| match format {
+            Int4Format::DequantizeLinear => dequantize_linear(g, n, &m, &q, shape),
+            Int4Format::MatMulNBits => mat_mul_nbits(g, n, &m, &q, shape),
+        });
+        Some(Costed { patch, note })
     }
 }
 

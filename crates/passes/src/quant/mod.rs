@@ -34,6 +34,10 @@ pub mod weights;
 
 pub use error::QuantError;
 
+/// Weights with fewer elements than this stay float unless a mode is told otherwise:
+/// their bytes do not matter, their error might.
+pub const DEFAULT_MIN_ELEMENTS: u64 = 1024;
+
 pub use dynamic::{ActScale, DynamicInt8};
 pub use fp16::Fp16Weights;
 pub use fp16_compute::Fp16Compute;

@@ -2,7 +2,8 @@
 
 use super::math::{Int8, symmetric_int8};
 use crate::guard::is_op;
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Pass, PassCx, PassError};
+use crate::rule::{Costed, LossyRule, Patch, RuleCx, run_lossy};
 use bytes::Bytes;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, ValueId};
 
@@ -42,7 +43,7 @@ impl Default for QuantizeWeights {
     fn default() -> Self {
         QuantizeWeights {
             per_channel: true,
-            min_elements: 1024,
+            min_elements: super::DEFAULT_MIN_ELEMENTS,
             ops: ALL_OPS,
             cast: false,
         }
@@ -87,80 +88,92 @@ impl Pass for QuantizeWeights {
     }
 
     fn description(&self) -> &'static str {
-        "store float weights as int8 behind DequantizeLinear (lossy; --quantize int8-weights)"
+        "store float weights as int8 behind Cast->Mul or DequantizeLinear (lossy; --quantize int8-weights)"
     }
 
     fn changes_numerics(&self) -> bool {
         true
     }
 
-    fn run(&self, g: &mut Graph, _is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
-        let need = if self.per_channel { 13 } else { 10 };
-        if cx.opset < need {
-            return Ok(false);
-        }
-        let err = |source| PassError::Ir {
-            pass: "quantize-int8-weights",
-            source,
-        };
-        let mut changed = false;
-        for n in g.nodes_in_order().map_err(err)? {
-            if !self.ops.contains(&g.node(n).op()) {
-                continue;
-            }
-            let Some(mut t) = target(g, n) else { continue };
-            if cx.deny_ops.iter().any(|o| o == g.node(n).op()) {
-                continue;
-            }
-            let Some(wv) = g.node(n).input(t.slot) else {
-                continue;
-            };
-            if !self.eligible(g, wv) {
-                continue;
-            }
-            let at = site(g, n);
-            match cx.grant(self.name(), "int8-weights", &at) {
-                Grant::Yes => {}
-                Grant::Denied => continue,
-                Grant::Spent => return Ok(changed),
-            }
-            let Some(w) = g.value(wv).initializer().cloned() else {
-                continue;
-            };
-            let dims: Vec<usize> = w.dims.iter().map(|d| *d as usize).collect();
-            let Ok(values) = w.to_f32_vec() else { continue };
-            let q = symmetric_int8(&values, &dims, self.per_channel.then_some(t.axis));
-            cx.notes.push((
-                at.clone(),
-                format!(
-                    "int8 {} {:?}: relative weight error {:.2e}",
-                    g.value(wv).name(),
-                    w.dims,
-                    q.relative_error
-                ),
-            ));
-            let out_rank = g.node(n).output(0).and_then(|y| {
-                let fact = cx.facts.as_ref()?.fact(y)?;
-                fact.dims.as_ref().map(Vec::len)
-            });
-            if t.gather && self.per_channel && out_rank.is_none() {
-                continue; // DequantizeLinear needs the axis of the gathered rows
-            }
-            t.out_rank = out_rank;
-            if self.cast && !t.gather {
-                patch_cast(g, n, &t, wv, &w, q, self.per_channel).map_err(err)?;
-            } else {
-                patch(g, n, &t, wv, &w, q, self.per_channel).map_err(err)?;
-            }
-            changed = true;
-        }
-        Ok(changed)
+    fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        run_lossy(Pass::name(self), self, g, is_subgraph, cx)
     }
 }
 
+impl LossyRule for QuantizeWeights {
+    fn name(&self) -> &'static str {
+        "int8-weights"
+    }
+
+    fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Costed> {
+        let need = if self.per_channel { 13 } else { 10 };
+        if cx.opset < need {
+            return None;
+        }
+        let m = self.matched(g, n, cx)?;
+        let q = symmetric_int8(
+            &m.values,
+            &m.dims,
+            self.per_channel.then_some(m.target.axis),
+        );
+        let note = format!(
+            "int8 {} {:?}: relative weight error {:.2e}",
+            g.value(m.w).name(),
+            m.tensor.dims,
+            q.relative_error
+        );
+        let (cast, per_channel) = (self.cast && !m.target.gather, self.per_channel);
+        let patch: Patch = Box::new(move |g: &mut Graph| {
+            if cast {
+                patch_cast(g, n, &m.target, m.w, &m.tensor, q, per_channel)
+            } else {
+                patch(g, n, &m.target, m.w, &m.tensor, q, per_channel)
+            }
+        });
+        Some(Costed { patch, note })
+    }
+}
+
+/// A weight int8-weights will store: where it sits, the tensor and its values.
+struct Matched {
+    target: Target,
+    w: ValueId,
+    tensor: Tensor,
+    values: Vec<f32>,
+    dims: Vec<usize>,
+}
+
 impl QuantizeWeights {
-    fn eligible(&self, g: &Graph, wv: ValueId) -> bool {
-        eligible(g, wv, self.min_elements)
+    /// Every guard of node `n`; the weight and its values when they all hold.
+    fn matched(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Matched> {
+        if !self.ops.contains(&g.node(n).op()) {
+            return None;
+        }
+        let mut target = target(g, n)?;
+        let w = g.node(n).input(target.slot)?;
+        if !eligible(g, w, self.min_elements) {
+            return None;
+        }
+        if target.gather && self.per_channel {
+            // DequantizeLinear needs the axis of the gathered rows: the output's rank,
+            // from the main graph's facts, or a subgraph's own declaration.
+            let y = g.node(n).output(0)?;
+            target.out_rank = match cx.facts {
+                Some(facts) => facts.fact(y)?.dims.as_ref().map(Vec::len),
+                None => g.value(y).info.ty.as_ref()?.dims().map(|d| d.len()),
+            };
+            target.out_rank?;
+        }
+        let tensor = g.value(w).initializer()?.clone();
+        let values = tensor.to_f32_vec().ok()?;
+        let dims = tensor.dims.iter().map(|d| *d as usize).collect();
+        Some(Matched {
+            target,
+            w,
+            tensor,
+            values,
+            dims,
+        })
     }
 }
 
