@@ -1,9 +1,10 @@
 //! Rule tests, text in / text out (cranelift-style filetests) plus a numeric check.
 //!
 //! Each `tests/rules/*.wt` file holds a model in the IR text form, header comments
-//! `# passes: a,b` (the passes to run) and `# rewrites: N` (how many rewrites must
-//! happen; 0 for guard cases that must not fire), then a line `# expect:` and the text
-//! the rewritten model must print as. `WHITTLE_BLESS=1 cargo test -p whittle-passes --test
+//! `# passes: a,b` (the passes to run), `# rewrites: N` (how many rewrites must happen; 0
+//! for guard cases that must not fire) and `# rules: r1,r2` (rules that must have fired),
+//! then either a line `# expect:` and the text the rewritten model must print as, or
+//! `# check: TEXT` lines, each a piece of the printed result (partial output). `WHITTLE_BLESS=1 cargo test -p whittle-passes --test
 //! rules` rewrites the expected parts (review the diff). Every case also runs the model
 //! before and after in tract on random inputs: the outputs must agree (rtol 1e-5).
 
@@ -45,7 +46,15 @@ fn close(a: &whittle_ir::Tensor, b: &whittle_ir::Tensor) -> bool {
 
 fn run_case(path: &Path) -> Result<(), String> {
     let file = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let (input, expected) = file.split_once(MARK).ok_or("no '# expect:' line")?;
+    let checks: Vec<&str> = file
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# check:").map(str::trim))
+        .collect();
+    let (input, expected) = match file.split_once(MARK) {
+        Some(split) => split,
+        None if !checks.is_empty() => (file.as_str(), ""),
+        None => return Err("no '# expect:' or '# check:' line".into()),
+    };
     let passes: Vec<String> = header(input, "passes")
         .ok_or("no '# passes:' header")?
         .split(',')
@@ -72,7 +81,20 @@ fn run_case(path: &Path) -> Result<(), String> {
             ));
         }
     }
-    if std::env::var_os("WHITTLE_BLESS").is_some() {
+    for rule in header(input, "rules")
+        .into_iter()
+        .flat_map(|r| r.split(','))
+    {
+        if !cx.log.iter().any(|(_, r, _)| *r == rule.trim()) {
+            return Err(format!("rule '{}' did not fire: {:?}", rule.trim(), cx.log));
+        }
+    }
+    if let Some(missing) = checks.iter().find(|c| !got.contains(*c)) {
+        return Err(format!("'# check: {missing}' not in the output:\n{got}"));
+    }
+    if expected.is_empty() {
+        // Partial output only.
+    } else if std::env::var_os("WHITTLE_BLESS").is_some() {
         std::fs::write(path, format!("{input}{MARK}\n{got}")).map_err(|e| e.to_string())?;
     } else if expected.trim() != got.trim() {
         return Err(format!(

@@ -143,29 +143,7 @@ pub fn allocate(
         .map(|s| s.layer.macs() as f64)
         .sum::<f64>()
         .max(1.0);
-    // Sensitivity: each candidate alone. Candidates that break the budget alone go.
-    let mut options: Vec<Vec<(Choice, f64)>> = Vec::new();
-    for (i, s) in sites.iter().enumerate() {
-        let mut kept = Vec::new();
-        for c in &s.choices {
-            let mut choices = vec![None; sites.len()];
-            choices[i] = Some(*c);
-            let score = match judge.score(&apply(model, sites, &choices)?) {
-                Ok(score) => score,
-                // tract cannot run this rewrite (a tract limitation, not a bad model):
-                // it is not a candidate.
-                Err(e) => {
-                    tracing::debug!("{}: rank {} dropped: {e}", s.layer.site, c.rank);
-                    continue;
-                }
-            };
-            evaluations += 1;
-            if budget.holds(&score) {
-                kept.push((*c, score.rel_err));
-            }
-        }
-        options.push(kept);
-    }
+    let options = sensitivities(model, sites, judge, budget, &mut evaluations)?;
     let plan = |lambda: f64| -> Vec<Option<Choice>> {
         sites
             .iter()
@@ -224,10 +202,55 @@ pub fn allocate(
             }
         }
     }
-    let why = sites
+    let why = reasons(sites, &best, &options, budget);
+    Ok(Outcome::new(best, why, evaluations))
+}
+
+/// Sensitivity: each candidate of each site alone, scored on the whole model; the
+/// candidates that keep the budget alone, with their relative output error.
+fn sensitivities(
+    model: &Model,
+    sites: &[Site],
+    judge: &Judge,
+    budget: Budget,
+    evaluations: &mut usize,
+) -> Result<Vec<Vec<(Choice, f64)>>, DecomposeError> {
+    let mut options = Vec::new();
+    for (i, s) in sites.iter().enumerate() {
+        let mut kept = Vec::new();
+        for c in &s.choices {
+            let mut choices = vec![None; sites.len()];
+            choices[i] = Some(*c);
+            let score = match judge.score(&apply(model, sites, &choices)?) {
+                Ok(score) => score,
+                // tract cannot run this rewrite (a tract limitation, not a bad model):
+                // it is not a candidate.
+                Err(e) => {
+                    tracing::debug!("{}: rank {} dropped: {e}", s.layer.site, c.rank);
+                    continue;
+                }
+            };
+            *evaluations += 1;
+            if budget.holds(&score) {
+                kept.push((*c, score.rel_err));
+            }
+        }
+        options.push(kept);
+    }
+    Ok(options)
+}
+
+/// Why each site got what it got, for the report.
+fn reasons(
+    sites: &[Site],
+    best: &[Option<Choice>],
+    options: &[Vec<(Choice, f64)>],
+    budget: Budget,
+) -> Vec<String> {
+    sites
         .iter()
-        .zip(&best)
-        .zip(&options)
+        .zip(best)
+        .zip(options)
         .map(
             |((s, c), o)| match (c, s.choices.is_empty(), o.is_empty()) {
                 (Some(_), _, _) => format!("chosen for budget {budget}"),
@@ -236,6 +259,5 @@ pub fn allocate(
                 (None, false, false) => format!("kept to meet {budget} with the other layers"),
             },
         )
-        .collect();
-    Ok(Outcome::new(best, why, evaluations))
+        .collect()
 }

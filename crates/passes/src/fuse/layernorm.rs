@@ -50,6 +50,44 @@ fn affine_partner(g: &Graph, n: NodeId, op: &str, v: ValueId, c: i64) -> Option<
     (t.dtype() == DataType::Float && t.dims == [c]).then_some(other)
 }
 
+/// The optional affine tail after the normalization: `·γ` then `+β`.
+struct Affine {
+    /// The value the fused op writes (the tail's last output).
+    y: ValueId,
+    gamma: Option<ValueId>,
+    beta: Option<ValueId>,
+    /// The Mul and Add nodes taken.
+    tail: Vec<NodeId>,
+}
+
+/// Follows the normalized value `y` through a single-use `Mul(γ)` and then `Add(β)` of
+/// `c` channels, as far as they go.
+fn affine_tail(g: &Graph, mut y: ValueId, c: i64) -> Option<Affine> {
+    let (mut gamma, mut beta, mut tail) = (None, None, Vec::new());
+    if single_use(g, y) {
+        let m = g.value(y).uses()[0].node;
+        if let Some(gm) = affine_partner(g, m, "Mul", y, c) {
+            gamma = Some(gm);
+            y = g.node(m).output(0)?;
+            tail.push(m);
+            if single_use(g, y) {
+                let a = g.value(y).uses()[0].node;
+                if let Some(bt) = affine_partner(g, a, "Add", y, c) {
+                    beta = Some(bt);
+                    y = g.node(a).output(0)?;
+                    tail.push(a);
+                }
+            }
+        }
+    }
+    Some(Affine {
+        y,
+        gamma,
+        beta,
+        tail,
+    })
+}
+
 impl Rule for LayerNormPattern {
     fn name(&self) -> &'static str {
         "layer-norm"
@@ -99,26 +137,14 @@ impl Rule for LayerNormPattern {
                 return None;
             }
         }
-        // Optional affine tail: ·γ then +β.
-        let mut y = div.output(0)?;
         let mut nodes = vec![rm1, sub, pow, rm2, add, sqrt, n];
-        let (mut gamma, mut beta) = (None, None);
-        if single_use(g, y) {
-            let m = g.value(y).uses()[0].node;
-            if let Some(gm) = affine_partner(g, m, "Mul", y, c) {
-                gamma = Some(gm);
-                y = g.node(m).output(0)?;
-                nodes.push(m);
-                if single_use(g, y) {
-                    let a = g.value(y).uses()[0].node;
-                    if let Some(bt) = affine_partner(g, a, "Add", y, c) {
-                        beta = Some(bt);
-                        y = g.node(a).output(0)?;
-                        nodes.push(a);
-                    }
-                }
-            }
-        }
+        let Affine {
+            y,
+            gamma,
+            beta,
+            tail,
+        } = affine_tail(g, div.output(0)?, c)?;
+        nodes.extend(tail);
         let name = g.node(n).name.clone();
         Some(Box::new(move |g: &mut Graph| {
             let gamma = match gamma {
