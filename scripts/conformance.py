@@ -193,7 +193,7 @@ QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.99
                "int8-dynamic --ops MatMul,Gemm,Conv": 0.99,
                "int8-dynamic --act-scale tensor": 0.99,
                "int4": 0.98,
-               "int8-weights --int8-form cast": 0.999}
+               "int8-weights --int8-form dq": 0.999}
 
 
 def upgrade_judges(whittle, sets, workdir):

@@ -107,11 +107,11 @@ pub struct OptimizeArgs {
     /// about 7x smaller). Reports each layer's error.
     #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "int4", "fp16", "fp16-weights"])]
     pub quantize: Option<String>,
-    /// With --quantize int8-weights: dq (DequantizeLinear; default) or cast (Cast -> Mul,
-    /// which ONNX Runtime and tract fold into the float weight at load: float compute at
-    /// float speed; ORT turns DequantizeLinear -> MatMul into MatMulNBits, which by default
-    /// quantizes the activations as well).
-    #[arg(long, value_name = "FORM", value_parser = ["dq", "cast"], requires = "quantize")]
+    /// With --quantize int8-weights: cast (Cast -> Mul, the default, which ONNX Runtime
+    /// and tract fold into the float weight at load: float compute at float speed) or dq
+    /// (DequantizeLinear; ORT turns DequantizeLinear -> MatMul into MatMulNBits, which by
+    /// default quantizes the activations as well).
+    #[arg(long, value_name = "FORM", value_parser = ["cast", "dq"], requires = "quantize")]
     pub int8_form: Option<String>,
     /// With --quantize int8-dynamic: the op types taken, comma-separated (default
     /// MatMul,Gemm; add Conv for ConvInteger).
@@ -209,8 +209,10 @@ pub struct OptimizeArgs {
     pub check: bool,
     /// Check the result against the original in tract; on a mismatch find the rewrite
     /// that breaks it, roll it back and retry (`--verify=strict`: fail instead).
+    /// Lossy steps are judged against their --budget instead (and reported). The mode
+    /// takes `=` (`--verify=strict`), so `--verify MODEL` reads MODEL as the model.
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "rollback",
-          value_parser = ["rollback", "strict"])]
+          require_equals = true, value_parser = ["rollback", "strict"])]
     pub verify: Option<String>,
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -336,4 +338,42 @@ pub struct BenchArgs {
     /// Integer input range [LO, HI) (repeatable).
     #[arg(long = "input-range", value_name = "NAME=LO,HI")]
     pub input_range: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--quantize`'s values (for completions and usage errors) are exactly the modes the
+    /// option types accept.
+    #[test]
+    fn quantize_values_are_the_modes_of_the_option_type() {
+        let cmd = super::Cli::command();
+        let optimize = cmd.find_subcommand("optimize").expect("optimize");
+        let arg = optimize
+            .get_arguments()
+            .find(|a| a.get_id() == "quantize")
+            .expect("--quantize");
+        let values: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        for v in &values {
+            let s = whittle::Settings {
+                quantize: Some(v.clone()),
+                ..whittle::Settings::default()
+            };
+            assert!(whittle::Optimizer::from_settings(&s).is_ok(), "{v}");
+        }
+        let bad = whittle::Settings {
+            quantize: Some("int3".into()),
+            ..whittle::Settings::default()
+        };
+        let err = whittle::Optimizer::from_settings(&bad)
+            .unwrap_err()
+            .to_string();
+        let listed = err.matches('`').count() / 2 - 1; // less the bad value itself
+        assert_eq!(listed, values.len(), "{err} vs {values:?}");
+    }
 }

@@ -4,7 +4,7 @@ use crate::summary::Summary;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use whittle_passes::PassStat;
+use whittle::{LossyCheck, PassReport, Rewrite, Verification};
 
 /// Bumped whenever a key is renamed or removed.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,7 +81,7 @@ pub fn notes(notes: &[(String, String)]) -> Vec<NoteJson> {
 }
 
 /// Pass statistics as rows.
-pub fn passes(stats: &[PassStat]) -> Vec<PassJson> {
+pub fn passes(stats: &[PassReport]) -> Vec<PassJson> {
     stats
         .iter()
         .map(|s| PassJson {
@@ -93,28 +93,44 @@ pub fn passes(stats: &[PassStat]) -> Vec<PassJson> {
 }
 
 /// The rewrite log as rows.
-pub fn rewrites(log: &[(&'static str, &'static str, String)]) -> Vec<RewriteJson> {
+pub fn rewrites(log: &[Rewrite]) -> Vec<RewriteJson> {
     log.iter()
-        .map(|(pass, rule, node)| RewriteJson {
-            pass,
-            rule,
-            node: node.clone(),
+        .map(|r| RewriteJson {
+            pass: r.pass,
+            rule: r.rule,
+            node: r.node.clone(),
         })
         .collect()
 }
 
-/// The `--verify` part of the report.
-pub fn verify_json(v: &whittle_passes::verified::Verification, what: &str) -> serde_json::Value {
+/// The `--verify` part of the report: the lossless check and, when lossy steps ran,
+/// their score against the original.
+pub fn verify_json(v: &Verification, lossy: Option<&LossyCheck>, what: &str) -> serde_json::Value {
     let worst = v.diffs.iter().flatten().fold((0f64, 1f64), |(m, c), d| {
         (m.max(d.max_abs), c.min(d.cosine))
     });
-    serde_json::json!({
+    let rolled_back: Vec<_> = v
+        .rolled_back
+        .iter()
+        .map(|(p, r, s, k)| serde_json::json!({"pass": p, "rule": r, "node": s, "rewrite": k}))
+        .collect();
+    let mut out = serde_json::json!({
         "inputs": what,
         "max_abs": worst.0,
         "min_cosine": worst.1,
         "pipeline_runs": v.runs,
-        "rolled_back": v.rolled_back.iter().map(|(p, r, s, k)| serde_json::json!({"pass": p, "rule": r, "node": s, "rewrite": k})).collect::<Vec<_>>(),
-    })
+        "rolled_back": rolled_back,
+    });
+    if let Some(l) = lossy {
+        out["lossy"] = serde_json::json!({
+            "cosine": l.score.cosine,
+            "top1": l.score.top1,
+            "rel_err": l.score.rel_err,
+            "budget": l.budget.map(|b| b.to_string()),
+            "held": l.held,
+        });
+    }
+    out
 }
 
 /// One model of a many-model run: its report, or why it failed.

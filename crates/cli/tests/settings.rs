@@ -159,7 +159,13 @@ fn quantize_int8_weights_from_flags_and_config() {
         14,
         "2 embeddings + 12 MatMuls"
     );
-    assert!(r["after"]["op_counts"]["DequantizeLinear"].as_u64() == Some(14));
+    // The MatMul weights are read through Cast -> Mul (the default form), the embedding
+    // tables gathered as int8 rows behind DequantizeLinear.
+    assert_eq!(
+        r["after"]["op_counts"]["DequantizeLinear"].as_u64(),
+        Some(2)
+    );
+    assert!(r["after"]["op_counts"]["Cast"].as_u64().unwrap() >= 12);
     // The same from whittle.toml; min-elements keeps small weights float.
     std::fs::write(
         dir.path().join("whittle.toml"),

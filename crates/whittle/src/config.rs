@@ -16,7 +16,8 @@
 //! both. Unknown keys are errors that list the valid ones.
 
 use crate::Error;
-use serde::Deserialize;
+use crate::modes::Quantize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use whittle_ir::Dim;
@@ -49,7 +50,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum DimSetting {
     Size(i64),
@@ -68,7 +69,7 @@ impl DimSetting {
 
 /// Optimization settings; `None` means "not said here" (a later layer or the default
 /// decides).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     /// 0, 1 or 2 (`-O`).
@@ -195,6 +196,55 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// The keys the optimizer reads itself; every other key belongs to the `quantize`
+/// mode and is read by its option type ([`Quantize`]).
+const GENERAL_KEYS: &[&str] = &[
+    "level",
+    "passes",
+    "disable",
+    "input-shapes",
+    "fold-limit",
+    "external-data-threshold",
+    "exclude",
+    "decompose",
+    "budget",
+    "min-gain",
+    "measure",
+    "calibrate",
+    "opset",
+];
+
+/// The quantize mode and its options that `s` describes: `quantize` and the keys of
+/// that mode, read by the mode's option type (so flags and files are read alike, and
+/// a key the mode does not take is an error listing those it does).
+pub(crate) fn quantize(s: &Settings) -> Result<Option<Quantize>, Error> {
+    let table = toml::Table::try_from(s)
+        .map_err(|e| Error::Config(format!("settings: {}", one_line(&e.to_string()))))?;
+    let keys: toml::Table = table
+        .into_iter()
+        .filter(|(k, _)| !GENERAL_KEYS.contains(&k.as_str()))
+        .collect();
+    let Some(mode) = keys
+        .get("quantize")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+    else {
+        return match keys.keys().next() {
+            None => Ok(None),
+            Some(k) => Err(Error::Config(format!(
+                "{k} applies to quantize; no quantize mode is set"
+            ))),
+        };
+    };
+    let q: Quantize = toml::Value::Table(keys)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            Error::Config(format!("quantize = \"{mode}\": {}", one_line(e.message())))
+        })?;
+    q.validate().map_err(Error::Config)?;
+    Ok(Some(q))
 }
 
 fn one_line(s: &str) -> String {

@@ -23,13 +23,19 @@
 
 pub mod build;
 pub mod config;
-mod lossy;
+mod modes;
 mod optimizer;
 mod report;
+mod session;
+mod steps;
 
 pub use config::{Config, Settings};
-pub use optimizer::{Error, Optimizer, Quantize};
-pub use report::{PassReport, Report, Rewrite};
+pub use modes::{
+    DynamicOp, Fp16, Fp16Weights, Int4, Int8Dynamic, Int8Form, Int8Static, Int8Weights, Quantize,
+};
+pub use optimizer::{Error, Optimizer};
+pub use report::{LossyCheck, PassReport, Report, Rewrite, Verification};
+pub use session::{Observer, RunOptions, Verify};
 pub use whittle_ir::Model;
 pub use whittle_passes::Level;
 

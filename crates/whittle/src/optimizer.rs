@@ -1,18 +1,15 @@
 //! The optimizer builder.
 
 use crate::config::Settings;
-use crate::report::{PassReport, Report, Rewrite, size};
+use crate::modes::Quantize;
+use crate::report::Report;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
 use whittle_passes::decompose::{self, Budget, Kind};
-use whittle_passes::quant::dynamic::{DENSE_OPS, DYNAMIC_OPS};
-use whittle_passes::quant::ranges::Method;
-use whittle_passes::quant::{
-    ActScale, DynamicInt8, Fp16Compute, Fp16Weights, Int4Format, QuantError, QuantizeInt4,
-    QuantizeWeights,
-};
+use whittle_passes::quant::QuantError;
+use whittle_passes::verified::VerifyError;
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
 
 /// Why an optimization failed.
@@ -36,6 +33,14 @@ pub enum Error {
     /// Calibration data could not be read or does not fit the model.
     #[error("calibration data {path}: {reason}")]
     Calibration { path: PathBuf, reason: String },
+    /// Verification of the lossless phase failed (strict mismatch, too many roll-backs,
+    /// a model tract cannot run).
+    #[error(transparent)]
+    Verification(#[from] VerifyError),
+    /// The lossy steps miss their budget on the verification inputs (strict), or could
+    /// not be judged.
+    #[error("{0}")]
+    Verify(String),
 }
 
 /// Settings for one optimization: level, passes, input shapes, fold limit. Build it with
@@ -58,81 +63,6 @@ pub struct Optimizer {
     pub(crate) quant_budget: Option<Budget>,
     /// Raise the default-domain opset to this version first.
     pub(crate) opset: Option<i64>,
-}
-
-/// Random input sets the decomposition runs on when no calibration data is given.
-pub(crate) const RANDOM_SETS: usize = 16;
-
-/// Lossy compression run after the lossless passes (opt-in; it reports its error).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Quantize {
-    /// Weights stored as int8 behind DequantizeLinear; compute stays float.
-    Int8Weights {
-        /// One scale per output channel (else one per tensor).
-        per_channel: bool,
-        /// `Cast → Mul` instead of DequantizeLinear (`--int8-form cast`).
-        cast: bool,
-        /// Weights with fewer elements stay float.
-        min_elements: u64,
-    },
-    /// MatMul/Gemm in int8 with activations quantized at run time.
-    Int8Dynamic {
-        /// Weights with fewer elements stay float.
-        min_elements: u64,
-        /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
-        full_range: bool,
-        /// The op types taken (MatMul, Gemm; Conv as ConvInteger).
-        ops: Vec<String>,
-        /// One activation scale per row (default) or per tensor.
-        act_scale: ActScale,
-    },
-    /// Conv/MatMul/Gemm in the QDQ format: activations quantized with ranges observed on
-    /// the calibration data (required), weights int8, biases int32.
-    Int8Static {
-        /// One weight scale per output channel (else one per tensor).
-        per_channel: bool,
-        /// Weights with fewer elements stay float.
-        min_elements: u64,
-        /// How each activation's range is chosen from what calibration saw.
-        method: Method,
-        /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
-        full_range: bool,
-    },
-    /// The model computes in float16; float32 inputs and outputs are kept.
-    Fp16,
-    /// MatMul/Gemm weights in 4 bits, one scale per block of K rows per column.
-    Int4 {
-        /// Rows per block (a power of two, at least 16).
-        block_size: usize,
-        /// Blocked DequantizeLinear (opset ≥ 21) or com.microsoft MatMulNBits.
-        format: Int4Format,
-        /// Weights with fewer elements stay float.
-        min_elements: u64,
-    },
-    /// Weights stored as float16 behind a Cast to float32.
-    Fp16Weights {
-        /// Weights with fewer elements stay float32.
-        min_elements: u64,
-    },
-}
-
-impl Quantize {
-    /// The modes `--quantize` accepts.
-    pub const MODES: &'static [&'static str] = &[
-        "int8-weights",
-        "int8-dynamic",
-        "int8-static",
-        "fp16-weights",
-    ];
-
-    /// `int8-weights` with the default options (per channel, 1024 elements and more).
-    pub fn int8_weights() -> Quantize {
-        Quantize::Int8Weights {
-            per_channel: true,
-            min_elements: 1024,
-            cast: false,
-        }
-    }
 }
 
 impl Default for Optimizer {
@@ -202,127 +132,11 @@ impl Optimizer {
         for e in settings.exclude.iter().flatten() {
             o = o.try_exclude(e)?;
         }
-        o.quantize = match settings.quantize.as_deref() {
-            None => None,
-            Some("int8-weights") => Some(Quantize::Int8Weights {
-                per_channel: !settings.per_tensor.unwrap_or(false),
-                cast: match settings.int8_form.as_deref() {
-                    None | Some("dq") => false,
-                    Some("cast") => true,
-                    Some(f) => {
-                        return Err(Error::Config(format!(
-                            "int8-form '{f}': expected dq or cast"
-                        )));
-                    }
-                },
-                min_elements: settings.min_elements.unwrap_or(1024),
-            }),
-            Some("int8-static") => Some(Quantize::Int8Static {
-                per_channel: !settings.per_tensor.unwrap_or(false),
-                min_elements: settings.min_elements.unwrap_or(0),
-                method: match &settings.calibration {
-                    Some(m) => m.parse().map_err(Error::Config)?,
-                    None => Method::MinMax,
-                },
-                full_range: settings.full_range.unwrap_or(false),
-            }),
-            Some("fp16") if settings.per_tensor.is_some() || settings.min_elements.is_some() => {
-                return Err(Error::Config(
-                    "per-tensor and min-elements do not apply to fp16 (every value converts)"
-                        .into(),
-                ));
-            }
-            Some("fp16") => Some(Quantize::Fp16),
-            Some("int4") if settings.per_tensor.is_some() => {
-                return Err(Error::Config(
-                    "per-tensor does not apply to int4 (it is blockwise)".into(),
-                ));
-            }
-            Some("int4") => Some(Quantize::Int4 {
-                block_size: int4_block_size(settings.block_size)?,
-                format: match settings.int4_format.as_deref() {
-                    None | Some("dq") => Int4Format::DequantizeLinear,
-                    Some("matmulnbits") => Int4Format::MatMulNBits,
-                    Some(f) => {
-                        return Err(Error::Config(format!(
-                            "int4-format '{f}': expected dq or matmulnbits"
-                        )));
-                    }
-                },
-                min_elements: settings.min_elements.unwrap_or(1024),
-            }),
-            Some(m @ ("fp16-weights" | "int8-dynamic")) if settings.per_tensor.is_some() => {
-                return Err(Error::Config(format!(
-                    "per-tensor applies to int8-weights, not {m}"
-                )));
-            }
-            Some("int8-dynamic") => Some(Quantize::Int8Dynamic {
-                min_elements: settings.min_elements.unwrap_or(1024),
-                full_range: settings.full_range.unwrap_or(false),
-                ops: dynamic_ops(settings.ops.as_deref())?,
-                act_scale: match &settings.act_scale {
-                    Some(s) => s.parse().map_err(Error::Config)?,
-                    None => ActScale::default(),
-                },
-            }),
-            Some("fp16-weights") => Some(Quantize::Fp16Weights {
-                min_elements: settings.min_elements.unwrap_or(1024),
-            }),
-            Some(m) => {
-                return Err(Error::Config(format!(
-                    "quantize '{m}': expected one of {}",
-                    Quantize::MODES.join(", ")
-                )));
-            }
-        };
-        if o.quantize.is_none()
-            && (settings.per_tensor.is_some() || settings.min_elements.is_some())
-        {
-            return Err(Error::Config(
-                "per-tensor and min-elements apply to quantize; no quantize mode is set".into(),
-            ));
-        }
-        if settings.calibration.is_some()
-            && !matches!(o.quantize, Some(Quantize::Int8Static { .. }))
-        {
-            return Err(Error::Config(
-                "calibration (the range method) applies to quantize = int8-static".into(),
-            ));
-        }
-        if settings.int8_form.is_some() && !matches!(o.quantize, Some(Quantize::Int8Weights { .. }))
-        {
-            return Err(Error::Config(
-                "int8-form applies to quantize = int8-weights".into(),
-            ));
-        }
-        if (settings.ops.is_some() || settings.act_scale.is_some())
-            && !matches!(o.quantize, Some(Quantize::Int8Dynamic { .. }))
-        {
-            return Err(Error::Config(
-                "ops and act-scale apply to quantize = int8-dynamic".into(),
-            ));
-        }
-        if (settings.block_size.is_some() || settings.int4_format.is_some())
-            && !matches!(o.quantize, Some(Quantize::Int4 { .. }))
-        {
-            return Err(Error::Config(
-                "block-size and int4-format apply to quantize = int4".into(),
-            ));
-        }
-        if settings.full_range.is_some()
-            && !matches!(
-                o.quantize,
-                Some(Quantize::Int8Static { .. } | Quantize::Int8Dynamic { .. })
-            )
-        {
-            return Err(Error::Config(
-                "full-range applies to quantize = int8-static or int8-dynamic".into(),
-            ));
-        }
+        o.quantize = crate::config::quantize(settings)?;
         o.decompose = decompose_settings(settings)?;
         o.quant_budget = quant_budget(settings, o.quantize.as_ref())?;
         o.calibrate = settings.calibrate.clone();
-        o.pipeline()?; // unknown pass names fail here, not mid-run
+        o.lossless_pipeline()?; // unknown pass names fail here, not mid-run
         Ok(o)
     }
 
@@ -413,16 +227,7 @@ impl Optimizer {
         )
     }
 
-    /// The passes these settings run (for tools that drive the pipeline themselves).
-    pub fn pipeline(&self) -> Result<Pipeline, Error> {
-        let p = self.lossless_pipeline()?;
-        Ok(match &self.quantize {
-            None => p,
-            Some(q) => with_quantize(p, q),
-        })
-    }
-
-    /// The passes these settings run, without quantization.
+    /// The lossless phase's passes (the level's, or exactly `passes`, less `disable`).
     pub(crate) fn lossless_pipeline(&self) -> Result<Pipeline, Error> {
         let mut p = match &self.passes {
             Some(names) => Pipeline::with_passes(names).map_err(Error::Config)?,
@@ -433,7 +238,7 @@ impl Optimizer {
     }
 
     /// A fresh pass context with these settings (input shapes, fold limit, exclusions).
-    pub fn pass_cx(&self) -> PassCx {
+    pub(crate) fn pass_cx(&self) -> PassCx {
         PassCx {
             input_shapes: self.input_shapes.clone(),
             fold_limit: self.fold_limit,
@@ -456,38 +261,9 @@ impl Optimizer {
         }
     }
 
-    /// True when the settings include a lossy decomposition (it runs outside the
-    /// pipeline, so tools that drive the pipeline themselves must call [`Optimizer::run`]).
-    pub fn decomposes(&self) -> bool {
-        self.decompose.is_some()
-    }
-
-    /// Optimizes `model` in place.
+    /// Optimizes `model` in place (all phases, no verification).
     pub fn optimize_model(&self, model: &mut Model) -> Result<Report, Error> {
-        let (nodes_before, bytes_before) = size(model);
-        let mut cx = self.pass_cx();
-        let (stats, decomposed) = self.run(model, &mut cx, &mut |_, _| {})?;
-        let (nodes_after, bytes_after) = size(model);
-        Ok(Report {
-            nodes_before,
-            nodes_after,
-            initializer_bytes_before: bytes_before,
-            initializer_bytes_after: bytes_after,
-            passes: stats
-                .iter()
-                .map(|s| PassReport {
-                    name: s.name,
-                    rewrites: s.rewrites,
-                })
-                .collect(),
-            rewrites: cx
-                .log
-                .into_iter()
-                .map(|(pass, rule, node)| Rewrite { pass, rule, node })
-                .collect(),
-            notes: cx.notes,
-            decompose: decomposed,
-        })
+        self.execute(model, crate::RunOptions::default())
     }
 
     /// Optimizes an encoded model (no external data) and returns the new encoding.
@@ -506,89 +282,6 @@ impl Optimizer {
         let report = self.optimize_model(&mut model)?;
         whittle_onnx::save_model(&model, output, &self.export_options(output))?;
         Ok(report)
-    }
-}
-
-/// `p` with the passes of quantization mode `q` before its final clean-up.
-pub(crate) fn with_quantize(p: Pipeline, q: &Quantize) -> Pipeline {
-    match q {
-        Quantize::Int8Weights {
-            per_channel,
-            min_elements,
-            cast,
-        } => p.with_lossy(Box::new(QuantizeWeights {
-            per_channel: *per_channel,
-            min_elements: *min_elements,
-            cast: *cast,
-            ..QuantizeWeights::default()
-        })),
-        Quantize::Fp16 => p.with_lossy(Box::new(Fp16Compute)),
-        Quantize::Int4 {
-            block_size,
-            format,
-            min_elements,
-        } => p
-            .with_lossy(Box::new(QuantizeInt4 {
-                block_size: *block_size,
-                format: *format,
-                min_elements: *min_elements,
-            }))
-            // Embedding tables are not MatMuls: store them as int8 rows.
-            .with_lossy(Box::new(QuantizeWeights {
-                min_elements: *min_elements,
-                ops: &["Gather"],
-                ..QuantizeWeights::default()
-            })),
-        Quantize::Fp16Weights { min_elements } => p.with_lossy(Box::new(Fp16Weights {
-            min_elements: *min_elements,
-        })),
-        // Calibrated: run by Optimizer::run once the lossless passes are done.
-        Quantize::Int8Static { .. } => p,
-        // Embedding tables are not MatMuls: store them as int8 rows (int8-weights).
-        Quantize::Int8Dynamic {
-            min_elements,
-            full_range,
-            ops,
-            act_scale,
-        } => p
-            .with_lossy(Box::new(DynamicInt8 {
-                min_elements: *min_elements,
-                full_range: *full_range,
-                ops: ops.clone(),
-                act_scale: *act_scale,
-            }))
-            .with_lossy(Box::new(QuantizeWeights {
-                min_elements: *min_elements,
-                ops: &["Gather"],
-                ..QuantizeWeights::default()
-            })),
-    }
-}
-
-/// `ops` for int8-dynamic: MatMul, Gemm and Conv (default MatMul and Gemm).
-fn dynamic_ops(ops: Option<&[String]>) -> Result<Vec<String>, Error> {
-    let Some(ops) = ops else {
-        return Ok(DENSE_OPS.iter().map(|s| s.to_string()).collect());
-    };
-    for op in ops {
-        if !DYNAMIC_OPS.contains(&op.as_str()) {
-            return Err(Error::Config(format!(
-                "ops '{op}': int8-dynamic takes {}",
-                DYNAMIC_OPS.join(", ")
-            )));
-        }
-    }
-    Ok(ops.to_vec())
-}
-
-/// `block-size` for int4: a power of two, at least 16 (default 32).
-fn int4_block_size(b: Option<u64>) -> Result<usize, Error> {
-    match b {
-        None => Ok(32),
-        Some(b) if b >= 16 && b.is_power_of_two() && b <= 1 << 20 => Ok(b as usize),
-        Some(b) => Err(Error::Config(format!(
-            "block-size {b}: expected a power of two, at least 16"
-        ))),
     }
 }
 

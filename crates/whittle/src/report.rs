@@ -1,10 +1,28 @@
 //! What an optimization did, as data.
 
+use std::time::Duration;
+use whittle_eval::Score;
+use whittle_passes::Budget;
+pub use whittle_passes::verified::Verification;
+
 /// One pass's work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassReport {
     pub name: &'static str,
     pub rewrites: usize,
+    /// Time spent in the pass over the whole run.
+    pub time: Duration,
+}
+
+/// How the lossy steps' result compares with the original on the verification inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossyCheck {
+    /// Mean cosine, top-1 agreement and relative error against the original.
+    pub score: Score,
+    /// The budget it was held to (none: reported only).
+    pub budget: Option<Budget>,
+    /// Whether the score meets the budget (true without one).
+    pub held: bool,
 }
 
 /// One rewrite: which pass and rule, at which node.
@@ -31,6 +49,10 @@ pub struct Report {
     pub notes: Vec<(String, String)>,
     /// What decomposition did, per layer and in total (when it ran).
     pub decompose: Option<whittle_passes::decompose::DecomposeReport>,
+    /// What verification of the lossless phase found and rolled back (with verify).
+    pub verification: Option<Verification>,
+    /// The lossy steps judged on the verification inputs (with verify and a lossy step).
+    pub lossy: Option<LossyCheck>,
 }
 
 /// Nodes (subgraphs included) and initializer bytes of a model.

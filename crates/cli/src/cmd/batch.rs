@@ -123,9 +123,13 @@ fn one(job: &Job, out: &Path, a: &OptimizeArgs) -> anyhow::Result<Report> {
     let mut model = read_model(&job.input)?;
     let read_ms = start.elapsed().as_secs_f64() * 1e3;
     let before = Summary::of(&model);
-    let mut cx = optimizer.pass_cx();
-    let (stats, _) = optimizer
-        .run(&mut model, &mut cx, &mut |_, _| {})
+    let verify = crate::cmd::optimize::verify_settings(a, &model)?;
+    let run = whittle::RunOptions {
+        verify: verify.as_ref().map(|v| &v.0),
+        ..whittle::RunOptions::default()
+    };
+    let done = optimizer
+        .execute(&mut model, run)
         .with_context(|| format!("optimizing {}", job.input.display()))?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
@@ -140,10 +144,13 @@ fn one(job: &Job, out: &Path, a: &OptimizeArgs) -> anyhow::Result<Report> {
         output: out.display().to_string(),
         before: Side::new(&before, in_bytes),
         after: Side::new(&Summary::of(&model), saved.model_bytes),
-        passes: report::passes(&stats),
-        rewrites: report::rewrites(&cx.log),
-        notes: report::notes(&cx.notes),
-        verify: None,
+        passes: report::passes(&done.passes),
+        rewrites: report::rewrites(&done.rewrites),
+        notes: report::notes(&done.notes),
+        verify: done.verification.as_ref().map(|v| {
+            let what = verify.as_ref().map(|v| v.1.as_str()).unwrap_or_default();
+            report::verify_json(v, done.lossy.as_ref(), what)
+        }),
         read_ms,
         total_ms: start.elapsed().as_secs_f64() * 1e3,
     })
@@ -153,8 +160,8 @@ pub fn run(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
     let Some(out_dir) = &a.output else {
         bail!("several models: give -o OUT_DIR");
     };
-    if a.in_place || a.check || a.verify.is_some() || a.print_after.is_some() {
-        bail!("--in-place, --check, --verify and --print-after take one model at a time");
+    if a.in_place || a.check || a.print_after.is_some() {
+        bail!("--in-place, --check and --print-after take one model at a time");
     }
     let jobs = dedup(jobs(&a.models)?, out_dir)?;
     if jobs.is_empty() {

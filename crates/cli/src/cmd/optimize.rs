@@ -8,10 +8,10 @@ use crate::testinputs;
 use anyhow::{Context, bail};
 use std::process::ExitCode;
 use std::time::Instant;
+use whittle::{LossyCheck, Optimizer, RunOptions, Verification, Verify};
 use whittle_ir::text::{PrintOptions, print_model};
 use whittle_onnx::{ExportOptions, Saved, read_model, save_model};
 use whittle_passes::pipeline::all_passes;
-use whittle_passes::verified::{Verification, optimize_verified};
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     if a.check {
@@ -30,8 +30,12 @@ fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
     let output = a.output.clone().context("--check needs -o OUT")?;
     let (optimizer, _) = optimizer_for(a, &input)?;
     let mut model = read_model(&input)?;
-    let mut cx = optimizer.pass_cx();
-    optimizer.run(&mut model, &mut cx, &mut |_, _| {})?;
+    let verify = verify_settings(a, &model)?;
+    let run = RunOptions {
+        verify: verify.as_ref().map(|v| &v.0),
+        ..RunOptions::default()
+    };
+    optimizer.execute(&mut model, run)?;
     let opts = ExportOptions {
         relocate_external: same_folder(&input, &output),
         ..optimizer.export_options(&output)
@@ -73,75 +77,42 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     }
     let input = single_input(&a)?;
     let (optimizer, config) = optimizer_for(&a, &input)?;
-    let pipeline = optimizer.pipeline()?;
-    let output = match (&a.output, a.in_place) {
-        (Some(o), _) => o.clone(),
-        (None, true) => input.clone(),
-        (None, false) => {
-            bail!("no output file: give -o OUT (or --in-place to overwrite the input)")
-        }
-    };
-    if !a.in_place && same_file(&input, &output) {
-        bail!(
-            "{}: output is the input file; use --in-place to overwrite it",
-            output.display()
-        );
-    }
-    if let Some(p) = &a.print_after
-        && !pipeline.names().contains(&p.as_str())
-    {
-        bail!(
-            "--print-after '{p}': not a pass of this run (running: {})",
-            pipeline.names().join(", ")
-        );
-    }
+    let output = output_path(&a, &input)?;
+    check_print_after(&a, &optimizer)?;
     let start = Instant::now();
     let mut model = read_model(&input)?;
     let before = Summary::of(&model);
     let read_time = start.elapsed();
-    let mut cx = optimizer.pass_cx();
-    cx.budget = a.bisect_limit;
+    let verify = verify_settings(&a, &model)?;
     let spin = crate::progress::spinner(&input.display().to_string());
-    let mut print_after = |pass: &str, m: &whittle_ir::Model| {
+    // With --verify a pass may run in attempts that are rolled back; the last listing
+    // of the pass is the one kept, so listings are printed once the run is done.
+    let mut listing: Option<String> = None;
+    let mut observe = |pass: &str, m: &whittle_ir::Model| {
         spin.set_message(format!("{pass} done"));
         if a.print_after.as_deref() == Some(pass) {
-            eprintln!("# after {pass}");
-            eprint!(
-                "{}",
-                print_model(
-                    m,
-                    &PrintOptions {
-                        max_values: Some(4),
-                        color: false
-                    }
-                )
-            );
+            let opts = PrintOptions {
+                max_values: Some(4),
+                color: false,
+            };
+            listing = Some(print_model(m, &opts));
         }
     };
-    let mut verification = None;
-    if a.verify.is_some() && optimizer.decomposes() {
-        bail!("--verify checks lossless rewrites; --decompose is lossy and reports its own error");
-    }
-    let stats = match a.verify.as_deref() {
-        None => {
-            optimizer
-                .run(&mut model, &mut cx, &mut print_after)
-                .with_context(|| format!("optimizing {}", input.display()))?
-                .0
-        }
-        Some(mode) => {
-            let (sets, what) = testinputs::input_sets(&model, &a.inputs)?;
-            let tol = testinputs::tolerance(&a.tolerance);
-            let (m, stats, v) =
-                optimize_verified(&model, &pipeline, &cx, &sets, &tol, mode == "strict")
-                    .with_context(|| format!("optimizing {} with --verify", input.display()))?;
-            model = m;
-            cx.log = v.log.clone();
-            verification = Some((v, what));
-            stats
-        }
+    let run = RunOptions {
+        verify: verify.as_ref().map(|v| &v.0),
+        rewrite_limit: a.bisect_limit,
+        observer: Some(&mut observe),
     };
+    let done = optimizer
+        .execute(&mut model, run)
+        .with_context(|| match verify {
+            Some(_) => format!("optimizing {} with --verify", input.display()),
+            None => format!("optimizing {}", input.display()),
+        })?;
     spin.finish_and_clear();
+    if let (Some(pass), Some(text)) = (&a.print_after, &listing) {
+        eprint!("# after {pass}\n{text}");
+    }
     let after = Summary::of(&model);
     let opts = ExportOptions {
         relocate_external: !a.in_place && same_folder(&input, &output),
@@ -155,7 +126,7 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         println!("settings from {}", c.path.display());
     }
     println!("{}", Summary::table(&before, &after));
-    for s in &stats {
+    for s in &done.passes {
         println!(
             "pass {:<16} {:>6} rewrites {:>8.2} ms",
             s.name,
@@ -171,11 +142,12 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         read_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64() * 1e3
     );
-    for (node, note) in &cx.notes {
+    for (node, note) in &done.notes {
         println!("{note} at '{node}'");
     }
-    if let Some((v, what)) = &verification {
-        print!("{}", verify_summary(v, what));
+    let what = verify.as_ref().map(|v| v.1.as_str()).unwrap_or_default();
+    if let Some(v) = &done.verification {
+        print!("{}", verify_summary(v, done.lossy.as_ref(), what));
     }
     if let Some(path) = &a.report {
         let r = Report {
@@ -184,12 +156,13 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
             output: output.display().to_string(),
             before: Side::new(&before, in_bytes),
             after: Side::new(&after, saved.model_bytes),
-            passes: report::passes(&stats),
-            rewrites: report::rewrites(&cx.log),
-            notes: report::notes(&cx.notes),
-            verify: verification
+            passes: report::passes(&done.passes),
+            rewrites: report::rewrites(&done.rewrites),
+            notes: report::notes(&done.notes),
+            verify: done
+                .verification
                 .as_ref()
-                .map(|(v, what)| report::verify_json(v, what)),
+                .map(|v| report::verify_json(v, done.lossy.as_ref(), what)),
             read_ms: read_time.as_secs_f64() * 1e3,
             total_ms: start.elapsed().as_secs_f64() * 1e3,
         };
@@ -199,8 +172,58 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where a single-model run writes: `-o OUT`, or the input with `--in-place`.
+fn output_path(a: &OptimizeArgs, input: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let output = match (&a.output, a.in_place) {
+        (Some(o), _) => o.clone(),
+        (None, true) => input.to_path_buf(),
+        (None, false) => {
+            bail!("no output file: give -o OUT (or --in-place to overwrite the input)")
+        }
+    };
+    if !a.in_place && same_file(input, &output) {
+        bail!(
+            "{}: output is the input file; use --in-place to overwrite it",
+            output.display()
+        );
+    }
+    Ok(output)
+}
+
+/// `--print-after NAME` must name a pass or step of this run.
+fn check_print_after(a: &OptimizeArgs, optimizer: &Optimizer) -> anyhow::Result<()> {
+    let Some(p) = &a.print_after else {
+        return Ok(());
+    };
+    let names = optimizer.stage_names()?;
+    if !names.contains(&p.as_str()) {
+        bail!(
+            "--print-after '{p}': not a pass of this run (running: {})",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// With `--verify`: the input sets (and where they came from), tolerance and mode.
+pub fn verify_settings(
+    a: &OptimizeArgs,
+    model: &whittle_ir::Model,
+) -> anyhow::Result<Option<(Verify, String)>> {
+    let Some(mode) = &a.verify else {
+        return Ok(None);
+    };
+    let (sets, what) = testinputs::input_sets(model, &a.inputs)?;
+    let verify = Verify {
+        sets,
+        tolerance: testinputs::tolerance(&a.tolerance),
+        strict: mode == "strict",
+    };
+    Ok(Some((verify, what)))
+}
+
 /// What `--verify` checked and did, for people.
-fn verify_summary(v: &Verification, what: &str) -> String {
+fn verify_summary(v: &Verification, lossy: Option<&LossyCheck>, what: &str) -> String {
     let worst = v.diffs.iter().flatten().fold((0f64, 1f64), |(m, c), d| {
         (m.max(d.max_abs), c.min(d.cosine))
     });
@@ -211,6 +234,17 @@ fn verify_summary(v: &Verification, what: &str) -> String {
     for (pass, rule, site, k) in &v.rolled_back {
         out += &format!(
             "rolled back rewrite #{k}: {pass}/{rule} at '{site}' (it changed the outputs)\n"
+        );
+    }
+    if let Some(l) = lossy {
+        let budget = match l.budget {
+            Some(b) if l.held => format!("within budget {b}"),
+            Some(b) => format!("MISSES budget {b}"),
+            None => "no budget given".to_string(),
+        };
+        out += &format!(
+            "lossy steps on the same inputs: mean cosine {:.6}, top-1 {:.4}, relative error {:.3e} ({budget})\n",
+            l.score.cosine, l.score.top1, l.score.rel_err
         );
     }
     out

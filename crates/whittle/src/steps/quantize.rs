@@ -1,279 +1,187 @@
-//! The lossy stages of an optimization, run after the lossless passes: decomposition,
-//! then quantization — calibrated (int8-static) and held to an error budget when asked.
-//! They run outside the fixed-point pipeline because each needs the model as the
-//! previous stage left it (ranges and sensitivities are measured on it).
+//! Quantization as a lossy step: the mode's passes, each run once; int8-static first
+//! observes its activation ranges on calibration data, and a whole-model budget keeps
+//! the costliest layers float until the model meets it.
 
-use crate::optimizer::{Error, Optimizer, Quantize, RANDOM_SETS, with_quantize};
-use std::path::{Path, PathBuf};
+use super::data::calibration_data;
+use super::{ModelStep, StepData};
+use crate::modes::{Int8Form, Quantize};
+use crate::optimizer::Error;
 use whittle_eval::Judge;
-use whittle_ir::{Model, OpsetImport};
-use whittle_passes::cleanup::DeadCode;
-use whittle_passes::decompose::{self, Data, DecomposeReport};
-use whittle_passes::quant::Int4Format;
+use whittle_ir::Model;
 use whittle_passes::quant::budget::{self, Fitted};
 use whittle_passes::quant::qdq::{self, QuantizeStatic};
 use whittle_passes::quant::ranges::{self, Method};
-use whittle_passes::{PassCx, PassError, PassStat, Pipeline};
+use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantizeInt4, QuantizeWeights};
+use whittle_passes::{Budget, Pass, PassCx, PassError, PassStat, Pipeline};
 
-impl Optimizer {
-    /// Runs everything the settings ask for on `model` with `cx`: the lossless passes,
-    /// then decomposition (if asked), then quantization; `after` sees the model after
-    /// each pass. Returns what each pass did and what decomposition did.
-    pub fn run(
+/// `--quantize MODE [--budget cosine=X|top1=X]`.
+pub(crate) struct QuantizeStep {
+    pub(crate) mode: Quantize,
+    pub(crate) budget: Option<Budget>,
+}
+
+impl ModelStep for QuantizeStep {
+    fn name(&self) -> &'static str {
+        "quantize"
+    }
+
+    fn pass_names(&self) -> Vec<&'static str> {
+        let mut names = vec!["quantize"];
+        if let Quantize::Int8Static(_) = self.mode {
+            names.push("quantize-int8-static");
+        } else {
+            names.extend(passes(&self.mode).iter().map(|p| p.name()));
+        }
+        names
+    }
+
+    fn needs_data(&self) -> bool {
+        self.budget.is_some()
+    }
+
+    fn run(
         &self,
         model: &mut Model,
         cx: &mut PassCx,
+        data: &mut StepData,
         after: &mut dyn FnMut(&str, &Model),
-    ) -> Result<(Vec<PassStat>, Option<DecomposeReport>), Error> {
-        if let Some(to) = self.opset {
-            raise_opset(model, to, "", cx)?;
-        }
-        prepare_opset(model, self.quantize.as_ref(), cx)?;
-        let calibrated = matches!(self.quantize, Some(Quantize::Int8Static { .. }));
-        if self.decompose.is_none() && !calibrated && self.quant_budget.is_none() {
-            let stats = self.pipeline()?.run_observed(model, cx, after)?;
-            declare_domains(model);
-            return Ok((stats, None));
-        }
-        // Lossless first, then factor, then quantize what the factors became.
-        let mut stats = self.lossless_pipeline()?.run_observed(model, cx, after)?;
-        let data = match self.decompose.is_some() || self.quant_budget.is_some() {
-            true => Some(self.lossy_data(model)?),
-            false => None,
+    ) -> Result<Vec<PassStat>, Error> {
+        let quantizer = self.quantizer(model, cx, data)?;
+        let (Some(judge), Some(b), Some(sets)) = (&data.judge, self.budget, &data.sets) else {
+            let stats = quantizer().run_observed(model, cx, after)?;
+            after("quantize", model);
+            return Ok(stats);
         };
-        // Budgets are held against the model before any lossy step.
-        let judge = match (&data, self.quant_budget) {
-            (Some(d), Some(_)) => Some(Judge::new(model, &d.sets).map_err(QuantErr::from)?),
-            _ => None,
-        };
-        let mut report = None;
-        if let (Some(opts), Some(d)) = (&self.decompose, &data) {
-            report = Some(decompose::decompose(model, opts, d, cx)?);
-            after("decompose", model);
-            merge(
-                &mut stats,
-                self.lossless_pipeline()?.run_observed(model, cx, after)?,
-            );
-        }
-        if let Some(q) = &self.quantize {
-            let quantizer = self.quantizer(model, q)?;
-            if let (Some(judge), Some(b), Some(d)) = (&judge, self.quant_budget, &data) {
-                let fitted = self.fit_budget(model, judge, b, &quantizer)?;
-                cx.deny
-                    .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
-                merge(&mut stats, quantizer().run_observed(model, cx, after)?);
-                cx.notes.extend(fitted.notes(&d.source));
-            } else {
-                merge(&mut stats, quantizer().run_observed(model, cx, after)?);
-            }
-        }
-        declare_domains(model);
-        Ok((stats, report))
+        let fitted = fit_budget(model, cx, judge, b, &quantizer)?;
+        cx.deny
+            .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
+        let stats = quantizer().run_observed(model, cx, after)?;
+        cx.notes.extend(fitted.notes(&sets.source));
+        after("quantize", model);
+        Ok(stats)
     }
+}
 
-    /// The quantization passes alone (then dead-code removal), built afresh per run;
-    /// int8-static observes its ranges on `model` first.
+impl QuantizeStep {
+    /// The mode's passes as a run-once pipeline, built afresh per run; int8-static
+    /// observes its ranges on `model` first.
     fn quantizer(
         &self,
         model: &mut Model,
-        q: &Quantize,
+        cx: &PassCx,
+        data: &StepData,
     ) -> Result<Box<dyn Fn() -> Pipeline>, Error> {
-        let base = || Pipeline::from_passes(vec![Box::new(DeadCode)]);
-        Ok(match q {
-            Quantize::Int8Static {
-                per_channel,
-                min_elements,
-                method,
-                full_range,
-            } => {
-                let mut pass = self.calibrate_static(model, *min_elements, *method)?;
-                pass.per_channel = *per_channel;
-                pass.full_range = *full_range;
-                Box::new(move || base().with_lossy(Box::new(pass.clone())))
+        Ok(match &self.mode {
+            Quantize::Int8Static(o) => {
+                let mut pass = calibrate_static(model, cx, data, o.min_elements, o.calibration)?;
+                pass.per_channel = !o.per_tensor;
+                pass.full_range = o.full_range;
+                Box::new(move || Pipeline::once(vec![Box::new(pass.clone())]))
             }
             other => {
                 let q = other.clone();
-                Box::new(move || with_quantize(base(), &q))
+                Box::new(move || Pipeline::once(passes(&q)))
             }
         })
     }
+}
 
-    /// The fewest layers to keep float so that quantizing `model` meets `b`.
-    fn fit_budget(
-        &self,
-        model: &Model,
-        judge: &Judge,
-        b: whittle_passes::Budget,
-        quantizer: &dyn Fn() -> Pipeline,
-    ) -> Result<Fitted, Error> {
-        let fitted = budget::fit(model, judge, b, |m, excluded| {
-            let mut cx = self.pass_cx();
-            cx.deny
-                .extend(excluded.iter().map(|s| ("*".to_string(), s.clone())));
-            quantizer().run(m, &mut cx)?;
-            Ok(cx.log.into_iter().map(|(_, _, site)| site).collect())
-        })?;
-        Ok(fitted)
-    }
-
-    /// int8-static: observes the ranges of the values it will quantize on the
-    /// calibration data and returns the pass that quantizes with them.
-    fn calibrate_static(
-        &self,
-        model: &mut Model,
-        min_elements: u64,
-        method: Method,
-    ) -> Result<QuantizeStatic, Error> {
-        let Some(path) = &self.calibrate else {
-            return Err(Error::Config(
-                "int8-static needs calibration data (--calibrate PATH)".into(),
-            ));
-        };
-        let data = self.calibration_data(path, model)?;
-        let opts = whittle_ir::infer::InferOptions {
-            input_shapes: self.input_shapes.clone(),
-        };
-        let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
-        let sites =
-            qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
-                pass: "quantize-int8-static",
-                source,
-            })?;
-        let values = qdq::observed_values(&sites);
-        let seen = ranges::observe(model, &values, &data.sets, method)?;
-        let ranges = values
-            .iter()
-            .zip(seen)
-            .map(|(v, r)| (model.graph.value(*v).name().to_string(), r))
-            .collect();
-        Ok(QuantizeStatic {
-            ranges,
-            per_channel: true,
+/// The passes of quantization mode `q` (all but int8-static, which calibrates first),
+/// in the order they run.
+pub(crate) fn passes(q: &Quantize) -> Vec<Box<dyn Pass>> {
+    // Embedding tables are not MatMuls: int4 and int8-dynamic store them as int8 rows.
+    let tables = |min_elements: u64| -> Box<dyn Pass> {
+        Box::new(QuantizeWeights {
             min_elements,
-            full_range: false,
+            ops: &["Gather"],
+            cast: false,
+            ..QuantizeWeights::default()
         })
-    }
-
-    /// The data the lossy stages run the model on: the calibration file, else random.
-    fn lossy_data(&self, model: &Model) -> Result<Data, Error> {
-        let g = &model.graph;
-        match &self.calibrate {
-            Some(path) => self.calibration_data(path, model),
-            None => Ok(Data {
-                sets: whittle_eval::random_sets(g, RANDOM_SETS).map_err(|reason| {
-                    Error::Calibration {
-                        path: PathBuf::from("(random inputs)"),
-                        reason,
-                    }
-                })?,
-                calibrated: false,
-                source: format!(
-                    "random inputs ({RANDOM_SETS} sets; no --calibrate: budget judged on noise)"
-                ),
+    };
+    match q {
+        Quantize::Int8Weights(o) => vec![Box::new(QuantizeWeights {
+            per_channel: !o.per_tensor,
+            min_elements: o.min_elements,
+            cast: o.int8_form == Int8Form::Cast,
+            ..QuantizeWeights::default()
+        })],
+        Quantize::Fp16(_) => vec![Box::new(Fp16Compute)],
+        Quantize::Int4(o) => vec![
+            Box::new(QuantizeInt4 {
+                block_size: o.block_size as usize,
+                format: o.int4_format,
+                min_elements: o.min_elements,
             }),
-        }
-    }
-
-    /// The calibration sets in `path`, cut to fit the model's inputs.
-    fn calibration_data(&self, path: &Path, model: &Model) -> Result<Data, Error> {
-        let bad = |reason: String| Error::Calibration {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let sets = whittle_eval::calibration_sets(path, &model.graph).map_err(bad)?;
-        let samples: i64 = sets
-            .iter()
-            .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
-            .sum();
-        Ok(Data {
-            sets,
-            calibrated: true,
-            source: format!(
-                "calibration data ({samples} samples from {})",
-                path.display()
-            ),
-        })
+            tables(o.min_elements),
+        ],
+        Quantize::Fp16Weights(o) => vec![Box::new(Fp16Weights {
+            min_elements: o.min_elements,
+        })],
+        Quantize::Int8Static(_) => Vec::new(),
+        Quantize::Int8Dynamic(o) => vec![
+            Box::new(DynamicInt8 {
+                min_elements: o.min_elements,
+                full_range: o.full_range,
+                ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
+                act_scale: o.act_scale,
+            }),
+            tables(o.min_elements),
+        ],
     }
 }
 
-/// int4 as blocked DequantizeLinear needs opset 21: an older model is upgraded first
-/// ([`whittle_passes::opset::upgrade`]), or refused naming the node that stops it.
-fn prepare_opset(model: &mut Model, q: Option<&Quantize>, cx: &mut PassCx) -> Result<(), Error> {
-    let blocked_int4 = matches!(
-        q,
-        Some(Quantize::Int4 {
-            format: Int4Format::DequantizeLinear,
-            ..
-        })
-    );
-    if blocked_int4 && model.opset("").unwrap_or(0) < 21 && has_dense(&model.graph) {
-        raise_opset(model, 21, " for blocked DequantizeLinear", cx).map_err(|e| {
-            Error::Config(format!(
-                "int4 as blocked DequantizeLinear needs opset 21: {e} (use --int4-format \
-                 matmulnbits)"
-            ))
-        })?;
-    }
-    Ok(())
+/// The fewest layers to keep float so that quantizing `model` meets `b`.
+fn fit_budget(
+    model: &Model,
+    base: &PassCx,
+    judge: &Judge,
+    b: Budget,
+    quantizer: &dyn Fn() -> Pipeline,
+) -> Result<Fitted, Error> {
+    let fitted = budget::fit(model, judge, b, |m, excluded| {
+        let mut cx = base.fresh();
+        cx.deny
+            .extend(excluded.iter().map(|s| ("*".to_string(), s.clone())));
+        quantizer().run(m, &mut cx)?;
+        Ok(cx.log.into_iter().map(|(_, _, site)| site).collect())
+    })?;
+    Ok(fitted)
 }
 
-/// Raises the model's default-domain opset to `to` (`--opset N`, or what a rewrite needs,
-/// named by `why` in the report); lowering is refused.
-fn raise_opset(model: &mut Model, to: i64, why: &str, cx: &mut PassCx) -> Result<(), Error> {
-    let from = model.opset("").unwrap_or(0);
-    if to < from {
-        return Err(Error::Config(format!(
-            "opset {to}: the model is opset {from} and whittle does not lower opsets"
-        )));
-    }
-    let converted =
-        whittle_passes::opset::upgrade(model, to).map_err(|e| Error::Config(e.to_string()))?;
-    if to > from {
-        cx.notes.push((
-            "graph".into(),
-            format!("opset {from} -> {to}{why} ({converted} nodes converted)"),
+/// int8-static: observes the ranges of the values it will quantize on the calibration
+/// data and returns the pass that quantizes with them.
+fn calibrate_static(
+    model: &mut Model,
+    cx: &PassCx,
+    data: &StepData,
+    min_elements: u64,
+    method: Method,
+) -> Result<QuantizeStatic, Error> {
+    let Some(path) = &data.calibrate else {
+        return Err(Error::Config(
+            "int8-static needs calibration data (--calibrate PATH)".into(),
         ));
-    }
-    Ok(())
-}
-
-/// Whether `g` has a MatMul or Gemm, which int4 might take (no upgrade without one).
-fn has_dense(g: &whittle_ir::Graph) -> bool {
-    g.node_ids()
-        .any(|n| matches!(g.node(n).op(), "MatMul" | "Gemm"))
-}
-
-/// Adds the opset imports of domains the passes introduced (com.microsoft for
-/// MatMulNBits) when the model does not import them yet.
-fn declare_domains(model: &mut Model) {
-    let used: Vec<String> = model
-        .graph
-        .node_ids()
-        .map(|n| model.graph.node(n).domain().to_string())
-        .filter(|d| d == "com.microsoft")
+    };
+    let sets = calibration_data(path, model)?;
+    let opts = whittle_ir::infer::InferOptions {
+        input_shapes: cx.input_shapes.clone(),
+    };
+    let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
+    let sites = qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
+        pass: "quantize-int8-static",
+        source,
+    })?;
+    let values = qdq::observed_values(&sites);
+    let seen = ranges::observe(model, &values, &sets.sets, method)?;
+    let ranges = values
+        .iter()
+        .zip(seen)
+        .map(|(v, r)| (model.graph.value(*v).name().to_string(), r))
         .collect();
-    for d in used {
-        if model.opset(&d).is_none() {
-            model.opset_imports.push(OpsetImport {
-                domain: Some(d),
-                version: Some(1),
-            });
-        }
-    }
-}
-
-/// Errors of the quantization stage, as the facade reports them.
-type QuantErr = whittle_passes::quant::QuantError;
-
-/// Adds what `more` did to `stats` (same pass: counts and times summed).
-fn merge(stats: &mut Vec<PassStat>, more: Vec<PassStat>) {
-    for s in more {
-        match stats.iter_mut().find(|x| x.name == s.name) {
-            Some(x) => {
-                x.rewrites += s.rewrites;
-                x.time += s.time;
-            }
-            None => stats.push(s),
-        }
-    }
+    Ok(QuantizeStatic {
+        ranges,
+        per_channel: true,
+        min_elements,
+        full_range: false,
+    })
 }

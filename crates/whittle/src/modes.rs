@@ -1,0 +1,214 @@
+//! One option type per `--quantize` mode. The same serde types read the keys whether
+//! they come from flags, `whittle.toml` or `[package.metadata.whittle]`: a key the mode
+//! does not take is an error listing the keys it does, an unknown mode lists the modes
+//! (serde derives both lists from these types), and each default is written once, in
+//! the type's `Default`.
+
+use serde::{Deserialize, Deserializer};
+use std::str::FromStr;
+use whittle_passes::quant::ranges::Method;
+use whittle_passes::quant::{ActScale, DEFAULT_MIN_ELEMENTS, Int4Format};
+
+/// Lossy compression run after the lossless passes (opt-in; it reports its error).
+/// `quantize = "MODE"` selects the variant; the other keys are the variant's fields.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "quantize", rename_all = "kebab-case")]
+pub enum Quantize {
+    /// Weights stored as int8; compute stays float.
+    Int8Weights(Int8Weights),
+    /// MatMul/Gemm (and Conv) in int8 with activations quantized at run time.
+    Int8Dynamic(Int8Dynamic),
+    /// QDQ with activation ranges observed on calibration data (required).
+    Int8Static(Int8Static),
+    /// MatMul/Gemm weights in 4 bits, one scale per block of K rows per column.
+    Int4(Int4),
+    /// The model computes in float16; float32 inputs and outputs are kept.
+    Fp16(Fp16),
+    /// Weights stored as float16 behind a Cast to float32.
+    Fp16Weights(Fp16Weights),
+}
+
+impl Quantize {
+    /// `int8-weights` with its defaults.
+    pub fn int8_weights() -> Quantize {
+        Quantize::Int8Weights(Int8Weights::default())
+    }
+
+    /// Checks what serde cannot (ranges of numbers); the message names the key.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match self {
+            Quantize::Int4(o)
+                if !(16..=1 << 20).contains(&o.block_size) || !o.block_size.is_power_of_two() =>
+            {
+                Err(format!(
+                    "block-size {}: expected a power of two, at least 16",
+                    o.block_size
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How int8-weights reads its weights back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Int8Form {
+    /// `Cast(int8 → f32) → Mul(scales)`: runtimes fold it to the float weight at load,
+    /// so accuracy and speed stay float's (the default).
+    #[default]
+    Cast,
+    /// `DequantizeLinear`: ONNX Runtime rewrites `DequantizeLinear → MatMul` into
+    /// MatMulNBits, which quantizes the activations too (less accurate, slower on CPUs).
+    Dq,
+}
+
+/// `int8-weights`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Int8Weights {
+    /// One scale per tensor instead of per output channel.
+    pub per_tensor: bool,
+    /// Weights with fewer elements stay float.
+    pub min_elements: u64,
+    /// How the weights are read back.
+    pub int8_form: Int8Form,
+}
+
+impl Default for Int8Weights {
+    fn default() -> Self {
+        Int8Weights {
+            per_tensor: false,
+            min_elements: DEFAULT_MIN_ELEMENTS,
+            int8_form: Int8Form::default(),
+        }
+    }
+}
+
+/// An op type int8-dynamic can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum DynamicOp {
+    MatMul,
+    Gemm,
+    /// As ConvInteger.
+    Conv,
+}
+
+impl DynamicOp {
+    /// The ONNX op type.
+    pub fn op_type(self) -> &'static str {
+        match self {
+            DynamicOp::MatMul => "MatMul",
+            DynamicOp::Gemm => "Gemm",
+            DynamicOp::Conv => "Conv",
+        }
+    }
+}
+
+/// `int8-dynamic`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Int8Dynamic {
+    /// Weights with fewer elements stay float.
+    pub min_elements: u64,
+    /// Weights use all of [−127, 127] (else [−64, 64], which no x86 kernel saturates).
+    pub full_range: bool,
+    /// The op types taken.
+    pub ops: Vec<DynamicOp>,
+    /// One activation scale per row (default) or per tensor.
+    #[serde(deserialize_with = "parsed")]
+    pub act_scale: ActScale,
+}
+
+impl Default for Int8Dynamic {
+    fn default() -> Self {
+        Int8Dynamic {
+            min_elements: DEFAULT_MIN_ELEMENTS,
+            full_range: false,
+            ops: vec![DynamicOp::MatMul, DynamicOp::Gemm],
+            act_scale: ActScale::default(),
+        }
+    }
+}
+
+/// `int8-static` (needs `calibrate`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Int8Static {
+    /// One weight scale per tensor instead of per output channel.
+    pub per_tensor: bool,
+    /// Weights with fewer elements stay float (default 0: every layer, as activations
+    /// are quantized anyway).
+    pub min_elements: u64,
+    /// How each activation's range is chosen from what calibration saw.
+    #[serde(deserialize_with = "parsed")]
+    pub calibration: Method,
+    /// Weights use all of [−127, 127] (else [−64, 64]).
+    pub full_range: bool,
+}
+
+impl Default for Int8Static {
+    fn default() -> Self {
+        Int8Static {
+            per_tensor: false,
+            min_elements: 0,
+            calibration: Method::MinMax,
+            full_range: false,
+        }
+    }
+}
+
+/// `int4`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Int4 {
+    /// Rows of K per scale (a power of two, at least 16).
+    pub block_size: u64,
+    /// Blocked DequantizeLinear (`dq`, opset ≥ 21) or com.microsoft MatMulNBits.
+    #[serde(deserialize_with = "parsed")]
+    pub int4_format: Int4Format,
+    /// Weights with fewer elements stay float.
+    pub min_elements: u64,
+}
+
+impl Default for Int4 {
+    fn default() -> Self {
+        Int4 {
+            block_size: 32,
+            int4_format: Int4Format::DequantizeLinear,
+            min_elements: DEFAULT_MIN_ELEMENTS,
+        }
+    }
+}
+
+/// `fp16`: every value converts, so it takes no keys.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fp16 {}
+
+/// `fp16-weights`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Fp16Weights {
+    /// Weights with fewer elements stay float32.
+    pub min_elements: u64,
+}
+
+impl Default for Fp16Weights {
+    fn default() -> Self {
+        Fp16Weights {
+            min_elements: DEFAULT_MIN_ELEMENTS,
+        }
+    }
+}
+
+/// A value read as a string and parsed with its `FromStr` (whose message names the
+/// accepted forms).
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}

@@ -1,0 +1,91 @@
+//! The data lossy steps run the model on: calibration sets from a file, else seeded
+//! random sets; and the judge that holds whole-model budgets, made once on the model the
+//! lossless phase left (before any lossy step).
+
+use crate::optimizer::Error;
+use std::path::{Path, PathBuf};
+use whittle_eval::Judge;
+use whittle_ir::Model;
+use whittle_passes::decompose::{Data, DecomposeReport};
+use whittle_passes::quant::QuantError;
+
+/// Random input sets the lossy steps run on when no calibration data is given.
+pub(crate) const RANDOM_SETS: usize = 16;
+
+/// What the driver prepares for the lossy steps.
+#[derive(Default)]
+pub(crate) struct StepData {
+    /// Input sets (calibration or random), when a step needs them.
+    pub(crate) sets: Option<Data>,
+    /// The scorer of a whole-model quantization budget.
+    pub(crate) judge: Option<Judge>,
+    /// The calibration file, if any (int8-static reads it again on its own model).
+    pub(crate) calibrate: Option<PathBuf>,
+    /// What decomposition did, for the report.
+    pub(crate) decomposed: Option<DecomposeReport>,
+}
+
+impl StepData {
+    /// Reads or makes the sets for `model`, and the judge when `judged`.
+    pub(crate) fn prepare(
+        model: &Model,
+        calibrate: Option<&Path>,
+        needed: bool,
+        judged: bool,
+    ) -> Result<StepData, Error> {
+        let mut d = StepData {
+            calibrate: calibrate.map(Path::to_path_buf),
+            ..StepData::default()
+        };
+        if !needed && !judged {
+            return Ok(d);
+        }
+        let sets = match calibrate {
+            Some(path) => calibration_data(path, model)?,
+            None => random_data(model)?,
+        };
+        if judged {
+            d.judge = Some(Judge::new(model, &sets.sets).map_err(QuantError::from)?);
+        }
+        d.sets = Some(sets);
+        Ok(d)
+    }
+}
+
+/// Seeded random sets shaped by the model's inputs.
+fn random_data(model: &Model) -> Result<Data, Error> {
+    let sets = whittle_eval::random_sets(&model.graph, RANDOM_SETS).map_err(|reason| {
+        Error::Calibration {
+            path: PathBuf::from("(random inputs)"),
+            reason,
+        }
+    })?;
+    Ok(Data {
+        sets,
+        calibrated: false,
+        source: format!(
+            "random inputs ({RANDOM_SETS} sets; no --calibrate: budget judged on noise)"
+        ),
+    })
+}
+
+/// The calibration sets in `path`, cut to fit the model's inputs.
+pub(crate) fn calibration_data(path: &Path, model: &Model) -> Result<Data, Error> {
+    let bad = |reason: String| Error::Calibration {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let sets = whittle_eval::calibration_sets(path, &model.graph).map_err(bad)?;
+    let samples: i64 = sets
+        .iter()
+        .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
+        .sum();
+    Ok(Data {
+        sets,
+        calibrated: true,
+        source: format!(
+            "calibration data ({samples} samples from {})",
+            path.display()
+        ),
+    })
+}
