@@ -83,6 +83,52 @@ pub fn text_roundtrip(data: &[u8]) {
     );
 }
 
+/// The quantize modes [`lossy_plan`] picks from (those that need no calibration data).
+pub const LOSSY_MODES: &[&str] = &[
+    "int8-weights",
+    "int8-dynamic",
+    "int4",
+    "fp16-weights",
+    "fp16",
+];
+
+/// First byte: a quantize mode; the rest: a model. Decode → `-O2` then the lossy step
+/// (the one driver, as the CLI runs it) → encode → decode again, and the IR verifier
+/// must accept the result.
+pub fn lossy_plan(data: &[u8]) {
+    let Some((pick, rest)) = data.split_first() else {
+        return;
+    };
+    let Some(mut m) = decode(rest) else { return };
+    let (nodes, bytes) = size(&m);
+    if nodes > OPTIMIZE_MAX_NODES || bytes > OPTIMIZE_MAX_BYTES {
+        return;
+    }
+    let settings = whittle::Settings {
+        quantize: Some(LOSSY_MODES[usize::from(*pick) % LOSSY_MODES.len()].into()),
+        min_elements: Some(1),
+        ..whittle::Settings::default()
+    };
+    let Ok(optimizer) = whittle::Optimizer::from_settings(&settings) else {
+        return;
+    };
+    if optimizer.optimize_model(&mut m).is_err() {
+        return;
+    }
+    if let Err(e) = m.graph.verify(false) {
+        panic!("the lossy plan left an invalid graph: {e}");
+    }
+    let Ok(out) = whittle_onnx::encode_model(&m) else {
+        return;
+    };
+    let back = whittle_onnx::read_model_bytes(out.into(), Path::new("<fuzz out>"), None);
+    assert!(
+        back.is_ok(),
+        "whittle wrote a lossy model it cannot read: {:?}",
+        back.err()
+    );
+}
+
 fn size(m: &Model) -> (usize, u64) {
     let g = &m.graph;
     let bytes = g

@@ -61,6 +61,11 @@ fn seeds_pass_every_target() {
         t::decode_import(&bytes);
         t::infer_shapes(&bytes);
         t::optimize_roundtrip(&bytes);
+        for mode in 0..t::LOSSY_MODES.len() as u8 {
+            let mut seeded = vec![mode];
+            seeded.extend_from_slice(&bytes);
+            t::lossy_plan(&seeded);
+        }
     }
     let rules = files(&root().join("crates/passes/tests/rules"));
     assert!(rules.len() >= 20);
