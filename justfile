@@ -15,7 +15,7 @@ test:
 
 # Only the conformance harness (whittle judged by onnx/onnxruntime).
 conformance:
-    cargo build -p whittle-cli
+    cargo test --workspace --no-run --quiet
     "$(scripts/venv scripts/requirements-conformance.txt)/bin/python" scripts/conformance.py --whittle "$CARGO_TARGET_DIR/debug/whittle"
 
 # Regenerate fixtures/models with PyTorch (both exporters).
