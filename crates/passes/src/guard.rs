@@ -1,7 +1,9 @@
-//! Guards and small edits shared by rules.
+//! Guards shared by rules: read-only questions about the graph (what op produces a
+//! value, whether it has one reader, which constant it holds). The small edits rules
+//! share live in [`crate::edit`].
 
 use whittle_ir::types::Type;
-use whittle_ir::{DataType, Dim, Graph, IrError, Node, NodeId, Tensor, ValueId};
+use whittle_ir::{DataType, Dim, Graph, Node, NodeId, Tensor, ValueId};
 
 /// Ops whose result is not a function of their inputs: never folded or merged.
 pub const RANDOM_OPS: &[&str] = &[
@@ -64,48 +66,5 @@ pub fn const_all(g: &Graph, v: ValueId, x: f64) -> bool {
             .le_bytes()
             .is_ok_and(|b| b.iter().all(|e| f64::from(u8::from(*e != 0)) == x)),
         _ => false,
-    }
-}
-
-/// Removes node `n` whose output `y` becomes `x`: readers of `y` read `x`. When `y` is a
-/// graph output its name is the interface: `x` takes the name if it can (a node result
-/// of this graph that is not itself an output), else an Identity keeps it.
-pub fn bypass(g: &mut Graph, n: NodeId, y: ValueId, x: ValueId) -> Result<(), IrError> {
-    g.remove_node(n);
-    forward(g, y, x)
-}
-
-/// Readers of `y` (which nothing defines any more) read `x` instead; a graph output `y`
-/// keeps its name as [`bypass`] describes.
-pub fn forward(g: &mut Graph, y: ValueId, x: ValueId) -> Result<(), IrError> {
-    if !g.is_output(y) {
-        g.replace_all_uses(y, x);
-        return Ok(());
-    }
-    let xv = g.value(x);
-    let can_rename =
-        xv.producer().is_some() && !g.is_output(x) && !g.inputs().contains(&x) && !xv.is_outer();
-    if can_rename {
-        let name = g.value(y).name().to_string();
-        let info = g.value(y).info.clone();
-        g.replace_all_uses(y, x);
-        g.rename_value(x, &name)?;
-        g.value_mut(x).info = info;
-        return Ok(());
-    }
-    g.add_node(Node::new("Identity"), vec![Some(x)], vec![Some(y)])?;
-    Ok(())
-}
-
-/// Removes the initializer `v` once nothing reads it (a rewrite replaced it), so its
-/// memory can go back to the OS now rather than after the pass.
-pub fn drop_if_unused(g: &mut Graph, v: ValueId) {
-    let val = g.value(v);
-    if val.initializer().is_some()
-        && val.uses().is_empty()
-        && !g.is_output(v)
-        && !g.inputs().contains(&v)
-    {
-        g.remove_initializer(v);
     }
 }

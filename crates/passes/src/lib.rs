@@ -5,9 +5,11 @@
 //! family lives in its own folder (`cleanup/`, `fold/`, `fuse/`); one rule family per file.
 //! Local rewrites are [`Rule`]s (guards, then a patch) grouped into [`RuleSet`] passes.
 
+pub mod bisect;
 pub mod budget;
 pub mod cleanup;
 pub mod decompose;
+pub mod edit;
 pub mod fold;
 pub mod fuse;
 pub mod guard;

@@ -172,18 +172,13 @@ pub fn optimize_verified(
         if report.rolled_back.len() >= MAX_ROLLBACKS {
             return Err(VerifyError::TooMany(report.rolled_back.len()));
         }
-        // The first k rewrites are fine for k = lo and break it for k = hi.
-        let (mut lo, mut hi) = (0usize, full.log.len());
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            let probe = attempt(start, pipeline, base, &deny, Some(mid), &mut |_, _| {})?;
+        // The first 0 rewrites are fine and all of them break it: the least k whose
+        // first k rewrites break it names the rewrite.
+        let hi = crate::bisect::least_true(0, full.log.len(), |k| {
+            let probe = attempt(start, pipeline, base, &deny, Some(k), &mut |_, _| {})?;
             report.runs += 1;
-            if check(&probe.model, sets, &reference, &names, tol)?.0 {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
+            Ok::<_, VerifyError>(!check(&probe.model, sets, &reference, &names, tol)?.0)
+        })?;
         let Some((pass, rule, at)) = full.log.get(hi.saturating_sub(1)).cloned() else {
             return Err(VerifyError::Eval(format!(
                 "the outputs differ ({worst}) but no rewrite was made"

@@ -1,6 +1,7 @@
 //! `If` with a constant condition: the branch that will run replaces the node.
 
-use crate::guard::{constant, forward, is_op};
+use crate::edit::forward;
+use crate::guard::{constant, is_op};
 use crate::rule::{Patch, Rule, RuleCx};
 use std::collections::HashMap;
 use whittle_ir::{Graph, IrError, NodeId, ValueId};

@@ -6,7 +6,8 @@
 //! Transpose, zero Pad, single-input Concat, single-output Split, and x+0, x-0, x·1, x/1,
 //! x∧true, x∨false where broadcasting leaves x's shape and type unchanged.
 
-use crate::guard::{bypass, const_all, const_ints, constant, dims, elem, is_op};
+use crate::edit::bypass;
+use crate::guard::{const_all, const_ints, constant, dims, elem, is_op};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{Dim, Graph, NodeId, ValueId};
 

@@ -7,7 +7,8 @@
 //! limit (1 MiB by default) only if it is no larger than the constants it consumes. tract
 //! failures and panics leave the node as it was.
 
-use crate::guard::{RANDOM_OPS, dims, drop_if_unused, elem};
+use crate::edit::drop_if_unused;
+use crate::guard::{RANDOM_OPS, dims, elem};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_eval::eval_node;
 use whittle_ir::infer::Poly;

@@ -1,7 +1,8 @@
 //! More chains that collapse: idempotent ops applied twice, Squeeze after Squeeze, Slice
 //! after Slice on other axes, and Transpose feeding a 2-D Gemm operand.
 
-use crate::guard::{bypass, const_ints, constant, dims, is_op, producer_op, single_use};
+use crate::edit::bypass;
+use crate::guard::{const_ints, constant, dims, is_op, producer_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
 use whittle_ir::{Graph, NodeId, Tensor};

@@ -1,6 +1,7 @@
 //! A per-channel `Add` or `Mul` after a `Conv` folds into its bias or weights.
 
-use crate::guard::{bypass, constant, dims, drop_if_unused, is_op, single_use};
+use crate::edit::{bypass, drop_if_unused};
+use crate::guard::{constant, dims, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
 

@@ -2,7 +2,8 @@
 //! convolution's weights.
 
 use super::batchnorm::{BnParams, bn_params, f32_vec, inference_bn};
-use crate::guard::{bypass, constant, drop_if_unused, is_op, single_use};
+use crate::edit::{bypass, drop_if_unused};
+use crate::guard::{constant, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{DataType, Graph, NodeId, Tensor};
 

@@ -2,7 +2,8 @@
 //! folds into the weight and bias of one `Gemm`.
 
 use super::batchnorm::{BnParams, bn_params, f32_vec, inference_bn};
-use crate::guard::{constant, dims, drop_if_unused, is_op, single_use};
+use crate::edit::drop_if_unused;
+use crate::guard::{constant, dims, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
 use whittle_ir::{DataType, Graph, Node, NodeId, Tensor};

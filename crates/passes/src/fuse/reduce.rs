@@ -64,7 +64,7 @@ impl Rule for ReduceUnsqueeze {
         }
         Some(Box::new(move |g: &mut Graph| {
             g.node_mut(red).set_attr(Attribute::int("keepdims", 1));
-            crate::guard::bypass(g, n, y, r)
+            crate::edit::bypass(g, n, y, r)
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! Consecutive `Transpose`s compose into one, or cancel.
 
-use crate::guard::{bypass, dims, is_op, producer_op, single_use};
+use crate::edit::bypass;
+use crate::guard::{dims, is_op, producer_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::attr::Attribute;
 use whittle_ir::{Graph, NodeId};

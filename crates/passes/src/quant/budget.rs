@@ -157,21 +157,16 @@ pub fn fit_in_groups(
     units.sort_by(|a, b| b.1.total_cmp(&a.1));
     let kept_of =
         |n: usize| -> Vec<String> { units[..n].iter().flat_map(|(u, _)| u.clone()).collect() };
-    // Keeping all float meets any budget; bisect the fewest units kept that still does.
-    let (mut fails, mut holds) = (0usize, units.len());
-    let mut best = None;
-    while holds - fails > 1 {
-        let mid = (fails + holds) / 2;
-        let (_, s) = trial(&kept_of(mid))?;
+    // Keeping all float meets any budget and keeping none does not: bisect the fewest
+    // units kept that still does.
+    let mut scores = std::collections::HashMap::new();
+    let holds = crate::bisect::least_true(0, units.len(), |n| {
+        let (_, s) = trial(&kept_of(n))?;
         evaluations += 1;
-        if budget.holds(&s) {
-            holds = mid;
-            best = Some(s);
-        } else {
-            fails = mid;
-        }
-    }
-    let score = match best {
+        scores.insert(n, s);
+        Ok::<_, QuantError>(budget.holds(&s))
+    })?;
+    let score = match scores.get(&holds).copied() {
         Some(s) => s,
         None => {
             evaluations += 1;

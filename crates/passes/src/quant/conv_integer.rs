@@ -172,6 +172,6 @@ fn add_bias(
         Tensor::from_f32(channel_shape(rank, values.len()), &values),
     );
     g.add_node(add, vec![Some(scaled), Some(bv)], vec![Some(y)])?;
-    crate::guard::drop_if_unused(g, b);
+    crate::edit::drop_if_unused(g, b);
     Ok(())
 }
