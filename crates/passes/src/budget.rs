@@ -5,7 +5,7 @@ use whittle_eval::Score;
 
 /// How much error a lossy step may cost.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
+pub enum ErrorBudget {
     /// Per layer: relative error of the layer (weight error without data, output error on
     /// the data with it) at most this.
     Tol(f64),
@@ -17,12 +17,12 @@ pub enum Budget {
     Exact,
 }
 
-impl std::str::FromStr for Budget {
+impl std::str::FromStr for ErrorBudget {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Budget, String> {
+    fn from_str(s: &str) -> Result<ErrorBudget, String> {
         if s == "exact" {
-            return Ok(Budget::Exact);
+            return Ok(ErrorBudget::Exact);
         }
         let bad = || format!("budget '{s}': expected tol=X, cosine=X, top1=X or exact");
         let (kind, value) = s.split_once('=').ok_or_else(bad)?;
@@ -34,33 +34,33 @@ impl std::str::FromStr for Budget {
             return Err(format!("budget '{s}': the value must be in [0, 1]"));
         }
         match kind {
-            "tol" => Ok(Budget::Tol(x)),
-            "cosine" => Ok(Budget::Cosine(x)),
-            "top1" => Ok(Budget::Top1(x)),
+            "tol" => Ok(ErrorBudget::Tol(x)),
+            "cosine" => Ok(ErrorBudget::Cosine(x)),
+            "top1" => Ok(ErrorBudget::Top1(x)),
             _ => Err(bad()),
         }
     }
 }
 
-impl std::fmt::Display for Budget {
+impl std::fmt::Display for ErrorBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Budget::Tol(x) => write!(f, "tol={x}"),
-            Budget::Cosine(x) => write!(f, "cosine={x}"),
-            Budget::Top1(x) => write!(f, "top1={x}"),
-            Budget::Exact => write!(f, "exact"),
+            ErrorBudget::Tol(x) => write!(f, "tol={x}"),
+            ErrorBudget::Cosine(x) => write!(f, "cosine={x}"),
+            ErrorBudget::Top1(x) => write!(f, "top1={x}"),
+            ErrorBudget::Exact => write!(f, "exact"),
         }
     }
 }
 
-impl Budget {
+impl ErrorBudget {
     /// True when `score` (the rewritten model against the original) meets the budget;
     /// per-layer and forced budgets are checked elsewhere and always hold here.
     pub fn holds(&self, score: &Score) -> bool {
         match *self {
-            Budget::Cosine(x) => score.cosine >= x,
-            Budget::Top1(x) => score.stable >= x,
-            Budget::Tol(_) | Budget::Exact => true,
+            ErrorBudget::Cosine(x) => score.cosine >= x,
+            ErrorBudget::Top1(x) => score.stable >= x,
+            ErrorBudget::Tol(_) | ErrorBudget::Exact => true,
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod quant;
 pub mod rule;
 pub mod verified;
 
-pub use budget::Budget;
-pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Pass, PassCx, PassError, site};
+pub use budget::ErrorBudget;
+pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Journal, Pass, PassCx, PassError, PassSettings, site};
 pub use pipeline::{Level, PassStat, Pipeline};
 pub use rule::{Costed, LossyRule, Patch, Rule, RuleCx, RuleSet, run_lossy};

@@ -25,32 +25,62 @@ pub enum PassError {
 /// replace) are not materialised.
 pub const DEFAULT_FOLD_LIMIT: u64 = 1 << 20;
 
-/// What passes share while they run: settings, facts, counts and the rewrite budget.
+/// What the user asked of a run: fixed while it runs (a repeated run of the same plan
+/// starts from the same settings).
 #[derive(Clone, Debug)]
-pub struct PassCx {
-    /// The model's default-domain opset (rules that depend on op versions read it).
-    pub opset: i64,
-    /// Rewrites still allowed (`--bisect-limit`); None = unlimited.
-    pub budget: Option<usize>,
-    /// Rewrites done by the current pass (reset by the pipeline).
-    pub rewrites: usize,
-    /// Inferred facts of the main graph, refreshed by the pipeline before each pass.
-    pub facts: Option<Inference>,
+pub struct PassSettings {
     /// Dims fixed by `--input-shape` (inference binds them before every pass).
     pub input_shapes: Vec<(String, Vec<Dim>)>,
     /// Largest constant folding may create, in bytes (`--fold-limit`).
     pub fold_limit: u64,
-    /// Every rewrite done: (pass, rule, node).
-    pub log: Vec<(&'static str, &'static str, String)>,
-    /// What lossy passes measured per site (node, text), for the report.
-    pub notes: Vec<(String, String)>,
-    /// The model's opset imports (folding evaluates nodes in one-node models).
-    pub opsets: Vec<OpsetImport>,
     /// Rewrites not to do: (rule, site) pairs rolled back by `optimize --verify` or
     /// excluded by the user; `*` in either place matches anything.
     pub deny: Vec<(String, String)>,
     /// Op types no rewrite may be anchored at (`--exclude op:Type`).
     pub deny_ops: Vec<String>,
+    /// Rewrites allowed in the whole run (`--bisect-limit`); None = unlimited.
+    pub rewrite_limit: Option<usize>,
+}
+
+impl Default for PassSettings {
+    fn default() -> Self {
+        PassSettings {
+            input_shapes: Vec::new(),
+            fold_limit: DEFAULT_FOLD_LIMIT,
+            deny: Vec::new(),
+            deny_ops: Vec::new(),
+            rewrite_limit: None,
+        }
+    }
+}
+
+/// What a run did, in order: every rewrite and what lossy rewrites measured.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    /// Every rewrite done: (pass, rule, node). "Rewrite k" is its k-th entry, for
+    /// `--bisect-limit` and `--verify`.
+    pub log: Vec<(&'static str, &'static str, String)>,
+    /// What lossy passes measured per site (node, text), for the report.
+    pub notes: Vec<(String, String)>,
+}
+
+/// What passes share while they run: the settings, the journal, the rewrites still
+/// allowed, and the view of the model the driver refreshes before each pass.
+#[derive(Clone, Debug)]
+pub struct PassCx {
+    pub settings: PassSettings,
+    pub journal: Journal,
+    /// Rewrites still allowed (starts at `settings.rewrite_limit`); None = unlimited.
+    pub remaining: Option<usize>,
+    /// Rewrites done by the current pass (reset by the pipeline).
+    pub rewrites: usize,
+    /// The model's default-domain opset (rules that depend on op versions read it).
+    pub opset: i64,
+    /// The model's opset imports (folding evaluates nodes in one-node models).
+    pub opsets: Vec<OpsetImport>,
+    /// Inferred facts of the main graph, refreshed by the pipeline before each pass
+    /// (keyed by main-graph value ids: never for subgraphs).
+    pub facts: Option<Inference>,
 }
 
 /// The answer to a request to rewrite.
@@ -77,45 +107,39 @@ pub fn site(g: &Graph, n: whittle_ir::NodeId) -> String {
 
 impl Default for PassCx {
     fn default() -> Self {
-        PassCx {
-            opset: 0,
-            budget: None,
-            rewrites: 0,
-            facts: None,
-            input_shapes: Vec::new(),
-            fold_limit: DEFAULT_FOLD_LIMIT,
-            log: Vec::new(),
-            notes: Vec::new(),
-            opsets: Vec::new(),
-            deny: Vec::new(),
-            deny_ops: Vec::new(),
-        }
+        PassCx::new(PassSettings::default())
     }
 }
 
 impl PassCx {
-    /// A context with the same settings (input shapes, fold limit, exclusions, rewrite
-    /// limit) and an empty journal: what a repeated run of the same plan starts from.
-    pub fn fresh(&self) -> PassCx {
+    /// A context for a run with `settings` and an empty journal.
+    pub fn new(settings: PassSettings) -> PassCx {
         PassCx {
-            budget: self.budget,
-            input_shapes: self.input_shapes.clone(),
-            fold_limit: self.fold_limit,
-            deny: self.deny.clone(),
-            deny_ops: self.deny_ops.clone(),
-            ..PassCx::default()
+            remaining: settings.rewrite_limit,
+            settings,
+            journal: Journal::default(),
+            rewrites: 0,
+            opset: 0,
+            opsets: Vec::new(),
+            facts: None,
         }
+    }
+
+    /// A context with the same settings and an empty journal: what a repeated run of
+    /// the same plan starts from.
+    pub fn fresh(&self) -> PassCx {
+        PassCx::new(self.settings.clone())
     }
 
     /// True when no rewrite may be anchored at a node of `op` (`--exclude op:TYPE`).
     pub fn denies_op(&self, op: &str) -> bool {
-        self.deny_ops.iter().any(|o| o == op)
+        self.settings.deny_ops.iter().any(|o| o == op)
     }
 
-    /// Asks to perform one rewrite: false when the budget is spent (the pass must then
-    /// leave the graph alone).
+    /// Asks to perform one rewrite: false when the rewrite limit is spent (the pass must
+    /// then leave the graph alone).
     pub fn allow(&mut self) -> bool {
-        match &mut self.budget {
+        match &mut self.remaining {
             Some(0) => false,
             Some(n) => {
                 *n -= 1;
@@ -128,18 +152,17 @@ impl PassCx {
             }
         }
     }
-}
 
-impl PassCx {
     /// True when `rule` may not rewrite at `site`.
     pub fn denies(&self, rule: &str, site: &str) -> bool {
-        self.deny
+        self.settings
+            .deny
             .iter()
             .any(|(r, s)| (r == rule || r == "*") && (s == site || s == "*"))
     }
 
     /// Asks to do one rewrite by `rule` of `pass` at `site`: denied sites are refused,
-    /// then the budget decides; granted rewrites are logged.
+    /// then the rewrite limit decides; granted rewrites are logged.
     pub fn grant(&mut self, pass: &'static str, rule: &'static str, site: &str) -> Grant {
         if self.denies(rule, site) {
             return Grant::Denied;
@@ -147,7 +170,7 @@ impl PassCx {
         if !self.allow() {
             return Grant::Spent;
         }
-        self.log.push((pass, rule, site.to_string()));
+        self.journal.log.push((pass, rule, site.to_string()));
         Grant::Yes
     }
 }

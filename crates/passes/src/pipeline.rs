@@ -248,12 +248,12 @@ impl Pipeline {
                 let start = Instant::now();
                 cx.rewrites = 0;
                 let opts = InferOptions {
-                    input_shapes: cx.input_shapes.clone(),
+                    input_shapes: cx.settings.input_shapes.clone(),
                 };
                 cx.facts = Some(infer(model, &opts)?);
                 // Transactional: a pass that fails leaves the model as it was (tensors
                 // are shared `Bytes`, so the snapshot copies no weights).
-                let snapshot = (model.clone(), cx.log.len(), cx.notes.len());
+                let snapshot = (model.clone(), cx.journal.log.len(), cx.journal.notes.len());
                 let ran =
                     run_on_graph(pass.as_ref(), &mut model.graph, false, cx).and_then(|changed| {
                         match changed {
@@ -267,8 +267,8 @@ impl Pipeline {
                     Err(e) => {
                         let (before, log, notes) = snapshot;
                         *model = before;
-                        cx.log.truncate(log);
-                        cx.notes.truncate(notes);
+                        cx.journal.log.truncate(log);
+                        cx.journal.notes.truncate(notes);
                         return Err(e);
                     }
                 }

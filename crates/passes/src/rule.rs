@@ -128,7 +128,7 @@ fn sweep(
                 let rcx = RuleCx {
                     opset: cx.opset,
                     facts: if is_subgraph { None } else { cx.facts.as_ref() },
-                    fold_limit: cx.fold_limit,
+                    fold_limit: cx.settings.fold_limit,
                     is_subgraph,
                     opsets: &cx.opsets,
                 };
@@ -150,7 +150,7 @@ fn sweep(
             })?;
             tracing::debug!(pass, rule, node = %at, "rewrite");
             if let Some(note) = note {
-                cx.notes.push((at, note));
+                cx.journal.notes.push((at, note));
             }
             changed = true;
             swept = true;

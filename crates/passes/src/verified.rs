@@ -2,7 +2,7 @@
 //! tract on the same inputs, and when it differs, bisect over the rewrites to the first
 //! one that breaks it, roll that rewrite back (deny its rule at that node) and go again.
 
-use crate::pass::PassCx;
+use crate::pass::{PassCx, PassSettings};
 use crate::pipeline::{PassStat, Pipeline};
 use thiserror::Error;
 use whittle_eval::{OutputDiff, Runner, Tolerance, compare_output};
@@ -66,16 +66,16 @@ fn attempt(
     after: &mut dyn FnMut(&str, &Model),
 ) -> Result<Attempt, VerifyError> {
     let mut model = start.clone();
-    let mut cx = PassCx {
-        budget,
+    let mut cx = PassCx::new(PassSettings {
         deny: deny.to_vec(),
-        ..base.fresh()
-    };
+        rewrite_limit: budget,
+        ..base.settings.clone()
+    });
     let stats = pipeline.run_observed(&mut model, &mut cx, after)?;
     Ok(Attempt {
         model,
         stats,
-        log: cx.log,
+        log: cx.journal.log,
     })
 }
 
@@ -145,10 +145,10 @@ pub fn optimize_verified(
         .map(|v| g.value(*v).name().to_string())
         .collect();
     let reference = outputs(original, "original model", sets)?;
-    let mut deny: Vec<(String, String)> = base.deny.clone();
+    let mut deny: Vec<(String, String)> = base.settings.deny.clone();
     let mut report = Verification::default();
     loop {
-        let full = attempt(start, pipeline, base, &deny, base.budget, &mut *after)?;
+        let full = attempt(start, pipeline, base, &deny, base.remaining, &mut *after)?;
         report.runs += 1;
         let (ok, diffs) = check(&full.model, sets, &reference, &names, tol)?;
         if ok {

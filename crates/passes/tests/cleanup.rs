@@ -4,7 +4,7 @@
 use whittle_eval::{InputSpec, random_inputs, run_model_file};
 use whittle_ir::{DataType, Dim, Graph, Model, Node, OpsetImport, Tensor, Type};
 use whittle_onnx::{ExportOptions, read_model, save_model};
-use whittle_passes::{Level, PassCx, Pipeline};
+use whittle_passes::{Level, PassCx, PassSettings, Pipeline};
 use whittle_testkit::{external_location_for, fixtures};
 
 /// x -> Identity -> a -> Relu -> b -> Identity -> y (output); plus an unused Neg.
@@ -128,10 +128,10 @@ fn identity_in_another_domain_stays() {
 #[test]
 fn bisect_limit_stops_after_n_rewrites() {
     let mut m = chain();
-    let mut cx = PassCx {
-        budget: Some(1),
+    let mut cx = PassCx::new(PassSettings {
+        rewrite_limit: Some(1),
         ..Default::default()
-    };
+    });
     Pipeline::for_level(Level::O2).run(&mut m, &mut cx).unwrap();
     assert_eq!(m.graph.node_count(), 3);
     m.graph.verify(false).unwrap();
@@ -207,10 +207,10 @@ fn static_input_shapes_fold_and_compute_the_same() {
         let path = whittle_testkit::fixture(name);
         let original = read_model(&path).unwrap();
         let mut m = original.clone();
-        let mut cx = PassCx {
+        let mut cx = PassCx::new(PassSettings {
             input_shapes: vec![("input_ids".into(), vec![Dim::Known(2), Dim::Known(8)])],
             ..Default::default()
-        };
+        });
         Pipeline::for_level(Level::O2).run(&mut m, &mut cx).unwrap();
         let shapes = m
             .graph

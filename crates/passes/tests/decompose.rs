@@ -6,7 +6,7 @@ use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::Model;
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::PassCx;
-use whittle_passes::decompose::{Budget, Data, DecomposeReport, Kind, Options, decompose};
+use whittle_passes::decompose::{Data, DecomposeReport, ErrorBudget, Kind, Options, decompose};
 use whittle_testkit::cosine;
 
 fn sets(m: &Model, n: u64) -> Vec<Vec<whittle_ir::Tensor>> {
@@ -28,7 +28,7 @@ fn sets(m: &Model, n: u64) -> Vec<Vec<whittle_ir::Tensor>> {
 fn run(
     src: &str,
     kinds: &[Kind],
-    budget: Budget,
+    budget: ErrorBudget,
     calibrated: bool,
 ) -> (Model, Model, DecomposeReport) {
     let original = parse_model(src).unwrap();
@@ -130,7 +130,7 @@ fn exact_reproduces_outputs_for_every_conv_geometry() {
                 if kind == Kind::Spatial && what.starts_with("group 2") {
                     continue; // spatial takes group 1 only
                 }
-                let (a, b, report) = run(src, &[kind], Budget::Exact, calibrated);
+                let (a, b, report) = run(src, &[kind], ErrorBudget::Exact, calibrated);
                 assert!(
                     report.layers.iter().all(|l| l.chosen.is_some()),
                     "{what} {kind:?}: {:?}",
@@ -162,7 +162,7 @@ graph {
 }
 ";
     for calibrated in [false, true] {
-        let (a, b, report) = run(src, &[Kind::Gemm], Budget::Exact, calibrated);
+        let (a, b, report) = run(src, &[Kind::Gemm], ErrorBudget::Exact, calibrated);
         assert_eq!(
             report.layers.iter().filter(|l| l.chosen.is_some()).count(),
             2
@@ -175,7 +175,7 @@ graph {
 #[test]
 fn the_rewrite_is_depthwise_then_pointwise() {
     let src = conv_model(4, 8, "kernel_shape=[3, 3], pads=[1, 1, 1, 1]", "1,8,9,10");
-    let (_, b, _) = run(&src, &[Kind::Conv], Budget::Exact, false);
+    let (_, b, _) = run(&src, &[Kind::Conv], ErrorBudget::Exact, false);
     let text = print_model(&b, &PrintOptions::default());
     // m = min(Mg, K) = 8 terms per channel: depthwise 4 -> 32 channels, then 1x1 32 -> 8.
     for want in [
@@ -236,7 +236,7 @@ fn truncation_costs_exactly_the_predicted_weight_error() {
         .unwrap()
         .to_f32_vec()
         .unwrap();
-    let (_, b, report) = run(&src, &[Kind::Conv], Budget::Tol(0.6), false);
+    let (_, b, report) = run(&src, &[Kind::Conv], ErrorBudget::Tol(0.6), false);
     let chosen = report.layers[0].chosen.expect("a rank within tol=0.6 pays");
     assert!(chosen.rank < 9, "truncated: {chosen:?}");
     let approx = effective_weight(&b, 6, 32, chosen.rank);
@@ -267,7 +267,7 @@ graph {
   y = Conv(x, w) {kernel_shape=[1, 1]}
 }
 ";
-    let (a, b, report) = run(src, &[Kind::Conv], Budget::Tol(1.0), false);
+    let (a, b, report) = run(src, &[Kind::Conv], ErrorBudget::Tol(1.0), false);
     assert!(report.layers[0].chosen.is_none());
     assert!(
         report.layers[0].why.contains("no rank pays"),
@@ -298,7 +298,7 @@ graph {
   y = MatMul(f, fc)
 }
 ";
-    for budget in [Budget::Cosine(0.99), Budget::Top1(0.9)] {
+    for budget in [ErrorBudget::Cosine(0.99), ErrorBudget::Top1(0.9)] {
         let (a, b, report) = run(src, &[Kind::Conv, Kind::Gemm], budget, true);
         let score = report.score.unwrap();
         assert!(budget.holds(&score), "{budget}: {score:?}");
@@ -311,7 +311,7 @@ graph {
                 );
             }
         }
-        if let Budget::Cosine(x) = budget {
+        if let ErrorBudget::Cosine(x) = budget {
             // The report's figure is what tract computes on the same data.
             assert!(score.cosine >= x);
             assert!(worst_cosine(&a, &b) > 0.9);
@@ -321,13 +321,24 @@ graph {
 
 #[test]
 fn budget_parsing_names_the_bad_value() {
-    assert_eq!("tol=0.05".parse::<Budget>(), Ok(Budget::Tol(0.05)));
-    assert_eq!("top1=0.995".parse::<Budget>(), Ok(Budget::Top1(0.995)));
-    assert_eq!("exact".parse::<Budget>(), Ok(Budget::Exact));
-    assert!("cosine=2".parse::<Budget>().unwrap_err().contains("[0, 1]"));
+    assert_eq!(
+        "tol=0.05".parse::<ErrorBudget>(),
+        Ok(ErrorBudget::Tol(0.05))
+    );
+    assert_eq!(
+        "top1=0.995".parse::<ErrorBudget>(),
+        Ok(ErrorBudget::Top1(0.995))
+    );
+    assert_eq!("exact".parse::<ErrorBudget>(), Ok(ErrorBudget::Exact));
+    assert!(
+        "cosine=2"
+            .parse::<ErrorBudget>()
+            .unwrap_err()
+            .contains("[0, 1]")
+    );
     assert!(
         "size=3"
-            .parse::<Budget>()
+            .parse::<ErrorBudget>()
             .unwrap_err()
             .contains("expected tol=X")
     );

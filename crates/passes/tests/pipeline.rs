@@ -34,7 +34,7 @@ impl Pass for HalfDone {
             return Ok(false);
         };
         assert_eq!(cx.grant("half-done", "drop", "first"), Grant::Yes);
-        cx.notes.push(("first".into(), "dropped".into()));
+        cx.journal.notes.push(("first".into(), "dropped".into()));
         g.remove_node(n);
         if self.fail {
             return Err(PassError::Ir {
@@ -67,7 +67,11 @@ fn a_failing_pass_leaves_the_model_and_the_journal_as_they_were() {
         .unwrap_err();
     assert!(err.to_string().contains("half-done"), "{err}");
     assert_eq!(listing(&model), annotated(&original));
-    assert!(cx.log.is_empty() && cx.notes.is_empty(), "{:?}", cx.log);
+    assert!(
+        cx.journal.log.is_empty() && cx.journal.notes.is_empty(),
+        "{:?}",
+        cx.journal.log
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::quant::QuantizeWeights;
-use whittle_passes::{PassCx, Pipeline};
+use whittle_passes::{PassCx, PassSettings, Pipeline};
 use whittle_testkit::cosine;
 
 const MODEL: &str = "
@@ -53,13 +53,13 @@ fn quantize(src: &str, q: QuantizeWeights) -> (whittle_ir::Model, whittle_ir::Mo
 fn weights_become_int8_behind_dequantize_linear_and_outputs_stay_close() {
     let (original, model, cx) = quantize(MODEL, QuantizeWeights::default());
     let text = print_model(&model, &PrintOptions::default());
-    let sites: Vec<&str> = cx.log.iter().map(|(_, _, s)| s.as_str()).collect();
+    let sites: Vec<&str> = cx.journal.log.iter().map(|(_, _, s)| s.as_str()).collect();
     assert_eq!(
-        cx.log.len(),
+        cx.journal.log.len(),
         4,
         "w, table, k and b; not tiny (small), not shared: {sites:?}\n{text}"
     );
-    assert_eq!(cx.notes.len(), 4);
+    assert_eq!(cx.journal.notes.len(), 4);
     assert_eq!(text.matches("= DequantizeLinear(").count(), 4, "{text}");
     for want in [
         "init w_int8_w",
@@ -94,7 +94,7 @@ fn weights_become_int8_behind_dequantize_linear_and_outputs_stay_close() {
     for i in [3, 4, 5] {
         assert_eq!(a[i], b[i], "output {i} reads float weights only");
     }
-    for (_, note) in &cx.notes {
+    for (_, note) in &cx.journal.notes {
         let e: f64 = note.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(e > 0.0 && e < 0.01, "{note}");
     }
@@ -110,7 +110,7 @@ fn per_tensor_mode_and_old_opsets() {
     let (_, model, cx) = quantize(MODEL, q);
     let text = print_model(&model, &PrintOptions::default());
     // shared stays (two readers); everything else, tiny included, is quantized.
-    assert_eq!(cx.log.len(), 5, "{text}");
+    assert_eq!(cx.journal.log.len(), 5, "{text}");
     assert!(
         !text
             .lines()
@@ -120,7 +120,7 @@ fn per_tensor_mode_and_old_opsets() {
     // Before opset 13 DequantizeLinear has no axis: per-channel does nothing there.
     let old = MODEL.replace("opset ai.onnx 17", "opset ai.onnx 11");
     let (_, _, cx) = quantize(&old, QuantizeWeights::default());
-    assert!(cx.log.is_empty());
+    assert!(cx.journal.log.is_empty());
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn a_second_run_changes_nothing_and_the_pass_is_never_in_a_level() {
         .with_lossy(Box::new(QuantizeWeights::default()))
         .run(&mut model, &mut cx)
         .unwrap();
-    assert!(cx.log.is_empty());
+    assert!(cx.journal.log.is_empty());
     assert_eq!(print_model(&model, &PrintOptions::default()), before);
     for level in [whittle_passes::Level::O1, whittle_passes::Level::O2] {
         assert!(
@@ -160,7 +160,7 @@ fn fp16_weights_are_cast_back_and_overflowing_ones_stay_f32() {
     model.graph.verify(false).unwrap();
     let text = print_model(&model, &PrintOptions::default());
     // w, table, k: yes; tiny (small), shared (two readers), b (past 65504): no.
-    assert_eq!(cx.log.len(), 3, "{text}");
+    assert_eq!(cx.journal.log.len(), 3, "{text}");
     assert_eq!(text.matches("= Cast(").count(), 3, "{text}");
     assert!(
         text.contains("f16[100,32]") && text.contains("= Gather(table_fp16"),
@@ -180,17 +180,22 @@ fn fp16_weights_are_cast_back_and_overflowing_ones_stay_f32() {
 fn excluded_ops_and_nodes_keep_float_weights() {
     let original = parse_model(MODEL).unwrap();
     let mut model = original.clone();
-    let mut cx = PassCx {
+    let mut cx = PassCx::new(PassSettings {
         deny_ops: vec!["Conv".into()],
         deny: vec![("*".into(), "<unnamed Gemm> -> g".into())],
-        ..PassCx::default()
-    };
+        ..PassSettings::default()
+    });
     Pipeline::from_passes(vec![])
         .with_lossy(Box::new(QuantizeWeights::default()))
         .run(&mut model, &mut cx)
         .unwrap();
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 2, "w and table only: {:?}\n{text}", cx.log);
+    assert_eq!(
+        cx.journal.log.len(),
+        2,
+        "w and table only: {:?}\n{text}",
+        cx.journal.log
+    );
     assert!(text.contains("init k: f32[64,4,3,3]") && text.contains("init b: f32[48,64]"));
 }
 
@@ -261,7 +266,7 @@ graph {
     let mut again = model.clone();
     let mut cx2 = PassCx::default();
     p.run(&mut again, &mut cx2).unwrap();
-    assert_eq!(cx2.log.len(), 0);
+    assert_eq!(cx2.journal.log.len(), 0);
     assert_eq!(print_model(&again, &PrintOptions::default()), text);
 }
 
@@ -275,7 +280,7 @@ fn int8_weights_cast_form_reads_weights_through_cast_and_mul() {
         },
     );
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 4, "{text}");
+    assert_eq!(cx.journal.log.len(), 4, "{text}");
     // MatMul, Conv and Gemm weights through Cast → Mul; the table still DequantizeLinear.
     assert_eq!(text.matches("= Cast(").count(), 3, "{text}");
     assert_eq!(text.matches("= DequantizeLinear(").count(), 1, "{text}");
@@ -327,13 +332,13 @@ graph {
 fn tables_in_subgraphs_use_their_own_ranks_and_every_logged_rewrite_happens() {
     let (original, model, cx) = quantize(IN_BRANCHES, QuantizeWeights::default());
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 3, "t0, table and table2:\n{text}");
+    assert_eq!(cx.journal.log.len(), 3, "t0, table and table2:\n{text}");
     assert_eq!(
         text.matches("= DequantizeLinear(").count(),
-        cx.log.len(),
+        cx.journal.log.len(),
         "{text}"
     );
-    assert_eq!(cx.notes.len(), cx.log.len());
+    assert_eq!(cx.journal.notes.len(), cx.journal.log.len());
     assert_eq!(
         text.matches("{axis=2}").count(),
         3,
@@ -363,8 +368,8 @@ fn a_table_whose_rows_have_no_known_rank_is_neither_rewritten_nor_logged() {
         .replace(": f32[2,5,32]", ": f32");
     let (_, model, cx) = quantize(&src, QuantizeWeights::default());
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 0, "{:?}\n{text}", cx.log);
-    assert!(cx.notes.is_empty());
+    assert_eq!(cx.journal.log.len(), 0, "{:?}\n{text}", cx.journal.log);
+    assert!(cx.journal.notes.is_empty());
     assert_eq!(text.matches("= DequantizeLinear(").count(), 0, "{text}");
     // Per tensor needs no axis: all three are taken.
     let per_tensor = QuantizeWeights {
@@ -373,6 +378,6 @@ fn a_table_whose_rows_have_no_known_rank_is_neither_rewritten_nor_logged() {
     };
     let (_, model, cx) = quantize(&src, per_tensor);
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 3, "{text}");
+    assert_eq!(cx.journal.log.len(), 3, "{text}");
     assert_eq!(text.matches("= DequantizeLinear(").count(), 3, "{text}");
 }

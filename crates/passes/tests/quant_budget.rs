@@ -7,7 +7,7 @@ use whittle_ir::Model;
 use whittle_ir::text::parse_model;
 use whittle_passes::quant::QuantizeWeights;
 use whittle_passes::quant::budget::{fit, fit_in_groups};
-use whittle_passes::{Budget, PassCx, Pipeline};
+use whittle_passes::{ErrorBudget, PassCx, Pipeline};
 
 /// Three MatMuls in a chain; `w2` has one huge entry, so per-tensor int8 flattens the
 /// rest of it to zero: quantizing it costs far more than the others.
@@ -47,7 +47,8 @@ fn quantize(
     excluded: &[String],
 ) -> Result<Vec<String>, whittle_passes::quant::QuantError> {
     let mut cx = PassCx::default();
-    cx.deny
+    cx.settings
+        .deny
         .extend(excluded.iter().map(|s| ("*".to_string(), s.clone())));
     Pipeline::from_passes(vec![])
         .with_lossy(Box::new(QuantizeWeights {
@@ -56,7 +57,12 @@ fn quantize(
             ..QuantizeWeights::default()
         }))
         .run(m, &mut cx)?;
-    Ok(cx.log.into_iter().map(|(_, _, site)| site).collect())
+    Ok(cx
+        .journal
+        .log
+        .into_iter()
+        .map(|(_, _, site)| site)
+        .collect())
 }
 
 fn site_of(m: &Model, weight: &str) -> String {
@@ -70,7 +76,7 @@ fn site_of(m: &Model, weight: &str) -> String {
 fn the_costliest_layer_is_kept_float_and_the_budget_holds() {
     let m = model();
     let judge = Judge::new(&m, &sets(&m)).unwrap();
-    let fitted = fit(&m, &judge, Budget::Cosine(0.9999), quantize).unwrap();
+    let fitted = fit(&m, &judge, ErrorBudget::Cosine(0.9999), quantize).unwrap();
     assert_eq!(fitted.sites.len(), 3);
     assert!(
         fitted.all.cosine < 0.9999,
@@ -78,7 +84,10 @@ fn the_costliest_layer_is_kept_float_and_the_budget_holds() {
         fitted.all
     );
     assert_eq!(fitted.kept, vec![site_of(&m, "w2")], "{fitted:?}");
-    assert!(Budget::Cosine(0.9999).holds(&fitted.score), "{fitted:?}");
+    assert!(
+        ErrorBudget::Cosine(0.9999).holds(&fitted.score),
+        "{fitted:?}"
+    );
     // The score is what the chosen model measures.
     let mut chosen = m.clone();
     quantize(&mut chosen, &fitted.kept).unwrap();
@@ -100,12 +109,12 @@ fn the_costliest_layer_is_kept_float_and_the_budget_holds() {
 fn a_loose_budget_keeps_nothing_and_tol_is_refused() {
     let m = model();
     let judge = Judge::new(&m, &sets(&m)).unwrap();
-    let fitted = fit(&m, &judge, Budget::Cosine(0.5), quantize).unwrap();
+    let fitted = fit(&m, &judge, ErrorBudget::Cosine(0.5), quantize).unwrap();
     assert!(fitted.kept.is_empty());
     assert_eq!(fitted.evaluations, 1);
-    assert!(fit(&m, &judge, Budget::Tol(0.1), quantize).is_err());
+    assert!(fit(&m, &judge, ErrorBudget::Tol(0.1), quantize).is_err());
     // A budget nothing can meet but the float model keeps every layer float.
-    let all = fit(&m, &judge, Budget::Cosine(1.0), quantize).unwrap();
+    let all = fit(&m, &judge, ErrorBudget::Cosine(1.0), quantize).unwrap();
     assert_eq!(all.kept.len(), 3);
     assert_eq!(all.score.cosine, 1.0);
 }
@@ -115,13 +124,16 @@ fn many_sites_are_measured_and_kept_in_groups() {
     let m = model();
     let judge = Judge::new(&m, &sets(&m)).unwrap();
     // At most two units: [w1, w2] and [w3]; the group holding w2 is the costly one.
-    let fitted = fit_in_groups(&m, &judge, Budget::Cosine(0.9999), 2, quantize).unwrap();
+    let fitted = fit_in_groups(&m, &judge, ErrorBudget::Cosine(0.9999), 2, quantize).unwrap();
     let (w1, w2) = (site_of(&m, "w1"), site_of(&m, "w2"));
     assert_eq!(fitted.kept, vec![w1.clone(), w2.clone()], "{fitted:?}");
     assert_eq!(fitted.kept_groups, vec![vec![w1.clone(), w2]], "{fitted:?}");
     // Two costs measured, then the bisection (one trial) — not one per site.
     assert_eq!(fitted.evaluations, 4, "{fitted:?}");
-    assert!(Budget::Cosine(0.9999).holds(&fitted.score), "{fitted:?}");
+    assert!(
+        ErrorBudget::Cosine(0.9999).holds(&fitted.score),
+        "{fitted:?}"
+    );
     let notes = fitted.notes("test data");
     assert_eq!(
         notes.len(),

@@ -41,7 +41,7 @@ graph {
         .unwrap();
     model.graph.verify(false).unwrap();
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 3, "{text}");
+    assert_eq!(cx.journal.log.len(), 3, "{text}");
     assert_eq!(text.matches("= MatMulInteger(").count(), 3, "{text}");
     // x feeds two MatMuls and is quantized once; h once for the Gemm.
     assert_eq!(text.matches("DynamicQuantizeLinear(").count(), 2, "{text}");
@@ -125,11 +125,11 @@ graph {
         (m, cx)
     };
     let (untouched, cx) = run(&["MatMul", "Gemm"]);
-    assert_eq!(cx.log.len(), 0, "Conv is taken only when listed");
+    assert_eq!(cx.journal.log.len(), 0, "Conv is taken only when listed");
     assert_eq!(untouched, original);
     let (m, cx) = run(&["Conv"]);
     let text = print_model(&m, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 1, "{text}");
+    assert_eq!(cx.journal.log.len(), 1, "{text}");
     for want in [
         "= ConvInteger(x_quantized",
         "{kernel_shape=[3, 3], pads=[1, 0, 1, 2], strides=[2, 2], group=2}",

@@ -71,7 +71,7 @@ fn unpack(bytes: &[u8], count: usize, signed: bool) -> Vec<i32> {
 fn blocked_dequantize_linear_packs_int4_and_dequantizes_to_the_weight() {
     let (original, m, cx) = quantize(&model(21), Int4Format::DequantizeLinear);
     let text = print_model(&m, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 2, "{text}");
+    assert_eq!(cx.journal.log.len(), 2, "{text}");
     assert_eq!(text.matches("{axis=0, block_size=32}").count(), 2, "{text}");
     assert!(
         text.contains("transB=0"),
@@ -102,7 +102,7 @@ fn blocked_dequantize_linear_packs_int4_and_dequantizes_to_the_weight() {
 #[test]
 fn opset_below_21_keeps_the_weights_for_the_dequantize_form() {
     let (_, m, cx) = quantize(&model(17), Int4Format::DequantizeLinear);
-    assert_eq!(cx.log.len(), 0);
+    assert_eq!(cx.journal.log.len(), 0);
     assert!(print_model(&m, &PrintOptions::default()).contains("init w: f32[64,32]"));
 }
 
@@ -110,7 +110,7 @@ fn opset_below_21_keeps_the_weights_for_the_dequantize_form() {
 fn mat_mul_nbits_runs_in_tract_and_keeps_the_gemm_bias() {
     let (original, m, cx) = quantize(&model(17), Int4Format::MatMulNBits);
     let text = print_model(&m, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 2, "{text}");
+    assert_eq!(cx.journal.log.len(), 2, "{text}");
     assert_eq!(
         text.matches("com.microsoft.MatMulNBits(").count(),
         2,

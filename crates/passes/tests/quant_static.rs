@@ -90,7 +90,7 @@ fn ints(m: &Model, name: &str) -> Vec<i64> {
 fn conv_relu_conv_gemm_becomes_qdq() {
     let (_, model, cx) = quantize(MODEL, Method::MinMax, false);
     let text = print_model(&model, &PrintOptions::default());
-    assert_eq!(cx.log.len(), 3, "two convs and the gemm:\n{text}");
+    assert_eq!(cx.journal.log.len(), 3, "two convs and the gemm:\n{text}");
     // Activations quantized: x, r (after the Relu, not h), h2 and f; y stays float.
     assert_eq!(text.matches("= QuantizeLinear(").count(), 4, "{text}");
     for v in ["x", "r", "h2", "f"] {
@@ -219,7 +219,7 @@ fn a_second_run_changes_nothing() {
         .with_lossy(Box::new(pass))
         .run(&mut again, &mut cx)
         .unwrap();
-    assert_eq!(cx.log.len(), 0);
+    assert_eq!(cx.journal.log.len(), 0);
     assert_eq!(print_model(&again, &PrintOptions::default()), before);
 }
 
@@ -238,6 +238,6 @@ graph {
 }
 ";
     let (_, model, cx) = quantize(src, Method::MinMax, false);
-    assert_eq!(cx.log.len(), 0, "w has two readers");
+    assert_eq!(cx.journal.log.len(), 0, "w has two readers");
     assert!(!print_model(&model, &PrintOptions::default()).contains("QuantizeLinear"));
 }

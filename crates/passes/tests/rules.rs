@@ -73,11 +73,11 @@ fn run_case(path: &Path) -> Result<(), String> {
     let got = print_model(&model, &PrintOptions::default());
     if let Some(n) = header(input, "rewrites") {
         let want: usize = n.parse().map_err(|_| "bad '# rewrites:'")?;
-        if cx.log.len() != want {
+        if cx.journal.log.len() != want {
             return Err(format!(
                 "{} rewrites, expected {want}: {:?}",
-                cx.log.len(),
-                cx.log
+                cx.journal.log.len(),
+                cx.journal.log
             ));
         }
     }
@@ -85,8 +85,12 @@ fn run_case(path: &Path) -> Result<(), String> {
         .into_iter()
         .flat_map(|r| r.split(','))
     {
-        if !cx.log.iter().any(|(_, r, _)| *r == rule.trim()) {
-            return Err(format!("rule '{}' did not fire: {:?}", rule.trim(), cx.log));
+        if !cx.journal.log.iter().any(|(_, r, _)| *r == rule.trim()) {
+            return Err(format!(
+                "rule '{}' did not fire: {:?}",
+                rule.trim(),
+                cx.journal.log
+            ));
         }
     }
     if let Some(missing) = checks.iter().find(|c| !got.contains(*c)) {

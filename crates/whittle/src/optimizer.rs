@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
-use whittle_passes::decompose::{self, Budget, Kind};
+use whittle_passes::decompose::{self, ErrorBudget, Kind};
 use whittle_passes::quant::QuantError;
 use whittle_passes::verified::VerifyError;
-use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, Pipeline};
+use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassSettings, Pipeline};
 
 /// Why an optimization failed.
 #[derive(Debug, Error)]
@@ -60,7 +60,7 @@ pub struct Optimizer {
     pub(crate) decompose: Option<decompose::Options>,
     pub(crate) calibrate: Option<PathBuf>,
     /// Quantization held to this whole-model budget (layers kept float until it holds).
-    pub(crate) quant_budget: Option<Budget>,
+    pub(crate) quant_budget: Option<ErrorBudget>,
     /// Raise the default-domain opset to this version first.
     pub(crate) opset: Option<i64>,
 }
@@ -237,15 +237,16 @@ impl Optimizer {
         Ok(p)
     }
 
-    /// A fresh pass context with these settings (input shapes, fold limit, exclusions).
-    pub(crate) fn pass_cx(&self) -> PassCx {
-        PassCx {
+    /// A fresh pass context with these settings (input shapes, fold limit, exclusions)
+    /// and at most `rewrite_limit` rewrites.
+    pub(crate) fn pass_cx(&self, rewrite_limit: Option<usize>) -> PassCx {
+        PassCx::new(PassSettings {
             input_shapes: self.input_shapes.clone(),
             fold_limit: self.fold_limit,
             deny: self.exclude.clone(),
             deny_ops: self.exclude_ops.clone(),
-            ..PassCx::default()
-        }
+            rewrite_limit,
+        })
     }
 
     /// The export settings for writing to `output`: external data goes to
@@ -291,13 +292,13 @@ impl Optimizer {
 fn quant_budget(
     s: &crate::config::Settings,
     q: Option<&Quantize>,
-) -> Result<Option<Budget>, Error> {
+) -> Result<Option<ErrorBudget>, Error> {
     let (Some(text), Some(q)) = (&s.budget, q) else {
         return Ok(None);
     };
-    let b = text.parse::<Budget>().map_err(Error::Config)?;
+    let b = text.parse::<ErrorBudget>().map_err(Error::Config)?;
     match (b, q) {
-        (Budget::Cosine(_) | Budget::Top1(_), _) => Ok(Some(b)),
+        (ErrorBudget::Cosine(_) | ErrorBudget::Top1(_), _) => Ok(Some(b)),
         _ if s.decompose.is_some() => Ok(None),
         _ => Err(Error::Config(format!(
             "budget {b}: quantization takes cosine=X or top1=X"
@@ -333,7 +334,7 @@ fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::O
         .collect::<Result<Vec<_>, _>>()?;
     let defaults = decompose::Options::default();
     let budget = match &s.budget {
-        Some(b) => b.parse::<Budget>().map_err(Error::Config)?,
+        Some(b) => b.parse::<ErrorBudget>().map_err(Error::Config)?,
         None => defaults.budget,
     };
     let min_gain = s.min_gain.unwrap_or(defaults.min_gain);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use whittle_eval::Score;
-use whittle_passes::Budget;
+use whittle_passes::ErrorBudget;
 pub use whittle_passes::verified::Verification;
 
 /// One pass's work.
@@ -20,7 +20,7 @@ pub struct LossyCheck {
     /// Mean cosine, top-1 agreement and relative error against the original.
     pub score: Score,
     /// The budget it was held to (none: reported only).
-    pub budget: Option<Budget>,
+    pub budget: Option<ErrorBudget>,
     /// Whether the score meets the budget (true without one).
     pub held: bool,
 }

@@ -61,8 +61,7 @@ impl Optimizer {
             Some(f) => f,
             None => &mut noop,
         };
-        let mut cx = self.pass_cx();
-        cx.budget = run.rewrite_limit;
+        let mut cx = self.pass_cx(run.rewrite_limit);
         let original = run.verify.map(|_| model.clone());
         prepare::raise(model, self.opset, self.quantize.as_ref(), &mut cx)?;
         let lossless = self.lossless_pipeline()?;
@@ -76,8 +75,8 @@ impl Optimizer {
                 let (m, stats, ver) =
                     optimize_verified(original, model, &lossless, &cx, check, after)?;
                 *model = m;
-                cx.budget = cx.budget.map(|b| b.saturating_sub(ver.log.len()));
-                cx.log.clone_from(&ver.log);
+                cx.remaining = cx.remaining.map(|b| b.saturating_sub(ver.log.len()));
+                cx.journal.log.clone_from(&ver.log);
                 (stats, Some(ver))
             }
             _ => (lossless.run_observed(model, &mut cx, after)?, None),
@@ -110,11 +109,12 @@ impl Optimizer {
             initializer_bytes_after: bytes_after,
             passes: stats.iter().map(pass_report).collect(),
             rewrites: cx
+                .journal
                 .log
                 .into_iter()
                 .map(|(pass, rule, node)| Rewrite { pass, rule, node })
                 .collect(),
-            notes: cx.notes,
+            notes: cx.journal.notes,
             decompose: data.decomposed,
             verification,
             lossy: lossy_check,

@@ -314,7 +314,7 @@ pub fn find(g: &Graph, cx: &PassCx) -> Vec<Layer> {
         .into_iter()
         .filter(|n| {
             let node = g.node(*n);
-            node.domain().is_empty() && !cx.deny_ops.iter().any(|o| o == node.op())
+            node.domain().is_empty() && !cx.settings.deny_ops.iter().any(|o| o == node.op())
         })
         .filter_map(|n| match g.node(n).op() {
             "Conv" => conv(g, n),

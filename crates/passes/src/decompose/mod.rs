@@ -20,7 +20,7 @@ pub mod search;
 pub mod spatial;
 pub mod stats;
 
-pub use crate::budget::Budget;
+pub use crate::budget::ErrorBudget;
 use crate::pass::{Grant, PassCx};
 use factor::{Factored, Weighting};
 use layer::{Layer, Shape};
@@ -78,7 +78,7 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     pub kinds: Vec<Kind>,
-    pub budget: Budget,
+    pub budget: ErrorBudget,
     /// A layer is rewritten only when its MACs fall by at least this factor.
     pub min_gain: f64,
     /// Also require the rewritten layer to run faster in tract (measured).
@@ -89,7 +89,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             kinds: vec![Kind::Conv],
-            budget: Budget::Tol(0.1),
+            budget: ErrorBudget::Tol(0.1),
             min_gain: 1.2,
             measure: false,
         }
@@ -219,7 +219,7 @@ pub struct LayerReport {
 /// What a decomposition did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecomposeReport {
-    pub budget: Budget,
+    pub budget: ErrorBudget,
     /// Where the data came from and whether it was calibration data.
     pub data: String,
     pub layers: Vec<LayerReport>,
@@ -329,9 +329,9 @@ pub fn decompose(
         .collect::<Result<_, _>>()?;
     let judge = whittle_eval::Judge::new(model, &data.sets)?;
     let mut outcome = match opts.budget {
-        Budget::Exact => search::exact(&sites),
-        Budget::Tol(t) => search::by_tolerance(&sites, t),
-        Budget::Cosine(_) | Budget::Top1(_) => {
+        ErrorBudget::Exact => search::exact(&sites),
+        ErrorBudget::Tol(t) => search::by_tolerance(&sites, t),
+        ErrorBudget::Cosine(_) | ErrorBudget::Top1(_) => {
             search::allocate(model, &sites, &judge, opts.budget)?
         }
     };
@@ -375,7 +375,7 @@ pub fn decompose(
         score: Some(score),
         evaluations: outcome.evaluations,
     };
-    cx.notes.extend(report.lines());
+    cx.journal.notes.extend(report.lines());
     Ok(report)
 }
 

@@ -8,7 +8,7 @@
 //! tries each layer one step further.
 
 use super::layer::Shape;
-use super::{Budget, Choice, DecomposeError, Kind, Options, Site, conv, gemm, spatial};
+use super::{Choice, DecomposeError, ErrorBudget, Kind, Options, Site, conv, gemm, spatial};
 use whittle_eval::Judge;
 use whittle_ir::{Graph, Model};
 
@@ -37,7 +37,7 @@ impl Outcome {
 /// of them up to 16, then a geometric ladder); `exact` asks for the full rank alone.
 pub fn candidate_ranks(l: &super::layer::Layer, kind: Kind, opts: &Options) -> Vec<usize> {
     let full = l.full_rank(kind);
-    if opts.budget == Budget::Exact {
+    if opts.budget == ErrorBudget::Exact {
         return vec![full];
     }
     let before = l.macs() as f64;
@@ -135,7 +135,7 @@ pub fn allocate(
     model: &Model,
     sites: &[Site],
     judge: &Judge,
-    budget: Budget,
+    budget: ErrorBudget,
 ) -> Result<Outcome, DecomposeError> {
     let mut evaluations = 0;
     let total: f64 = sites
@@ -212,7 +212,7 @@ fn sensitivities(
     model: &Model,
     sites: &[Site],
     judge: &Judge,
-    budget: Budget,
+    budget: ErrorBudget,
     evaluations: &mut usize,
 ) -> Result<Vec<Vec<(Choice, f64)>>, DecomposeError> {
     let mut options = Vec::new();
@@ -245,7 +245,7 @@ fn reasons(
     sites: &[Site],
     best: &[Option<Choice>],
     options: &[Vec<(Choice, f64)>],
-    budget: Budget,
+    budget: ErrorBudget,
 ) -> Vec<String> {
     sites
         .iter()

@@ -13,7 +13,7 @@
 //! held to the budget by measurement.
 
 use super::QuantError;
-use crate::budget::Budget;
+use crate::budget::ErrorBudget;
 use whittle_eval::{Judge, Score};
 use whittle_ir::Model;
 
@@ -24,7 +24,7 @@ pub const MAX_UNITS: usize = 48;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fitted {
     /// The budget it was held to.
-    pub budget: Budget,
+    pub budget: ErrorBudget,
     /// Every site the quantization rewrites, with the relative output error that goes
     /// away when it (or its group) alone stays float (0 when everything met the budget at
     /// once).
@@ -103,7 +103,7 @@ impl Fitted {
 pub fn fit(
     model: &Model,
     judge: &Judge,
-    budget: Budget,
+    budget: ErrorBudget,
     quantize: impl Fn(&mut Model, &[String]) -> Result<Vec<String>, QuantError>,
 ) -> Result<Fitted, QuantError> {
     fit_in_groups(model, judge, budget, MAX_UNITS, quantize)
@@ -114,11 +114,11 @@ pub fn fit(
 pub fn fit_in_groups(
     model: &Model,
     judge: &Judge,
-    budget: Budget,
+    budget: ErrorBudget,
     max_units: usize,
     quantize: impl Fn(&mut Model, &[String]) -> Result<Vec<String>, QuantError>,
 ) -> Result<Fitted, QuantError> {
-    if !matches!(budget, Budget::Cosine(_) | Budget::Top1(_)) {
+    if !matches!(budget, ErrorBudget::Cosine(_) | ErrorBudget::Top1(_)) {
         return Err(QuantError::Data(format!(
             "budget {budget}: quantization takes cosine=X or top1=X"
         )));

@@ -231,7 +231,7 @@ impl DynamicInt8 {
         if grant == Grant::Yes {
             let xq = shared.per_tensor(g, n, c.x)?;
             let note = conv_integer::rewrite(g, n, c, xq, self.qmax())?;
-            cx.notes.push((at, note));
+            cx.journal.notes.push((at, note));
         }
         Ok(grant)
     }
@@ -253,7 +253,7 @@ impl DynamicInt8 {
         let DenseSite { m, values, k, cols } = d;
         let q = symmetric(&values, &[k, cols], Some(1), self.qmax());
         let base = g.value(m.w).name().to_string();
-        cx.notes.push((
+        cx.journal.notes.push((
             at,
             format!(
                 "int8-dynamic {base} [{k}, {cols}]: relative weight error {:.2e}",

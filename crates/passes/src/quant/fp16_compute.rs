@@ -141,7 +141,7 @@ fn convert(g: &mut Graph, facts: &Inference, cx: &mut PassCx) -> Result<bool, Ir
         }
     }
     restore_outputs(g, &plan)?;
-    cx.notes.push((
+    cx.journal.notes.push((
         "graph".into(),
         format!(
             "fp16: {} of {total} nodes compute in float16 ({} kept float32 as shape \
@@ -186,7 +186,7 @@ fn computes_f16(g: &Graph, n: NodeId, plan: &Plan, cx: &PassCx) -> bool {
     if !node.domain().is_empty()
         || KEEP_F32.contains(&node.op())
         || node.has_subgraphs()
-        || cx.deny_ops.iter().any(|o| o == node.op())
+        || cx.settings.deny_ops.iter().any(|o| o == node.op())
     {
         return false;
     }

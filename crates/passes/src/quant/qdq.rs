@@ -123,7 +123,12 @@ impl Pass for QuantizeStatic {
         cx.facts = Some(facts);
         let mut changed = false;
         for mut s in found? {
-            if cx.deny_ops.iter().any(|o| o == g.node(s.node).op()) {
+            if cx
+                .settings
+                .deny_ops
+                .iter()
+                .any(|o| o == g.node(s.node).op())
+            {
                 continue;
             }
             // An earlier rewrite may have quantized this activation: read it afresh.
@@ -141,7 +146,7 @@ impl Pass for QuantizeStatic {
                 Grant::Spent => return Ok(changed),
             }
             let note = self.rewrite(g, &s, rx, ry).map_err(err)?;
-            cx.notes.push((at, note));
+            cx.journal.notes.push((at, note));
             changed = true;
         }
         Ok(changed)

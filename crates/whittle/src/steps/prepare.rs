@@ -47,7 +47,7 @@ fn raise_opset(model: &mut Model, to: i64, why: &str, cx: &mut PassCx) -> Result
     let converted =
         whittle_passes::opset::upgrade(model, to).map_err(|e| Error::Config(e.to_string()))?;
     if to > from {
-        cx.notes.push((
+        cx.journal.notes.push((
             "graph".into(),
             format!("opset {from} -> {to}{why} ({converted} nodes converted)"),
         ));

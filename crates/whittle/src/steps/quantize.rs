@@ -12,12 +12,12 @@ use whittle_passes::quant::budget::{self, Fitted};
 use whittle_passes::quant::qdq::{self, QuantizeStatic};
 use whittle_passes::quant::ranges::{self, Method};
 use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantizeInt4, QuantizeWeights};
-use whittle_passes::{Budget, Pass, PassCx, PassError, PassStat, Pipeline};
+use whittle_passes::{ErrorBudget, Pass, PassCx, PassError, PassStat, Pipeline};
 
 /// `--quantize MODE [--budget cosine=X|top1=X]`.
 pub(crate) struct QuantizeStep {
     pub(crate) mode: Quantize,
-    pub(crate) budget: Option<Budget>,
+    pub(crate) budget: Option<ErrorBudget>,
 }
 
 impl ModelStep for QuantizeStep {
@@ -53,10 +53,11 @@ impl ModelStep for QuantizeStep {
             return Ok(stats);
         };
         let fitted = fit_budget(model, cx, judge, b, &quantizer)?;
-        cx.deny
+        cx.settings
+            .deny
             .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
         let stats = quantizer().run_observed(model, cx, after)?;
-        cx.notes.extend(fitted.notes(&sets.source));
+        cx.journal.notes.extend(fitted.notes(&sets.source));
         after("quantize", model);
         Ok(stats)
     }
@@ -135,15 +136,21 @@ fn fit_budget(
     model: &Model,
     base: &PassCx,
     judge: &Judge,
-    b: Budget,
+    b: ErrorBudget,
     quantizer: &dyn Fn() -> Pipeline,
 ) -> Result<Fitted, Error> {
     let fitted = budget::fit(model, judge, b, |m, excluded| {
         let mut cx = base.fresh();
-        cx.deny
+        cx.settings
+            .deny
             .extend(excluded.iter().map(|s| ("*".to_string(), s.clone())));
         quantizer().run(m, &mut cx)?;
-        Ok(cx.log.into_iter().map(|(_, _, site)| site).collect())
+        Ok(cx
+            .journal
+            .log
+            .into_iter()
+            .map(|(_, _, site)| site)
+            .collect())
     })?;
     Ok(fitted)
 }
@@ -164,7 +171,7 @@ fn calibrate_static(
     };
     let sets = calibration_data(path, model)?;
     let opts = whittle_ir::infer::InferOptions {
-        input_shapes: cx.input_shapes.clone(),
+        input_shapes: cx.settings.input_shapes.clone(),
     };
     let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
     let sites = qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
