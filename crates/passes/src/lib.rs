@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod quant;
 pub mod rule;
 pub mod verified;
+pub mod weighted;
 
 pub use budget::ErrorBudget;
 pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Journal, Pass, PassCx, PassError, PassSettings, site};

@@ -3,6 +3,7 @@
 
 use super::Kind;
 use crate::pass::{PassCx, site};
+use crate::weighted::{private_weight_of_rank, weight_slot};
 use whittle_ir::{DataType, Graph, NodeId, ValueId};
 
 /// A Conv (2-D, constant weight) as the factorizations see it.
@@ -172,14 +173,9 @@ impl Layer {
     }
 }
 
-/// An f32 initializer read by `n` alone: not a graph input or output, not shared.
+/// An f32 initializer of `rank` dims read by its node alone ([`private_weight_of_rank`]).
 fn private_weight(g: &Graph, v: ValueId, rank: usize) -> bool {
-    let val = g.value(v);
-    val.initializer()
-        .is_some_and(|t| t.dtype() == DataType::Float && t.dims.len() == rank)
-        && !g.inputs().contains(&v)
-        && !g.is_output(v)
-        && val.uses().len() == 1
+    private_weight_of_rank(g, v, rank)
 }
 
 fn ints(g: &Graph, n: NodeId, name: &str) -> Option<Vec<i64>> {
@@ -201,7 +197,7 @@ fn pair(v: Option<Vec<i64>>, default: usize) -> Option<[usize; 2]> {
 /// constant private f32 bias (or none), sane attributes.
 fn conv(g: &Graph, n: NodeId) -> Option<Layer> {
     let node = g.node(n);
-    let (x, w) = (node.input(0)?, node.input(1)?);
+    let (x, w) = (node.input(0)?, node.input(weight_slot(g, n)?.slot)?);
     if !private_weight(g, w, 4) {
         return None;
     }
@@ -265,7 +261,7 @@ fn conv(g: &Graph, n: NodeId) -> Option<Layer> {
 /// in slot 1, Gemm with transA = 0 and a private constant C (or none).
 fn dense(g: &Graph, n: NodeId) -> Option<Layer> {
     let node = g.node(n);
-    let (x, w) = (node.input(0)?, node.input(1)?);
+    let (x, w) = (node.input(0)?, node.input(weight_slot(g, n)?.slot)?);
     if !private_weight(g, w, 2) {
         return None;
     }

@@ -1,9 +1,9 @@
 //! `quantize-int8-weights`: float weights stored as int8 behind `DequantizeLinear`.
 
 use super::math::{Int8, symmetric_int8};
-use crate::guard::is_op;
 use crate::pass::{Pass, PassCx, PassError};
 use crate::rule::{Costed, LossyRule, Patch, RuleCx, run_lossy};
+use crate::weighted::{WeightSlot, private_weight, weight_slot};
 use bytes::Bytes;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor, ValueId};
 
@@ -59,21 +59,10 @@ pub(super) struct Target {
     out_rank: Option<usize>,
 }
 
-/// The weight `n` reads, if its op is one whose weights are stored compressed.
+/// The weight `n` reads, if its op is one whose weights are stored compressed
+/// ([`weight_slot`]).
 pub(super) fn target(g: &Graph, n: NodeId) -> Option<Target> {
-    let node = g.node(n);
-    let w = g.constant(node.input(if is_op(node, "Gather") { 0 } else { 1 })?)?;
-    let rank = w.dims.len();
-    let attr = |name: &str| node.attr(name).and_then(|a| a.i).unwrap_or(0);
-    let (slot, axis, gather) = match node.op() {
-        _ if !node.domain().is_empty() => return None,
-        "MatMul" if rank >= 2 => (1, rank - 1, false),
-        "Gemm" if rank == 2 => (1, if attr("transB") == 1 { 0 } else { 1 }, false),
-        "Conv" if rank >= 3 => (1, 0, false),
-        "ConvTranspose" if rank >= 3 => (1, 1, false),
-        "Gather" if rank == 2 && attr("axis") == 0 => (0, 1, true),
-        _ => return None,
-    };
+    let WeightSlot { slot, axis, gather } = weight_slot(g, n)?;
     Some(Target {
         slot,
         axis,
@@ -177,20 +166,9 @@ impl QuantizeWeights {
     }
 }
 
-/// An f32 initializer read by one node only, not a graph input or output, with at least
-/// `min_elements` elements.
+/// The weight guard every quantize mode shares ([`private_weight`]).
 pub(super) fn eligible(g: &Graph, wv: ValueId, min_elements: u64) -> bool {
-    {
-        let v = g.value(wv);
-        let Some(w) = v.initializer() else {
-            return false;
-        };
-        w.dtype() == DataType::Float
-            && !g.inputs().contains(&wv) // overridable at run time (IR < 4)
-            && v.uses().len() == 1
-            && !g.is_output(wv)
-            && w.element_count().is_ok_and(|c| c >= min_elements.max(1))
-    }
+    private_weight(g, wv, min_elements)
 }
 
 /// The int8 values of `q` as an initializer `<base>_int8` shaped like `w`.
