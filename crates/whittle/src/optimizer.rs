@@ -267,6 +267,17 @@ impl Optimizer {
         self.execute(model, crate::RunOptions::default())
     }
 
+    /// Optimizes a model written in whittle's text form (what `whittle dump` prints and
+    /// rule tests are written in) and returns the result in that form, every value
+    /// printed in full: the quickest way to see what a plan does to a small graph.
+    pub fn optimize_text(&self, text: &str) -> Result<(String, Report), Error> {
+        let mut model = whittle_ir::text::parse_model(text)
+            .map_err(|e| Error::Config(format!("text model: {e}")))?;
+        let report = self.optimize_model(&mut model)?;
+        let opts = whittle_ir::text::PrintOptions::default();
+        Ok((whittle_ir::text::print_model(&model, &opts), report))
+    }
+
     /// Optimizes an encoded model (no external data) and returns the new encoding.
     pub fn optimize_bytes(&self, bytes: &[u8]) -> Result<(Vec<u8>, Report), Error> {
         let label = Path::new("<bytes>");
