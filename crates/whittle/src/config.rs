@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use whittle_ir::Dim;
 
-/// The keys a settings table may hold (top level and model sections).
-pub const KEYS: &[&str] = &[
+/// The keys the optimizer reads itself (top level and model sections).
+const GENERAL_KEYS: &[&str] = &[
     "level",
     "passes",
     "disable",
@@ -31,14 +31,19 @@ pub const KEYS: &[&str] = &[
     "fold-limit",
     "external-data-threshold",
     "exclude",
-    "quantize",
-    "per-tensor",
-    "min-elements",
     "decompose",
     "budget",
     "min-gain",
     "measure",
     "calibrate",
+    "opset",
+];
+
+/// `quantize` and the keys of its modes, read by the mode's option type ([`Quantize`]).
+const QUANTIZE_KEYS: &[&str] = &[
+    "quantize",
+    "per-tensor",
+    "min-elements",
     "calibration",
     "full-range",
     "block-size",
@@ -46,8 +51,12 @@ pub const KEYS: &[&str] = &[
     "ops",
     "int8-form",
     "act-scale",
-    "opset",
 ];
+
+/// Every key a settings table may hold.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    GENERAL_KEYS.iter().chain(QUANTIZE_KEYS).copied()
+}
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -174,11 +183,14 @@ impl Settings {
 
     /// Parses one settings table, naming `file` and `section` in errors.
     fn from_table(table: toml::Table, file: &Path, section: &str) -> Result<Settings, Error> {
-        if let Some(key) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        if let Some(key) = table
+            .keys()
+            .find(|k| !keys().any(|valid| valid == k.as_str()))
+        {
             return Err(Error::Config(format!(
                 "{}: unknown key `{key}` in {section}; valid keys: {}",
                 file.display(),
-                KEYS.join(", ")
+                keys().collect::<Vec<_>>().join(", ")
             )));
         }
         let s: Settings = toml::Value::Table(table).try_into().map_err(|e| {
@@ -198,47 +210,29 @@ impl Settings {
     }
 }
 
-/// The keys the optimizer reads itself; every other key belongs to the `quantize`
-/// mode and is read by its option type ([`Quantize`]).
-const GENERAL_KEYS: &[&str] = &[
-    "level",
-    "passes",
-    "disable",
-    "input-shapes",
-    "fold-limit",
-    "external-data-threshold",
-    "exclude",
-    "decompose",
-    "budget",
-    "min-gain",
-    "measure",
-    "calibrate",
-    "opset",
-];
-
 /// The quantize mode and its options that `s` describes: `quantize` and the keys of
 /// that mode, read by the mode's option type (so flags and files are read alike, and
 /// a key the mode does not take is an error listing those it does).
 pub(crate) fn quantize(s: &Settings) -> Result<Option<Quantize>, Error> {
     let table = toml::Table::try_from(s)
         .map_err(|e| Error::Config(format!("settings: {}", one_line(&e.to_string()))))?;
-    let keys: toml::Table = table
+    let mode_keys: toml::Table = table
         .into_iter()
-        .filter(|(k, _)| !GENERAL_KEYS.contains(&k.as_str()))
+        .filter(|(k, _)| QUANTIZE_KEYS.contains(&k.as_str()))
         .collect();
-    let Some(mode) = keys
+    let Some(mode) = mode_keys
         .get("quantize")
         .and_then(|m| m.as_str())
         .map(str::to_string)
     else {
-        return match keys.keys().next() {
+        return match mode_keys.keys().next() {
             None => Ok(None),
             Some(k) => Err(Error::Config(format!(
                 "{k} applies to quantize; no quantize mode is set"
             ))),
         };
     };
-    let q: Quantize = toml::Value::Table(keys)
+    let q: Quantize = toml::Value::Table(mode_keys)
         .try_into()
         .map_err(|e: toml::de::Error| {
             Error::Config(format!("quantize = \"{mode}\": {}", one_line(e.message())))
