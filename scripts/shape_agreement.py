@@ -40,7 +40,9 @@ def onnx_types(model_path):
         if tt.HasField("shape"):
             dims = []
             for d in tt.shape.dim:
-                if d.HasField("dim_value"):
+                # A negative size is the "dynamic" some converters write (and onnx
+                # propagates): unknown, as whittle reads it.
+                if d.HasField("dim_value") and d.dim_value >= 0:
                     dims.append(d.dim_value)
                 elif d.HasField("dim_param") and not d.dim_param.startswith("unk__"):
                     dims.append(("sym", d.dim_param))

@@ -30,6 +30,12 @@ impl fmt::Display for Dim {
 pub struct ShapeDim {
     pub dim: Dim,
     pub denotation: Option<String>,
+    /// What the file wrote for a dim it meant as unknown: a negative size (Paddle2ONNX
+    /// and some TensorFlow converters write -1 for "dynamic"; onnx.checker and ONNX
+    /// Runtime accept it) or the symbol `?` (Paddle2ONNX again, for every dynamic dim, so
+    /// it names no one size). Such a dim reads as [`Dim::Unknown`] and is written back as
+    /// it was while it stays unknown, so the round trip is unchanged.
+    pub written: Option<Dim>,
 }
 
 impl From<Dim> for ShapeDim {
@@ -37,6 +43,7 @@ impl From<Dim> for ShapeDim {
         ShapeDim {
             dim,
             denotation: None,
+            written: None,
         }
     }
 }

@@ -56,13 +56,21 @@ fn shape_in(s: proto::TensorShapeProto) -> Vec<ShapeDim> {
     use proto::tensor_shape_proto::dimension::Value;
     s.dim
         .into_iter()
-        .map(|d| ShapeDim {
-            dim: match d.value {
-                Some(Value::DimValue(n)) => Dim::Known(n),
-                Some(Value::DimParam(p)) => Dim::Param(p),
-                None => Dim::Unknown,
-            },
-            denotation: d.denotation,
+        .map(|d| {
+            let (dim, written) = match d.value {
+                // A negative size, or the symbol "?", means "dynamic" to the converters
+                // that write them.
+                Some(Value::DimValue(n)) if n < 0 => (Dim::Unknown, Some(Dim::Known(n))),
+                Some(Value::DimValue(n)) => (Dim::Known(n), None),
+                Some(Value::DimParam(p)) if p == "?" => (Dim::Unknown, Some(Dim::Param(p))),
+                Some(Value::DimParam(p)) => (Dim::Param(p), None),
+                None => (Dim::Unknown, None),
+            };
+            ShapeDim {
+                dim,
+                denotation: d.denotation,
+                written,
+            }
         })
         .collect()
 }
@@ -76,7 +84,11 @@ fn shape_out(s: &[ShapeDim]) -> proto::TensorShapeProto {
                 value: match &d.dim {
                     Dim::Known(n) => Some(Value::DimValue(*n)),
                     Dim::Param(p) => Some(Value::DimParam(p.clone())),
-                    Dim::Unknown => None,
+                    Dim::Unknown => match &d.written {
+                        Some(Dim::Known(n)) => Some(Value::DimValue(*n)),
+                        Some(Dim::Param(p)) => Some(Value::DimParam(p.clone())),
+                        _ => None,
+                    },
                 },
                 denotation: d.denotation.clone(),
             })

@@ -119,9 +119,12 @@ fn list(domains: &HashSet<&str>) -> String {
     }
 }
 
-/// Declared dims of inputs, outputs and value_info: not negative, product in range.
+/// Declared dims of inputs, outputs and value_info: product in range. A negative
+/// declared size (written by some converters for a dynamic dim) was read as unknown: it
+/// is reported once, since no data size depends on it.
 fn dims(g: &Graph, label: &str) -> Result<(), OnnxError> {
     let declared = g.inputs().iter().chain(g.outputs()).chain(g.value_info());
+    let mut negative = None;
     for v in declared {
         let val = g.value(*v);
         let Some(ty) = &val.info.ty else { continue };
@@ -130,6 +133,9 @@ fn dims(g: &Graph, label: &str) -> Result<(), OnnxError> {
         else {
             continue;
         };
+        if let Some(Dim::Known(k)) = s.iter().find_map(|d| d.written.clone()) {
+            negative.get_or_insert((val.name().to_string(), k));
+        }
         let mut product: i64 = 1;
         for d in s {
             let Dim::Known(k) = d.dim else { continue };
@@ -146,6 +152,12 @@ fn dims(g: &Graph, label: &str) -> Result<(), OnnxError> {
                 ))
             })?;
         }
+    }
+    if let Some((name, k)) = negative {
+        tracing::warn!(
+            "{label}: value '{name}' (and maybe others) declares dim {k}; read as unknown and \
+             written back as it was"
+        );
     }
     Ok(())
 }

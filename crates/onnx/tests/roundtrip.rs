@@ -5,7 +5,7 @@ use bytes::Bytes;
 use prost::Message;
 use std::path::Path;
 use whittle_onnx::{ExportOptions, proto, read_model, save_model};
-use whittle_testkit::{external_location_for, fixtures};
+use whittle_testkit::{external_location_for, fixtures, fixtures_dir};
 
 fn decode(path: &Path) -> proto::ModelProto {
     proto::ModelProto::decode(Bytes::from(std::fs::read(path).unwrap())).unwrap()
@@ -139,4 +139,31 @@ fn threshold_moves_large_tensors_out_and_back() {
         assert_eq!(a.le_bytes().unwrap(), b.le_bytes().unwrap(), "{name}");
         assert_eq!(b.is_external(), a.stored_bytes() >= 1024, "{name}");
     }
+}
+
+/// Paddle2ONNX and some TensorFlow converters declare a dynamic dim as -1: it reads as
+/// unknown (nothing's size depends on a declaration), and is written back as -1 while it
+/// stays unknown, so the file round-trips unchanged. The shipped PaddleOCR classifier is
+/// such an export.
+#[test]
+fn negative_declared_dims_read_as_unknown_and_round_trip() {
+    let path = fixtures_dir().join("../real/ppocr_mobile_v2_cls.paddle.onnx");
+    let bytes = std::fs::read(&path).unwrap();
+    let m = whittle_onnx::read_model(&path).unwrap();
+    let x = m.graph.inputs()[0];
+    let shape = match &m.graph.value(x).info.ty.as_ref().unwrap().kind {
+        whittle_ir::TypeKind::Tensor { shape: Some(s), .. } => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(shape[0].dim, whittle_ir::Dim::Unknown);
+    assert_eq!(shape[0].written, Some(whittle_ir::Dim::Known(-1)));
+    assert_eq!(shape[1].dim, whittle_ir::Dim::Known(3));
+    // Height and width are the symbol "?", which names no one size.
+    assert_eq!(shape[2].dim, whittle_ir::Dim::Unknown);
+    assert_eq!(shape[2].written, Some(whittle_ir::Dim::Param("?".into())));
+    let out = whittle_onnx::encode_model(&m).unwrap();
+    assert_eq!(
+        proto::ModelProto::decode(out.as_slice()).unwrap(),
+        proto::ModelProto::decode(bytes.as_slice()).unwrap()
+    );
 }

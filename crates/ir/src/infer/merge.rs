@@ -67,6 +67,7 @@ pub fn set_tensor(ty: &mut Type, elem: Option<DataType>, dims: Option<&[Dim]>) {
             old.into_iter()
                 .zip(new)
                 .map(|(o, n)| ShapeDim {
+                    written: o.written.filter(|_| *n == Dim::Unknown),
                     dim: n.clone(),
                     denotation: o.denotation,
                 })
