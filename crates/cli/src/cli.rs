@@ -10,7 +10,7 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors on stderr.
+    /// Errors only: no report on stdout, no logs or progress bars on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]

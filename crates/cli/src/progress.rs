@@ -12,6 +12,11 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// True with `-q`: errors only, no report on stdout, no logs or progress.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 fn shown() -> bool {
     !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal()
 }

@@ -388,3 +388,50 @@ fn many_models_in_parallel_keep_paths_and_match_one_by_one() {
     assert!(out.join("cnn_bn.ts.onnx").exists() && !out.join("bad.onnx").exists());
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 failed"));
 }
+
+/// `-q` means errors only: nothing on stdout or stderr for a run that succeeds (the JSON
+/// report is still written when asked), the one-line error when it fails.
+#[test]
+fn quiet_prints_nothing_but_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, rep) = (dir.path().join("o.onnx"), dir.path().join("r.json"));
+    let model = whittle_testkit::fixture("cnn_bn.ts.onnx");
+    for extra in [&[][..], &["--quantize", "int8-weights", "--verify"]] {
+        let mut args = vec![
+            "-q",
+            "optimize",
+            s(&model),
+            "-o",
+            s(&out),
+            "--report",
+            s(&rep),
+        ];
+        args.extend_from_slice(extra);
+        let o = whittle(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(rep.is_file());
+    }
+    let batch = dir.path().join("batch");
+    let o = whittle(&["-q", "optimize", s(&model), s(&model), "-o", s(&batch)]);
+    assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty());
+    let o = whittle(&[
+        "-q",
+        "optimize",
+        s(&dir.path().join("missing.onnx")),
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.onnx"));
+}

@@ -188,7 +188,18 @@ pub fn run(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
         .map(|(j, r)| BatchEntry::new(&j.input, &out_dir.join(&j.relative), r))
         .collect();
     let combined = BatchReport::new(entries);
-    print!("{}", combined.text());
+    if progress::quiet() {
+        // Errors only: one line per model that failed.
+        for e in combined.models.iter().filter(|e| !e.ok) {
+            eprintln!(
+                "error: {}: {}",
+                e.input,
+                e.error.as_deref().unwrap_or("failed")
+            );
+        }
+    } else {
+        print!("{}", combined.text());
+    }
     if let Some(path) = &a.report {
         let json = serde_json::to_string_pretty(&combined)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;

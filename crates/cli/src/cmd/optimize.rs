@@ -121,33 +121,22 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     let saved = save_model(&model, &output, &opts)
         .with_context(|| format!("writing {}", output.display()))?;
     let in_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
-    println!("{} -> {}", input.display(), output.display());
-    if let Some(c) = &config {
-        println!("settings from {}", c.path.display());
-    }
-    println!("{}", Summary::table(&before, &after));
-    for s in &done.passes {
-        println!(
-            "pass {:<16} {:>6} rewrites {:>8.2} ms",
-            s.name,
-            s.rewrites,
-            s.time.as_secs_f64() * 1e3
-        );
-    }
-    println!(
-        "file: {} -> {} bytes{}; read {:.1} ms, total {:.1} ms",
-        in_bytes,
-        saved.model_bytes,
-        external_note(&saved),
-        read_time.as_secs_f64() * 1e3,
-        start.elapsed().as_secs_f64() * 1e3
-    );
-    for (node, note) in &done.notes {
-        println!("{note} at '{node}'");
-    }
     let what = verify.as_ref().map(|v| v.1.as_str()).unwrap_or_default();
-    if let Some(v) = &done.verification {
-        print!("{}", verify_summary(v, done.lossy.as_ref(), what));
+    let (read_ms, total_ms) = (
+        read_time.as_secs_f64() * 1e3,
+        start.elapsed().as_secs_f64() * 1e3,
+    );
+    if !crate::progress::quiet() {
+        let h = Human {
+            input: &input,
+            output: &output,
+            config: config.as_ref().map(|c| c.path.as_path()),
+            sides: [&before, &after],
+            in_bytes,
+            saved: &saved,
+            ms: [read_ms, total_ms],
+        };
+        print!("{}", h.text(&done, what));
     }
     if let Some(path) = &a.report {
         let r = Report {
@@ -163,8 +152,8 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
                 .verification
                 .as_ref()
                 .map(|v| report::verify_json(v, done.lossy.as_ref(), what)),
-            read_ms: read_time.as_secs_f64() * 1e3,
-            total_ms: start.elapsed().as_secs_f64() * 1e3,
+            read_ms,
+            total_ms,
         };
         let json = serde_json::to_string_pretty(&r)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
@@ -220,6 +209,55 @@ pub fn verify_settings(
         strict: mode == "strict",
     };
     Ok(Some((verify, what)))
+}
+
+/// What a single-model run tells people on stdout (nothing with `-q`).
+struct Human<'a> {
+    input: &'a std::path::Path,
+    output: &'a std::path::Path,
+    /// The config file the settings came from.
+    config: Option<&'a std::path::Path>,
+    /// The model before and after.
+    sides: [&'a Summary; 2],
+    in_bytes: u64,
+    saved: &'a whittle_onnx::SaveReport,
+    /// Reading and the whole run, in ms.
+    ms: [f64; 2],
+}
+
+impl Human<'_> {
+    /// The before/after table, what each pass did, the file sizes, the lossy notes and
+    /// what verification found.
+    fn text(&self, done: &whittle::Report, what: &str) -> String {
+        let mut out = format!("{} -> {}\n", self.input.display(), self.output.display());
+        if let Some(c) = self.config {
+            out += &format!("settings from {}\n", c.display());
+        }
+        out += &format!("{}\n", Summary::table(self.sides[0], self.sides[1]));
+        for s in &done.passes {
+            out += &format!(
+                "pass {:<16} {:>6} rewrites {:>8.2} ms\n",
+                s.name,
+                s.rewrites,
+                s.time.as_secs_f64() * 1e3
+            );
+        }
+        out += &format!(
+            "file: {} -> {} bytes{}; read {:.1} ms, total {:.1} ms\n",
+            self.in_bytes,
+            self.saved.model_bytes,
+            external_note(self.saved),
+            self.ms[0],
+            self.ms[1]
+        );
+        for (node, note) in &done.notes {
+            out += &format!("{note} at '{node}'\n");
+        }
+        if let Some(v) = &done.verification {
+            out += &verify_summary(v, done.lossy.as_ref(), what);
+        }
+        out
+    }
 }
 
 /// What `--verify` checked and did, for people.
