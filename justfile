@@ -32,6 +32,12 @@ bench-peers:
     cargo build --release -p whittle-cli
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_peers.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
+# `whittle dump` on a BERT-base-shaped model beside --summary and -O0, cold and warm;
+# writes the "Inspecting" section of docs/benchmarks.md.
+bench-dump:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-conformance.txt)/bin/python" scripts/bench_dump.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
 # Formatting and lints as CI checks them.
 lint:
     cargo fmt --all -- --check

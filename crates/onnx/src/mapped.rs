@@ -51,6 +51,12 @@ pub fn map_file_with(path: &Path, populate: bool) -> Result<Bytes, OnnxError> {
     // SAFETY: the map is read-only. If another process truncates the file while we hold
     // the map, reads could fault; whittle writes its own outputs via rename, never in place.
     let map = unsafe { opts.map(&file) }.map_err(|e| OnnxError::io(path, e))?;
+    if !populate {
+        // Inspection reads protobuf headers scattered between tensors: without this the
+        // kernel's readahead around each header makes most of the weights resident.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
+    }
     if let Ok(mut maps) = MAPS.lock() {
         maps.push((map.as_ptr() as usize, map.len()));
     }

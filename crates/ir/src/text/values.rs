@@ -18,27 +18,34 @@ pub enum Lit {
 
 /// The elements of `t` as `[a, b, c]`, or the first `max` then `...` (elided).
 pub fn format_values(t: &Tensor, max: Option<usize>) -> String {
-    let items = match elements(t) {
+    let n = match t.element_count() {
+        Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Err(_) => return "[...]".into(),
+    };
+    let shown = max.map_or(n, |m| m.min(n));
+    // Only the elements shown are read and formatted: a listing of a large model must
+    // not touch the rest of its weights.
+    let mut parts = match elements(t, shown) {
         Ok(v) => v,
         Err(_) => return "[...]".into(),
     };
-    let n = items.len();
-    let shown = max.map_or(n, |m| m.min(n));
-    let mut parts: Vec<String> = items.into_iter().take(shown).collect();
     if shown < n {
         parts.push("...".into());
     }
     format!("[{}]", parts.join(", "))
 }
 
-/// Every element of `t` formatted by its type; floats in shortest round-trip form.
-fn elements(t: &Tensor) -> Result<Vec<String>, IrError> {
+/// The first `take` elements of `t` formatted by its type; floats in shortest
+/// round-trip form.
+fn elements(t: &Tensor, take: usize) -> Result<Vec<String>, IrError> {
     use DataType::*;
     let dt = t.dtype();
     if dt == String {
-        return Ok(t.data.strings.iter().map(|s| quote(s)).collect());
+        return Ok(t.data.strings.iter().take(take).map(|s| quote(s)).collect());
     }
-    let b = t.le_bytes()?;
+    let all = t.le_bytes()?;
+    let size = dt.storage_bytes(1).unwrap_or(1) as usize;
+    let b = &all[..all.len().min(take.saturating_mul(size))];
     let f32s = |x: f32| format!("{x:?}");
     Ok(match dt {
         Float => b
@@ -256,5 +263,26 @@ impl Rng {
     /// Uniform in [-1, 1).
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_values;
+    use crate::Tensor;
+
+    #[test]
+    fn only_the_shown_values_are_formatted_and_the_rest_elided() {
+        let values: Vec<f32> = (0..10).map(|i| i as f32 * 0.5).collect();
+        let t = Tensor::from_f32(vec![2, 5], &values);
+        assert_eq!(format_values(&t, Some(3)), "[0.0, 0.5, 1.0, ...]");
+        assert_eq!(format_values(&t, Some(10)), format_values(&t, None));
+        assert_eq!(format_values(&t, Some(50)).matches(", ").count(), 9);
+        assert!(!format_values(&t, Some(50)).contains("..."));
+        assert_eq!(format_values(&t, Some(0)), "[...]");
+        // A large tensor lists its first values without reading the rest (formatting
+        // 2^24 elements here would take seconds in a debug build).
+        let big = Tensor::from_f32(vec![1 << 24], &vec![1.5; 1 << 24]);
+        assert_eq!(format_values(&big, Some(2)), "[1.5, 1.5, ...]");
     }
 }
