@@ -50,7 +50,7 @@ pub fn export_model(
     } else {
         None
     };
-    Ok(proto::ModelProto {
+    let mut p = proto::ModelProto {
         ir_version: m.ir_version,
         opset_import: opsets_out(&m.opset_imports),
         producer_name: m.producer_name.clone(),
@@ -77,7 +77,10 @@ pub fn export_model(
             .map(opaque_out)
             .collect::<Result<_, _>>()
             .map_err(corrupt)?,
-    })
+    };
+    // Tensors a rewrite dropped or replaced leave holes in the data files they kept.
+    crate::compact::compact(&mut p, cx.layout, EXTERNAL_ALIGN);
+    Ok(p)
 }
 
 fn corrupt(e: prost::DecodeError) -> OnnxError {

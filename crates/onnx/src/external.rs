@@ -147,11 +147,73 @@ impl ExternalLayout {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
+
+    /// Removes the dead space that tensors no longer written left in a kept data file:
+    /// a location whose pieces leave a gap of more than [`KEPT_GAP`] bytes (more than any
+    /// exporter's alignment padding) is laid out again, in offset order, each piece at the
+    /// next `align` boundary. Returns, per location laid out again, old offset → new.
+    /// Untouched files keep their offsets, so their round trip stays byte-equal.
+    pub fn compact(&mut self, align: u64) -> BTreeMap<String, BTreeMap<u64, u64>> {
+        let mut moved = BTreeMap::new();
+        for (location, pieces) in &mut self.files {
+            pieces.sort_by_key(|(o, d)| (*o, d.len()));
+            let mut end = 0u64;
+            let gapped = pieces.iter().any(|(o, d)| {
+                let gap = o.saturating_sub(end) > KEPT_GAP;
+                end = end.max(o + d.len() as u64);
+                gap
+            });
+            if !gapped {
+                continue;
+            }
+            let mut remap = BTreeMap::new();
+            let mut next = 0u64;
+            for (o, d) in pieces.iter_mut() {
+                // Pieces that shared an offset share the new one.
+                let new = *remap.entry(*o).or_insert_with(|| {
+                    let at = next.div_ceil(align) * align;
+                    next = at + d.len() as u64;
+                    at
+                });
+                next = next.max(new + d.len() as u64);
+                *o = new;
+            }
+            moved.insert(location.clone(), remap);
+        }
+        moved
+    }
 }
+
+/// The largest gap between kept external tensors that is left alone: exporters pad to at
+/// most a page (4 KiB); a larger gap is a tensor that is no longer written.
+pub const KEPT_GAP: u64 = 4096;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gaps_of_dropped_tensors_are_compacted_and_tight_files_kept() {
+        let piece = |n: usize| Bytes::from(vec![7u8; n]);
+        let mut tight = ExternalLayout::default();
+        tight.place("a.data", 0, piece(100));
+        tight.place("a.data", 128, piece(5000));
+        tight.place("a.data", 5128 + 2000, piece(10)); // alignment-sized gap: kept
+        assert!(tight.compact(64).is_empty());
+        assert_eq!(tight.files["a.data"][2].0, 7128);
+        let mut gapped = ExternalLayout::default();
+        gapped.place("b.data", 1 << 20, piece(100));
+        gapped.place("b.data", 0, piece(64));
+        gapped.place("b.data", 1 << 20, piece(100)); // shared by two tensors
+        gapped.place("b.data", (1 << 20) + 100 + 5000, piece(3));
+        let moved = gapped.compact(64);
+        let remap = &moved["b.data"];
+        assert_eq!(remap[&0], 0);
+        assert_eq!(remap[&(1 << 20)], 64);
+        assert_eq!(remap[&((1 << 20) + 5100)], 192);
+        let offsets: Vec<u64> = gapped.files["b.data"].iter().map(|p| p.0).collect();
+        assert_eq!(offsets, [0, 64, 64, 192]);
+    }
 
     #[test]
     fn hostile_locations_are_rejected() {

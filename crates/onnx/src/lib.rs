@@ -6,6 +6,7 @@
 //! only crate that sees protobuf types.
 
 mod check;
+mod compact;
 pub mod convert;
 pub mod error;
 pub mod export;

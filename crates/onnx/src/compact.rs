@@ -1,0 +1,75 @@
+//! After an export: external data files without the dead space of tensors that are no
+//! longer written ([`ExternalLayout::compact`]), and the offsets in the proto that point
+//! into them brought along.
+
+use crate::external::ExternalLayout;
+use crate::proto;
+use std::collections::BTreeMap;
+
+/// Compacts `layout` (pieces at `align`) and rewrites the `offset` entries of every
+/// tensor in `p` that points into a location that moved.
+pub fn compact(p: &mut proto::ModelProto, layout: &mut ExternalLayout, align: u64) {
+    let moved = layout.compact(align);
+    if moved.is_empty() {
+        return;
+    }
+    if let Some(g) = &mut p.graph {
+        graph(g, &moved);
+    }
+    for f in &mut p.functions {
+        for n in &mut f.node {
+            node(n, &moved);
+        }
+    }
+}
+
+type Moved = BTreeMap<String, BTreeMap<u64, u64>>;
+
+fn graph(g: &mut proto::GraphProto, moved: &Moved) {
+    for t in &mut g.initializer {
+        tensor(t, moved);
+    }
+    for n in &mut g.node {
+        node(n, moved);
+    }
+}
+
+fn node(n: &mut proto::NodeProto, moved: &Moved) {
+    for a in &mut n.attribute {
+        for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
+            tensor(t, moved);
+        }
+        for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+            graph(g, moved);
+        }
+    }
+}
+
+/// Points `t`'s `offset` entry at where its bytes now are, if its location moved.
+fn tensor(t: &mut proto::TensorProto, moved: &Moved) {
+    let entry = |t: &proto::TensorProto, key: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key.as_deref() == Some(key))
+            .and_then(|e| e.value.clone())
+    };
+    let Some(remap) = entry(t, "location").and_then(|l| moved.get(&l)) else {
+        return;
+    };
+    let old = entry(t, "offset")
+        .and_then(|o| o.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let Some(new) = remap.get(&old) else { return };
+    match t
+        .external_data
+        .iter_mut()
+        .find(|e| e.key.as_deref() == Some("offset"))
+    {
+        Some(e) => e.value = Some(new.to_string()),
+        None if *new != 0 => t.external_data.push(proto::StringStringEntryProto {
+            key: Some("offset".into()),
+            value: Some(new.to_string()),
+        }),
+        None => {}
+    }
+}
