@@ -54,6 +54,13 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
             "replace computed shape values (Shape->Gather->Concat...) by constants",
             vec![Box::new(fold::FoldShapes)],
         ),
+        // Computed reshape targets proved equal to a constant with 0 and -1: the shape
+        // arithmetic feeding them then dies.
+        set(
+            "fold-reshape-targets",
+            "replace computed Reshape targets by constants with 0 (copy) and -1 where inference proves them",
+            vec![Box::new(fold::ReshapeTarget)],
+        ),
         set(
             "fold-constants",
             "evaluate nodes whose inputs are all constant (tract), within --fold-limit",
