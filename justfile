@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME"
 
 # Optimize a fixture model and print what was done.
 demo:
-    cargo run -p whittle-cli -- optimize fixtures/models/bert_tiny.ts.onnx -o /tmp/bert_tiny.opt.onnx
+    scripts/whittle optimize fixtures/models/bert_tiny.ts.onnx -o /tmp/bert_tiny.opt.onnx
 
 # Build everything.
 build:
