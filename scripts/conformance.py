@@ -198,11 +198,18 @@ QUANT_MODES = {"int8-weights": 0.999, "int8-dynamic": 0.99, "fp16-weights": 0.99
                "int8-weights --int8-form dq": 0.999}
 
 
+def default_opset(model):
+    """The model's default-domain opset (0 when it imports none)."""
+    m = onnx.load(str(model), load_external_data=False)
+    return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def upgrade_judges(whittle, sets, workdir):
     """`--opset 21`: every backend model that onnx's version converter can bring to opset 13
     (the lowest whittle upgrades from) is upgraded by whittle and must still give its stored
     outputs in ORT; every fixture must give the original's outputs (cosine >= 0.999999 on
-    random inputs) and pass the checker. Returns (models equal, [(model, verdict)])."""
+    random inputs) and pass the checker, or, below opset 13, be refused. Returns (models
+    equal or rightly refused, [(model, verdict)])."""
     import onnx.version_converter
     equal, verdicts = 0, []
     for m in backend_models(sets):
@@ -227,6 +234,15 @@ def upgrade_judges(whittle, sets, workdir):
         out = workdir / (m.stem + "__opset21.onnx")
         r = subprocess.run([whittle, "-q", "optimize", str(m), "-o", str(out), "--opset", "21"],
                            capture_output=True, text=True)
+        if default_opset(m) < 13:
+            # Below 13 the right answer is a refusal that says so, and no output.
+            ok = r.returncode == 1 and "opsets 13 to 21 only" in r.stderr and not out.exists()
+            if ok:
+                equal += 1
+            else:
+                verdicts.append((m, f"--opset 21 from opset {default_opset(m)}: expected a "
+                                    f"refusal, got exit {r.returncode}"))
+            continue
         if r.returncode != 0:
             verdicts.append((m, f"whittle --opset 21 exited {r.returncode}: {r.stderr.strip()[:300]}"))
             continue
@@ -246,8 +262,7 @@ def quant_judge(whittle, model, workdir, mode):
     out = workdir / (model.stem + f"__{mode.replace(' ', '_')}.onnx")
     r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
                         "--quantize", *mode.split()], capture_output=True, text=True)
-    opset = next((o.version for o in onnx.load(str(model), load_external_data=False).opset_import
-                  if o.domain in ("", "ai.onnx")), 0)
+    opset = default_opset(model)
     if mode == "int4" and opset < 13:
         # Blocked DequantizeLinear needs opset 21 and whittle upgrades from 13 only: the
         # right answer is a refusal that names the way out.
