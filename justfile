@@ -38,6 +38,12 @@ bench-dump:
     cargo build --release -p whittle-cli
     "$(scripts/venv scripts/requirements-conformance.txt)/bin/python" scripts/bench_dump.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
+# Trained models shipped in PyPI packages: load, optimize, judge in ORT, beside onnxslim and
+# onnxsim; writes the "Real models" section of docs/benchmarks.md.
+real-models:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/real_models.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
 # Formatting and lints as CI checks them.
 lint:
     cargo fmt --all -- --check

