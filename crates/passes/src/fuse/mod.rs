@@ -28,3 +28,28 @@ pub use reduce::{ConcatChain, ReduceUnsqueeze};
 pub use reshape::ReshapeChain;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
+
+/// The rules of the `fuse` pass, in the order they are tried at each node.
+pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
+    vec![
+        Box::new(ConvBatchNorm),
+        Box::new(GemmBatchNorm),
+        Box::new(ConvAffine),
+        Box::new(PadIntoConv),
+        Box::new(MatMulAddToGemm),
+        Box::new(TransposeChain),
+        Box::new(ReshapeChain),
+        Box::new(UnsqueezeChain),
+        Box::new(ReduceUnsqueeze),
+        Box::new(SqueezeChain),
+        Box::new(FlattenChain),
+        Box::new(SliceChain),
+        Box::new(TransposeIntoGemm),
+        Box::new(Idempotent),
+        Box::new(ConcatChain),
+        Box::new(LogSoftmax),
+        Box::new(WhereNot),
+        Box::new(GeluErf),
+        Box::new(LayerNormPattern),
+    ]
+}
