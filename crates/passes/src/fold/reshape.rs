@@ -19,6 +19,10 @@ use whittle_ir::{Dim, Graph, NodeId, Tensor, ValueId};
 ///   already in the target, none may be): the product of the target is x's element
 ///   count, so -1 is that entry.
 ///
+/// Trust: the symbolic proof rests on inferred facts, which (as for `fold-shapes`) take
+/// an exporter's declared dims where computation alone knows nothing; the structural
+/// proof (`Shape(x)` itself) rests on the graph only.
+///
 /// Guards: default domain; the target is not already a constant; x's rank is known; no
 /// entry unknown; with `allowzero` = 1, no 0 size beside the new -1 (it could not be
 /// inferred). (A model fed an empty batch, where an entry left to -1 sits beside a dim
