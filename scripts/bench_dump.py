@@ -19,15 +19,14 @@ import argparse
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CACHE = pathlib.Path(os.environ.get("WHITTLE_CACHE", pathlib.Path.home() / ".cache/whittle"))
 sys.path.insert(0, str(ROOT / "scripts"))
 import benchdoc  # noqa: E402
+from bench_io import run  # noqa: E402  (wall time and peak RSS of one command)
 
 
 def make_bert_base(path):
@@ -70,18 +69,6 @@ def make_bert_base(path):
                           [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", "seq", 768])],
                           inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-
-
-def run(cmd):
-    """Wall seconds and peak RSS (bytes) of one command, measured by GNU time."""
-    with tempfile.NamedTemporaryFile("r") as rss:
-        t0 = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name] + cmd,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wall = time.perf_counter() - t0
-        if p.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}: {p.stderr.decode()[:500]}")
-        return wall, int(rss.read().split()[-1]) * 1024
 
 
 def drop_caches():
