@@ -66,10 +66,7 @@ fn check(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
 
 fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
     if a.list_passes {
-        for p in all_passes() {
-            println!("{:<20} {}", p.name(), p.description());
-        }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(list_passes());
     }
     let many = |p: &std::path::Path| p.is_dir() || crate::cmd::batch::is_glob(p);
     if a.models.len() > 1 || a.models.first().is_some_and(|p| many(p)) {
@@ -126,36 +123,20 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<ExitCode> {
         read_time.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64() * 1e3,
     );
+    let h = Finished {
+        input: &input,
+        output: &output,
+        config: config.as_ref().map(|c| c.path.as_path()),
+        sides: [&before, &after],
+        in_bytes,
+        saved: &saved,
+        ms: [read_ms, total_ms],
+    };
     if !crate::progress::quiet() {
-        let h = Human {
-            input: &input,
-            output: &output,
-            config: config.as_ref().map(|c| c.path.as_path()),
-            sides: [&before, &after],
-            in_bytes,
-            saved: &saved,
-            ms: [read_ms, total_ms],
-        };
         print!("{}", h.text(&done, what));
     }
     if let Some(path) = &a.report {
-        let r = Report {
-            schema_version: report::SCHEMA_VERSION,
-            input: input.display().to_string(),
-            output: output.display().to_string(),
-            before: Side::new(&before, in_bytes),
-            after: Side::new(&after, saved.model_bytes),
-            passes: report::passes(&done.passes),
-            rewrites: report::rewrites(&done.rewrites),
-            notes: report::notes(&done.notes),
-            verify: done
-                .verification
-                .as_ref()
-                .map(|v| report::verify_json(v, done.lossy.as_ref(), what)),
-            read_ms,
-            total_ms,
-        };
-        let json = serde_json::to_string_pretty(&r)?;
+        let json = serde_json::to_string_pretty(&h.json(&done, what))?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -211,8 +192,17 @@ pub fn verify_settings(
     Ok(Some((verify, what)))
 }
 
-/// What a single-model run tells people on stdout (nothing with `-q`).
-struct Human<'a> {
+/// `--list-passes`: a line per pass.
+fn list_passes() -> ExitCode {
+    for p in all_passes() {
+        println!("{:<20} {}", p.name(), p.description());
+    }
+    ExitCode::SUCCESS
+}
+
+/// What a single-model run reports: to people on stdout (nothing with `-q`) and as JSON
+/// (`--report`).
+struct Finished<'a> {
     input: &'a std::path::Path,
     output: &'a std::path::Path,
     /// The config file the settings came from.
@@ -225,7 +215,27 @@ struct Human<'a> {
     ms: [f64; 2],
 }
 
-impl Human<'_> {
+impl Finished<'_> {
+    /// The `--report` JSON.
+    fn json(&self, done: &whittle::Report, what: &str) -> Report {
+        Report {
+            schema_version: report::SCHEMA_VERSION,
+            input: self.input.display().to_string(),
+            output: self.output.display().to_string(),
+            before: Side::new(self.sides[0], self.in_bytes),
+            after: Side::new(self.sides[1], self.saved.model_bytes),
+            passes: report::passes(&done.passes),
+            rewrites: report::rewrites(&done.rewrites),
+            notes: report::notes(&done.notes),
+            verify: done
+                .verification
+                .as_ref()
+                .map(|v| report::verify_json(v, done.lossy.as_ref(), what)),
+            read_ms: self.ms[0],
+            total_ms: self.ms[1],
+        }
+    }
+
     /// The before/after table, what each pass did, the file sizes, the lossy notes and
     /// what verification found.
     fn text(&self, done: &whittle::Report, what: &str) -> String {
