@@ -2,8 +2,8 @@
 //! file (top level, then matching `[model."PATTERN"]` sections), then the flags.
 
 use crate::cli::{Level, OptimizeArgs};
+use crate::job::{ConfigChoice, VerifyRequest};
 use crate::shapes;
-use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::Path;
 use whittle::config::DimSetting;
@@ -57,36 +57,29 @@ fn dim_setting(d: &Dim) -> DimSetting {
     }
 }
 
-/// The config that applies to `model`: `--config`, else `whittle.toml` beside it (none
-/// with `--no-config`).
-pub fn config_for(a: &OptimizeArgs, model: &Path) -> anyhow::Result<Option<Config>> {
-    if a.no_config {
-        return Ok(None);
-    }
-    match &a.config {
-        Some(path) => Ok(Some(Config::load(path)?)),
-        None => Ok(Config::beside(model)?),
+/// Which config the flags choose: `--config FILE`, none with `--no-config`, else
+/// `whittle.toml` beside the model.
+pub fn config_choice(a: &OptimizeArgs) -> ConfigChoice {
+    match (&a.config, a.no_config) {
+        (_, true) => ConfigChoice::Off,
+        (Some(p), false) => ConfigChoice::File(p.clone()),
+        (None, false) => ConfigChoice::Beside,
     }
 }
 
-/// The optimizer for `model`, with the config file it read (if any).
+/// The optimizer for the model file `model`, with the config file it read (if any).
 pub fn optimizer_for(
     a: &OptimizeArgs,
     model: &Path,
 ) -> anyhow::Result<(Optimizer, Option<Config>)> {
-    let config = config_for(a, model)?;
-    let base = config
-        .as_ref()
-        .map(|c| c.settings_for(model))
-        .unwrap_or_default();
-    let settings = base.overlay(&from_flags(a)?);
-    let optimizer = Optimizer::from_settings(&settings).with_context(|| match &config {
-        Some(c) => format!(
-            "settings for {} (from {})",
-            model.display(),
-            c.path.display()
-        ),
-        None => format!("settings for {}", model.display()),
-    })?;
-    Ok((optimizer, config))
+    crate::job::optimizer_for(&from_flags(a)?, &config_choice(a), model, true)
+}
+
+/// `--verify` and its inputs and tolerance, as the driver takes them.
+pub fn verify_request(a: &OptimizeArgs) -> Option<VerifyRequest> {
+    a.verify.as_ref().map(|mode| VerifyRequest {
+        strict: mode == "strict",
+        inputs: a.inputs.clone(),
+        tolerance: a.tolerance.clone(),
+    })
 }

@@ -2,16 +2,13 @@
 //! combined report.
 
 use crate::cli::OptimizeArgs;
+use crate::job::{Request, Source};
 use crate::progress;
-use crate::report::{self, BatchEntry, BatchReport, Report, Side};
+use crate::report::{BatchEntry, BatchReport, Report};
 use crate::settings::optimizer_for;
-use crate::summary::Summary;
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::Instant;
-use whittle_onnx::{read_model, save_model};
 
 /// One model to do: where it is and where it goes, relative to the output folder.
 struct Job {
@@ -114,49 +111,20 @@ fn dedup(jobs: Vec<Job>, out_dir: &Path) -> anyhow::Result<Vec<Job>> {
 }
 
 /// Optimizes one model into `out` with the settings that apply to it.
-fn one(job: &Job, out: &Path, a: &OptimizeArgs) -> anyhow::Result<Report> {
-    let start = Instant::now();
+fn one(job: &Job, out: &Path, req: &Request) -> anyhow::Result<Report> {
     if out.canonicalize().ok() == job.input.canonicalize().ok() {
         bail!("{}: output is the input file", out.display());
     }
-    let (optimizer, _) = optimizer_for(a, &job.input)?;
-    let mut model = read_model(&job.input)?;
-    let read_ms = start.elapsed().as_secs_f64() * 1e3;
-    let before = Summary::of(&model);
-    let verify = crate::cmd::optimize::verify_settings(a, &model)?;
-    let run = whittle::RunOptions {
-        verify: verify.as_ref().map(|v| &v.0),
-        ..whittle::RunOptions::default()
-    };
-    let done = optimizer
-        .execute(&mut model, run)
-        .with_context(|| format!("optimizing {}", job.input.display()))?;
+    let outcome = crate::job::run(&Source::File(job.input.clone()), req, None)?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let saved = save_model(&model, out, &optimizer.export_options(out))
-        .with_context(|| format!("writing {}", out.display()))?;
-    let in_bytes = std::fs::metadata(&job.input).map(|m| m.len()).unwrap_or(0);
-    Ok(Report {
-        schema_version: report::SCHEMA_VERSION,
-        input: job.input.display().to_string(),
-        output: out.display().to_string(),
-        before: Side::new(&before, in_bytes),
-        after: Side::new(&Summary::of(&model), saved.model_bytes),
-        passes: report::passes(&done.passes),
-        rewrites: report::rewrites(&done.rewrites),
-        notes: report::notes(&done.notes),
-        verify: done.verification.as_ref().map(|v| {
-            let what = verify.as_ref().map(|v| v.1.as_str()).unwrap_or_default();
-            report::verify_json(v, done.lossy.as_ref(), what)
-        }),
-        read_ms,
-        total_ms: start.elapsed().as_secs_f64() * 1e3,
-    })
+    let saved = outcome.save(out, true)?;
+    Ok(outcome.report(&out.display().to_string(), saved.model_bytes))
 }
 
-pub fn run(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: &OptimizeArgs) -> anyhow::Result<u8> {
     let Some(out_dir) = &a.output else {
         bail!("several models: give -o OUT_DIR");
     };
@@ -171,11 +139,12 @@ pub fn run(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
     for j in &jobs {
         optimizer_for(a, &j.input)?;
     }
+    let req = crate::cmd::optimize::request(a)?;
     let bar = progress::bar(jobs.len() as u64, "optimizing");
     let results: Vec<anyhow::Result<Report>> = jobs
         .par_iter()
         .map(|j| {
-            let r = one(j, &out_dir.join(&j.relative), a);
+            let r = one(j, &out_dir.join(&j.relative), &req);
             bar.set_message(j.relative.display().to_string());
             bar.inc(1);
             r
@@ -204,9 +173,5 @@ pub fn run(a: &OptimizeArgs) -> anyhow::Result<ExitCode> {
         let json = serde_json::to_string_pretty(&combined)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if combined.totals.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if combined.totals.failed == 0 { 0 } else { 1 })
 }

@@ -7,10 +7,11 @@ mod optimize;
 mod verify;
 
 use crate::cli::Command;
-use std::process::ExitCode;
+pub use dump::render as dump_render;
+pub use verify::render as verify_render;
 
 /// Runs one subcommand; the exit code is for outcomes that are not errors.
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: Command) -> anyhow::Result<u8> {
     match cmd {
         Command::Optimize(a) => optimize::run(*a),
         Command::Dump(a) => dump::run(a),
@@ -20,7 +21,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             use clap::CommandFactory;
             let mut cmd = crate::cli::Cli::command();
             clap_complete::generate(shell, &mut cmd, "whittle", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
     }
 }

@@ -4,14 +4,20 @@ use crate::cli::{Format, VerifyArgs};
 use crate::testinputs::{input_sets, tolerance};
 use serde_json::json;
 use std::fmt::Write;
-use std::process::ExitCode;
 use whittle_eval::{OutputDiff, Runner, Tolerance, compare_output};
 use whittle_onnx::read_model;
 
 /// Schema version of `verify --format json`.
 const SCHEMA_VERSION: u32 = 1;
 
-pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
+    let (out, ok) = render(&a)?;
+    print!("{out}");
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// What `whittle verify` prints for `a`, and whether the models agree.
+pub fn render(a: &VerifyArgs) -> anyhow::Result<(String, bool)> {
     let ma = read_model(&a.a)?;
     let mb = read_model(&a.b)?;
     let (sets, what) = input_sets(&ma, &a.inputs)?;
@@ -40,12 +46,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         Format::Json => json_report(&rows, ok, &tol, &what)?,
         _ => text_report(&rows, ok, &tol, &what, count_ok),
     };
-    print!("{out}");
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok((out, ok))
 }
 
 fn pct(x: Option<f64>) -> String {

@@ -12,7 +12,6 @@ use crate::shapes;
 use anyhow::{Context, bail};
 use std::io::IsTerminal;
 use std::path::Path;
-use std::process::ExitCode;
 use whittle_ir::Model;
 use whittle_ir::infer::{InferOptions, infer};
 use whittle_ir::text::{PrintOptions, print_model};
@@ -39,7 +38,18 @@ pub fn load(path: &Path, input_shapes: &[String]) -> anyhow::Result<Loaded> {
     Ok(Loaded { model, file_size })
 }
 
-pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: DumpArgs) -> anyhow::Result<u8> {
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let out = render(&a, color)?;
+    print!("{out}");
+    if !out.ends_with('\n') {
+        println!();
+    }
+    Ok(0)
+}
+
+/// What `whittle dump` prints for `a` (`color`: ANSI colors in the text listing).
+pub fn render(a: &DumpArgs, color: bool) -> anyhow::Result<String> {
     if a.compare != (a.inputs.len() == 2) {
         bail!("give two models with --compare, and one without");
     }
@@ -48,8 +58,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| load(p, &a.input_shape))
         .collect::<anyhow::Result<_>>()?;
-    let out = if a.compare {
-        compare::render(&a, &loaded[0], &loaded[1])?
+    Ok(if a.compare {
+        compare::render(a, &loaded[0], &loaded[1])?
     } else {
         let l = &loaded[0];
         match (a.format, a.summary, a.cost) {
@@ -60,8 +70,6 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
             (Format::Text, true, _) => summary::render(l),
             (Format::Text, false, true) => cost_table::render(&l.model, a.sort),
             (Format::Text, false, false) => {
-                let color =
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
                 let o = PrintOptions {
                     max_values: if a.full { None } else { Some(a.max_values) },
                     color,
@@ -69,10 +77,5 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
                 print_model(&l.model, &o)
             }
         }
-    };
-    print!("{out}");
-    if !out.ends_with('\n') {
-        println!();
-    }
-    Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,0 +1,239 @@
+//! What the Python package calls: the CLI's own request types and code paths (the job
+//! runner for `optimize`, the dump and verify renderers), with errors sorted into the
+//! kinds Python raises as exception classes.
+
+use crate::cli::{Cli, Command, InputArgs, ToleranceArgs};
+use crate::job::{ConfigChoice, Request, VerifyRequest};
+use clap::Parser;
+use serde::Deserialize;
+use std::path::PathBuf;
+use whittle::Settings;
+use whittle_onnx::OnnxError;
+
+/// What kind of failure an error is (Python raises a class per kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The settings or arguments are wrong.
+    Settings,
+    /// The model cannot be read or does not make sense.
+    Model,
+    /// A file could not be read or written.
+    Io,
+    /// `verify=strict` (or the lossless check) found changed outputs.
+    Verification,
+    /// Anything else (a pass failed, tract could not run the model).
+    Other,
+}
+
+impl Kind {
+    /// The name Python maps to an exception class.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Settings => "settings",
+            Kind::Model => "model",
+            Kind::Io => "io",
+            Kind::Verification => "verification",
+            Kind::Other => "error",
+        }
+    }
+}
+
+/// The kind of `e`: the first cause in its chain that says.
+pub fn classify(e: &anyhow::Error) -> Kind {
+    for cause in e.chain() {
+        if cause.downcast_ref::<clap::Error>().is_some() {
+            return Kind::Settings;
+        }
+        if let Some(w) = cause.downcast_ref::<whittle::Error>() {
+            match w {
+                whittle::Error::Config(_) | whittle::Error::Calibration { .. } => {
+                    return Kind::Settings;
+                }
+                whittle::Error::Verification(_) | whittle::Error::Verify(_) => {
+                    return Kind::Verification;
+                }
+                _ => {}
+            }
+        }
+        if let Some(o) = cause.downcast_ref::<OnnxError>() {
+            return match o {
+                OnnxError::Io { .. } => Kind::Io,
+                _ => Kind::Model,
+            };
+        }
+        if cause.downcast_ref::<whittle_ir::IrError>().is_some() {
+            return Kind::Model;
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return Kind::Io;
+        }
+    }
+    Kind::Other
+}
+
+/// An `optimize` call from Python, as JSON: the settings (the keys of `whittle.toml`),
+/// which config applies, and how to verify.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeSpec {
+    /// A settings table, as in `whittle.toml` (kebab-case keys).
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    /// A config file; `false` for none; absent: `whittle.toml` beside a model file.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `"on"` or `"strict"`.
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// Verification inputs: a `.npy`, `.npz` or `test_data_set_N` folder.
+    #[serde(default)]
+    pub inputs: Option<PathBuf>,
+    #[serde(default)]
+    pub runs: Option<usize>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub input_range: Vec<String>,
+    #[serde(default)]
+    pub rtol: Option<f64>,
+    #[serde(default)]
+    pub atol: Option<f64>,
+    #[serde(default)]
+    pub min_cosine: Option<f64>,
+    #[serde(default)]
+    pub bisect_limit: Option<usize>,
+}
+
+/// The driver request for `spec` (a JSON [`OptimizeSpec`]).
+pub fn optimize_request(spec: &str) -> anyhow::Result<Request> {
+    let spec: OptimizeSpec = serde_json::from_str(spec).map_err(settings_error)?;
+    let flags: Settings = match spec.settings.clone() {
+        Some(v) => serde_json::from_value(v).map_err(settings_error)?,
+        None => Settings::default(),
+    };
+    let config = match spec.config.clone() {
+        None | Some(serde_json::Value::Null) => ConfigChoice::Beside,
+        Some(serde_json::Value::Bool(false)) => ConfigChoice::Off,
+        Some(serde_json::Value::String(p)) => ConfigChoice::File(p.into()),
+        Some(other) => {
+            return Err(whittle::Error::Config(format!(
+                "config: expected a path or false, got {other}"
+            ))
+            .into());
+        }
+    };
+    let verify = match spec.verify.as_deref() {
+        None => None,
+        Some(mode @ ("on" | "strict")) => Some(VerifyRequest {
+            strict: mode == "strict",
+            inputs: input_args(&spec, &flags),
+            tolerance: tolerance_args(&spec),
+        }),
+        Some(other) => {
+            let msg = format!("verify: expected True, False or \"strict\", got {other:?}");
+            return Err(whittle::Error::Config(msg).into());
+        }
+    };
+    Ok(Request {
+        flags,
+        config,
+        verify,
+        rewrite_limit: spec.bisect_limit,
+    })
+}
+
+fn settings_error(e: serde_json::Error) -> anyhow::Error {
+    whittle::Error::Config(format!("settings: {e}")).into()
+}
+
+/// The CLI's defaults for test inputs and tolerances (what `--verify` alone means).
+fn defaults() -> (InputArgs, ToleranceArgs) {
+    match Cli::try_parse_from(["whittle", "verify", "a", "b"]) {
+        Ok(Cli {
+            command: Command::Verify(v),
+            ..
+        }) => (v.inputs, v.tolerance),
+        // `whittle verify a b` always parses into a verify command.
+        _ => (
+            InputArgs {
+                input_shape: Vec::new(),
+                input_range: Vec::new(),
+                inputs: None,
+                runs: 3,
+                seed: 0,
+            },
+            ToleranceArgs {
+                rtol: 1e-4,
+                atol: 1e-5,
+                min_cosine: None,
+            },
+        ),
+    }
+}
+
+fn input_args(spec: &OptimizeSpec, flags: &Settings) -> InputArgs {
+    let mut a = defaults().0;
+    a.input_shape = flags
+        .input_shapes
+        .iter()
+        .flatten()
+        .map(|(name, dims)| {
+            let dims: Vec<String> = dims
+                .iter()
+                .map(|d| match d {
+                    whittle::config::DimSetting::Size(n) => n.to_string(),
+                    whittle::config::DimSetting::Symbol(s) => s.clone(),
+                })
+                .collect();
+            format!("{name}={}", dims.join(","))
+        })
+        .collect();
+    a.input_range = spec.input_range.clone();
+    a.inputs = spec.inputs.clone();
+    a.runs = spec.runs.unwrap_or(a.runs);
+    a.seed = spec.seed.unwrap_or(a.seed);
+    a
+}
+
+fn tolerance_args(spec: &OptimizeSpec) -> ToleranceArgs {
+    let mut t = defaults().1;
+    t.rtol = spec.rtol.unwrap_or(t.rtol);
+    t.atol = spec.atol.unwrap_or(t.atol);
+    t.min_cosine = spec.min_cosine.or(t.min_cosine);
+    t
+}
+
+/// `whittle dump ARGS…` as text (what the CLI prints).
+pub fn dump(args: &[String]) -> anyhow::Result<String> {
+    match parse("dump", args)? {
+        Command::Dump(a) => {
+            let mut out = crate::cmd::dump_render(&a, false)?;
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        _ => anyhow::bail!("internal: not a dump command"),
+    }
+}
+
+/// `whittle verify ARGS…`: what the CLI prints, and whether the models agree.
+pub fn verify(args: &[String]) -> anyhow::Result<(String, bool)> {
+    match parse("verify", args)? {
+        Command::Verify(a) => crate::cmd::verify_render(&a),
+        _ => anyhow::bail!("internal: not a verify command"),
+    }
+}
+
+fn parse(sub: &str, args: &[String]) -> anyhow::Result<Command> {
+    let argv = ["whittle", sub]
+        .into_iter()
+        .map(String::from)
+        .chain(args.iter().cloned());
+    Ok(Cli::try_parse_from(argv)?.command)
+}
+
+/// Every key a settings table may hold (the Python keywords, with `_` for `-`).
+pub fn setting_keys() -> Vec<&'static str> {
+    whittle::config::keys().collect()
+}

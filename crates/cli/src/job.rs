@@ -1,0 +1,288 @@
+//! One model through the one driver, as the CLI's single runs, its batches and the
+//! Python API all do it: settings (flags over config), read, optimize (verified when
+//! asked), then save or encode, and report.
+
+use crate::cli::{InputArgs, ToleranceArgs};
+use crate::report::{self, Report, Side};
+use crate::summary::Summary;
+use crate::testinputs;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use whittle::{Config, Optimizer, RunOptions, Settings, Verify};
+use whittle_ir::Model;
+use whittle_onnx::{ExportOptions, SaveReport, read_model, read_model_bytes, save_model};
+
+/// Where a model comes from.
+pub enum Source {
+    /// A file (external data beside it is read lazily).
+    File(PathBuf),
+    /// An encoded model held in memory (no external data), named `label` in messages.
+    Bytes { bytes: Vec<u8>, label: String },
+}
+
+impl Source {
+    /// The name messages and reports use.
+    pub fn label(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Bytes { label, .. } => label.clone(),
+        }
+    }
+
+    /// The path `[model."PATTERN"]` sections of a config match against.
+    fn config_path(&self) -> PathBuf {
+        match self {
+            Source::File(p) => p.clone(),
+            Source::Bytes { label, .. } => PathBuf::from(label),
+        }
+    }
+
+    fn read(&self) -> anyhow::Result<Model> {
+        Ok(match self {
+            Source::File(p) => read_model(p)?,
+            Source::Bytes { bytes, label } => {
+                read_model_bytes(bytes.clone().into(), Path::new(label), None)?
+            }
+        })
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Source::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Source::Bytes { bytes, .. } => bytes.len() as u64,
+        }
+    }
+}
+
+/// Which settings file applies.
+#[derive(Clone, Debug, Default)]
+pub enum ConfigChoice {
+    /// `whittle.toml` beside a model file, if there is one (none for models in memory).
+    #[default]
+    Beside,
+    /// This file.
+    File(PathBuf),
+    /// None.
+    Off,
+}
+
+/// `--verify`: the inputs, the tolerance of the lossless phase, and whether a missed
+/// budget fails the run.
+#[derive(Clone, Debug)]
+pub struct VerifyRequest {
+    pub strict: bool,
+    pub inputs: InputArgs,
+    pub tolerance: ToleranceArgs,
+}
+
+/// How to run one model.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// What the caller said (flags, Python keywords); keys it leaves unset come from the
+    /// config, then the defaults.
+    pub flags: Settings,
+    pub config: ConfigChoice,
+    pub verify: Option<VerifyRequest>,
+    /// `--bisect-limit`.
+    pub rewrite_limit: Option<usize>,
+}
+
+/// The config that applies to `model` under `choice`.
+pub fn config_for(
+    choice: &ConfigChoice,
+    model: &Path,
+    on_disk: bool,
+) -> anyhow::Result<Option<Config>> {
+    Ok(match choice {
+        ConfigChoice::Off => None,
+        ConfigChoice::File(path) => Some(Config::load(path)?),
+        ConfigChoice::Beside if on_disk => Config::beside(model)?,
+        ConfigChoice::Beside => None,
+    })
+}
+
+/// The optimizer for `model`: its config's settings with `flags` over them, and the
+/// config it read (if any).
+pub fn optimizer_for(
+    flags: &Settings,
+    choice: &ConfigChoice,
+    model: &Path,
+    on_disk: bool,
+) -> anyhow::Result<(Optimizer, Option<Config>)> {
+    let config = config_for(choice, model, on_disk)?;
+    let base = config
+        .as_ref()
+        .map(|c| c.settings_for(model))
+        .unwrap_or_default();
+    let settings = base.overlay(flags);
+    let optimizer = Optimizer::from_settings(&settings).with_context(|| match &config {
+        Some(c) => format!(
+            "settings for {} (from {})",
+            model.display(),
+            c.path.display()
+        ),
+        None => format!("settings for {}", model.display()),
+    })?;
+    Ok((optimizer, config))
+}
+
+/// The verification inputs for `model` and a sentence saying what they are.
+pub fn verify_inputs(
+    req: Option<&VerifyRequest>,
+    model: &Model,
+) -> anyhow::Result<Option<(Verify, String)>> {
+    let Some(r) = req else {
+        return Ok(None);
+    };
+    let (sets, what) = testinputs::input_sets(model, &r.inputs)?;
+    let verify = Verify {
+        sets,
+        tolerance: testinputs::tolerance(&r.tolerance),
+        strict: r.strict,
+    };
+    Ok(Some((verify, what)))
+}
+
+/// A model the driver has optimized, with what it takes to save and report it.
+pub struct Outcome {
+    pub model: Model,
+    pub optimizer: Optimizer,
+    /// The config file the settings came from.
+    pub config: Option<PathBuf>,
+    pub done: whittle::Report,
+    /// The model before and after.
+    pub before: Summary,
+    pub after: Summary,
+    /// What `--verify` ran on (empty without it).
+    pub verified_on: String,
+    input: String,
+    in_bytes: u64,
+    /// The input file, when the model came from one (its external data may move).
+    input_file: Option<PathBuf>,
+    start: Instant,
+    read_ms: f64,
+}
+
+/// Runs `source` through the driver. `observer` sees the model after each pass and step.
+pub fn run(
+    source: &Source,
+    req: &Request,
+    observer: Option<&mut dyn FnMut(&str, &Model)>,
+) -> anyhow::Result<Outcome> {
+    let on_disk = matches!(source, Source::File(_));
+    let (optimizer, config) =
+        optimizer_for(&req.flags, &req.config, &source.config_path(), on_disk)?;
+    let start = Instant::now();
+    let mut model = source.read()?;
+    let before = Summary::of(&model);
+    let read_ms = start.elapsed().as_secs_f64() * 1e3;
+    let verify = verify_inputs(req.verify.as_ref(), &model)?;
+    let run = RunOptions {
+        verify: verify.as_ref().map(|v| &v.0),
+        rewrite_limit: req.rewrite_limit,
+        observer: match observer {
+            Some(o) => Some(o),
+            None => None,
+        },
+    };
+    let label = source.label();
+    let done = optimizer
+        .execute(&mut model, run)
+        .with_context(|| match verify {
+            Some(_) => format!("optimizing {label} with --verify"),
+            None => format!("optimizing {label}"),
+        })?;
+    Ok(Outcome {
+        after: Summary::of(&model),
+        model,
+        optimizer,
+        config: config.map(|c| c.path),
+        done,
+        before,
+        verified_on: verify.map(|v| v.1).unwrap_or_default(),
+        input: label,
+        in_bytes: source.size(),
+        input_file: match source {
+            Source::File(p) => Some(p.clone()),
+            Source::Bytes { .. } => None,
+        },
+        start,
+        read_ms,
+    })
+}
+
+impl Outcome {
+    /// Writes the model to `output` atomically, external data as the settings say (and
+    /// always past protobuf's 2 GiB limit). With `in_place` the input's own data file is
+    /// rewritten rather than moved.
+    pub fn save(&self, output: &Path, in_place: bool) -> anyhow::Result<SaveReport> {
+        let relocate = !in_place
+            && self
+                .input_file
+                .as_deref()
+                .is_some_and(|i| same_folder(i, output));
+        let opts = ExportOptions {
+            relocate_external: relocate,
+            ..self.optimizer.export_options(output)
+        };
+        save_model(&self.model, output, &opts)
+            .with_context(|| format!("writing {}", output.display()))
+    }
+
+    /// The model encoded in one buffer (no external data; fails past 2 GiB).
+    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        Ok(whittle_onnx::encode_model(&self.model)?)
+    }
+
+    /// The `--report` JSON, for a model written to `output` in `out_bytes` bytes.
+    pub fn report(&self, output: &str, out_bytes: u64) -> Report {
+        let done = &self.done;
+        Report {
+            schema_version: report::SCHEMA_VERSION,
+            input: self.input.clone(),
+            output: output.to_string(),
+            before: Side::new(&self.before, self.in_bytes),
+            after: Side::new(&self.after, out_bytes),
+            passes: report::passes(&done.passes),
+            rewrites: report::rewrites(&done.rewrites),
+            notes: report::notes(&done.notes),
+            verify: done
+                .verification
+                .as_ref()
+                .map(|v| report::verify_json(v, done.lossy.as_ref(), &self.verified_on)),
+            read_ms: self.read_ms,
+            total_ms: self.start.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+
+    /// The report for people: the before/after table, what each pass did, the file
+    /// sizes, the lossy notes and what verification found.
+    pub fn text(&self, output: &str, saved: &SaveReport) -> String {
+        crate::run_text::render(self, output, saved)
+    }
+
+    pub(crate) fn input(&self) -> &str {
+        &self.input
+    }
+
+    pub(crate) fn sizes(&self) -> (u64, f64) {
+        (self.in_bytes, self.read_ms)
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// True when both paths are in the same folder.
+pub fn same_folder(a: &Path, b: &Path) -> bool {
+    let dir = |p: &Path| {
+        let d = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        d.canonicalize().ok()
+    };
+    matches!((dir(a), dir(b)), (Some(x), Some(y)) if x == y)
+}
