@@ -168,7 +168,7 @@ pub struct Outcome {
 pub fn run(
     source: &Source,
     req: &Request,
-    observer: Option<&mut dyn FnMut(&str, &Model)>,
+    observer: Option<whittle::Observer<'_>>,
 ) -> anyhow::Result<Outcome> {
     let on_disk = matches!(source, Source::File(_));
     let (optimizer, config) =
