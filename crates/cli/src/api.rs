@@ -237,3 +237,45 @@ fn parse(sub: &str, args: &[String]) -> anyhow::Result<Command> {
 pub fn setting_keys() -> Vec<&'static str> {
     whittle::config::keys().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each failure Python must tell apart lands in its own kind.
+    #[test]
+    fn errors_are_classified_by_their_first_known_cause() {
+        let config: anyhow::Error = whittle::Error::Config("no pass 'x'".into()).into();
+        assert_eq!(classify(&config), Kind::Settings);
+        let strict: anyhow::Error = whittle::Error::Verify("misses budget".into()).into();
+        assert_eq!(
+            classify(&strict.context("optimizing m.onnx")),
+            Kind::Verification
+        );
+        let io = OnnxError::io("m.onnx", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(classify(&anyhow::Error::from(io)), Kind::Io);
+        let decode = OnnxError::Empty {
+            path: "m.onnx".into(),
+        };
+        assert_eq!(classify(&anyhow::Error::from(decode)), Kind::Model);
+        assert_eq!(classify(&anyhow::anyhow!("something else")), Kind::Other);
+        assert!(
+            optimize_request(r#"{"settings": {"levle": 2}}"#)
+                .is_err_and(|e| classify(&e) == Kind::Settings)
+        );
+    }
+
+    /// A spec's settings are `whittle.toml` keys; `--verify` alone means the CLI defaults.
+    #[test]
+    fn a_spec_becomes_the_request_the_flags_make() -> anyhow::Result<()> {
+        let spec = r#"{"settings": {"level": 1, "input-shapes": {"x": [1, "n"]}}, "verify": "on", "config": false}"#;
+        let req = optimize_request(spec)?;
+        assert_eq!(req.flags.level, Some(1));
+        assert!(matches!(req.config, ConfigChoice::Off));
+        let v = req.verify.as_ref().expect("verify");
+        assert!(!v.strict);
+        assert_eq!(v.inputs.input_shape, vec!["x=1,n".to_string()]);
+        assert_eq!((v.inputs.runs, v.tolerance.rtol), (3, 1e-4));
+        Ok(())
+    }
+}

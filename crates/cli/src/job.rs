@@ -230,9 +230,9 @@ impl Outcome {
             .with_context(|| format!("writing {}", output.display()))
     }
 
-    /// The model encoded in one buffer (no external data; fails past 2 GiB).
+    /// The model encoded in one buffer, external tensors embedded (fails past 2 GiB).
     pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
-        Ok(whittle_onnx::encode_model(&self.model)?)
+        Ok(whittle_onnx::encode_model_inline(&self.model)?)
     }
 
     /// The `--report` JSON, for a model written to `output` in `out_bytes` bytes.

@@ -8,7 +8,7 @@ mod cmd;
 mod human;
 pub mod job;
 mod progress;
-mod report;
+pub mod report;
 mod run_text;
 mod settings;
 mod shapes;

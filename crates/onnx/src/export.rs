@@ -23,6 +23,9 @@ pub struct ExportOptions {
     /// writing them back under their own location names. Needed when the output sits
     /// beside its input: keeping the names would rewrite the input's data files.
     pub relocate_external: bool,
+    /// Embed the bytes of external tensors in the model instead (one self-contained
+    /// buffer; takes precedence over the two settings above).
+    pub inline_external: bool,
 }
 
 impl Default for ExportOptions {
@@ -31,6 +34,7 @@ impl Default for ExportOptions {
             external_threshold: None,
             external_location: "model.onnx.data".into(),
             relocate_external: false,
+            inline_external: false,
         }
     }
 }
@@ -250,12 +254,29 @@ impl Cx<'_> {
             uint64_data: t.data.uint64s.clone(),
             metadata_props: pairs_out(&t.metadata_props),
         };
-        if t.is_external() && !self.opts.relocate_external {
+        if t.is_external() && self.opts.inline_external {
+            Self::inline(t, &mut p)?;
+        } else if t.is_external() && !self.opts.relocate_external {
             self.keep_external(t)?;
         } else if t.is_external() || self.should_externalize(t) {
             self.externalize(t, &mut p)?;
         }
         Ok(p)
+    }
+
+    /// An external tensor's bytes written into the tensor itself.
+    fn inline(t: &Tensor, p: &mut proto::TensorProto) -> Result<(), OnnxError> {
+        let bytes = t
+            .external_bytes
+            .clone()
+            .ok_or_else(|| OnnxError::External {
+                tensor: t.name().to_string(),
+                reason: "its data was not loaded".into(),
+            })?;
+        p.raw_data = Some(bytes);
+        p.external_data.clear();
+        p.data_location = None;
+        Ok(())
     }
 
     /// An external tensor keeps its entries; its bytes go back to the same place.

@@ -122,6 +122,24 @@ pub fn encode_model(m: &Model) -> Result<Vec<u8>, OnnxError> {
     Ok(p.encode_to_vec())
 }
 
+/// Encodes `m` in one self-contained buffer, the bytes of external tensors embedded
+/// (what an in-memory caller wants); fails past protobuf's 2 GiB limit.
+pub fn encode_model_inline(m: &Model) -> Result<Vec<u8>, OnnxError> {
+    let opts = ExportOptions {
+        inline_external: true,
+        ..ExportOptions::default()
+    };
+    let p = export_model(m, &opts, &mut ExternalLayout::default())?;
+    let len = p.encoded_len() as u64;
+    if len > PROTOBUF_LIMIT {
+        return Err(OnnxError::Invalid(format!(
+            "the model is {len} bytes, over protobuf's 2 GiB limit: write it to a file \
+             (its large tensors then go to external data)"
+        )));
+    }
+    Ok(p.encode_to_vec())
+}
+
 /// The proto and external layout `save_model` writes for `m` (moving tensors of 1 KiB and
 /// more to external data when the model would pass protobuf's 2 GiB limit); the flag
 /// says whether that happened.

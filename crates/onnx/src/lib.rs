@@ -22,6 +22,6 @@ pub use check::{Saved, compare_saved};
 pub use error::OnnxError;
 pub use export::ExportOptions;
 pub use file::{
-    SaveReport, decode, encode_model, read_model, read_model_bytes, read_model_lazy, read_tensor,
-    save_model,
+    SaveReport, decode, encode_model, encode_model_inline, read_model, read_model_bytes,
+    read_model_lazy, read_tensor, save_model,
 };

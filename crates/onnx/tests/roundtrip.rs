@@ -167,3 +167,32 @@ fn negative_declared_dims_read_as_unknown_and_round_trip() {
         proto::ModelProto::decode(bytes.as_slice()).unwrap()
     );
 }
+
+/// An in-memory encoding of a model with external data embeds every external tensor's
+/// bytes: the buffer holds no external reference and the same payloads.
+#[test]
+fn inline_encoding_embeds_external_tensors() {
+    let path = fixtures_dir().join("cnn_bn.ts.ext.onnx");
+    let original = decode(&path);
+    let payloads = external_payloads(&path, &original);
+    assert!(!payloads.is_empty(), "the fixture has external tensors");
+    let m = read_model(&path).unwrap();
+    let inline =
+        proto::ModelProto::decode(Bytes::from(whittle_onnx::encode_model_inline(&m).unwrap()))
+            .unwrap();
+    let graph = inline.graph.as_ref().unwrap();
+    for (name, bytes) in payloads {
+        let t = graph
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name.as_str()))
+            .unwrap();
+        assert_eq!(t.data_location, None, "{name}");
+        assert!(t.external_data.is_empty(), "{name}");
+        assert_eq!(t.raw_data.as_deref(), Some(&bytes[..]), "{name}");
+    }
+    assert!(
+        whittle_onnx::encode_model(&m).is_err(),
+        "the plain encoder refuses"
+    );
+}

@@ -1,0 +1,132 @@
+"""whittle.optimize: the same bytes as the CLI, from every kind of model input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import whittle
+
+from conftest import DATA, MODELS, ROOT, cli_optimize, run_cli
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+def test_api_writes_what_the_cli_writes(cli, tmp_path, model):
+    want = cli_optimize(cli, model, tmp_path / "cli.onnx")
+    out = tmp_path / "api.onnx"
+    result = whittle.optimize(model, out)
+    assert out.read_bytes() == want
+    assert result.output == str(out)
+    if not model.name.endswith(".ext.onnx"):
+        assert whittle.optimize(model).to_bytes() == want
+
+
+def test_external_data_is_written_as_the_cli_writes_it(cli, tmp_path):
+    model = ROOT / "fixtures/models/cnn_bn.ts.ext.onnx"
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "api").mkdir()
+    flags = ["--external-data-threshold", "1024"]
+    cli_optimize(cli, model, tmp_path / "cli/m.onnx", *flags)
+    whittle.optimize(model, tmp_path / "api/m.onnx", external_data_threshold=1024)
+    written = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert len(written) == 2, "the model and its data file"
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == written
+    for name in written:
+        assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    # In memory, the external tensors are read in: one buffer ORT runs.
+    data = whittle.optimize(model).to_bytes()
+    ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+def test_model_proto_bytes_and_path_give_the_same_model(cli, tmp_path):
+    model = ROOT / "fixtures/models/mobile_block.ts.onnx"
+    want = cli_optimize(cli, model, tmp_path / "cli.onnx")
+    proto = onnx.load(str(model))
+    assert whittle.optimize(proto).to_bytes() == want
+    assert whittle.optimize(model.read_bytes()).to_bytes() == want
+    assert whittle.optimize(str(model)).to_bytes() == want
+    result = whittle.optimize(proto)
+    assert isinstance(result.model, onnx.ModelProto)
+    assert result.model.SerializeToString() == want
+    result.save(tmp_path / "saved.onnx")
+    assert (tmp_path / "saved.onnx").read_bytes() == want
+
+
+def test_onnx_program_from_torch(cli, tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is not in the test venv")
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+    net.eval()
+    program = torch.onnx.export(net, (torch.randn(1, 3, 16, 16),), dynamo=True)
+    result = whittle.optimize(program)
+    assert result.report["input"] == "<ONNXProgram>"
+    assert "BatchNormalization" not in result.report["after"]["op_counts"]
+    sess = ort.InferenceSession(result.to_bytes(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16), dtype=np.float32)
+    (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    np.testing.assert_allclose(y, net(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
+
+
+def test_report_is_the_cli_report(cli, tmp_path):
+    model = ROOT / "fixtures/models/bert_tiny.ts.onnx"
+    r = run_cli(cli, "-q", "optimize", model, "-o", tmp_path / "c.onnx", "--report", tmp_path / "c.json")
+    assert r.returncode == 0, r.stderr
+    want = json.loads((tmp_path / "c.json").read_text())
+    got = whittle.optimize(model, tmp_path / "a.onnx").report
+    for timing in ("read_ms", "total_ms"):
+        assert got.pop(timing) >= 0 and want.pop(timing) >= 0
+    for p in got["passes"] + want["passes"]:
+        p.pop("ms")
+    want["output"] = str(tmp_path / "a.onnx")
+    assert got == want
+    assert got["before"]["nodes"] > got["after"]["nodes"]
+    assert sum(p["rewrites"] for p in got["passes"]) == len(got["rewrites"]) > 0
+
+
+def test_settings_are_the_cli_flags(cli, tmp_path):
+    model = ROOT / "fixtures/models/bert_tiny.dyn.onnx"
+    want = cli_optimize(
+        cli, model, tmp_path / "c.onnx", "-O", "1", "--disable", "cse",
+        "--input-shape", "input_ids=1,8", "--fold-limit", "4096",
+    )
+    got = whittle.optimize(
+        model, level=1, disable="cse", input_shapes={"input_ids": [1, 8]}, fold_limit=4096
+    ).to_bytes()
+    assert got == want
+
+
+def test_quantize_with_numpy_calibration_equals_the_cli_with_a_file(cli, tmp_path):
+    model = ROOT / "fixtures/models/vgg_digits.ts.onnx"
+    calib = DATA / "vgg_digits/calib.npy"
+    want = cli_optimize(cli, model, tmp_path / "c.onnx", "--quantize", "int8-static", "--calibrate", calib)
+    array = np.load(calib)
+    got = whittle.optimize(model, quantize="int8-static", calibrate=array)
+    assert got.to_bytes() == want
+    assert got.report["after"]["op_counts"].get("QLinearConv", 0) + got.report["after"][
+        "op_counts"
+    ].get("QuantizeLinear", 0) > 0
+    name = onnx.load(str(model)).graph.input[0].name
+    by_name = whittle.optimize(model, quantize="int8-static", calibrate={name: array})
+    assert by_name.to_bytes() == want
+
+
+def test_int8_dynamic_and_budget(cli, tmp_path):
+    model = ROOT / "fixtures/models/bert_tiny.ts.onnx"
+    want = cli_optimize(cli, model, tmp_path / "c.onnx", "--quantize", "int8-dynamic")
+    result = whittle.optimize(model, quantize="int8-dynamic")
+    assert result.to_bytes() == want
+    assert result.report["notes"], "lossy steps report per-layer errors"
+
+
+def test_verify_reports_the_check(tmp_path):
+    model = ROOT / "fixtures/models/cnn_bn.ts.onnx"
+    result = whittle.optimize(model, verify=True)
+    v = result.report["verify"]
+    assert v["rolled_back"] == [] and v["pipeline_runs"] >= 1 and v["min_cosine"] > 0.9999
+    strict = whittle.optimize(model, verify="strict", verify_inputs=DATA / "cnn_bn.ts/inputs.npz")
+    assert "inputs.npz" in strict.report["verify"]["inputs"]
+    arrays = dict(np.load(DATA / "cnn_bn.ts/inputs.npz"))
+    from_arrays = whittle.optimize(model, verify="strict", verify_inputs=arrays)
+    assert from_arrays.to_bytes() == strict.to_bytes()
