@@ -5,11 +5,17 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME"
 demo:
     scripts/whittle optimize fixtures/models/bert_tiny.ts.onnx -o /tmp/bert_tiny.opt.onnx
 
-# Build everything.
+# Build everything the tests use (the workspace's one feature set; `cargo build
+# --workspace` alone would give tract other features and compile it again).
 build:
-    cargo build --workspace
+    cargo test --workspace --no-run
 
-# All tests: cargo tests, then the conformance harness (makes its own venv).
+# The Python wheel (dev profile, sharing the test build's crates) into target/wheels.
+wheel:
+    "$(scripts/venv scripts/requirements-python.txt)/bin/maturin" build --profile dev -o target/wheels
+
+# All tests: cargo tests, the conformance harness, the Python package's pytest suite
+# (each makes its own venv).
 test:
     scripts/test
 
