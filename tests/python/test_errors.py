@@ -94,3 +94,14 @@ def test_native_error_kinds_map_to_classes():
         with pytest.raises(cls) as e:
             reraise(_whittle.WhittleError(kind, "the message"))
         assert type(e.value) is cls and str(e.value) == "the message"
+
+
+def test_output_over_the_input_is_refused(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(MODEL.read_bytes())
+    with pytest.raises(whittle.Error, match="output is the input file"):
+        whittle.optimize(model, model)
+    result = whittle.optimize(model)
+    with pytest.raises(whittle.Error, match="output is the input file"):
+        result.save(model)
+    assert model.read_bytes() == MODEL.read_bytes()

@@ -230,6 +230,19 @@ impl Outcome {
             .with_context(|| format!("writing {}", output.display()))
     }
 
+    /// Like [`Outcome::save`], but refuses to write over the model's own input file (the
+    /// CLI asks for `--in-place` for that; the Python API never does it).
+    pub fn save_new(&self, output: &Path) -> anyhow::Result<SaveReport> {
+        if let Some(input) = &self.input_file {
+            anyhow::ensure!(
+                !same_file(input, output),
+                "{}: output is the input file; write elsewhere",
+                output.display()
+            );
+        }
+        self.save(output, false)
+    }
+
     /// The model encoded in one buffer, external tensors embedded (fails past 2 GiB).
     pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
         Ok(whittle_onnx::encode_model_inline(&self.model)?)
@@ -272,6 +285,14 @@ impl Outcome {
 
     pub(crate) fn elapsed_ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// True when both paths name one existing file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
     }
 }
 

@@ -94,7 +94,7 @@ impl Optimized {
     /// Writes the model to `path` as `whittle optimize -o PATH` does (external data where
     /// the settings or the size call for it); returns the bytes of the model file.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
-        native(py, || Ok(self.outcome.save(&path, false)?.model_bytes))
+        native(py, || Ok(self.outcome.save_new(&path)?.model_bytes))
     }
 }
 
@@ -116,7 +116,7 @@ fn optimize(
         let encoded = OnceLock::new();
         let report = match &output {
             Some(path) => {
-                let saved = outcome.save(path, false)?;
+                let saved = outcome.save_new(path)?;
                 outcome.report(&path.display().to_string(), saved.model_bytes)
             }
             None => {

@@ -118,7 +118,7 @@ fn output_path(a: &OptimizeArgs, input: &std::path::Path) -> anyhow::Result<std:
             bail!("no output file: give -o OUT (or --in-place to overwrite the input)")
         }
     };
-    if !a.in_place && same_file(input, &output) {
+    if !a.in_place && job::same_file(input, &output) {
         bail!(
             "{}: output is the input file; use --in-place to overwrite it",
             output.display()
@@ -156,12 +156,5 @@ fn single_input(a: &OptimizeArgs) -> anyhow::Result<std::path::PathBuf> {
         [one] => Ok(one.clone()),
         [] => bail!("no input model given"),
         _ => bail!("several inputs: give -o a folder"),
-    }
-}
-
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
     }
 }
