@@ -12,6 +12,7 @@ mod layernorm;
 mod pad_conv;
 mod reduce;
 mod reshape;
+mod reshape_around;
 mod transpose;
 mod unsqueeze;
 
@@ -26,6 +27,7 @@ pub use layernorm::LayerNormPattern;
 pub use pad_conv::PadIntoConv;
 pub use reduce::{ConcatChain, ReduceUnsqueeze};
 pub use reshape::ReshapeChain;
+pub use reshape_around::ReshapeAroundElementwise;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
 
@@ -39,6 +41,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(MatMulAddToGemm),
         Box::new(TransposeChain),
         Box::new(ReshapeChain),
+        Box::new(ReshapeAroundElementwise),
         Box::new(UnsqueezeChain),
         Box::new(ReduceUnsqueeze),
         Box::new(SqueezeChain),
