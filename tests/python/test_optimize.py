@@ -107,6 +107,11 @@ def test_quantize_with_numpy_calibration_equals_the_cli_with_a_file(cli, tmp_pat
     assert got.report["after"]["op_counts"].get("QLinearConv", 0) + got.report["after"][
         "op_counts"
     ].get("QuantizeLinear", 0) > 0
+    notes = [n["note"] for n in got.report["notes"]]
+    # A layer whose input the previous layer quantized reports that layer's scale, not
+    # an empty range.
+    assert any("quantized upstream (scale " in n for n in notes), notes
+    assert not any("[0.0000, 0.0000]" in n for n in notes), notes
     name = onnx.load(str(model)).graph.input[0].name
     by_name = whittle.optimize(model, quantize="int8-static", calibrate={name: array})
     assert by_name.to_bytes() == want

@@ -167,6 +167,7 @@ impl QuantizeStatic {
     /// for the report.
     fn rewrite(&self, g: &mut Graph, s: &Site, rx: Range, ry: Range) -> Result<String, IrError> {
         let n = s.node;
+        let upstream = dequantized(g, s.x);
         let sx = match quantize_value(g, n, s.x, rx)? {
             Some(sx) => sx,
             None => input_scale(g, s.x).unwrap_or(1.0),
@@ -193,11 +194,15 @@ impl QuantizeStatic {
         patch(g, n, &t, wv, &w, q, self.per_channel)?;
         let bias = quantize_bias(g, n, sx, &scales, self.per_channel)?;
         quantize_value(g, n, s.result, ry)?;
+        // An input quantized upstream has no range of its own: its scale is the one the
+        // producing layer's result got.
+        let input = match upstream {
+            true => format!("quantized upstream (scale {sx:.3e})"),
+            false => format!("in [{:.4}, {:.4}]", rx.lo, rx.hi),
+        };
         Ok(format!(
-            "int8 static: {} in [{:.4}, {:.4}], result in [{:.4}, {:.4}], weight error {:.2e}{}",
+            "int8 static: {} {input}, result in [{:.4}, {:.4}], weight error {:.2e}{}",
             g.value(s.x).name(),
-            rx.lo,
-            rx.hi,
             ry.lo,
             ry.hi,
             error,
