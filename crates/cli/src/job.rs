@@ -18,7 +18,8 @@ pub enum Source {
     /// A file (external data beside it is read lazily).
     File(PathBuf),
     /// An encoded model held in memory (no external data), named `label` in messages.
-    Bytes { bytes: Vec<u8>, label: String },
+    /// Tensors of the model read from it share its buffer.
+    Bytes { bytes: bytes::Bytes, label: String },
 }
 
 impl Source {
@@ -42,7 +43,7 @@ impl Source {
         Ok(match self {
             Source::File(p) => read_model(p)?,
             Source::Bytes { bytes, label } => {
-                read_model_bytes(bytes.clone().into(), Path::new(label), None)?
+                read_model_bytes(bytes.clone(), Path::new(label), None)?
             }
         })
     }

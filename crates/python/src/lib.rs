@@ -58,7 +58,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<u8> {
 fn source(model: &Bound<'_, PyAny>, label: Option<String>) -> PyResult<Source> {
     if let Ok(b) = model.cast::<PyBytes>() {
         return Ok(Source::Bytes {
-            bytes: b.as_bytes().to_vec(),
+            bytes: b.as_bytes().to_vec().into(),
             label: label.unwrap_or_else(|| "<bytes>".into()),
         });
     }
