@@ -16,8 +16,9 @@ use whittle_ir::{Dim, Graph, NodeId, Tensor, ValueId};
 ///   size): the same symbolic dim, or, whatever inference knows of it, an entry the graph
 ///   computes as `Unsqueeze(Gather(Shape(x), i))` at position i of a Concat, or
 /// - for at most one entry, any other size, symbolic or unknown (becomes -1; with a -1
-///   already in the target, none may be): the product of the target is x's element
-///   count, so -1 is that entry.
+///   already in the target, none may be, unless inference knows the size that -1 stands
+///   for in the result: it is then written out and frees the -1): the product of the
+///   target is x's element count, so -1 is that entry.
 ///
 /// Trust: the symbolic proof rests on inferred facts, which (as for `fold-shapes`) take
 /// an exporter's declared dims where computation alone knows nothing; the structural
@@ -49,7 +50,10 @@ impl Rule for ReshapeTarget {
         let xd = facts.fact(x)?.dims.clone()?;
         let value = target_value(g, shape, facts)?;
         let copied = copied_positions(g, shape, x, xd.len(), facts);
-        let target = constant_target(&xd, &value, &copied, allowzero)?;
+        let target = constant_target(&xd, &value, &copied, allowzero).or_else(|| {
+            let out = facts.fact(node.output(0)?)?.dims.clone()?;
+            constant_target(&xd, &resolve_minus_one(&value, &out)?, &copied, allowzero)
+        })?;
         let name = format!("{}_target", g.value(shape).name());
         Some(Box::new(move |g: &mut Graph| {
             let len = target.len() as i64;
@@ -135,6 +139,21 @@ fn dim_of(g: &Graph, part: ValueId, x: ValueId, rank: usize) -> Option<usize> {
     usize::try_from(i).ok().filter(|i| *i < rank)
 }
 
+/// `value` with its `-1` entry replaced by the size inference gives that dim of the
+/// Reshape's result `out`, when that is a known positive size: the `-1` is then free for
+/// an entry only a symbol can say (`[-1, seq, 16]` of a `[1, 4, seq, 16]` input becomes
+/// `[4, -1, 16]`).
+fn resolve_minus_one(value: &[Dim], out: &[Dim]) -> Option<Vec<Dim>> {
+    let i = value.iter().position(|d| *d == Dim::Known(-1))?;
+    let size = match out.get(i)? {
+        Dim::Known(n) if *n > 0 && out.len() == value.len() => *n,
+        _ => return None,
+    };
+    let mut v = value.to_vec();
+    v[i] = Dim::Known(size);
+    Some(v)
+}
+
 /// The constant equal to the computed target `value` of a Reshape of an input with dims
 /// `xd`, if there is one (see [`ReshapeTarget`]); `copied[i]` says the graph computes
 /// entry i as x's dim i; `allowzero` is the Reshape's.
@@ -172,6 +191,25 @@ mod tests {
 
     fn p(s: &str) -> Dim {
         Dim::Param(s.into())
+    }
+
+    #[test]
+    fn a_minus_one_of_known_size_frees_the_minus_one_for_a_symbol() {
+        use super::resolve_minus_one;
+        let k = Dim::Known;
+        let x = [k(1), k(4), p("seq"), k(16)];
+        let value = [k(-1), p("seq"), k(16)];
+        assert_eq!(constant_target(&x, &value, &[], false), None);
+        let out = [k(4), p("seq"), k(16)];
+        let v = resolve_minus_one(&value, &out).expect("4 is known");
+        assert_eq!(constant_target(&x, &v, &[], false), Some(vec![4, -1, 16]));
+        // The result's size there is not known, or is 0: nothing to resolve.
+        assert_eq!(resolve_minus_one(&value, &[p("n"), p("seq"), k(16)]), None);
+        assert_eq!(resolve_minus_one(&value, &[k(0), p("seq"), k(16)]), None);
+        assert_eq!(
+            resolve_minus_one(&[k(4), p("seq")], &[k(4), p("seq")]),
+            None
+        );
     }
 
     #[test]
