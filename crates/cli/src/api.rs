@@ -124,11 +124,14 @@ pub fn optimize_request(spec: &str) -> anyhow::Result<Request> {
     };
     let verify = match spec.verify.as_deref() {
         None => None,
-        Some(mode @ ("on" | "strict")) => Some(VerifyRequest {
-            strict: mode == "strict",
-            inputs: input_args(&spec, &flags),
-            tolerance: tolerance_args(&spec),
-        }),
+        Some(mode @ ("on" | "strict")) => {
+            let (inputs, tolerance) = defaults()?;
+            Some(VerifyRequest {
+                strict: mode == "strict",
+                inputs: input_args(&spec, &flags, inputs),
+                tolerance: tolerance_args(&spec, tolerance),
+            })
+        }
         Some(other) => {
             let msg = format!("verify: expected True, False or \"strict\", got {other:?}");
             return Err(whittle::Error::Config(msg).into());
@@ -146,33 +149,16 @@ fn settings_error(e: serde_json::Error) -> anyhow::Error {
     whittle::Error::Config(format!("settings: {e}")).into()
 }
 
-/// The CLI's defaults for test inputs and tolerances (what `--verify` alone means).
-fn defaults() -> (InputArgs, ToleranceArgs) {
-    match Cli::try_parse_from(["whittle", "verify", "a", "b"]) {
-        Ok(Cli {
-            command: Command::Verify(v),
-            ..
-        }) => (v.inputs, v.tolerance),
-        // `whittle verify a b` always parses into a verify command.
-        _ => (
-            InputArgs {
-                input_shape: Vec::new(),
-                input_range: Vec::new(),
-                inputs: None,
-                runs: 3,
-                seed: 0,
-            },
-            ToleranceArgs {
-                rtol: 1e-4,
-                atol: 1e-5,
-                min_cosine: None,
-            },
-        ),
+/// The CLI's defaults for test inputs and tolerances (what `--verify` alone means),
+/// read from clap so they are stated once.
+fn defaults() -> anyhow::Result<(InputArgs, ToleranceArgs)> {
+    match Cli::try_parse_from(["whittle", "verify", "a", "b"])?.command {
+        Command::Verify(v) => Ok((v.inputs, v.tolerance)),
+        _ => anyhow::bail!("internal: `whittle verify a b` did not parse as verify"),
     }
 }
 
-fn input_args(spec: &OptimizeSpec, flags: &Settings) -> InputArgs {
-    let mut a = defaults().0;
+fn input_args(spec: &OptimizeSpec, flags: &Settings, mut a: InputArgs) -> InputArgs {
     a.input_shape = flags
         .input_shapes
         .iter()
@@ -195,8 +181,7 @@ fn input_args(spec: &OptimizeSpec, flags: &Settings) -> InputArgs {
     a
 }
 
-fn tolerance_args(spec: &OptimizeSpec) -> ToleranceArgs {
-    let mut t = defaults().1;
+fn tolerance_args(spec: &OptimizeSpec, mut t: ToleranceArgs) -> ToleranceArgs {
     t.rtol = spec.rtol.unwrap_or(t.rtol);
     t.atol = spec.atol.unwrap_or(t.atol);
     t.min_cosine = spec.min_cosine.or(t.min_cosine);

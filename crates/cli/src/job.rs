@@ -218,17 +218,23 @@ impl Outcome {
     /// always past protobuf's 2 GiB limit). With `in_place` the input's own data file is
     /// rewritten rather than moved.
     pub fn save(&self, output: &Path, in_place: bool) -> anyhow::Result<SaveReport> {
+        save_model(&self.model, output, &self.export_options(output, in_place))
+            .with_context(|| format!("writing {}", output.display()))
+    }
+
+    /// How the model is written to `output`: the settings' external-data options, and
+    /// external tensors moved to the output's own data file when it sits beside the
+    /// input (unless `in_place`), so the input's data files are never rewritten.
+    pub fn export_options(&self, output: &Path, in_place: bool) -> ExportOptions {
         let relocate = !in_place
             && self
                 .input_file
                 .as_deref()
                 .is_some_and(|i| same_folder(i, output));
-        let opts = ExportOptions {
+        ExportOptions {
             relocate_external: relocate,
             ..self.optimizer.export_options(output)
-        };
-        save_model(&self.model, output, &opts)
-            .with_context(|| format!("writing {}", output.display()))
+        }
     }
 
     /// Like [`Outcome::save`], but refuses to write over the model's own input file (the

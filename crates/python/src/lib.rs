@@ -127,15 +127,11 @@ fn optimize(
             }
         };
         Ok(Optimized {
-            report: serde_json_string(&report)?,
+            report: serde_json::to_string(&report)?,
             outcome,
             encoded,
         })
     })
-}
-
-fn serde_json_string(r: &impl serde::Serialize) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(r)?)
 }
 
 /// `whittle dump ARGS…`: what the CLI prints.

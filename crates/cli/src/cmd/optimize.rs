@@ -7,7 +7,7 @@ use crate::summary::Summary;
 use anyhow::{Context, bail};
 use whittle::Optimizer;
 use whittle_ir::text::{PrintOptions, print_model};
-use whittle_onnx::{ExportOptions, Saved};
+use whittle_onnx::Saved;
 use whittle_passes::pipeline::all_passes;
 
 pub fn run(a: OptimizeArgs) -> anyhow::Result<u8> {
@@ -25,11 +25,8 @@ pub fn run(a: OptimizeArgs) -> anyhow::Result<u8> {
 fn check(a: &OptimizeArgs) -> anyhow::Result<u8> {
     let input = single_input(a)?;
     let output = a.output.clone().context("--check needs -o OUT")?;
-    let outcome = job::run(&Source::File(input.clone()), &request(a)?, None)?;
-    let opts = ExportOptions {
-        relocate_external: job::same_folder(&input, &output),
-        ..outcome.optimizer.export_options(&output)
-    };
+    let outcome = job::run(&Source::File(input), &request(a)?, None)?;
+    let opts = outcome.export_options(&output, false);
     let model = &outcome.model;
     match whittle_onnx::compare_saved(model, &output, &opts)? {
         Saved::UpToDate => {
