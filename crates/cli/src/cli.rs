@@ -152,14 +152,22 @@ pub struct OptimizeArgs {
     /// spatial (k×1 then 1×k). Reports each layer's rank, error and MACs.
     #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "gemm", "spatial"])]
     pub decompose: Option<Vec<String>>,
-    /// With --decompose: tol=X (per-layer relative error), cosine=X or top1=X (whole-model
+    /// Lossy, after the lossless passes and before --decompose and --quantize: remove
+    /// whole output channels (comma-separated): conv (filters), dense (neurons of 2-D
+    /// dense layers), ffn (transformer FFN neurons), with the matching inputs of the layer
+    /// reading them, which is refit by least squares on the data. Reports each group's
+    /// kept channels, error and MACs.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "dense", "ffn"])]
+    pub prune: Option<Vec<String>>,
+    /// With --decompose or --prune: tol=X (per-layer relative error), cosine=X or top1=X (whole-model
     /// outputs vs the original on the data), exact (full rank, forced); default tol=0.1.
     /// With --quantize: cosine=X or top1=X keeps the layers whose quantization costs the
     /// most in float until the whole model meets it (on --calibrate data, else random).
     #[arg(long, value_name = "KIND=X")]
     pub budget: Option<String>,
-    /// With --decompose: rewrite a layer only when its MACs fall by this factor (default 1.2).
-    #[arg(long, value_name = "FACTOR", requires = "decompose")]
+    /// With --decompose or --prune: rewrite a layer (group) only when its MACs fall by this
+    /// factor (default 1.2 for --decompose, 1.1 for --prune).
+    #[arg(long, value_name = "FACTOR")]
     pub min_gain: Option<f64>,
     /// With --decompose: keep a rewrite only if tract also runs the layer faster.
     #[arg(long, requires = "decompose")]

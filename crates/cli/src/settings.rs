@@ -34,6 +34,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         per_tensor: a.per_tensor.then_some(true),
         min_elements: a.min_elements,
         decompose: a.decompose.clone(),
+        prune: a.prune.clone(),
         budget: a.budget.clone(),
         min_gain: a.min_gain,
         measure: a.measure.then_some(true),

@@ -5,6 +5,7 @@
 //! family lives in its own folder (`cleanup/`, `fold/`, `fuse/`); one rule family per file.
 //! Local rewrites are [`Rule`]s (guards, then a patch) grouped into [`RuleSet`] passes.
 
+pub mod allocate;
 pub mod bisect;
 pub mod budget;
 pub mod cleanup;
@@ -16,6 +17,7 @@ pub mod guard;
 pub mod opset;
 pub mod pass;
 pub mod pipeline;
+pub mod prune;
 pub mod quant;
 pub mod rule;
 pub mod verified;

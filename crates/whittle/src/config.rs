@@ -32,6 +32,7 @@ const GENERAL_KEYS: &[&str] = &[
     "external-data-threshold",
     "exclude",
     "decompose",
+    "prune",
     "budget",
     "min-gain",
     "measure",
@@ -106,7 +107,10 @@ pub struct Settings {
     pub min_elements: Option<u64>,
     /// Layers to factor after the lossless passes: `conv`, `gemm`, `spatial`.
     pub decompose: Option<Vec<String>>,
-    /// How much error decomposition may cost: `tol=X`, `cosine=X`, `top1=X` or `exact`.
+    /// Channels, neurons to remove after the lossless passes (before decomposition):
+    /// `conv`, `dense`, `ffn`.
+    pub prune: Option<Vec<String>>,
+    /// How much error decomposition (or pruning) may cost: `tol=X`, `cosine=X`, `top1=X` or `exact`.
     pub budget: Option<String>,
     /// A layer is decomposed only when its MACs fall by at least this factor.
     pub min_gain: Option<f64>,
@@ -157,6 +161,7 @@ impl Settings {
             per_tensor: pick(&self.per_tensor, &over.per_tensor),
             min_elements: pick(&self.min_elements, &over.min_elements),
             decompose: pick(&self.decompose, &over.decompose),
+            prune: pick(&self.prune, &over.prune),
             budget: pick(&self.budget, &over.budget),
             min_gain: pick(&self.min_gain, &over.min_gain),
             measure: pick(&self.measure, &over.measure),

@@ -8,6 +8,7 @@ use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, OnnxError};
 use whittle_passes::decompose::{self, ErrorBudget, Kind};
+use whittle_passes::prune;
 use whittle_passes::quant::QuantError;
 use whittle_passes::verified::VerifyError;
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassSettings, Pipeline};
@@ -27,6 +28,9 @@ pub enum Error {
     /// Decomposition failed (the model is left as the lossless passes made it).
     #[error(transparent)]
     Decompose(#[from] decompose::DecomposeError),
+    /// Pruning failed (the model is left as the lossless passes made it).
+    #[error(transparent)]
+    Prune(#[from] prune::PruneError),
     /// Calibrated quantization failed (the model is left as the lossless passes made it).
     #[error(transparent)]
     Quantize(#[from] QuantError),
@@ -58,6 +62,7 @@ pub struct Optimizer {
     pub(crate) external_data_threshold: Option<u64>,
     pub(crate) quantize: Option<Quantize>,
     pub(crate) decompose: Option<decompose::Options>,
+    pub(crate) prune: Option<prune::Options>,
     pub(crate) calibrate: Option<PathBuf>,
     /// Quantization held to this whole-model budget (layers kept float until it holds).
     pub(crate) quant_budget: Option<ErrorBudget>,
@@ -85,6 +90,7 @@ impl Optimizer {
             external_data_threshold: None,
             quantize: None,
             decompose: None,
+            prune: None,
             calibrate: None,
             quant_budget: None,
             opset: None,
@@ -94,6 +100,12 @@ impl Optimizer {
     /// Decompose layers after the lossless passes (before any quantization).
     pub fn decompose(mut self, opts: decompose::Options) -> Self {
         self.decompose = Some(opts);
+        self
+    }
+
+    /// Prune channels after the lossless passes (before decomposition and quantization).
+    pub fn prune(mut self, opts: prune::Options) -> Self {
+        self.prune = Some(opts);
         self
     }
 
@@ -134,6 +146,7 @@ impl Optimizer {
         }
         o.quantize = crate::config::quantize(settings)?;
         o.decompose = decompose_settings(settings)?;
+        o.prune = prune_settings(settings)?;
         o.quant_budget = quant_budget(settings, o.quantize.as_ref())?;
         o.calibrate = settings.calibrate.clone();
         o.lossless_pipeline()?; // unknown pass names fail here, not mid-run
@@ -310,24 +323,63 @@ fn quant_budget(
     let b = text.parse::<ErrorBudget>().map_err(Error::Config)?;
     match (b, q) {
         (ErrorBudget::Cosine(_) | ErrorBudget::Top1(_), _) => Ok(Some(b)),
-        _ if s.decompose.is_some() => Ok(None),
+        _ if s.decompose.is_some() || s.prune.is_some() => Ok(None),
         _ => Err(Error::Config(format!(
             "budget {b}: quantization takes cosine=X or top1=X"
         ))),
     }
 }
 
+/// The pruning the settings ask for, if any; errors name the bad value.
+fn prune_settings(s: &crate::config::Settings) -> Result<Option<prune::Options>, Error> {
+    let Some(names) = &s.prune else {
+        return Ok(None);
+    };
+    let kinds = names
+        .iter()
+        .map(|n| {
+            prune::Kind::parse(n).ok_or_else(|| {
+                Error::Config(format!(
+                    "prune '{n}': expected one of {}",
+                    prune::Kind::NAMES.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let defaults = prune::Options::default();
+    let budget = match &s.budget {
+        Some(b) => b.parse::<ErrorBudget>().map_err(Error::Config)?,
+        None => defaults.budget,
+    };
+    let min_gain = s.min_gain.unwrap_or(defaults.min_gain);
+    if !(min_gain.is_finite() && min_gain > 0.0) {
+        return Err(Error::Config(format!(
+            "min-gain {min_gain}: expected a positive number"
+        )));
+    }
+    Ok(Some(prune::Options {
+        kinds,
+        budget,
+        min_gain,
+    }))
+}
+
 /// The decomposition the settings ask for, if any; errors name the bad value.
 fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::Options>, Error> {
     let Some(names) = &s.decompose else {
-        if s.min_gain.is_some() || s.measure.is_some() {
+        if s.measure.is_some() {
             return Err(Error::Config(
-                "min-gain and measure apply to decompose; no decompose kind is set".into(),
+                "measure applies to decompose; no decompose kind is set".into(),
             ));
         }
-        if s.budget.is_some() && s.quantize.is_none() {
+        if s.min_gain.is_some() && s.prune.is_none() {
             return Err(Error::Config(
-                "budget applies to decompose and quantize; neither is set".into(),
+                "min-gain applies to decompose and prune; neither is set".into(),
+            ));
+        }
+        if s.budget.is_some() && s.quantize.is_none() && s.prune.is_none() {
+            return Err(Error::Config(
+                "budget applies to prune, decompose and quantize; none is set".into(),
             ));
         }
         return Ok(None);

@@ -49,6 +49,8 @@ pub struct Report {
     pub notes: Vec<(String, String)>,
     /// What decomposition did, per layer and in total (when it ran).
     pub decompose: Option<whittle_passes::decompose::DecomposeReport>,
+    /// What pruning did, when it ran.
+    pub prune: Option<whittle_passes::prune::PruneReport>,
     /// What verification of the lossless phase found and rolled back (with verify).
     pub verification: Option<Verification>,
     /// The lossy steps judged on the verification inputs (with verify and a lossy step).

@@ -116,6 +116,7 @@ impl Optimizer {
                 .collect(),
             notes: cx.journal.notes,
             decompose: data.decomposed,
+            prune: data.pruned,
             verification,
             lossy: lossy_check,
         })
@@ -133,9 +134,15 @@ impl Optimizer {
         Ok(names)
     }
 
-    /// The lossy phase's steps, in order: decomposition, then quantization.
+    /// The lossy phase's steps, in order: pruning, decomposition, then quantization.
     fn lossy_steps(&self) -> Result<Vec<Box<dyn ModelStep>>, Error> {
         let mut out: Vec<Box<dyn ModelStep>> = Vec::new();
+        if let Some(options) = &self.prune {
+            out.push(Box::new(steps::PruneStep {
+                options: options.clone(),
+                lossless: self.lossless_pipeline()?,
+            }));
+        }
         if let Some(options) = &self.decompose {
             out.push(Box::new(steps::DecomposeStep {
                 options: options.clone(),
@@ -167,7 +174,8 @@ impl Optimizer {
             .map_err(bad)?;
         let budget = self
             .quant_budget
-            .or_else(|| self.decompose.as_ref().map(|d| d.budget));
+            .or_else(|| self.decompose.as_ref().map(|d| d.budget))
+            .or_else(|| self.prune.as_ref().map(|p| p.budget));
         let held = budget.is_none_or(|b| b.holds(&score));
         if let (false, Some(b)) = (held, budget) {
             let what = format!(

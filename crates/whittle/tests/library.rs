@@ -119,7 +119,7 @@ fn calibrated_quantization_settings_are_checked() {
             "quantize = \"int8-weights\"\nbudget = \"tol=0.1\"\n",
             "cosine=X or top1=X",
         ),
-        ("budget = \"cosine=0.99\"\n", "neither is set"),
+        ("budget = \"cosine=0.99\"\n", "none is set"),
         (
             "quantize = \"int8-weights\"\ncalibration = \"entropy\"\n",
             "unknown field `calibration`",

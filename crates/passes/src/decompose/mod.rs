@@ -380,7 +380,7 @@ pub fn decompose(
 }
 
 /// The stem for names of what replaces node `n`: its name, else its first output's.
-fn base_name(g: &whittle_ir::Graph, n: whittle_ir::NodeId) -> String {
+pub(crate) fn base_name(g: &whittle_ir::Graph, n: whittle_ir::NodeId) -> String {
     let node = g.node(n);
     match (node.name(), node.output(0)) {
         (name, _) if !name.is_empty() => name.to_string(),

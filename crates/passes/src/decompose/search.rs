@@ -130,134 +130,53 @@ pub fn apply(
     Ok(m)
 }
 
-/// `--budget cosine=X` / `top1=X`: sensitivity per candidate, then the λ trade-off.
+/// `--budget cosine=X` / `top1=X`: the shared whole-model search ([`crate::allocate`])
+/// over each site's candidate ranks.
 pub fn allocate(
     model: &Model,
     sites: &[Site],
     judge: &Judge,
     budget: ErrorBudget,
 ) -> Result<Outcome, DecomposeError> {
-    let mut evaluations = 0;
-    let total: f64 = sites
+    let base: Vec<u64> = sites.iter().map(|s| s.layer.macs()).collect();
+    let candidates: Vec<Vec<u64>> = sites
         .iter()
-        .map(|s| s.layer.macs() as f64)
-        .sum::<f64>()
-        .max(1.0);
-    let options = sensitivities(model, sites, judge, budget, &mut evaluations)?;
-    let plan = |lambda: f64| -> Vec<Option<Choice>> {
-        sites
-            .iter()
-            .zip(&options)
-            .map(|(s, opts)| {
-                let keep = s.layer.macs() as f64 / total;
-                opts.iter()
-                    .map(|(c, e)| (Some(*c), c.macs as f64 / total + lambda * e))
-                    .fold((None, keep), |best, x| if x.1 < best.1 { x } else { best })
-                    .0
-            })
+        .map(|s| s.choices.iter().map(|c| c.macs).collect())
+        .collect();
+    let to_choices = |p: &[Option<usize>]| -> Vec<Option<Choice>> {
+        p.iter()
+            .zip(sites)
+            .map(|(j, s)| j.map(|j| s.choices[j]))
             .collect()
     };
-    let macs = |p: &[Option<Choice>]| -> u64 {
-        sites
-            .iter()
-            .zip(p)
-            .map(|(s, c)| c.map_or(s.layer.macs(), |c| c.macs))
-            .sum()
+    let mut score = |p: &[Option<usize>]| -> Result<_, DecomposeError> {
+        match judge.score(&apply(model, sites, &to_choices(p))?) {
+            Ok(s) => Ok(Some(s)),
+            // tract cannot run this rewrite (a tract limitation, not a bad model): it is
+            // not a candidate.
+            Err(e) => {
+                tracing::debug!("decompose plan dropped: {e}");
+                Ok(None)
+            }
+        }
     };
-    let mut best: Vec<Option<Choice>> = vec![None; sites.len()];
-    let (mut lo, mut hi) = (-4.0f64, 8.0f64); // log10 λ: lo too aggressive, hi safe
-    let first = plan(10f64.powf(lo));
-    if budget.holds(&judge.score(&apply(model, sites, &first)?)?) {
-        best = first;
-    } else {
-        for _ in 0..14 {
-            let mid = (lo + hi) / 2.0;
-            let p = plan(10f64.powf(mid));
-            evaluations += 1;
-            if budget.holds(&judge.score(&apply(model, sites, &p)?)?) {
-                if macs(&p) < macs(&best) {
-                    best = p;
-                }
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        evaluations += 1;
-    }
-    // One sweep: each layer one candidate cheaper, kept when the budget still holds.
-    for i in 0..sites.len() {
-        let current = best[i].map_or(sites[i].layer.macs(), |c| c.macs);
-        let mut cheaper: Vec<&(Choice, f64)> = options[i]
-            .iter()
-            .filter(|(c, _)| c.macs < current)
-            .collect();
-        cheaper.sort_by_key(|(c, _)| std::cmp::Reverse(c.macs));
-        if let Some((c, _)) = cheaper.first() {
-            let mut p = best.clone();
-            p[i] = Some(*c);
-            evaluations += 1;
-            if budget.holds(&judge.score(&apply(model, sites, &p)?)?) {
-                best = p;
-            }
-        }
-    }
-    let why = reasons(sites, &best, &options, budget);
-    Ok(Outcome::new(best, why, evaluations))
-}
-
-/// Sensitivity: each candidate of each site alone, scored on the whole model; the
-/// candidates that keep the budget alone, with their relative output error.
-fn sensitivities(
-    model: &Model,
-    sites: &[Site],
-    judge: &Judge,
-    budget: ErrorBudget,
-    evaluations: &mut usize,
-) -> Result<Vec<Vec<(Choice, f64)>>, DecomposeError> {
-    let mut options = Vec::new();
-    for (i, s) in sites.iter().enumerate() {
-        let mut kept = Vec::new();
-        for c in &s.choices {
-            let mut choices = vec![None; sites.len()];
-            choices[i] = Some(*c);
-            let score = match judge.score(&apply(model, sites, &choices)?) {
-                Ok(score) => score,
-                // tract cannot run this rewrite (a tract limitation, not a bad model):
-                // it is not a candidate.
-                Err(e) => {
-                    tracing::debug!("{}: rank {} dropped: {e}", s.layer.site, c.rank);
-                    continue;
-                }
-            };
-            *evaluations += 1;
-            if budget.holds(&score) {
-                kept.push((*c, score.rel_err));
-            }
-        }
-        options.push(kept);
-    }
-    Ok(options)
-}
-
-/// Why each site got what it got, for the report.
-fn reasons(
-    sites: &[Site],
-    best: &[Option<Choice>],
-    options: &[Vec<(Choice, f64)>],
-    budget: ErrorBudget,
-) -> Vec<String> {
-    sites
+    let plan = crate::allocate::allocate(&base, &candidates, budget, &mut score)?;
+    let why = sites
         .iter()
-        .zip(best)
-        .zip(options)
-        .map(
-            |((s, c), o)| match (c, s.choices.is_empty(), o.is_empty()) {
-                (Some(_), _, _) => format!("chosen for budget {budget}"),
-                (None, true, _) => s.no_choice_reason(),
-                (None, false, true) => format!("every paying rank alone breaks {budget}"),
-                (None, false, false) => format!("kept to meet {budget} with the other layers"),
-            },
-        )
-        .collect()
+        .zip(&plan.choices)
+        .zip(&plan.feasible)
+        .map(|((s, c), f)| {
+            let none = if s.choices.is_empty() {
+                s.no_choice_reason()
+            } else {
+                String::new()
+            };
+            crate::allocate::reason(c.is_some(), !s.choices.is_empty(), f, budget, &none, "rank")
+        })
+        .collect();
+    Ok(Outcome::new(
+        to_choices(&plan.choices),
+        why,
+        plan.evaluations,
+    ))
 }

@@ -23,6 +23,8 @@ pub(crate) struct StepData {
     pub(crate) calibrate: Option<PathBuf>,
     /// What decomposition did, for the report.
     pub(crate) decomposed: Option<DecomposeReport>,
+    /// What pruning did, for the report.
+    pub(crate) pruned: Option<whittle_passes::prune::PruneReport>,
 }
 
 impl StepData {

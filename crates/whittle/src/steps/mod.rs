@@ -6,10 +6,12 @@
 mod data;
 mod decompose;
 pub(crate) mod prepare;
+mod prune;
 mod quantize;
 
 pub(crate) use data::StepData;
 pub(crate) use decompose::DecomposeStep;
+pub(crate) use prune::PruneStep;
 pub(crate) use quantize::QuantizeStep;
 
 use crate::optimizer::Error;

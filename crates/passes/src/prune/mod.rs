@@ -1,0 +1,212 @@
+//! Structured pruning (`whittle optimize --prune conv,dense,ffn --budget ...`): whole
+//! output channels of a layer — Conv filters, dense neurons, transformer FFN neurons —
+//! are removed together with the matching input channels of the layer that reads them,
+//! and that layer is refit by least squares on the data so its outputs stay as close as
+//! they can. The layers left are dense and simply smaller, so every runtime gets faster.
+//! Lossy and opt-in.
+//!
+//! Steps: find the groups ([`group`], through the per-channel [`region`]), gather the
+//! consumers' input statistics (shared with decomposition), rank channels and refit per
+//! candidate size ([`select`]), choose a size per group against the budget (the search
+//! decomposition uses, [`crate::allocate`]), rewrite ([`emit`]) and report.
+
+pub mod emit;
+pub mod group;
+pub mod region;
+pub mod select;
+
+use crate::budget::ErrorBudget;
+use crate::decompose::layer::{self, Layer};
+use crate::decompose::{Data, DecomposeError, stats};
+use crate::pass::{Grant, PassCx};
+use group::Group;
+use select::{ConsumerFit, Refitted};
+use thiserror::Error;
+use whittle_eval::{EvalError, Score};
+use whittle_ir::{IrError, Model};
+
+/// What is pruned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Conv output channels (filters).
+    Conv,
+    /// Neurons of a dense layer on 2-D activations (Gemm, MatMul).
+    Dense,
+    /// Transformer FFN neurons: a MatMul on 3-D (or higher) activations.
+    Ffn,
+}
+
+impl Kind {
+    /// The names `--prune` accepts.
+    pub const NAMES: &'static [&'static str] = &["conv", "dense", "ffn"];
+
+    /// Parses one `--prune` name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "conv" => Some(Kind::Conv),
+            "dense" => Some(Kind::Dense),
+            "ffn" => Some(Kind::Ffn),
+            _ => None,
+        }
+    }
+
+    /// The name users type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Conv => "conv",
+            Kind::Dense => "dense",
+            Kind::Ffn => "ffn",
+        }
+    }
+
+    /// The rule name in logs and `--exclude rule:NAME`.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Kind::Conv => "prune-conv",
+            Kind::Dense => "prune-dense",
+            Kind::Ffn => "prune-ffn",
+        }
+    }
+}
+
+/// What to prune and how far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    pub kinds: Vec<Kind>,
+    pub budget: ErrorBudget,
+    /// A group is pruned only when its MACs fall by at least this factor.
+    pub min_gain: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            kinds: vec![Kind::Conv, Kind::Dense, Kind::Ffn],
+            budget: ErrorBudget::Tol(0.1),
+            min_gain: 1.1,
+        }
+    }
+}
+
+/// Why pruning failed (the model is left as it was).
+#[derive(Debug, Error)]
+pub enum PruneError {
+    #[error("prune: {0}")]
+    Eval(#[from] EvalError),
+    #[error("prune: {0}")]
+    Ir(#[from] IrError),
+    #[error("{0}")]
+    Stats(#[from] DecomposeError),
+    #[error("prune: {0}")]
+    Data(String),
+}
+
+/// One candidate size of a group.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub refit: Refitted,
+    /// MACs per sample and weight elements of producer + consumer after.
+    pub macs: u64,
+    pub params: u64,
+}
+
+/// A group with its refit consumer per candidate size.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub group: Group,
+    pub candidates: Vec<Candidate>,
+    pub macs: u64,
+    pub params: u64,
+    /// Why there is no candidate (when there is none).
+    pub none: String,
+}
+
+/// What happened to one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupReport {
+    pub site: String,
+    pub consumer: String,
+    pub kind: Option<Kind>,
+    pub kept: usize,
+    pub total: usize,
+    pub macs_before: u64,
+    pub macs_after: u64,
+    pub params_before: u64,
+    pub params_after: u64,
+    /// Predicted relative output error of the consumer after its refit.
+    pub error: f64,
+    pub why: String,
+}
+
+/// What a pruning did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PruneReport {
+    pub budget: ErrorBudget,
+    pub data: String,
+    pub groups: Vec<GroupReport>,
+    /// Conv/MatMul/Gemm MACs per sample of the whole model, before and after.
+    pub macs_before: u64,
+    pub macs_after: u64,
+    pub score: Option<Score>,
+    pub evaluations: usize,
+}
+
+mod report;
+mod run;
+pub use run::prune;
+
+/// The layer list the groups index into.
+pub(crate) fn layers_of(model: &Model, cx: &PassCx) -> Vec<Layer> {
+    layer::find(&model.graph, cx)
+}
+
+/// Candidate channel counts for `c` channels: a ladder of fractions, rounded to a
+/// multiple of 8 (4 below 64 channels) so runtimes keep their vector widths, plus the
+/// count of channels that carry anything (`live`).
+pub fn candidate_sizes(c: usize, live: usize) -> Vec<usize> {
+    let align = if c >= 64 {
+        8
+    } else if c >= 16 {
+        4
+    } else {
+        1
+    };
+    let mut out: Vec<usize> = [15, 14, 12, 10, 8, 6, 4, 3, 2]
+        .iter()
+        .map(|f| (c * f / 16 / align * align).max(1))
+        .chain(std::iter::once(live.max(1)))
+        .filter(|k| *k < c)
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
+    out
+}
+
+fn grant(cx: &mut PassCx, kind: Kind, site: &str) -> bool {
+    matches!(cx.grant("prune", kind.rule(), site), Grant::Yes)
+}
+
+/// Statistics of the consumers' inputs (geometry of every layer set on the way).
+fn gather(
+    model: &Model,
+    layers: &mut [Layer],
+    data: &Data,
+) -> Result<Vec<stats::LayerStats>, PruneError> {
+    Ok(stats::gather(model, layers, &data.sets, true)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_aligned_and_below_the_count() {
+        assert_eq!(
+            candidate_sizes(256, 256),
+            vec![240, 224, 192, 160, 128, 96, 64, 48, 32]
+        );
+        assert_eq!(candidate_sizes(16, 10), vec![12, 10, 8, 4, 1]);
+        assert_eq!(candidate_sizes(3, 3), vec![2, 1]);
+        assert!(candidate_sizes(1, 1).is_empty());
+    }
+}

@@ -1,0 +1,55 @@
+//! The pruning report as lines for the notes and the terminal.
+
+use super::PruneReport;
+
+impl PruneReport {
+    /// One line per group (and per layer left alone) and a total.
+    pub fn lines(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let text = match g.kind {
+                    Some(k) if g.kept < g.total => format!(
+                        "prune {} {}/{} kept (into {}): error {:.2e}, MACs {} -> {} ({:.2}x), params {} -> {}",
+                        k.name(),
+                        g.kept,
+                        g.total,
+                        g.consumer,
+                        g.error,
+                        g.macs_before,
+                        g.macs_after,
+                        g.macs_before as f64 / g.macs_after.max(1) as f64,
+                        g.params_before,
+                        g.params_after
+                    ),
+                    Some(k) => format!("prune {}: kept {}/{} ({})", k.name(), g.total, g.total, g.why),
+                    None => format!("prune: left alone ({})", g.why),
+                };
+                (g.site.clone(), text)
+            })
+            .collect();
+        let score = self
+            .score
+            .as_ref()
+            .map(|s| {
+                format!(
+                    "; outputs vs original: cosine {:.6}, top-1 agreement {:.4} ({:.4} with half the margin kept)",
+                    s.cosine, s.top1, s.stable
+                )
+            })
+            .unwrap_or_default();
+        out.push((
+            "(prune total)".into(),
+            format!(
+                "budget {}: conv/dense MACs per sample {} -> {} ({:.2}x) on {}{score}",
+                self.budget,
+                self.macs_before,
+                self.macs_after,
+                self.macs_before as f64 / self.macs_after.max(1) as f64,
+                self.data
+            ),
+        ));
+        out
+    }
+}

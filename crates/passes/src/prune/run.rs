@@ -1,0 +1,287 @@
+//! The pruning step: groups → statistics → candidates → plan → rewrite → report.
+
+use super::emit;
+use super::group::{self, Group, LeftAlone};
+use super::{
+    Candidate, ConsumerFit, GroupReport, Options, PruneError, PruneReport, Site, candidate_sizes,
+    gather, grant, layers_of,
+};
+use crate::allocate::{self, Choices};
+use crate::budget::ErrorBudget;
+use crate::decompose::layer::Layer;
+use crate::decompose::{Data, stats::LayerStats};
+use crate::pass::PassCx;
+use whittle_eval::Judge;
+use whittle_ir::Model;
+
+/// Largest consumer input (features) whose covariance is gathered and solved.
+const MAX_FEATURES: usize = 4096;
+
+/// Prunes `model` in place as `opts` says, judged on `data`; returns what it did.
+pub fn prune(
+    model: &mut Model,
+    opts: &Options,
+    data: &Data,
+    cx: &mut PassCx,
+) -> Result<PruneReport, PruneError> {
+    if data.sets.is_empty() {
+        return Err(PruneError::Data("no input data to run the model on".into()));
+    }
+    let mut layers = layers_of(model, cx);
+    let (groups, alone) = group::find(&model.graph, &layers, &opts.kinds, cx);
+    let stats = if groups.is_empty() {
+        Vec::new()
+    } else {
+        gather(model, &mut layers, data)?
+    };
+    let sites: Vec<Site> = groups
+        .into_iter()
+        .map(|g| site(model, &layers, &stats, g, opts))
+        .collect::<Result<_, _>>()?;
+    let judge = Judge::new(model, &data.sets)?;
+    let (choices, why, evaluations) = plan(model, &layers, &sites, &judge, opts.budget)?;
+    let mut granted: Choices = vec![None; sites.len()];
+    for (i, s) in sites.iter().enumerate() {
+        let l = &layers[s.group.producer];
+        if choices[i].is_some() && grant(cx, s.group.kind, &l.site) {
+            granted[i] = choices[i];
+        }
+    }
+    let pruned = apply(model, &layers, &sites, &granted)?;
+    let score = if granted.iter().any(Option::is_some) {
+        Some(judge.score(&pruned)?)
+    } else {
+        None
+    };
+    let report = PruneReport {
+        budget: opts.budget,
+        data: data.source.clone(),
+        groups: reports(&layers, &sites, &granted, &why, &alone),
+        macs_before: total_macs(&layers, &sites, &vec![None; sites.len()]),
+        macs_after: total_macs(&layers, &sites, &granted),
+        score,
+        evaluations,
+    };
+    *model = pruned;
+    cx.journal.notes.extend(report.lines());
+    Ok(report)
+}
+
+/// Ranks the group's channels on the consumer's statistics and refits per size.
+fn site(
+    model: &Model,
+    layers: &[Layer],
+    stats: &[LayerStats],
+    group: Group,
+    opts: &Options,
+) -> Result<Site, PruneError> {
+    let (p, c) = (&layers[group.producer], &layers[group.consumer]);
+    let (macs, params) = (p.macs() + c.macs(), p.params() + c.params());
+    let mut s = Site {
+        candidates: Vec::new(),
+        macs,
+        params,
+        none: String::new(),
+        group,
+    };
+    let n = s.group.channels * s.group.span;
+    let moments = match &c.shape {
+        crate::decompose::layer::Shape::Conv(_) => stats[s.group.consumer].full.as_ref(),
+        crate::decompose::layer::Shape::Dense(_) => stats[s.group.consumer].moments.first(),
+    };
+    let Some(m) = moments.filter(|m| m.sum.len() == n && n <= MAX_FEATURES && m.count > 0) else {
+        s.none = format!(
+            "consumer '{}' too wide (or not reached) for its statistics",
+            c.site
+        );
+        return Ok(s);
+    };
+    let fit = ConsumerFit::new(emit::consumer_matrix(&model.graph, c)?, m, s.group.span);
+    let live = live_channels(&fit);
+    let ch = s.group.channels as u64;
+    for k in candidate_sizes(s.group.channels, live) {
+        let cm = macs * k as u64 / ch;
+        if (macs as f64) < opts.min_gain * cm as f64 {
+            continue;
+        }
+        let Some(refit) = fit.refit(&fit.keep(k)) else {
+            continue;
+        };
+        s.candidates.push(Candidate {
+            refit,
+            macs: cm,
+            params: params * k as u64 / ch,
+        });
+    }
+    if s.candidates.is_empty() {
+        s.none = "no size pays (MACs would not fall by --min-gain)".into();
+    }
+    Ok(s)
+}
+
+/// Channels whose contribution to the consumer's output varies at all.
+fn live_channels(fit: &ConsumerFit) -> usize {
+    let span = fit.span;
+    let total = fit
+        .sigma
+        .diagonal()
+        .iter()
+        .map(|x| x.abs())
+        .sum::<f64>()
+        .max(1e-300);
+    (0..fit.w.ncols() / span.max(1))
+        .filter(|c| (c * span..(c + 1) * span).any(|i| fit.sigma[(i, i)].abs() > 1e-12 * total))
+        .count()
+}
+
+/// The size per group the budget allows, why, and how many evaluations it took.
+fn plan(
+    model: &Model,
+    layers: &[Layer],
+    sites: &[Site],
+    judge: &Judge,
+    budget: ErrorBudget,
+) -> Result<(Choices, Vec<String>, usize), PruneError> {
+    let within = |tol: f64| -> Choices {
+        sites
+            .iter()
+            .map(|s| {
+                (0..s.candidates.len())
+                    .filter(|j| s.candidates[*j].refit.error <= tol)
+                    .min_by_key(|j| s.candidates[*j].macs)
+            })
+            .collect()
+    };
+    let (choices, feasible, evaluations) = match budget {
+        ErrorBudget::Exact => (within(1e-6), Vec::new(), 0),
+        ErrorBudget::Tol(t) => (within(t), Vec::new(), 0),
+        ErrorBudget::Cosine(_) | ErrorBudget::Top1(_) => {
+            let base: Vec<u64> = sites.iter().map(|s| s.macs).collect();
+            let cands: Vec<Vec<u64>> = sites
+                .iter()
+                .map(|s| s.candidates.iter().map(|c| c.macs).collect())
+                .collect();
+            let mut score = |p: &[Option<usize>]| -> Result<_, PruneError> {
+                match judge.score(&apply(model, layers, sites, p)?) {
+                    Ok(s) => Ok(Some(s)),
+                    Err(e) => {
+                        tracing::debug!("prune plan dropped: {e}");
+                        Ok(None)
+                    }
+                }
+            };
+            let p = allocate::allocate(&base, &cands, budget, &mut score)?;
+            (p.choices, p.feasible, p.evaluations)
+        }
+    };
+    let why = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match (&feasible.get(i), choices[i]) {
+            (Some(f), c) => allocate::reason(
+                c.is_some(),
+                !s.candidates.is_empty(),
+                f,
+                budget,
+                &s.none,
+                "size",
+            ),
+            (None, Some(_)) => format!("smallest size within {budget}"),
+            (None, None) if s.candidates.is_empty() => s.none.clone(),
+            (None, None) => format!("every paying size errs more than {budget}"),
+        })
+        .collect();
+    Ok((choices, why, evaluations))
+}
+
+/// `model` with plan `p` applied: every refit consumer first (they rewrite input
+/// columns), then every producer (they keep output rows), so a layer that is both keeps
+/// both edits.
+fn apply(
+    model: &Model,
+    layers: &[Layer],
+    sites: &[Site],
+    p: &[Option<usize>],
+) -> Result<Model, PruneError> {
+    let mut m = model.clone();
+    for (s, j) in sites.iter().zip(p) {
+        if let Some(j) = j {
+            let c = &s.candidates[*j];
+            emit::consumer(&mut m.graph, &layers[s.group.consumer], &s.group, &c.refit)?;
+        }
+    }
+    for (s, j) in sites.iter().zip(p) {
+        if let Some(j) = j {
+            let c = &s.candidates[*j];
+            emit::producer(
+                &mut m.graph,
+                &layers[s.group.producer],
+                &s.group,
+                &c.refit.kept,
+            )?;
+        }
+    }
+    Ok(m)
+}
+
+/// MACs per sample of every layer with plan `p` applied: a layer shrinks with the share
+/// of output channels its group keeps and with the share of input channels it reads.
+fn total_macs(layers: &[Layer], sites: &[Site], p: &[Option<usize>]) -> u64 {
+    let mut share = vec![1.0f64; layers.len()];
+    for (s, j) in sites.iter().zip(p) {
+        if let Some(j) = j {
+            let f = s.candidates[*j].refit.kept.len() as f64 / s.group.channels as f64;
+            share[s.group.producer] *= f;
+            share[s.group.consumer] *= f;
+        }
+    }
+    layers
+        .iter()
+        .zip(&share)
+        .map(|(l, f)| (l.macs() as f64 * f).round() as u64)
+        .sum()
+}
+
+fn reports(
+    layers: &[Layer],
+    sites: &[Site],
+    p: &[Option<usize>],
+    why: &[String],
+    alone: &[LeftAlone],
+) -> Vec<GroupReport> {
+    let mut out: Vec<GroupReport> = sites
+        .iter()
+        .zip(p)
+        .zip(why)
+        .map(|((s, j), why)| {
+            let c = j.map(|j| &s.candidates[j]);
+            GroupReport {
+                site: layers[s.group.producer].site.clone(),
+                consumer: layers[s.group.consumer].site.clone(),
+                kind: Some(s.group.kind),
+                kept: c.map_or(s.group.channels, |c| c.refit.kept.len()),
+                total: s.group.channels,
+                macs_before: s.macs,
+                macs_after: c.map_or(s.macs, |c| c.macs),
+                params_before: s.params,
+                params_after: c.map_or(s.params, |c| c.params),
+                error: c.map_or(0.0, |c| c.refit.error),
+                why: why.clone(),
+            }
+        })
+        .collect();
+    out.extend(alone.iter().map(|a| GroupReport {
+        site: a.site.clone(),
+        consumer: String::new(),
+        kind: None,
+        kept: 0,
+        total: 0,
+        macs_before: 0,
+        macs_after: 0,
+        params_before: 0,
+        params_after: 0,
+        error: 0.0,
+        why: a.why.clone(),
+    }));
+    out
+}
