@@ -15,8 +15,28 @@ use whittle_eval::Score;
 pub type Choices = Vec<Option<usize>>;
 
 /// Builds the model a plan describes and scores it against the original (`Ok(None)`:
-/// the runtime cannot run it).
-pub type Scorer<'a, E> = dyn FnMut(&[Option<usize>]) -> Result<Option<Score>, E> + 'a;
+/// the runtime cannot run it). The flag says the score is a sensitivity probe, which a
+/// caller may measure on part of the data.
+pub type Scorer<'a, E> = dyn FnMut(&[Option<usize>], Probe) -> Result<Option<Score>, E> + 'a;
+
+/// What a score is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// One candidate alone (many of these: a subset of the data may do).
+    Sensitivity,
+    /// A whole plan that must meet the budget (all the data).
+    Plan,
+}
+
+/// How the candidates of a site relate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Any order: every candidate is measured.
+    Any,
+    /// Listed from least to most aggressive with error growing along the list: once one
+    /// breaks the budget alone, the rest are not measured.
+    Monotone,
+}
 
 /// What the search chose and what it measured on the way.
 #[derive(Clone, Debug)]
@@ -36,12 +56,13 @@ pub struct Plan {
 pub fn allocate<E>(
     base: &[u64],
     candidates: &[Vec<u64>],
+    order: Order,
     budget: ErrorBudget,
     score: &mut Scorer<'_, E>,
 ) -> Result<Plan, E> {
     let mut evaluations = 0;
     let total = (base.iter().sum::<u64>() as f64).max(1.0);
-    let feasible = sensitivities(candidates, budget, score, &mut evaluations)?;
+    let feasible = sensitivities(candidates, order, budget, score, &mut evaluations)?;
     let plan = |lambda: f64| -> Choices {
         feasible
             .iter()
@@ -65,7 +86,7 @@ pub fn allocate<E>(
     };
     let mut holds = |p: &[Option<usize>], evaluations: &mut usize| -> Result<bool, E> {
         *evaluations += 1;
-        Ok(score(p)?.is_some_and(|s| budget.holds(&s)))
+        Ok(score(p, Probe::Plan)?.is_some_and(|s| budget.holds(&s)))
     };
     let mut best: Choices = vec![None; base.len()];
     let (mut lo, mut hi) = (-4.0f64, 8.0f64); // log10 λ: lo too aggressive, hi safe
@@ -112,6 +133,7 @@ pub fn allocate<E>(
 /// budget, with their relative output error.
 fn sensitivities<E>(
     candidates: &[Vec<u64>],
+    order: Order,
     budget: ErrorBudget,
     score: &mut Scorer<'_, E>,
     evaluations: &mut usize,
@@ -122,10 +144,14 @@ fn sensitivities<E>(
         for j in 0..cands.len() {
             let mut p = vec![None; candidates.len()];
             p[i] = Some(j);
-            let Some(s) = score(&p)? else { continue };
+            let Some(s) = score(&p, Probe::Sensitivity)? else {
+                continue;
+            };
             *evaluations += 1;
             if budget.holds(&s) {
                 kept.push((j, s.rel_err));
+            } else if order == Order::Monotone {
+                break;
             }
         }
         out.push(kept);
@@ -171,7 +197,7 @@ mod tests {
         let base = [100u64, 100];
         let cands = vec![vec![50u64, 20], vec![60u64, 10]];
         let err = [[0.001, 0.004], [0.002, 0.02]];
-        let mut f = |p: &[Option<usize>]| -> Result<Option<Score>, ()> {
+        let mut f = |p: &[Option<usize>], _: Probe| -> Result<Option<Score>, ()> {
             let e: f64 = p
                 .iter()
                 .enumerate()
@@ -179,23 +205,65 @@ mod tests {
                 .sum();
             Ok(Some(score(1.0 - e)))
         };
-        let plan = allocate(&base, &cands, ErrorBudget::Cosine(0.994), &mut f).unwrap();
+        let plan = allocate(
+            &base,
+            &cands,
+            Order::Any,
+            ErrorBudget::Cosine(0.994),
+            &mut f,
+        )
+        .unwrap();
         // Alone, site 1's second candidate (0.02) breaks the budget: not feasible.
         assert_eq!(plan.feasible[1].len(), 1);
         // Best plan within 0.006: site 0 at 20 (0.004) + site 1 at 60 (0.002) = 80.
         assert_eq!(plan.choices, vec![Some(1), Some(0)]);
     }
 
+    /// Monotone candidates: after the first that breaks the budget alone, the more
+    /// aggressive ones are not measured.
+    #[test]
+    fn monotone_candidates_stop_at_the_first_failure() {
+        let mut probes = 0;
+        let mut f = |p: &[Option<usize>], probe: Probe| -> Result<Option<Score>, ()> {
+            if probe == Probe::Sensitivity {
+                probes += 1;
+            }
+            Ok(Some(score(
+                1.0 - 0.01 * p[0].map_or(0.0, |j| j as f64 + 1.0),
+            )))
+        };
+        let cands = vec![vec![90u64, 80, 70, 60, 50]];
+        let plan = allocate(
+            &[100],
+            &cands,
+            Order::Monotone,
+            ErrorBudget::Cosine(0.975),
+            &mut f,
+        );
+        assert_eq!(plan.unwrap().choices, vec![Some(1)]);
+        assert_eq!(
+            probes, 3,
+            "candidates 0, 1 hold; 2 breaks; 3 and 4 are skipped"
+        );
+    }
+
     #[test]
     fn a_plan_the_runtime_cannot_run_breaks_the_budget() {
-        let mut f = |p: &[Option<usize>]| -> Result<Option<Score>, ()> {
+        let mut f = |p: &[Option<usize>], _: Probe| -> Result<Option<Score>, ()> {
             Ok(if p[0] == Some(0) {
                 None
             } else {
                 Some(score(1.0))
             })
         };
-        let plan = allocate(&[10], &[vec![5]], ErrorBudget::Cosine(0.9), &mut f).unwrap();
+        let plan = allocate(
+            &[10],
+            &[vec![5]],
+            Order::Any,
+            ErrorBudget::Cosine(0.9),
+            &mut f,
+        );
+        let plan = plan.unwrap();
         assert_eq!(plan.choices, vec![None]);
         assert!(plan.feasible[0].is_empty());
     }

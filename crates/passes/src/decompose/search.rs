@@ -149,7 +149,7 @@ pub fn allocate(
             .map(|(j, s)| j.map(|j| s.choices[j]))
             .collect()
     };
-    let mut score = |p: &[Option<usize>]| -> Result<_, DecomposeError> {
+    let mut score = |p: &[Option<usize>], _| -> Result<_, DecomposeError> {
         match judge.score(&apply(model, sites, &to_choices(p))?) {
             Ok(s) => Ok(Some(s)),
             // tract cannot run this rewrite (a tract limitation, not a bad model): it is
@@ -160,7 +160,8 @@ pub fn allocate(
             }
         }
     };
-    let plan = crate::allocate::allocate(&base, &candidates, budget, &mut score)?;
+    let order = crate::allocate::Order::Any;
+    let plan = crate::allocate::allocate(&base, &candidates, order, budget, &mut score)?;
     let why = sites
         .iter()
         .zip(&plan.choices)

@@ -5,6 +5,7 @@ mod batchnorm;
 mod chains;
 mod conv_affine;
 mod conv_bn;
+mod conv_input_scale;
 mod gelu;
 mod gemm;
 mod gemm_bn;
@@ -20,6 +21,7 @@ pub use activation::{LogSoftmax, WhereNot};
 pub use chains::{FlattenChain, Idempotent, SliceChain, SqueezeChain, TransposeIntoGemm};
 pub use conv_affine::ConvAffine;
 pub use conv_bn::ConvBatchNorm;
+pub use conv_input_scale::ConvInputScale;
 pub use gelu::GeluErf;
 pub use gemm::MatMulAddToGemm;
 pub use gemm_bn::GemmBatchNorm;
@@ -54,5 +56,6 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(WhereNot),
         Box::new(GeluErf),
         Box::new(LayerNormPattern),
+        Box::new(ConvInputScale),
     ]
 }

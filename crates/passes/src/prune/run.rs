@@ -6,13 +6,17 @@ use super::{
     Candidate, ConsumerFit, GroupReport, Options, PruneError, PruneReport, Site, candidate_sizes,
     gather, grant, layers_of,
 };
-use crate::allocate::{self, Choices};
+use crate::allocate::{self, Choices, Order, Probe};
 use crate::budget::ErrorBudget;
 use crate::decompose::layer::Layer;
 use crate::decompose::{Data, stats::LayerStats};
 use crate::pass::PassCx;
 use whittle_eval::Judge;
 use whittle_ir::Model;
+
+/// Input sets the sensitivity of each candidate is measured on (the plans that must meet
+/// the budget run on all of them).
+const SENSITIVITY_SETS: usize = 8;
 
 /// Largest consumer input (features) whose covariance is gathered and solved.
 const MAX_FEATURES: usize = 4096;
@@ -39,7 +43,7 @@ pub fn prune(
         .map(|g| site(model, &layers, &stats, g, opts))
         .collect::<Result<_, _>>()?;
     let judge = Judge::new(model, &data.sets)?;
-    let (choices, why, evaluations) = plan(model, &layers, &sites, &judge, opts.budget)?;
+    let (choices, why, evaluations) = plan(model, &layers, &sites, (&judge, data), opts.budget)?;
     let mut granted: Choices = vec![None; sites.len()];
     for (i, s) in sites.iter().enumerate() {
         let l = &layers[s.group.producer];
@@ -139,7 +143,7 @@ fn plan(
     model: &Model,
     layers: &[Layer],
     sites: &[Site],
-    judge: &Judge,
+    (judge, data): (&Judge, &Data),
     budget: ErrorBudget,
 ) -> Result<(Choices, Vec<String>, usize), PruneError> {
     let within = |tol: f64| -> Choices {
@@ -156,12 +160,21 @@ fn plan(
         ErrorBudget::Exact => (within(1e-6), Vec::new(), 0),
         ErrorBudget::Tol(t) => (within(t), Vec::new(), 0),
         ErrorBudget::Cosine(_) | ErrorBudget::Top1(_) => {
+            // Sensitivities (many runs) on the first sets only; plans on all of them.
+            let quick = match data.sets.len() > SENSITIVITY_SETS {
+                true => Some(Judge::new(model, &data.sets[..SENSITIVITY_SETS])?),
+                false => None,
+            };
             let base: Vec<u64> = sites.iter().map(|s| s.macs).collect();
             let cands: Vec<Vec<u64>> = sites
                 .iter()
                 .map(|s| s.candidates.iter().map(|c| c.macs).collect())
                 .collect();
-            let mut score = |p: &[Option<usize>]| -> Result<_, PruneError> {
+            let mut score = |p: &[Option<usize>], probe| -> Result<_, PruneError> {
+                let judge = match probe {
+                    Probe::Sensitivity => quick.as_ref().unwrap_or(judge),
+                    Probe::Plan => judge,
+                };
                 match judge.score(&apply(model, layers, sites, p)?) {
                     Ok(s) => Ok(Some(s)),
                     Err(e) => {
@@ -170,7 +183,7 @@ fn plan(
                     }
                 }
             };
-            let p = allocate::allocate(&base, &cands, budget, &mut score)?;
+            let p = allocate::allocate(&base, &cands, Order::Monotone, budget, &mut score)?;
             (p.choices, p.feasible, p.evaluations)
         }
     };
