@@ -119,12 +119,12 @@ impl Moments {
     /// Adds the rows of `batch` (rows × n), each one observation.
     pub fn add_rows(&mut self, batch: &DMatrix<f64>) {
         self.count += batch.nrows() as u64;
-        for r in 0..batch.nrows() {
-            for c in 0..batch.ncols() {
-                self.sum[c] += batch[(r, c)];
-            }
+        // Column by column: the storage order (this runs per layer, per sample).
+        for (c, col) in batch.column_iter().enumerate() {
+            self.sum[c] += col.sum();
         }
-        self.outer.gemm_tr(1.0, batch, batch, 1.0);
+        // gemm (matrixmultiply) on an explicit transpose: gemm_tr is a plain loop.
+        self.outer.gemm(1.0, &batch.transpose(), batch, 1.0);
     }
 
     /// The mean vector.

@@ -137,7 +137,9 @@ impl Rule for SqueezeChain {
 
 /// Slice(Slice(x, s1, e1, a1, p1), s2, e2, a2, p2) on disjoint axes = one Slice with the
 /// lists joined. Guards: opset ≥ 10 (slices as inputs), every list a constant, axes given
-/// and disjoint after normalising, the inner result feeds only the outer Slice.
+/// and disjoint after normalising; every reader of the inner result is such a Slice (each
+/// is merged in turn, the inner Slice goes with the last: YOLOX's Focus slices one input
+/// four ways), and the inner result is not an output.
 pub struct SliceChain;
 
 /// (starts, ends, axes, steps) of a Slice, all constant, axes normalised.
@@ -171,16 +173,20 @@ impl Rule for SliceChain {
         }
         let t = outer.input(0)?;
         let inner = producer_op(g, t, "Slice")?;
-        if !single_use(g, t) {
-            return None;
-        }
         let x = g.node(inner).input(0)?;
         let r = dims(g, x)?.len() as i64;
         let a = slice_lists(g, inner, r)?;
-        let b = slice_lists(g, n, r)?;
-        if a[2].iter().any(|ax| b[2].contains(ax)) {
+        // Every reader of the inner result must merge, or the inner Slice stays and the
+        // merge would add work: each reader a Slice (input 0) on other axes.
+        let merges = |m: NodeId| {
+            is_op(g.node(m), "Slice")
+                && g.node(m).input(0) == Some(t)
+                && slice_lists(g, m, r).is_some_and(|b| !a[2].iter().any(|ax| b[2].contains(ax)))
+        };
+        if g.is_output(t) || !g.value(t).uses().iter().all(|u| merges(u.node)) {
             return None;
         }
+        let b = slice_lists(g, n, r)?;
         let joined: Vec<Vec<i64>> = (0..4)
             .map(|k| [a[k].clone(), b[k].clone()].concat())
             .collect();
@@ -204,7 +210,9 @@ impl Rule for SliceChain {
                 let v = g.add_initializer(names[k], t);
                 g.set_input(n, k + 1, Some(v));
             }
-            g.remove_node(inner);
+            if g.value(t).uses().is_empty() {
+                g.remove_node(inner); // the last reader merged
+            }
             Ok(())
         }))
     }

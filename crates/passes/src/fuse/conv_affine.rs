@@ -1,4 +1,5 @@
-//! A per-channel `Add` or `Mul` after a `Conv` folds into its bias or weights.
+//! A per-channel `Add` or `Mul` after a `Conv` folds into its bias or weights (an `Add`
+//! after a `ConvTranspose` into its bias).
 
 use crate::edit::{bypass, drop_if_unused};
 use crate::guard::{constant, dims, is_op, single_use};
@@ -7,7 +8,8 @@ use whittle_ir::{DataType, Graph, NodeId, Tensor, ValueId};
 
 /// y = Add(Conv(x, W, b), c) → Conv(x, W, b + c) and y = Mul(Conv(x, W, b), s) →
 /// Conv(x, W·s, b·s), for constants c, s holding one value per output channel (or one
-/// value in all), broadcast along the channel axis only.
+/// value in all), broadcast along the channel axis only; Add(ConvTranspose(x, W, b), c)
+/// → ConvTranspose(x, W, b + c) likewise.
 ///
 /// Guards: the Conv result feeds only the Add/Mul and is not an output; W and b are f32
 /// constants read by this Conv alone; the constant is f32, its rank is at most the
@@ -57,15 +59,22 @@ impl Rule for ConvAffine {
         };
         let (conv_id, _) = g.value(conv_out).producer()?;
         let conv = g.node(conv_id);
-        if !is_op(conv, "Conv") || !single_use(g, conv_out) {
+        // ConvTranspose takes the Add only (its weight is [Cin, Cout/group, ...]).
+        let transposed = is_op(conv, "ConvTranspose") && is_add;
+        if !(is_op(conv, "Conv") || transposed) || !single_use(g, conv_out) {
             return None;
         }
         let wv = conv.input(1)?;
         let w = constant(g, Some(wv))?;
-        if w.dtype() != DataType::Float || g.value(wv).uses().len() != 1 || w.dims.is_empty() {
+        if w.dtype() != DataType::Float || g.value(wv).uses().len() != 1 || w.dims.len() < 2 {
             return None;
         }
-        let m = usize::try_from(w.dims[0]).ok()?;
+        let m = if transposed {
+            let group = conv.attr("group").and_then(|a| a.i).unwrap_or(1);
+            usize::try_from(w.dims[1].checked_mul(group)?).ok()?
+        } else {
+            usize::try_from(w.dims[0]).ok()?
+        };
         let rank = dims(g, conv_out)?.len();
         let k = per_channel(g, c, rank, m)?;
         let bias: Vec<f64> = match conv.input(2) {
