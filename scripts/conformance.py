@@ -132,6 +132,7 @@ def ort_judge(whittle, model, workdir, extra=()):
 
 QUANT = []  # (fixture, min cosine, size ratio)
 DECOMPOSE = []  # (fixture, min cosine) of --budget exact
+PRUNE = []  # (fixture, min ORT cosine, size ratio) of --prune ... --budget cosine=0.995
 STATIC = []  # (fixture, min cosine, size ratio) of int8-static on a random calibration feed
 
 
@@ -365,6 +366,52 @@ def decompose_judge(whittle, model, workdir):
     return None if worst >= 0.99999 else f"exact decomposition output cosine {worst:.7f}"
 
 
+def prune_judge(whittle, model, workdir):
+    """--prune conv,dense,ffn --budget cosine=0.995 (random inputs): the checker accepts
+    the smaller model, ORT runs it, and its outputs stay close to the original's on ORT's
+    own random inputs (cosine >= 0.98: the budget was held on whittle's)."""
+    out = workdir / (model.stem + "__pruned.onnx")
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
+                        "--prune", "conv,dense,ffn", "--budget", "cosine=0.995"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --prune exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(out) != "ok":
+        return "onnx.checker rejects the pruned model: " + checker_verdict(out)
+    worst = ort_cosine(model, out)
+    if isinstance(worst, str):
+        return worst
+    PRUNE.append((model.name, worst, total_size(out) / total_size(model)))
+    return None if worst >= 0.98 else f"pruned output cosine {worst:.5f} < 0.98"
+
+
+def prune_accuracy(whittle, workdir):
+    """The issue-19 quality target in ORT: --prune conv,dense --budget cosine=0.995 with
+    the 100 calibration images of vgg_digits keeps held-back accuracy within 0.5 point and
+    cuts conv+dense MACs at least 2x."""
+    import numpy as np
+    model = ROOT / "fixtures/models/vgg_digits.ts.onnx"
+    data = ROOT / "fixtures/data/vgg_digits"
+    out = workdir / "vgg_digits__pruned.onnx"
+    r = subprocess.run([whittle, "optimize", str(model), "-o", str(out), "--prune",
+                        "conv,dense", "--budget", "cosine=0.995", "--calibrate",
+                        str(data / "calib.npy")], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle --prune exited {r.returncode}: {r.stderr.strip()[:300]}"
+    m = re.search(r"MACs per sample (\d+) -> (\d+)", r.stdout)
+    if not m:
+        return "whittle printed no pruning total"
+    test = np.load(data / "test.npz")
+    acc = [float((ort_session(p).run(None, {"image": test["image"]})[0].argmax(1)
+                  == test["label"]).mean()) for p in (model, out)]
+    gain = int(m.group(1)) / int(m.group(2))
+    print(f"prune cosine=0.995 (ORT, {len(test['label'])} held-back images): conv+dense "
+          f"MACs {gain:.2f}x fewer, accuracy {acc[0] * 100:.2f}% -> {acc[1] * 100:.2f}%")
+    if gain < 2.0 or acc[0] - acc[1] > 0.005:
+        return f"prune target missed: {gain:.2f}x MACs, {(acc[0] - acc[1]) * 100:.2f} points lost"
+    return None
+
+
 def decompose_accuracy(whittle, workdir):
     """The issue-7 target in ORT: --budget top1=0.995 with the 100 calibration images of
     vgg_digits keeps held-back accuracy within 0.5 point of the float export."""
@@ -432,6 +479,8 @@ def main():
         lossy += [(ROOT / f"fixtures/models/vgg_digits.{e}.onnx",
                    static_accuracy(args.whittle, work, e)) for e in ("ts", "dyn")]
         lossy.append((vgg, decompose_accuracy(args.whittle, work)))
+        lossy += [(m, prune_judge(args.whittle, m, work)) for m in fixture_models()]
+        lossy.append((vgg, prune_accuracy(args.whittle, work)))
         for m, verdict in lossy:
             if verdict is None:
                 passed += 1
@@ -471,6 +520,9 @@ def main():
     if DECOMPOSE:
         print("decompose exact (ORT, random inputs): " + ", ".join(
             f"{n} cosine {c:.7f}" for n, c in DECOMPOSE))
+    if PRUNE:
+        print("prune cosine=0.995 (ORT, random inputs): " + ", ".join(
+            f"{n} cosine {c:.5f} size {r:.2f}x" for n, c, r in PRUNE))
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     known = totals["agree"] + totals["disagree"] + totals["missing"]

@@ -79,7 +79,7 @@ def _settings(named: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
         if v is None:
             continue
         key = k.replace("_", "-")
-        if key in ("passes", "disable", "decompose", "exclude", "ops"):
+        if key in ("passes", "disable", "decompose", "prune", "exclude", "ops"):
             v = _list(v)
         if key == "input-shapes":
             v = {name: list(dims) for name, dims in v.items()}
@@ -99,6 +99,7 @@ def optimize(
     calibrate: Any = None,
     budget: Optional[str] = None,
     decompose: Optional[ListOrComma] = None,
+    prune: Optional[ListOrComma] = None,
     opset: Optional[int] = None,
     verify: Union[bool, str] = False,
     config: Union[None, bool, PathLike] = None,
@@ -132,6 +133,9 @@ def optimize(
         budget: how much error lossy steps may cost: ``"top1=0.99"``, ``"cosine=0.999"``,
             ``"tol=X"`` or ``"exact"``.
         decompose: layers to factor: ``"conv"``, ``"gemm"``, ``"spatial"``.
+        prune: channels to remove (with a least-squares refit of the layer reading
+            them): ``"conv"`` (filters), ``"dense"`` (2-D dense neurons), ``"ffn"``
+            (transformer FFN neurons).
         opset: raise the default-domain opset to this version first.
         verify: ``True`` checks the result against the original in tract and rolls back
             rewrites that change outputs; ``"strict"`` fails instead (and fails when the
@@ -156,7 +160,8 @@ def optimize(
     """
     scratch = Scratch()
     named = dict(level=level, passes=passes, disable=disable, input_shapes=input_shapes,
-                 quantize=quantize, budget=budget, decompose=decompose, opset=opset)
+                 quantize=quantize, budget=budget, decompose=decompose, prune=prune,
+                 opset=opset)
     table = _settings(named, settings)
     if calibrate is not None:
         table["calibrate"] = tensors_path(calibrate, "calibrate", scratch)

@@ -117,6 +117,19 @@ def test_quantize_with_numpy_calibration_equals_the_cli_with_a_file(cli, tmp_pat
     assert by_name.to_bytes() == want
 
 
+def test_prune_from_python_is_the_cli_run(cli, tmp_path):
+    model = ROOT / "fixtures/models/vgg_digits.ts.onnx"
+    calib = DATA / "vgg_digits/calib.npy"
+    flags = ("--prune", "conv,dense", "--budget", "cosine=0.995", "--calibrate", calib)
+    want = cli_optimize(cli, model, tmp_path / "c.onnx", *flags)
+    got = whittle.optimize(model, prune=["conv", "dense"], budget="cosine=0.995",
+                           calibrate=np.load(calib))
+    assert got.to_bytes() == want
+    notes = [n["note"] for n in got.report["notes"]]
+    assert any(n.startswith("prune conv ") and " kept (into " in n for n in notes), notes
+    assert got.report["after"]["initializer_bytes"] < got.report["before"]["initializer_bytes"]
+
+
 def test_int8_dynamic_and_budget(cli, tmp_path):
     model = ROOT / "fixtures/models/bert_tiny.ts.onnx"
     want = cli_optimize(cli, model, tmp_path / "c.onnx", "--quantize", "int8-dynamic")
