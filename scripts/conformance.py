@@ -385,57 +385,44 @@ def prune_judge(whittle, model, workdir):
     return None if worst >= 0.98 else f"pruned output cosine {worst:.5f} < 0.98"
 
 
-def prune_accuracy(whittle, workdir):
-    """The issue-19 quality target in ORT: --prune conv,dense --budget cosine=0.995 with
-    the 100 calibration images of vgg_digits keeps held-back accuracy within 0.5 point and
-    cuts conv+dense MACs at least 2x."""
+def vgg_target(whittle, workdir, step, flags, label):
+    """`whittle optimize vgg_digits --<step> ... --calibrate` (its 100 calibration images)
+    must keep held-back accuracy within 0.5 point of the float export in ORT and cut the
+    step's MACs at least 2x."""
     import numpy as np
     model = ROOT / "fixtures/models/vgg_digits.ts.onnx"
     data = ROOT / "fixtures/data/vgg_digits"
-    out = workdir / "vgg_digits__pruned.onnx"
-    r = subprocess.run([whittle, "optimize", str(model), "-o", str(out), "--prune",
-                        "conv,dense", "--budget", "cosine=0.995", "--calibrate",
-                        str(data / "calib.npy")], capture_output=True, text=True)
+    out = workdir / f"vgg_digits__{step}.onnx"
+    r = subprocess.run([whittle, "optimize", str(model), "-o", str(out), *flags,
+                        "--calibrate", str(data / "calib.npy")], capture_output=True, text=True)
     if r.returncode != 0:
-        return f"whittle --prune exited {r.returncode}: {r.stderr.strip()[:300]}"
+        return f"whittle --{step} exited {r.returncode}: {r.stderr.strip()[:300]}"
     m = re.search(r"MACs per sample (\d+) -> (\d+)", r.stdout)
     if not m:
-        return "whittle printed no pruning total"
+        return f"whittle printed no {step} total"
     test = np.load(data / "test.npz")
     acc = [float((ort_session(p).run(None, {"image": test["image"]})[0].argmax(1)
                   == test["label"]).mean()) for p in (model, out)]
     gain = int(m.group(1)) / int(m.group(2))
-    print(f"prune cosine=0.995 (ORT, {len(test['label'])} held-back images): conv+dense "
-          f"MACs {gain:.2f}x fewer, accuracy {acc[0] * 100:.2f}% -> {acc[1] * 100:.2f}%")
+    print(f"{label} (ORT, {len(test['label'])} held-back images): MACs {gain:.2f}x fewer, "
+          f"accuracy {acc[0] * 100:.2f}% -> {acc[1] * 100:.2f}%")
     if gain < 2.0 or acc[0] - acc[1] > 0.005:
-        return f"prune target missed: {gain:.2f}x MACs, {(acc[0] - acc[1]) * 100:.2f} points lost"
+        return f"{step} target missed: {gain:.2f}x MACs, {(acc[0] - acc[1]) * 100:.2f} points lost"
     return None
+
+
+def prune_accuracy(whittle, workdir):
+    """Issue 19's quality target: --prune conv,dense --budget cosine=0.995."""
+    return vgg_target(whittle, workdir, "prune",
+                      ["--prune", "conv,dense", "--budget", "cosine=0.995"],
+                      "prune conv,dense cosine=0.995")
 
 
 def decompose_accuracy(whittle, workdir):
-    """The issue-7 target in ORT: --budget top1=0.995 with the 100 calibration images of
-    vgg_digits keeps held-back accuracy within 0.5 point of the float export."""
-    import numpy as np
-    model = ROOT / "fixtures/models/vgg_digits.ts.onnx"
-    data = ROOT / "fixtures/data/vgg_digits"
-    out = workdir / "vgg_digits__top1.onnx"
-    r = subprocess.run([whittle, "optimize", str(model), "-o", str(out), "--decompose",
-                        "conv,gemm", "--budget", "top1=0.995", "--calibrate",
-                        str(data / "calib.npy")], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"whittle --decompose exited {r.returncode}: {r.stderr.strip()[:300]}"
-    m = re.search(r"MACs per sample (\d+) -> (\d+)", r.stdout)
-    if not m:
-        return "whittle printed no decomposition total"
-    test = np.load(data / "test.npz")
-    acc = [float((ort_session(p).run(None, {"image": test["image"]})[0].argmax(1)
-                  == test["label"]).mean()) for p in (model, out)]
-    gain = int(m.group(1)) / int(m.group(2))
-    print(f"decompose top1=0.995 (ORT, {len(test['label'])} held-back images): conv+gemm "
-          f"MACs {gain:.2f}x fewer, accuracy {acc[0] * 100:.2f}% -> {acc[1] * 100:.2f}%")
-    if gain < 2.0 or acc[0] - acc[1] > 0.005:
-        return f"decompose target missed: {gain:.2f}x MACs, {(acc[0] - acc[1]) * 100:.2f} points lost"
-    return None
+    """Issue 7's target: --decompose conv,gemm --budget top1=0.995."""
+    return vgg_target(whittle, workdir, "decompose",
+                      ["--decompose", "conv,gemm", "--budget", "top1=0.995"],
+                      "decompose conv,gemm top1=0.995")
 
 
 def main():

@@ -64,3 +64,16 @@ impl ErrorBudget {
         }
     }
 }
+
+/// "; outputs vs original: cosine …, top-1 agreement …" for the lossy steps' totals, or
+/// nothing without a score.
+pub fn score_note(score: Option<&Score>) -> String {
+    score
+        .map(|s| {
+            format!(
+                "; outputs vs original: cosine {:.6}, top-1 agreement {:.4} ({:.4} with half the margin kept)",
+                s.cosine, s.top1, s.stable
+            )
+        })
+        .unwrap_or_default()
+}

@@ -2,7 +2,7 @@
 //! channels that carry nothing are removed exactly; budgets hold on the data; outputs run
 //! in tract with the smaller shapes.
 
-use whittle_eval::{InputSpec, random_inputs, run_model};
+use whittle_eval::{InputSpec, random_inputs, random_sets, run_model};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::ErrorBudget;
@@ -11,27 +11,12 @@ use whittle_passes::decompose::Data;
 use whittle_passes::prune::{Kind, Options, PruneReport, prune};
 use whittle_testkit::cosine;
 
-fn sets(m: &Model, n: u64) -> Vec<Vec<Tensor>> {
-    (0..n)
-        .map(|seed| {
-            random_inputs(
-                &m.graph,
-                &InputSpec {
-                    seed,
-                    ..InputSpec::default()
-                },
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
 /// Prunes a copy of `original` judged on 64 random sets (enough rows that the refit of
 /// a dense layer generalises to fresh inputs).
 fn run_on(original: &Model, kinds: &[Kind], budget: ErrorBudget) -> (Model, PruneReport) {
     let mut model = original.clone();
     let data = Data {
-        sets: sets(original, 64),
+        sets: random_sets(&original.graph, 64).unwrap(),
         calibrated: false,
         source: "test".into(),
     };

@@ -330,33 +330,54 @@ fn quant_budget(
     }
 }
 
-/// The pruning the settings ask for, if any; errors name the bad value.
-fn prune_settings(s: &crate::config::Settings) -> Result<Option<prune::Options>, Error> {
-    let Some(names) = &s.prune else {
-        return Ok(None);
-    };
-    let kinds = names
+/// The kinds named for step `what` (`--prune`, `--decompose`); an unknown one lists
+/// `valid`.
+fn parse_kinds<K>(
+    what: &str,
+    names: &[String],
+    parse: fn(&str) -> Option<K>,
+    valid: &[&str],
+) -> Result<Vec<K>, Error> {
+    names
         .iter()
         .map(|n| {
-            prune::Kind::parse(n).ok_or_else(|| {
+            parse(n).ok_or_else(|| {
                 Error::Config(format!(
-                    "prune '{n}': expected one of {}",
-                    prune::Kind::NAMES.join(", ")
+                    "{what} '{n}': expected one of {}",
+                    valid.join(", ")
                 ))
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let defaults = prune::Options::default();
+        .collect()
+}
+
+/// `budget` and `min-gain` from the settings, else the step's defaults.
+fn budget_and_gain(
+    s: &crate::config::Settings,
+    budget: ErrorBudget,
+    min_gain: f64,
+) -> Result<(ErrorBudget, f64), Error> {
     let budget = match &s.budget {
         Some(b) => b.parse::<ErrorBudget>().map_err(Error::Config)?,
-        None => defaults.budget,
+        None => budget,
     };
-    let min_gain = s.min_gain.unwrap_or(defaults.min_gain);
+    let min_gain = s.min_gain.unwrap_or(min_gain);
     if !(min_gain.is_finite() && min_gain > 0.0) {
         return Err(Error::Config(format!(
             "min-gain {min_gain}: expected a positive number"
         )));
     }
+    Ok((budget, min_gain))
+}
+
+/// The pruning the settings ask for, if any; errors name the bad value.
+fn prune_settings(s: &crate::config::Settings) -> Result<Option<prune::Options>, Error> {
+    let Some(names) = &s.prune else {
+        return Ok(None);
+    };
+    let kinds = parse_kinds("prune", names, prune::Kind::parse, prune::Kind::NAMES)?;
+    let defaults = prune::Options::default();
+    let (budget, min_gain) = budget_and_gain(s, defaults.budget, defaults.min_gain)?;
     Ok(Some(prune::Options {
         kinds,
         budget,
@@ -384,28 +405,9 @@ fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::O
         }
         return Ok(None);
     };
-    let kinds = names
-        .iter()
-        .map(|n| {
-            Kind::parse(n).ok_or_else(|| {
-                Error::Config(format!(
-                    "decompose '{n}': expected one of {}",
-                    Kind::NAMES.join(", ")
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let kinds = parse_kinds("decompose", names, Kind::parse, Kind::NAMES)?;
     let defaults = decompose::Options::default();
-    let budget = match &s.budget {
-        Some(b) => b.parse::<ErrorBudget>().map_err(Error::Config)?,
-        None => defaults.budget,
-    };
-    let min_gain = s.min_gain.unwrap_or(defaults.min_gain);
-    if !(min_gain.is_finite() && min_gain > 0.0) {
-        return Err(Error::Config(format!(
-            "min-gain {min_gain}: expected a positive number"
-        )));
-    }
+    let (budget, min_gain) = budget_and_gain(s, defaults.budget, defaults.min_gain)?;
     Ok(Some(decompose::Options {
         kinds,
         budget,

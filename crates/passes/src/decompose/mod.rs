@@ -260,14 +260,7 @@ impl DecomposeReport {
                 (l.site.clone(), text)
             })
             .collect();
-        let score = self
-            .score
-            .as_ref()
-            .map(|s| format!(
-                "; outputs vs original: cosine {:.6}, top-1 agreement {:.4} ({:.4} with half the margin kept)",
-                s.cosine, s.top1, s.stable
-            ))
-            .unwrap_or_default();
+        let score = crate::budget::score_note(self.score.as_ref());
         out.push((
             "(decompose total)".into(),
             format!(

@@ -37,6 +37,13 @@ impl ModelStep for PruneStep {
         let Some(sets) = &data.sets else {
             return Err(Error::Config("prune: no input data was prepared".into()));
         };
+        if !sets.calibrated {
+            tracing::warn!(
+                "prune without --calibrate: channels are chosen, refit and judged on random \
+                 inputs, which says little about real data (vgg_digits loses most of its \
+                 accuracy this way); give --calibrate"
+            );
+        }
         let start = std::time::Instant::now();
         let report = prune::prune(model, &self.options, sets, cx)?;
         let mut stats = vec![PassStat {
