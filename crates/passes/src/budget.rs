@@ -54,6 +54,16 @@ impl std::fmt::Display for ErrorBudget {
 }
 
 impl ErrorBudget {
+    /// Half the allowance of a whole-model budget (cosine=0.99 → 0.995); per-layer and
+    /// forced budgets as they are. For a step that shares the budget with a later one.
+    pub fn halved(self) -> ErrorBudget {
+        match self {
+            ErrorBudget::Cosine(x) => ErrorBudget::Cosine(1.0 - (1.0 - x) / 2.0),
+            ErrorBudget::Top1(x) => ErrorBudget::Top1(1.0 - (1.0 - x) / 2.0),
+            other => other,
+        }
+    }
+
     /// True when `score` (the rewritten model against the original) meets the budget;
     /// per-layer and forced budgets are checked elsewhere and always hold here.
     pub fn holds(&self, score: &Score) -> bool {

@@ -138,8 +138,14 @@ impl Optimizer {
     fn lossy_steps(&self) -> Result<Vec<Box<dyn ModelStep>>, Error> {
         let mut out: Vec<Box<dyn ModelStep>> = Vec::new();
         if let Some(options) = &self.prune {
+            let mut options = options.clone();
+            // Quantization after pruning holds the whole budget against the model before
+            // pruning: pruning takes half of the allowance, leaving quantization the rest.
+            if self.quantize.is_some() && self.quant_budget == Some(options.budget) {
+                options.budget = options.budget.halved();
+            }
             out.push(Box::new(steps::PruneStep {
-                options: options.clone(),
+                options,
                 lossless: self.lossless_pipeline()?,
             }));
         }

@@ -238,3 +238,31 @@ fn int4_upgrades_an_older_export_to_opset_21_for_blocked_dequantize_linear() {
     assert_eq!(out.opset(""), Some(21));
     assert_eq!(out.ir_version, Some(10));
 }
+
+#[test]
+fn prune_then_quantize_share_one_budget() {
+    // Pruning takes half of the allowance (cosine=0.99 -> 0.995), quantization the rest:
+    // both do something, and the model both leave meets the whole budget on the data.
+    let calib = fixture("../data/vgg_digits/calib.npy");
+    let model = std::fs::read(fixture("vgg_digits.ts.onnx")).unwrap();
+    let s = whittle::Settings {
+        prune: Some(vec!["conv".into(), "dense".into()]),
+        quantize: Some("int8-static".into()),
+        budget: Some("cosine=0.99".into()),
+        calibrate: Some(calib),
+        ..whittle::Settings::default()
+    };
+    let (_, report) = Optimizer::from_settings(&s)
+        .unwrap()
+        .optimize_bytes(&model)
+        .unwrap();
+    let pruned = report.prune.as_ref().expect("prune ran");
+    assert_eq!(pruned.budget.to_string(), "cosine=0.995");
+    assert!(pruned.groups.iter().any(|g| g.kept < g.total), "{pruned:?}");
+    let quantized = report
+        .passes
+        .iter()
+        .find(|p| p.name == "quantize-int8-static")
+        .map_or(0, |p| p.rewrites);
+    assert!(quantized > 0, "{:?}", report.passes);
+}
