@@ -136,7 +136,9 @@ fn group(
         .first()
         .map(|u| u.node)
         .ok_or_else(|| "no consumer".to_string())?;
-    let consumer = by_node[&consumer_node];
+    let consumer = *by_node
+        .get(&consumer_node)
+        .ok_or_else(|| "the consumer is not a layer".to_string())?;
     let span = span(&layers[consumer], &region, layout)?;
     Ok(Group {
         kind,
