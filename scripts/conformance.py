@@ -348,18 +348,24 @@ def int4_dq_judge(whittle, workdir):
     return None if worst >= 0.98 else f"int4 output cosine {worst:.5f} < 0.98"
 
 
+def lossy_cosine(whittle, model, out, flags):
+    """Runs `whittle optimize model -o out flags`; the least ORT output cosine against the
+    original, or what went wrong (whittle failed, onnx.checker rejects the output, ORT
+    cannot run it)."""
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *flags],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"whittle {flags[0]} exited {r.returncode}: {r.stderr.strip()[:300]}"
+    if checker_verdict(out) != "ok":
+        return f"onnx.checker rejects the {flags[0]} model: " + checker_verdict(out)
+    return ort_cosine(model, out)
+
+
 def decompose_judge(whittle, model, workdir):
     """--decompose conv,gemm --budget exact: the checker accepts it, ORT runs it, and the
     outputs equal the original's (cosine >= 0.99999 on random inputs)."""
     out = workdir / (model.stem + "__exact.onnx")
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
-                        "--decompose", "conv,gemm", "--budget", "exact"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"whittle --decompose exited {r.returncode}: {r.stderr.strip()[:300]}"
-    if checker_verdict(out) != "ok":
-        return "onnx.checker rejects the decomposed model: " + checker_verdict(out)
-    worst = ort_cosine(model, out)
+    worst = lossy_cosine(whittle, model, out, ["--decompose", "conv,gemm", "--budget", "exact"])
     if isinstance(worst, str):
         return worst
     DECOMPOSE.append((model.name, worst))
@@ -371,14 +377,8 @@ def prune_judge(whittle, model, workdir):
     the smaller model, ORT runs it, and its outputs stay close to the original's on ORT's
     own random inputs (cosine >= 0.98: the budget was held on whittle's)."""
     out = workdir / (model.stem + "__pruned.onnx")
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out),
-                        "--prune", "conv,dense,ffn", "--budget", "cosine=0.995"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"whittle --prune exited {r.returncode}: {r.stderr.strip()[:300]}"
-    if checker_verdict(out) != "ok":
-        return "onnx.checker rejects the pruned model: " + checker_verdict(out)
-    worst = ort_cosine(model, out)
+    worst = lossy_cosine(whittle, model, out,
+                         ["--prune", "conv,dense,ffn", "--budget", "cosine=0.995"])
     if isinstance(worst, str):
         return worst
     PRUNE.append((model.name, worst, total_size(out) / total_size(model)))

@@ -75,6 +75,22 @@ impl ErrorBudget {
     }
 }
 
+/// The total line of a lossy step's report: budget, MACs per sample of `layers` before
+/// and after, the data, and the score.
+pub fn total_note(
+    budget: ErrorBudget,
+    layers: &str,
+    (before, after): (u64, u64),
+    data: &str,
+    score: Option<&Score>,
+) -> String {
+    format!(
+        "budget {budget}: {layers} MACs per sample {before} -> {after} ({:.2}x) on {data}{}",
+        before as f64 / after.max(1) as f64,
+        score_note(score)
+    )
+}
+
 /// "; outputs vs original: cosine …, top-1 agreement …" for the lossy steps' totals, or
 /// nothing without a score.
 pub fn score_note(score: Option<&Score>) -> String {

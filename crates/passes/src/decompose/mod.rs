@@ -260,18 +260,14 @@ impl DecomposeReport {
                 (l.site.clone(), text)
             })
             .collect();
-        let score = crate::budget::score_note(self.score.as_ref());
-        out.push((
-            "(decompose total)".into(),
-            format!(
-                "budget {}: conv/gemm MACs per sample {} -> {} ({:.2}x) on {}{score}",
-                self.budget,
-                self.macs_before,
-                self.macs_after,
-                self.macs_before as f64 / self.macs_after.max(1) as f64,
-                self.data
-            ),
-        ));
+        let total = crate::budget::total_note(
+            self.budget,
+            "conv/gemm",
+            (self.macs_before, self.macs_after),
+            &self.data,
+            self.score.as_ref(),
+        );
+        out.push(("(decompose total)".into(), total));
         out
     }
 }

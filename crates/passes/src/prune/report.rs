@@ -29,18 +29,14 @@ impl PruneReport {
                 (g.site.clone(), text)
             })
             .collect();
-        let score = crate::budget::score_note(self.score.as_ref());
-        out.push((
-            "(prune total)".into(),
-            format!(
-                "budget {}: conv/dense MACs per sample {} -> {} ({:.2}x) on {}{score}",
-                self.budget,
-                self.macs_before,
-                self.macs_after,
-                self.macs_before as f64 / self.macs_after.max(1) as f64,
-                self.data
-            ),
-        ));
+        let total = crate::budget::total_note(
+            self.budget,
+            "conv/dense",
+            (self.macs_before, self.macs_after),
+            &self.data,
+            self.score.as_ref(),
+        );
+        out.push(("(prune total)".into(), total));
         out
     }
 }

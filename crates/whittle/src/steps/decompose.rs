@@ -1,7 +1,7 @@
 //! Decomposition as a lossy step: factor layers within the budget, then let the lossless
 //! passes tidy what the factors became.
 
-use super::{ModelStep, StepData, merge};
+use super::{ModelStep, StepData, data_step};
 use crate::optimizer::Error;
 use whittle_ir::Model;
 use whittle_passes::decompose;
@@ -34,21 +34,20 @@ impl ModelStep for DecomposeStep {
         data: &mut StepData,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<Vec<PassStat>, Error> {
-        let Some(sets) = &data.sets else {
-            return Err(Error::Config(
-                "decompose: no input data was prepared".into(),
-            ));
-        };
-        let start = std::time::Instant::now();
-        let report = decompose::decompose(model, &self.options, sets, cx)?;
-        let mut stats = vec![PassStat {
-            name: "decompose",
-            rewrites: report.layers.iter().filter(|l| l.chosen.is_some()).count(),
-            time: start.elapsed(),
-        }];
+        let (stats, report) = data_step(
+            "decompose",
+            &self.lossless,
+            model,
+            cx,
+            data,
+            after,
+            |m, sets, cx| {
+                let report = decompose::decompose(m, &self.options, sets, cx)?;
+                let rewrites = report.layers.iter().filter(|l| l.chosen.is_some()).count();
+                Ok((report, rewrites))
+            },
+        )?;
         data.decomposed = Some(report);
-        after("decompose", model);
-        merge(&mut stats, self.lossless.run_observed(model, cx, after)?);
         Ok(stats)
     }
 }

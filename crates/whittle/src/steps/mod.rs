@@ -37,6 +37,37 @@ pub(crate) trait ModelStep {
     ) -> Result<Vec<PassStat>, Error>;
 }
 
+/// Runs a data step (`work` rewrites the model on the prepared sets and returns its
+/// report and how many sites it rewrote), shows the result to `after`, then lets the
+/// lossless pipeline tidy it. Returns the pass statistics and the report.
+pub(crate) fn data_step<R>(
+    name: &'static str,
+    lossless: &whittle_passes::Pipeline,
+    model: &mut Model,
+    cx: &mut PassCx,
+    data: &StepData,
+    after: &mut dyn FnMut(&str, &Model),
+    work: impl FnOnce(
+        &mut Model,
+        &whittle_passes::decompose::Data,
+        &mut PassCx,
+    ) -> Result<(R, usize), Error>,
+) -> Result<(Vec<PassStat>, R), Error> {
+    let Some(sets) = &data.sets else {
+        return Err(Error::Config(format!("{name}: no input data was prepared")));
+    };
+    let start = std::time::Instant::now();
+    let (report, rewrites) = work(model, sets, cx)?;
+    let mut stats = vec![PassStat {
+        name,
+        rewrites,
+        time: start.elapsed(),
+    }];
+    after(name, model);
+    merge(&mut stats, lossless.run_observed(model, cx, after)?);
+    Ok((stats, report))
+}
+
 /// Adds what `more` did to `stats` (same pass: counts and times summed).
 pub(crate) fn merge(stats: &mut Vec<PassStat>, more: Vec<PassStat>) {
     for s in more {

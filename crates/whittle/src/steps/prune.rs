@@ -1,7 +1,7 @@
 //! Pruning as a lossy step: remove channels within the budget, refit their readers, then
 //! let the lossless passes tidy what is left.
 
-use super::{ModelStep, StepData, merge};
+use super::{ModelStep, StepData, data_step};
 use crate::optimizer::Error;
 use whittle_ir::Model;
 use whittle_passes::prune;
@@ -34,26 +34,27 @@ impl ModelStep for PruneStep {
         data: &mut StepData,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<Vec<PassStat>, Error> {
-        let Some(sets) = &data.sets else {
-            return Err(Error::Config("prune: no input data was prepared".into()));
-        };
-        if !sets.calibrated {
-            tracing::warn!(
-                "prune without --calibrate: channels are chosen, refit and judged on random \
-                 inputs, which says little about real data (vgg_digits loses most of its \
-                 accuracy this way); give --calibrate"
-            );
-        }
-        let start = std::time::Instant::now();
-        let report = prune::prune(model, &self.options, sets, cx)?;
-        let mut stats = vec![PassStat {
-            name: "prune",
-            rewrites: report.groups.iter().filter(|g| g.kept < g.total).count(),
-            time: start.elapsed(),
-        }];
+        let (stats, report) = data_step(
+            "prune",
+            &self.lossless,
+            model,
+            cx,
+            data,
+            after,
+            |m, sets, cx| {
+                if !sets.calibrated {
+                    tracing::warn!(
+                        "prune without --calibrate: channels are chosen, refit and judged on random \
+                     inputs, which says little about real data (vgg_digits loses most of its \
+                     accuracy this way); give --calibrate"
+                    );
+                }
+                let report = prune::prune(m, &self.options, sets, cx)?;
+                let rewrites = report.groups.iter().filter(|g| g.kept < g.total).count();
+                Ok((report, rewrites))
+            },
+        )?;
         data.pruned = Some(report);
-        after("prune", model);
-        merge(&mut stats, self.lossless.run_observed(model, cx, after)?);
         Ok(stats)
     }
 }
