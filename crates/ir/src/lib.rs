@@ -7,6 +7,7 @@
 
 pub mod attr;
 pub mod cost;
+pub mod deferred;
 pub mod dtype;
 pub mod error;
 pub mod graph;
@@ -22,6 +23,7 @@ pub mod types;
 mod verify;
 
 pub use attr::Attribute;
+pub use deferred::Deferred;
 pub use dtype::DataType;
 pub use error::IrError;
 pub use graph::{Graph, IoList, NodeId, ShadowInfo, Slot, TensorAnnotation, Use, Value, ValueId};

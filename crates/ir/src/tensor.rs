@@ -1,5 +1,6 @@
 //! Constant tensors: initializers and tensor attributes.
 
+use crate::deferred::Deferred;
 use crate::dtype::DataType;
 use crate::error::IrError;
 use crate::meta::StringPair;
@@ -34,6 +35,14 @@ pub fn set_release_hook(f: fn(&Bytes)) {
     let _ = RELEASE_HOOK.set(f);
 }
 
+/// Tells the storage owner (see [`set_release_hook`]) that `bytes`, a view of a tensor's
+/// storage, will not be read again soon (a deferred encoding has read its source).
+pub fn release_bytes(bytes: &Bytes) {
+    if let Some(hook) = RELEASE_HOOK.get() {
+        hook(bytes);
+    }
+}
+
 /// `TensorProto.Segment`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Segment {
@@ -51,6 +60,9 @@ pub struct TensorData {
     pub int64s: Vec<i64>,
     pub doubles: Vec<f64>,
     pub uint64s: Vec<u64>,
+    /// Bytes computed when read (a lossy step's encoding; see [`crate::deferred`]).
+    /// Export writes them to external data without holding them.
+    pub deferred: Option<Deferred>,
 }
 
 /// `data_location` value for tensors stored in an external file.
@@ -68,6 +80,24 @@ impl Tensor {
             },
             ..Tensor::default()
         }
+    }
+
+    /// A tensor of `dtype` and `dims` whose little-endian bytes `data` computes when read.
+    pub fn from_deferred(dtype: DataType, dims: Vec<i64>, data: Deferred) -> Tensor {
+        Tensor {
+            dims,
+            data_type: Some(dtype.code()),
+            data: TensorData {
+                deferred: Some(data),
+                ..TensorData::default()
+            },
+            ..Tensor::default()
+        }
+    }
+
+    /// The deferred encoding, when the bytes are computed on read.
+    pub fn deferred(&self) -> Option<&Deferred> {
+        self.data.deferred.as_ref()
     }
 
     /// A float tensor.
@@ -90,10 +120,8 @@ impl Tensor {
     /// Tells the storage owner (see [`set_release_hook`]) that the graph no longer needs
     /// this tensor's bytes. The tensor stays readable.
     pub fn release(&self) {
-        if let Some(hook) = RELEASE_HOOK.get() {
-            for b in [&self.data.raw, &self.external_bytes].into_iter().flatten() {
-                hook(b);
-            }
+        for b in [&self.data.raw, &self.external_bytes].into_iter().flatten() {
+            release_bytes(b);
         }
     }
 
@@ -163,6 +191,9 @@ impl Tensor {
         if let Some(b) = self.external_bytes.as_ref().or(self.data.raw.as_ref()) {
             return b.len() as u64;
         }
+        if let Some(d) = &self.data.deferred {
+            return d.len();
+        }
         let d = &self.data;
         let n = |len: usize, w: u64| len as u64 * w;
         match dtype {
@@ -190,6 +221,9 @@ impl Tensor {
     pub fn stored_bytes(&self) -> u64 {
         if let Some(b) = &self.external_bytes {
             return b.len() as u64;
+        }
+        if let Some(d) = &self.data.deferred {
+            return d.len();
         }
         let d = &self.data;
         let raw = d.raw.as_ref().map_or(0, |r| r.len());
@@ -220,6 +254,8 @@ impl Tensor {
             .or_else(|| self.data.raw.clone())
         {
             b
+        } else if let Some(d) = &self.data.deferred {
+            d.bytes(self.name())?
         } else {
             self.typed_to_le(dtype)?
         };

@@ -4,7 +4,7 @@
 
 use crate::convert::{opaque_out, opsets_out, pairs_out, type_out};
 use crate::error::OnnxError;
-use crate::external::ExternalLayout;
+use crate::external::{ExternalLayout, Piece};
 use crate::proto;
 use whittle_ir::{
     Attribute, Function, Graph, IoList, Model, Node, StringPair, Tensor, ValueId,
@@ -42,13 +42,32 @@ impl Default for ExportOptions {
 /// Alignment of newly placed external tensors (lets runtimes map them directly).
 const EXTERNAL_ALIGN: u64 = 64;
 
-/// Converts a model to its proto; external bytes to write are collected in `layout`.
+/// Converts a model to its proto; external bytes to write are collected in `layout`
+/// (deferred tensors that go to external data are placed there uncomputed; those kept
+/// inline are computed now).
 pub fn export_model(
     m: &Model,
     opts: &ExportOptions,
     layout: &mut ExternalLayout,
 ) -> Result<proto::ModelProto, OnnxError> {
-    let mut cx = Cx { opts, layout };
+    export_model_sized(m, opts, layout, true).map(|(p, _)| p)
+}
+
+/// [`export_model`]; with `fill` false, deferred tensors that would be inline are left
+/// empty and only counted: the second value is their bytes, so a caller can tell whether
+/// the model passes protobuf's limit before computing any of them.
+pub(crate) fn export_model_sized(
+    m: &Model,
+    opts: &ExportOptions,
+    layout: &mut ExternalLayout,
+    fill: bool,
+) -> Result<(proto::ModelProto, u64), OnnxError> {
+    let mut cx = Cx {
+        opts,
+        layout,
+        fill,
+        unfilled: 0,
+    };
     let graph = if m.has_graph {
         Some(cx.graph(&m.graph)?)
     } else {
@@ -84,7 +103,7 @@ pub fn export_model(
     };
     // Tensors a rewrite dropped or replaced leave holes in the data files they kept.
     crate::compact::compact(&mut p, cx.layout, EXTERNAL_ALIGN);
-    Ok(p)
+    Ok((p, cx.unfilled))
 }
 
 fn corrupt(e: prost::DecodeError) -> OnnxError {
@@ -96,6 +115,9 @@ fn corrupt(e: prost::DecodeError) -> OnnxError {
 struct Cx<'a> {
     opts: &'a ExportOptions,
     layout: &'a mut ExternalLayout,
+    /// Compute deferred tensors that stay inline (false: count them in `unfilled`).
+    fill: bool,
+    unfilled: u64,
 }
 
 fn names(g: &Graph, slots: &[Option<ValueId>]) -> Vec<String> {
@@ -254,7 +276,9 @@ impl Cx<'_> {
             uint64_data: t.data.uint64s.clone(),
             metadata_props: pairs_out(&t.metadata_props),
         };
-        if t.is_external() && self.opts.inline_external {
+        if t.deferred().is_some() && !self.should_externalize(t) {
+            self.inline_deferred(t, &mut p)?;
+        } else if t.is_external() && self.opts.inline_external {
             Self::inline(t, &mut p)?;
         } else if t.is_external() && !self.opts.relocate_external {
             self.keep_external(t)?;
@@ -262,6 +286,17 @@ impl Cx<'_> {
             self.externalize(t, &mut p)?;
         }
         Ok(p)
+    }
+
+    /// A deferred tensor that stays in the model: computed now (or only counted).
+    fn inline_deferred(&mut self, t: &Tensor, p: &mut proto::TensorProto) -> Result<(), OnnxError> {
+        if self.fill {
+            p.raw_data = Some(t.le_bytes().map_err(|e| OnnxError::ir("export", e))?);
+        } else {
+            self.unfilled += t.stored_bytes();
+            p.raw_data = Some(bytes::Bytes::new());
+        }
+        Ok(())
     }
 
     /// An external tensor's bytes written into the tensor itself.
@@ -312,11 +347,17 @@ impl Cx<'_> {
 
     /// Moves a tensor's data to the external file (raw little-endian, aligned).
     fn externalize(&mut self, t: &Tensor, p: &mut proto::TensorProto) -> Result<(), OnnxError> {
-        let bytes = t.le_bytes().map_err(|e| OnnxError::ir("export", e))?;
+        let piece = match t.deferred() {
+            Some(d) => Piece::Deferred {
+                tensor: t.name().to_string(),
+                data: d.clone(),
+            },
+            None => Piece::Ready(t.le_bytes().map_err(|e| OnnxError::ir("export", e))?),
+        };
         let location = self.opts.external_location.clone();
         let offset = self.layout.end_of(&location, EXTERNAL_ALIGN);
-        let len = bytes.len() as u64;
-        self.layout.place(&location, offset, bytes);
+        let len = piece.len();
+        self.layout.place(&location, offset, piece);
         p.raw_data = None;
         p.float_data.clear();
         p.int32_data.clear();

@@ -5,6 +5,7 @@ use crate::error::OnnxError;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use whittle_ir::Deferred;
 
 /// Loads external data relative to a model's folder, mapping each file once.
 pub struct ExternalLoader {
@@ -118,15 +119,55 @@ pub fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
 
 pub use crate::mapped::map_file_with;
 
+/// What an export writes at one place of an external file: bytes it has (a kept mapped
+/// tensor, a rewritten one), or a deferred tensor computed only when the file is written.
+#[derive(Clone, Debug)]
+pub enum Piece {
+    Ready(Bytes),
+    Deferred { tensor: String, data: Deferred },
+}
+
+impl Piece {
+    /// The number of bytes the piece occupies.
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Ready(b) => b.len() as u64,
+            Piece::Deferred { data, .. } => data.len(),
+        }
+    }
+
+    /// True for an empty piece.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes (computing a deferred tensor now).
+    pub fn bytes(&self) -> Result<Bytes, OnnxError> {
+        match self {
+            Piece::Ready(b) => Ok(b.clone()),
+            Piece::Deferred { tensor, data } => {
+                data.bytes(tensor).map_err(|e| OnnxError::ir("export", e))
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Piece {
+    fn from(b: Bytes) -> Self {
+        Piece::Ready(b)
+    }
+}
+
 /// The files an export writes beside the model: for each location, byte ranges to place.
 #[derive(Default)]
 pub struct ExternalLayout {
-    pub files: BTreeMap<String, Vec<(u64, Bytes)>>,
+    pub files: BTreeMap<String, Vec<(u64, Piece)>>,
 }
 
 impl ExternalLayout {
     /// Places `data` at `offset` of `location`.
-    pub fn place(&mut self, location: &str, offset: u64, data: Bytes) {
+    pub fn place(&mut self, location: &str, offset: u64, data: impl Into<Piece>) {
+        let data = data.into();
         self.files
             .entry(location.to_string())
             .or_default()
@@ -138,7 +179,7 @@ impl ExternalLayout {
         let end = self
             .files
             .get(location)
-            .and_then(|v| v.iter().map(|(o, d)| o + d.len() as u64).max())
+            .and_then(|v| v.iter().map(|(o, d)| o + d.len()).max())
             .unwrap_or(0);
         end.div_ceil(align) * align
     }
@@ -160,7 +201,7 @@ impl ExternalLayout {
             let mut end = 0u64;
             let gapped = pieces.iter().any(|(o, d)| {
                 let gap = o.saturating_sub(end) > KEPT_GAP;
-                end = end.max(o + d.len() as u64);
+                end = end.max(o + d.len());
                 gap
             });
             if !gapped {
@@ -172,10 +213,10 @@ impl ExternalLayout {
                 // Pieces that shared an offset share the new one.
                 let new = *remap.entry(*o).or_insert_with(|| {
                     let at = next.div_ceil(align) * align;
-                    next = at + d.len() as u64;
+                    next = at + d.len();
                     at
                 });
-                next = next.max(new + d.len() as u64);
+                next = next.max(new + d.len());
                 *o = new;
             }
             moved.insert(location.clone(), remap);

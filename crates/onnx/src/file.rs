@@ -1,8 +1,8 @@
 //! Reading and writing model files: memory-mapped reads, streamed atomic writes.
 
 use crate::error::OnnxError;
-use crate::export::{ExportOptions, export_model};
-use crate::external::{ExternalLayout, ExternalLoader, map_file, resolve};
+use crate::export::{ExportOptions, export_model, export_model_sized};
+use crate::external::{ExternalLayout, ExternalLoader, Piece, map_file, resolve};
 use crate::import::import_model;
 use crate::proto;
 use crate::sink::{EagerWriteback, WriteSink};
@@ -149,9 +149,11 @@ pub(crate) fn layout_for(
     opts: &ExportOptions,
 ) -> Result<(proto::ModelProto, ExternalLayout, bool), OnnxError> {
     let mut layout = ExternalLayout::default();
-    let mut p = export_model(m, opts, &mut layout)?;
+    // Sized first: deferred tensors kept inline are computed only once the model is
+    // known to fit (a quantized 7B model must not be computed in memory to find out).
+    let (mut p, unfilled) = export_model_sized(m, opts, &mut layout, false)?;
     let mut forced = false;
-    if p.encoded_len() as u64 > PROTOBUF_LIMIT && opts.external_threshold.is_none() {
+    if p.encoded_len() as u64 + unfilled > PROTOBUF_LIMIT && opts.external_threshold.is_none() {
         tracing::warn!(
             "model passes protobuf's 2 GiB limit: moving tensors of 1 KiB and more to external data"
         );
@@ -162,6 +164,9 @@ pub(crate) fn layout_for(
         layout = ExternalLayout::default();
         p = export_model(m, &more, &mut layout)?;
         forced = true;
+    } else if unfilled > 0 {
+        layout = ExternalLayout::default();
+        p = export_model(m, opts, &mut layout)?;
     }
     if p.encoded_len() as u64 > PROTOBUF_LIMIT {
         return Err(OnnxError::Invalid(format!(
@@ -226,7 +231,7 @@ pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveRe
 fn write_external(
     dir: &Path,
     location: &str,
-    chunks: &[(u64, Bytes)],
+    chunks: &[(u64, Piece)],
 ) -> Result<(tempfile::NamedTempFile, u64), OnnxError> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".whittle-")
@@ -250,17 +255,18 @@ fn write_external(
 }
 
 /// Writes an external data file's bytes to `w`: chunks at their offsets, gaps zeroed.
+/// Deferred tensors are computed here, one at a time, and dropped once written.
 /// Returns the file's length.
 pub(crate) fn stream_external(
     location: &str,
-    chunks: &[(u64, Bytes)],
+    chunks: &[(u64, Piece)],
     w: &mut impl Write,
 ) -> Result<u64, OnnxError> {
-    let mut sorted: Vec<&(u64, Bytes)> = chunks.iter().collect();
+    let mut sorted: Vec<&(u64, Piece)> = chunks.iter().collect();
     sorted.sort_by_key(|(o, d)| (*o, d.len()));
     let mut pos = 0u64;
-    for (offset, data) in sorted {
-        let end = offset + data.len() as u64;
+    for (offset, piece) in sorted {
+        let end = offset + piece.len();
         if end <= pos {
             continue; // a range already written (tensors sharing storage)
         }
@@ -276,6 +282,7 @@ pub(crate) fn stream_external(
             std::io::copy(&mut std::io::Read::take(std::io::repeat(0), gap), w)
                 .map_err(|e| OnnxError::io(location, e))?;
         }
+        let data = piece.bytes()?;
         // In pieces: once written (or copied into the buffer) a mapped source piece need
         // not stay resident, so a big tensor never is whole.
         const PIECE: usize = 8 << 20;

@@ -219,6 +219,7 @@ impl Cx<'_> {
                 int64s: t.int64_data,
                 doubles: t.double_data,
                 uint64s: t.uint64_data,
+                deferred: None,
             },
             doc_string: t.doc_string,
             external_data: pairs_in(t.external_data),

@@ -31,6 +31,9 @@ impl Pass for DedupInitializers {
             .iter()
             .copied()
             .filter(|v| g.constant(*v).is_some() && !g.is_output(*v))
+            // A deferred encoding is computed only when written: reading it here would
+            // encode the model twice. Its source was deduplicated before it was encoded.
+            .filter(|v| g.constant(*v).is_some_and(|t| t.deferred().is_none()))
             .collect();
         // Grouped by type, shape and the bytes at both ends: only tensors that agree on
         // all of those are read in full.

@@ -1,13 +1,20 @@
 //! `quantize-int4`: MatMul/Gemm weights in 4 bits, one scale per block of K rows per
 //! output column.
 
-use super::dense::{Dense, dense, kn_values};
+use super::dense::{Dense, dense};
+use super::int4_pack::{self, Layout, sampled_error};
 use super::weights::eligible;
 use crate::pass::{Pass, PassCx, PassError};
 use crate::rule::{Costed, LossyRule, Patch, RuleCx, run_lossy};
 use bytes::Bytes;
+use whittle_ir::deferred::Shared;
 use whittle_ir::infer::Inference;
+use whittle_ir::tensor::release_bytes;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor};
+
+/// Contiguous pieces of a weight (block rows or columns) its reported error is measured
+/// on: a big weight is read once more only in part; the encoding reads it all at export.
+const SAMPLED_PIECES: usize = 8;
 
 /// How the 4-bit weights are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,52 +62,6 @@ impl Default for QuantizeInt4 {
             format: Int4Format::DequantizeLinear,
             min_elements: super::DEFAULT_MIN_ELEMENTS,
         }
-    }
-}
-
-/// A weight quantized to 4 bits in blocks: codes q ∈ [−8, 7] in W's [K, N] order and one
-/// scale per (block, column), block-major ([K/bs, N]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Int4 {
-    pub q: Vec<i8>,
-    pub scales: Vec<f32>,
-    pub blocks: usize,
-    /// ‖W − Ŵ‖ / ‖W‖.
-    pub relative_error: f64,
-}
-
-/// Quantizes a row-major [k, n] weight in blocks of `bs` rows per column.
-pub fn blockwise_int4(w: &[f32], k: usize, n: usize, bs: usize) -> Int4 {
-    let blocks = k.div_ceil(bs);
-    let mut scales = vec![1f32; blocks * n];
-    for b in 0..blocks {
-        for col in 0..n {
-            let peak = (b * bs..((b + 1) * bs).min(k))
-                .map(|r| w[r * n + col])
-                .filter(|v| v.is_finite())
-                .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
-            if peak != 0.0 {
-                scales[b * n + col] = peak / -8.0;
-            }
-        }
-    }
-    let (mut err, mut norm) = (0f64, 0f64);
-    let q = w
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let s = scales[(i / n / bs) * n + i % n];
-            let q = (v / s).round_ties_even().clamp(-8.0, 7.0);
-            err += f64::from(v - q * s).powi(2);
-            norm += f64::from(*v).powi(2);
-            q as i8
-        })
-        .collect();
-    Int4 {
-        q,
-        scales,
-        blocks,
-        relative_error: if norm > 0.0 { (err / norm).sqrt() } else { 0.0 },
     }
 }
 
@@ -157,50 +118,40 @@ impl LossyRule for QuantizeInt4 {
             return None;
         }
         let m = matched(g, n, cx.facts, self.min_elements)?;
-        let (values, k, cols) = kn_values(g, &m)?;
-        if k % 2 != 0 {
+        let w = g.value(m.w).initializer()?;
+        let (rows, cols) = (
+            usize::try_from(w.dims[0]).ok()?,
+            usize::try_from(w.dims[1]).ok()?,
+        );
+        let layout = Layout {
+            k: if m.transposed { cols } else { rows },
+            n: if m.transposed { rows } else { cols },
+            bs: self.block_size,
+            transposed: m.transposed,
+        };
+        if !layout.k.is_multiple_of(2) || w.dtype() != DataType::Float {
             return None;
         }
-        let q = blockwise_int4(&values, k, cols, self.block_size);
+        // Read now only to estimate the error; the encoding itself is deferred to export.
+        let src = w.le_bytes().ok()?;
+        let (sums, sampled) = sampled_error(&src, layout, SAMPLED_PIECES);
+        release_bytes(&src);
         let note = format!(
-            "int4 {} [{k}, {cols}] in blocks of {}: relative weight error {:.2e}",
+            "int4 {} [{}, {}] in blocks of {}: relative weight error {:.2e}{}",
             g.value(m.w).name(),
+            layout.k,
+            layout.n,
             self.block_size,
-            q.relative_error
+            sums.relative(),
+            if sampled { " (sampled)" } else { "" }
         );
-        let shape = Shape {
-            k,
-            n: cols,
-            bs: self.block_size,
-        };
         let format = self.format;
         let patch: Patch = Box::new(move |g: &mut Graph| match format {
-            Int4Format::DequantizeLinear => dequantize_linear(g, n, &m, &q, shape),
-            Int4Format::MatMulNBits => mat_mul_nbits(g, n, &m, &q, shape),
+            Int4Format::DequantizeLinear => dequantize_linear(g, n, &m, src, layout),
+            Int4Format::MatMulNBits => mat_mul_nbits(g, n, &m, src, layout),
         });
         Some(Costed { patch, note })
     }
-}
-
-/// The weight's logical shape and the block size.
-#[derive(Clone, Copy)]
-struct Shape {
-    k: usize,
-    n: usize,
-    bs: usize,
-}
-
-/// Two 4-bit values per byte, the first in the low nibble (ONNX INT4 and MatMulNBits).
-fn pack(nibbles: impl Iterator<Item = u8>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, v) in nibbles.enumerate() {
-        if i % 2 == 0 {
-            out.push(v & 0x0f);
-        } else if let Some(last) = out.last_mut() {
-            *last |= (v & 0x0f) << 4;
-        }
-    }
-    out
 }
 
 /// `W_int4 [K, N] → DequantizeLinear(axis 0, block_size)`, read by the node (a Gemm
@@ -209,28 +160,29 @@ fn dequantize_linear(
     g: &mut Graph,
     n: NodeId,
     m: &Dense,
-    q: &Int4,
-    s: Shape,
+    src: Bytes,
+    l: Layout,
 ) -> Result<(), IrError> {
     let base = g.value(m.w).name().to_string();
-    let raw = pack(q.q.iter().map(|v| *v as u8));
+    let [codes, scales] = Shared::split([l.int4_len(), l.scales_len()], move || {
+        let parts = int4_pack::dequantize_linear(&src, l).0;
+        release_bytes(&src);
+        Ok(parts)
+    });
+    let (k, cols, blocks) = (l.k as i64, l.n as i64, l.blocks() as i64);
     let qv = g.add_initializer(
         &format!("{base}_int4"),
-        Tensor::from_raw(
-            DataType::Int4,
-            vec![s.k as i64, s.n as i64],
-            Bytes::from(raw),
-        ),
+        Tensor::from_deferred(DataType::Int4, vec![k, cols], codes),
     );
     let scale = g.add_initializer(
         &format!("{base}_scale"),
-        Tensor::from_f32(vec![q.blocks as i64, s.n as i64], &q.scales),
+        Tensor::from_deferred(DataType::Float, vec![blocks, cols], scales),
     );
     let out = g.fresh_value(&format!("{base}_dequantized"));
     let dq = Node::new("DequantizeLinear")
         .with_name(format!("{base}_DequantizeLinear"))
         .with_attr(Attribute::int("axis", 0))
-        .with_attr(Attribute::int("block_size", s.bs as i64));
+        .with_attr(Attribute::int("block_size", l.bs as i64));
     g.add_node_at(n, dq, vec![Some(qv), Some(scale)], vec![Some(out)])?;
     g.set_input(n, 1, Some(out));
     if m.transposed {
@@ -241,43 +193,31 @@ fn dequantize_linear(
 }
 
 /// Replaces node `n` by `MatMulNBits(x, B, scales[, bias])`.
-fn mat_mul_nbits(g: &mut Graph, n: NodeId, m: &Dense, q: &Int4, s: Shape) -> Result<(), IrError> {
+fn mat_mul_nbits(
+    g: &mut Graph,
+    n: NodeId,
+    m: &Dense,
+    src: Bytes,
+    l: Layout,
+) -> Result<(), IrError> {
     let node = g.node(n).clone();
     let (Some(x), Some(y)) = (node.input(0), node.output(0)) else {
         return Ok(());
     };
     let base = g.value(m.w).name().to_string();
-    // Column by column, block by block, codes q + 8; a short last block is padded with 8
-    // (zero).
-    let blob = s.bs / 2;
-    let codes = (0..s.n).flat_map(|col| {
-        (0..q.blocks).flat_map(move |b| {
-            (0..s.bs).map(move |i| {
-                let r = b * s.bs + i;
-                if r < s.k {
-                    (q.q[r * s.n + col] + 8) as u8
-                } else {
-                    8
-                }
-            })
-        })
+    let [codes, scales] = Shared::split([l.nbits_len(), l.scales_len()], move || {
+        let parts = int4_pack::mat_mul_nbits(&src, l).0;
+        release_bytes(&src);
+        Ok(parts)
     });
-    let raw = pack(codes);
+    let (cols, blocks) = (l.n as i64, l.blocks() as i64);
     let bv = g.add_initializer(
         &format!("{base}_q4"),
-        Tensor::from_raw(
-            DataType::Uint8,
-            vec![s.n as i64, q.blocks as i64, blob as i64],
-            Bytes::from(raw),
-        ),
+        Tensor::from_deferred(DataType::Uint8, vec![cols, blocks, l.bs as i64 / 2], codes),
     );
-    let by_column: Vec<f32> = (0..s.n)
-        .flat_map(|col| (0..q.blocks).map(move |b| (b, col)))
-        .map(|(b, col)| q.scales[b * s.n + col])
-        .collect();
     let scale = g.add_initializer(
         &format!("{base}_scales"),
-        Tensor::from_f32(vec![(s.n * q.blocks) as i64], &by_column),
+        Tensor::from_deferred(DataType::Float, vec![cols * blocks], scales),
     );
     let mut inputs = vec![Some(x), Some(bv), Some(scale)];
     if let Some(c) = m.addend {
@@ -290,45 +230,11 @@ fn mat_mul_nbits(g: &mut Graph, n: NodeId, m: &Dense, q: &Int4, s: Shape) -> Res
     };
     let mut op = Node::new("MatMulNBits").with_name(label);
     op.domain = Some("com.microsoft".into());
-    for (name, v) in [("K", s.k), ("N", s.n), ("bits", 4), ("block_size", s.bs)] {
+    for (name, v) in [("K", l.k), ("N", l.n), ("bits", 4), ("block_size", l.bs)] {
         op = op.with_attr(Attribute::int(name, v as i64));
     }
     g.remove_node(n);
     g.add_node(op, inputs, vec![Some(y)])?;
     g.remove_initializer(m.w);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks_map_their_largest_weight_to_minus_8() {
-        // k = 4, n = 2, blocks of 2 rows: column 0 blocks (1, -2) and (0.5, 0.25),
-        // column 1 blocks (4, 1) and (-1, 0).
-        let w = [1.0, 4.0, -2.0, 1.0, 0.5, -1.0, 0.25, 0.0];
-        let q = blockwise_int4(&w, 4, 2, 2);
-        assert_eq!(q.blocks, 2);
-        // scales block-major: [b0c0, b0c1, b1c0, b1c1] = peak / -8
-        assert_eq!(q.scales, vec![0.25, -0.5, -0.0625, 0.125]);
-        // 1/0.25 = 4; 4/-0.5 = -8; -2/0.25 = -8; 1/-0.5 = -2;
-        // 0.5/-0.0625 = -8; -1/0.125 = -8; 0.25/-0.0625 = -4; 0/0.125 = 0
-        assert_eq!(q.q, vec![4, -8, -8, -2, -8, -8, -4, 0]);
-        assert!(q.relative_error < 1e-7);
-    }
-
-    #[test]
-    fn opposite_peaks_clamp_at_7_and_zero_blocks_keep_scale_1() {
-        let q = blockwise_int4(&[-8.0, 8.0, 0.0, 0.0], 4, 1, 2);
-        assert_eq!(q.scales, vec![1.0, 1.0]);
-        assert_eq!(q.q, vec![-8, 7, 0, 0]);
-    }
-
-    #[test]
-    fn nibbles_pack_low_first() {
-        assert_eq!(pack([1u8, 2, 15, 0, 7].into_iter()), vec![0x21, 0x0f, 0x07]);
-        // negative int4 values keep their two's-complement low nibble
-        assert_eq!(pack([(-8i8) as u8, (-1i8) as u8].into_iter()), vec![0xf8]);
-    }
 }

@@ -27,6 +27,7 @@ mod error;
 pub mod fp16;
 pub mod fp16_compute;
 pub mod int4;
+pub mod int4_pack;
 pub mod math;
 pub mod qdq;
 pub mod ranges;
