@@ -21,7 +21,9 @@ fn model(n: usize) -> (Model, Arc<AtomicUsize>) {
     let data = Deferred::new(4 * n as u64, move || {
         r.fetch_add(1, Ordering::SeqCst);
         Ok(Bytes::from(
-            (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect::<Vec<u8>>(),
+            (0..n)
+                .flat_map(|i| (i as f32).to_le_bytes())
+                .collect::<Vec<u8>>(),
         ))
     });
     let g = &mut m.graph;
@@ -84,6 +86,9 @@ fn a_failing_encoding_fails_the_save_and_writes_nothing() {
         ..Default::default()
     };
     let e = save_model(&m, &out, &opts).unwrap_err().to_string();
-    assert!(e.contains("wq") && e.contains("8 bytes, 4000 announced"), "{e}");
+    assert!(
+        e.contains("wq") && e.contains("8 bytes, 4000 announced"),
+        "{e}"
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
