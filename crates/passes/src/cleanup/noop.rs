@@ -87,12 +87,28 @@ fn passthrough(g: &Graph, n: NodeId, cx: &RuleCx) -> Option<ValueId> {
         "Concat" => node.inputs().len() == 1 && same_type(g, x, y),
         "Split" => node.outputs().len() == 1 && same_type(g, x, y),
         "Add" | "Sub" | "Mul" | "Div" | "And" | "Or" => return arithmetic_identity(g, n),
+        "Where" => return chosen_branch(g, n, cx),
         _ => false,
     };
     ok.then_some(x)
 }
 
 /// x+0, 0+x, x-0, x·1, 1·x, x/1, x∧true, x∨false with the result shaped and typed like x.
+/// `Where(c, a, b)` whose condition inference knows to be all true (→ a) or all false
+/// (→ b), the branch already of the output's shape and type.
+fn chosen_branch(g: &Graph, n: NodeId, cx: &RuleCx) -> Option<ValueId> {
+    let node = g.node(n);
+    let cond = cx.facts?.fact(node.input(0)?)?.ints()?;
+    let branch = if !cond.is_empty() && cond.iter().all(|c| *c != 0) {
+        node.input(1)?
+    } else if !cond.is_empty() && cond.iter().all(|c| *c == 0) {
+        node.input(2)?
+    } else {
+        return None;
+    };
+    same_type(g, branch, node.output(0)?).then_some(branch)
+}
+
 fn arithmetic_identity(g: &Graph, n: NodeId) -> Option<ValueId> {
     let node = g.node(n);
     let (a, b, y) = (node.input(0)?, node.input(1)?, node.output(0)?);

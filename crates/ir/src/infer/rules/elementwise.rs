@@ -232,6 +232,7 @@ fn scalar_op(op: &str, x: &Dim, y: &Dim) -> Option<Dim> {
         },
         "Mod" => Some(Dim::Known(known(x)?.checked_rem(known(y)?)?)),
         "Equal" if x == y && *x != Dim::Unknown => Some(Dim::Known(1)),
+        "Equal" if never_equal(x, y) => Some(Dim::Known(0)),
         "Equal" => cmp(|a, b| a == b),
         "Less" => cmp(|a, b| a < b),
         "Greater" => cmp(|a, b| a > b),
@@ -241,6 +242,18 @@ fn scalar_op(op: &str, x: &Dim, y: &Dim) -> Option<Dim> {
         "Min" => cmp_pick(x, y, false),
         _ => None,
     }
+}
+
+/// True when one side is negative and the other a size: a symbol, or sizes combined with
+/// non-negative coefficients (TorchScript's `Where(Equal(shape, -1), 1, shape)` before an
+/// Expand compares dims with -1).
+fn never_equal(x: &Dim, y: &Dim) -> bool {
+    let negative = |d: &Dim| matches!(d, Dim::Known(k) if *k < 0);
+    let size = |d: &Dim| {
+        matches!(d, Dim::Param(_))
+            && Poly::of_dim(d).is_some_and(|p| p.terms().iter().all(|(_, c)| *c >= 0))
+    };
+    (negative(x) && size(y)) || (negative(y) && size(x))
 }
 
 fn cmp_pick(x: &Dim, y: &Dim, max: bool) -> Option<Dim> {
