@@ -381,3 +381,49 @@ fn a_table_whose_rows_have_no_known_rank_is_neither_rewritten_nor_logged() {
     assert_eq!(cx.journal.log.len(), 3, "{text}");
     assert_eq!(text.matches("= DequantizeLinear(").count(), 3, "{text}");
 }
+
+#[test]
+fn fp16_output_also_read_in_float32_gets_one_cast_back() {
+    // A KV-cache export's present key is an output and is read by float32 arithmetic in
+    // the graph: both readers share one Cast back, so node names stay unique (ORT refuses
+    // two nodes of one name).
+    use whittle_passes::quant::Fp16Compute;
+    let src = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,8]
+  output y: f32[2,8]
+  output n: i64[2]
+  init w: f32[2,8] = random
+  y = Add(x, w)
+  n = Shape(y)
+}
+";
+    // Shape stays a float32 reader: it reads y through a Cast back.
+    let base = parse_model(src).unwrap();
+    let mut model = base.clone();
+    let mut cx = PassCx::default();
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(Fp16Compute))
+        .run(&mut model, &mut cx)
+        .unwrap();
+    model.graph.verify(false).unwrap();
+    let g = &model.graph;
+    let names: Vec<&str> = g
+        .node_ids()
+        .map(|n| g.node(n).name())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    let text = print_model(&model, &PrintOptions::default());
+    assert!(text.contains("y: f32[2,8] = Cast(y_fp16) {to=1}"), "{text}");
+    assert!(text.contains("n: i64[2] = Shape(y)"), "{text}");
+    let inputs = random_inputs(&base.graph, &InputSpec::default()).unwrap();
+    let a = run_model(&base, "f32", &inputs).unwrap();
+    let b = run_model(&model, "fp16", &inputs).unwrap();
+    assert_eq!(a[1], b[1]);
+    let c = cosine(&a[0].to_f32_vec().unwrap(), &b[0].to_f32_vec().unwrap());
+    assert!(c > 0.999, "cosine {c}");
+}

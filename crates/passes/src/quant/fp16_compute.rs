@@ -381,7 +381,8 @@ fn cast(
     Ok(out)
 }
 
-/// Graph outputs now float16 get a final Cast to float32 under their own name.
+/// Graph outputs now float16 get a final Cast to float32 under their own name (the one
+/// already made for a float32 reader, if any: node names stay unique).
 fn restore_outputs(g: &mut Graph, plan: &Plan) -> Result<(), IrError> {
     let outputs: Vec<ValueId> = g.outputs().to_vec();
     let mut new_outputs = outputs.clone();
@@ -393,6 +394,15 @@ fn restore_outputs(g: &mut Graph, plan: &Plan) -> Result<(), IrError> {
         let inner = free_name(g, &format!("{name}_fp16"));
         let info = g.value(*v).info.clone();
         g.rename_value(*v, &inner)?;
+        if let Some(&back) = plan.casts.get(&(*v, false)) {
+            // A float32 reader inside the graph already has a Cast back (KV-cache exports
+            // read their present keys): that Cast becomes the output, under its name.
+            g.rename_value(back, &name)?;
+            g.value_mut(back).info = info;
+            set_elem(g, back, DataType::Float);
+            new_outputs[k] = back;
+            continue;
+        }
         let out = g.intern(&name);
         g.value_mut(out).info = info;
         set_elem(g, out, DataType::Float);
