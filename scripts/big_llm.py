@@ -19,7 +19,10 @@ Not in CI: the 7B model needs 26 GiB of disk and a few minutes.
 import argparse
 import os
 import pathlib
+import re
 import resource
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,9 +74,17 @@ def measured(cmd, limit_gib=None, timeout=None):
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
-            lines = [l for l in err.read().decode(errors="replace").splitlines() if l.strip()]
-            return secs, None, (lines[-1][:120] if lines else f"exit {code}")
+            return secs, None, failure(err.read().decode(errors="replace"), code)
     return secs, usage.ru_maxrss / 1024, None
+
+
+def failure(stderr, code):
+    """How a run failed: its signal or exit code and the line of stderr that says why."""
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    said = [l for l in lines if re.search(r"Fatal Python error|MemoryError|bad_alloc|Error:", l)]
+    why = (said or lines or [""])[0][:100]
+    return f"{how}" + (f" ({why})" if why else "")
 
 
 def output_size(path):
@@ -100,19 +111,28 @@ def runs(args, src, preset):
     """(tool, task, seconds, MiB, output bytes, failure) rows for one model."""
     rows = []
     out = src.with_name(f"out-{preset}.onnx")
+    # (tool, task, command, memory limit); -O2 writes a full copy of the weights.
     jobs = [("whittle", "-O2", [args.whittle, "optimize", src, "-o", out, "-O2"], None),
             ("whittle", "--quantize int4 (MatMulNBits)",
              [args.whittle, "optimize", src, "-o", out, "--quantize", "int4",
               "--int4-format", "matmulnbits"], None)]
     if args.peers:
         py = sys.executable
-        jobs += [("onnxsim 0.8.1", "--weight-only-quantize-int4",
+        jobs += [("onnxsim 0.8.1", "--weight-only-quantize-int4 --target-opset 21",
                   [py, "-m", "onnxsim", src, out, "--weight-only-quantize-int4",
-                   "--save-as-external-data", "--skip-shape-inference"], args.peer_limit_gib),
+                   "--target-opset", "21", "--save-as-external-data"], args.peer_limit_gib),
                  ("ORT 1.32 MatMulNBitsQuantizer", "int4, block 32, symmetric",
                   [py, "-c", ORT_INT4, src, out], args.peer_limit_gib)]
+    weights = output_size(src)
     for tool, task, cmd, limit in jobs:
         remove(out)
+        need = weights if task == "-O2" else weights // 3
+        free = shutil.disk_usage(out.parent).free
+        if free < need + 2 * GIB:
+            rows.append((tool, task, 0, None, None,
+                         f"not run: its output needs {need / GIB:.0f} GiB of disk (+2 spare), "
+                         f"{free / GIB:.0f} GiB free"))
+            continue
         secs, rss, failed = measured([str(c) for c in cmd], limit, args.timeout)
         size = output_size(out) if not failed else None
         rows.append((tool, task, secs, rss, size, failed))
@@ -156,7 +176,9 @@ def table(rows_by_model, decode):
              "|---|---|---|---|---|---|"]
     for name, rows in rows_by_model:
         for tool, task, secs, rss, size, failed in rows:
-            if failed:
+            if failed and failed.startswith("not run"):
+                lines.append(f"| {name} | {tool} | {task} | | | {failed} |")
+            elif failed:
                 lines.append(f"| {name} | {tool} | {task} | {secs:.0f} s | | failed: {failed} |")
             else:
                 lines.append(f"| {name} | {tool} | {task} | {secs:.0f} s | {rss:.0f} MiB "

@@ -15,7 +15,11 @@ fn verified(name: &str) -> (f64, usize, usize) {
     let out = dir.path().join("o2.onnx");
     let o = whittle(&["optimize", s(&model), "-o", s(&out), "--verify"]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let line = text
         .lines()
         .find(|l| l.starts_with("verified against the original"))
