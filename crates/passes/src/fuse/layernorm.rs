@@ -12,13 +12,13 @@ use whittle_ir::{DataType, Dim, Graph, Node, NodeId, Tensor, ValueId};
 /// d·d) and the Div, every other intermediate once; none is a graph output.
 pub struct LayerNormPattern;
 
-fn producer_if(g: &Graph, v: ValueId, op: &str) -> Option<NodeId> {
+pub(super) fn producer_if(g: &Graph, v: ValueId, op: &str) -> Option<NodeId> {
     let (p, _) = g.value(v).producer()?;
     is_op(g.node(p), op).then_some(p)
 }
 
 /// True when the ReduceMean node averages the last axis only, keeping dims.
-fn last_axis_mean(g: &Graph, n: NodeId, opset: i64, rank: usize) -> bool {
+pub(super) fn last_axis_mean(g: &Graph, n: NodeId, opset: i64, rank: usize) -> bool {
     let node = g.node(n);
     let keep = node.attr("keepdims").and_then(|a| a.i).unwrap_or(1) == 1;
     let axes = if opset < 18 {
@@ -29,14 +29,20 @@ fn last_axis_mean(g: &Graph, n: NodeId, opset: i64, rank: usize) -> bool {
     keep && axes.is_some_and(|a| a.len() == 1 && (a[0] == -1 || a[0] == rank as i64 - 1))
 }
 
-fn f32_scalar(g: &Graph, v: ValueId) -> Option<f32> {
+pub(super) fn f32_scalar(g: &Graph, v: ValueId) -> Option<f32> {
     let t = constant(g, Some(v))?;
     let x = t.to_f32_vec().ok()?;
     (t.dtype() == DataType::Float && x.len() == 1).then(|| x[0])
 }
 
 /// The other operand of a binary op whose constant operand is a vector of `c` floats.
-fn affine_partner(g: &Graph, n: NodeId, op: &str, v: ValueId, c: i64) -> Option<ValueId> {
+pub(super) fn affine_partner(
+    g: &Graph,
+    n: NodeId,
+    op: &str,
+    v: ValueId,
+    c: i64,
+) -> Option<ValueId> {
     let node = g.node(n);
     if !is_op(node, op) {
         return None;

@@ -14,6 +14,7 @@ mod pad_conv;
 mod reduce;
 mod reshape;
 mod reshape_around;
+mod rmsnorm;
 mod transpose;
 mod unsqueeze;
 
@@ -30,6 +31,7 @@ pub use pad_conv::PadIntoConv;
 pub use reduce::{ConcatChain, ReduceUnsqueeze};
 pub use reshape::ReshapeChain;
 pub use reshape_around::ReshapeAroundElementwise;
+pub use rmsnorm::RmsNormPattern;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
 
@@ -56,6 +58,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(WhereNot),
         Box::new(GeluErf),
         Box::new(LayerNormPattern),
+        Box::new(RmsNormPattern),
         Box::new(ConvInputScale),
     ]
 }
