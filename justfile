@@ -83,6 +83,20 @@ bench-prune:
     cargo build --release -p whittle-cli
     HF_HUB_OFFLINE=1 "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_prune.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
+# Decoder LLMs at scale: whittle -O2 and int4 on a 7B-shaped Llama (26 GiB, written here
+# and kept in ~/.cache/whittle/big-llm) and a ~1 GB one, beside onnxsim and ORT's int4
+# quantizer; writes the "Decoder LLMs at scale" section of docs/benchmarks.md. Needs ~60 GB
+# of free disk for the 7B -O2 copy (it is skipped, and says so, with less).
+big-llm:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/big_llm.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
+# Decoder fusions into standard opset-23 ops, each on and off, timed in ORT and tract;
+# writes the "Decoder fusions" section of docs/benchmarks.md.
+bench-fusions:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_fusions.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
 # Decomposition budgets on the trained vgg_digits CNN: accuracy vs MACs, ORT/tract speed;
 # writes the "Decomposition" section of docs/benchmarks.md.
 bench-decompose:

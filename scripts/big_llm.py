@@ -212,10 +212,12 @@ def main():
         if preset == "1gb" and kept.exists():
             decode = decode_step(src, kept)
     cpu = os.cpu_count()
+    build = ("dev profile: whittle-passes and dependencies at opt-level 3, the other "
+             "whittle crates at 1" if "debug" in args.whittle else "release build")
     section = (
         "## Decoder LLMs at scale\n\n"
-        f"`just big-llm` (`python scripts/big_llm.py --whittle target/release/whittle "
-        f"--write`), {time.strftime('%Y-%m-%d')}, {cpu} cores, 24 GB RAM. Llama-shaped "
+        f"`just big-llm` (`python scripts/big_llm.py --whittle {args.whittle} --write`; "
+        f"{build}), {time.strftime('%Y-%m-%d')}, {cpu} cores, 24 GB RAM. Llama-shaped "
         "decoders written by scripts/big_llm_model.py (random float32 weights, KV-cache "
         "inputs; the 7B one has Llama-2-7B's shape). Wall time is the whole process; peak "
         "RSS is the child's ru_maxrss. Peers run under a "

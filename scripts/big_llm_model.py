@@ -40,6 +40,8 @@ PRESETS = {
     "7b": Shape(layers=32, hidden=4096, mlp=11008, vocab=32000, heads=32),
     # A ~1 GB decoder (271 M parameters), for the peers and for decode-step latency.
     "1gb": Shape(layers=16, hidden=1024, mlp=2816, vocab=32000, heads=16),
+    # 58 M parameters, for timing fusions (scripts/bench_fusions.py).
+    "small": Shape(layers=8, hidden=512, mlp=1408, vocab=32000, heads=8),
     # A few MB, for checking the graph itself.
     "tiny": Shape(layers=2, hidden=64, mlp=160, vocab=500, heads=4, max_pos=256),
 }
@@ -165,10 +167,11 @@ class _Symbols:
         positions = g.op("Range", [past, total, "one_i64"])
         self.cos = g.op("Gather", ["cos_table", positions], axis=0)
         self.sin = g.op("Gather", ["sin_table", positions], axis=0)
-        ones = g.op("ConstantOfShape", [g.op("Concat", [self.seq, g.op("Unsqueeze", [
-            total, "c_0"])], axis=0)], value=helper.make_tensor("", TensorProto.FLOAT, [1], [1]))
-        allowed = g.op("Trilu", [ones, past], upper=0)
-        self.mask = g.op("Mul", [g.op("Sub", [allowed, "one"]), "big"])
+        # Causal mask: key j is visible to query i (absolute position past + i) when j <= it.
+        keys = g.op("Range", ["zero_i64", total, "one_i64"])
+        visible = g.op("LessOrEqual", [g.op("Unsqueeze", [keys, "c_0"]),
+                                       g.op("Unsqueeze", [positions, "c_1"])])
+        self.mask = g.op("Where", [visible, "zero", "minus_big"])
         self.present = []
 
 
@@ -178,7 +181,8 @@ def _constants(g, shape):
     g.const("c_max", np.array([np.iinfo(np.int64).max], dtype=np.int64))
     g.const("axis_last", np.array([-1], dtype=np.int64))
     g.const("one_i64", np.array(1, dtype=np.int64))
-    for name, v in (("two", 2.0), ("eps", 1e-5), ("one", 1.0), ("big", 1e9),
+    g.const("zero_i64", np.array(0, dtype=np.int64))
+    for name, v in (("two", 2.0), ("eps", 1e-5), ("zero", 0.0), ("minus_big", -1e9),
                     ("scale", shape.head_dim ** -0.5)):
         g.const(name, np.array(v, dtype=np.float32))
     inv = 1.0 / (10000 ** (np.arange(0, shape.head_dim, 2) / shape.head_dim))
