@@ -441,6 +441,51 @@ def decoder_judge(whittle, model, workdir):
     return None if worst <= 1e-5 else f"max abs difference {worst:.3e} > 1e-5"
 
 
+INT4_QUALITY = []  # (variant, held-out perplexity)
+
+
+def perplexity(path, windows):
+    """Per-byte perplexity of the trained byte decoder on `windows` (positions 0..126
+    predicting bytes 1..127), in ORT."""
+    import numpy as np
+    logits = ort_session(path).run(None, {"tokens": windows})[0][:, :-1].astype(np.float64)
+    peak = logits.max(-1, keepdims=True)
+    logp = logits - peak - np.log(np.exp(logits - peak).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(logp, windows[:, 1:, None], -1).mean()
+    return float(np.exp(nll))
+
+
+def decoder_int4_quality(whittle, workdir):
+    """The byte decoder trained here (fixtures/gen/make_trained_decoder.py) on its
+    held-out text: GPTQ int4 (`--calibrate`, block 32) must lose at most half the
+    perplexity round-to-nearest int4 loses, and int8-weights stay within 0.5 % of float."""
+    import numpy as np
+    model = ROOT / "fixtures/models/char_decoder.ts.onnx"
+    data = ROOT / "fixtures/data/char_decoder"
+    held = np.load(data / "heldout.npy")
+    variants = {
+        "int4 round-to-nearest": ["--quantize", "int4", "--int4-format", "matmulnbits"],
+        "int4 GPTQ": ["--quantize", "int4", "--int4-format", "matmulnbits",
+                      "--calibrate", str(data / "calib.npy")],
+        "int8-weights": ["--quantize", "int8-weights"],
+    }
+    ppl = {"float": perplexity(model, held)}
+    for name, flags in variants.items():
+        out = workdir / ("char_decoder__" + name.replace(" ", "_") + ".onnx")
+        r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *flags],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"whittle {name} exited {r.returncode}: {r.stderr.strip()[:300]}"
+        ppl[name] = perplexity(out, held)
+    INT4_QUALITY.extend(ppl.items())
+    rtn, gptq = (ppl[k] - ppl["float"] for k in ("int4 round-to-nearest", "int4 GPTQ"))
+    if gptq > 0.5 * rtn:
+        return f"GPTQ loses {gptq:.4f} perplexity, more than half of round-to-nearest's {rtn:.4f}"
+    if ppl["int8-weights"] > 1.005 * ppl["float"]:
+        return f"int8-weights perplexity {ppl['int8-weights']:.4f} > 1.005 x {ppl['float']:.4f}"
+    return None
+
+
 def vgg_target(whittle, workdir, step, flags, label):
     """`whittle optimize vgg_digits --<step> ... --calibrate` (its 100 calibration images)
     must keep held-back accuracy within 0.5 point of the float export in ORT and cut the
@@ -525,6 +570,8 @@ def main():
         lossy += [(m, prune_judge(args.whittle, m, work)) for m in fixture_models()]
         lossy += [(m, decoder_judge(args.whittle, m, work)) for m in fixture_models()]
         lossy.append((vgg, prune_accuracy(args.whittle, work)))
+        lossy.append((ROOT / "fixtures/models/char_decoder.ts.onnx",
+                      decoder_int4_quality(args.whittle, work)))
         for m, verdict in lossy:
             if verdict is None:
                 passed += 1
@@ -571,6 +618,9 @@ def main():
     if PRUNE:
         print("prune cosine=0.995 (ORT, random inputs): " + ", ".join(
             f"{n} cosine {c:.5f} size {r:.2f}x" for n, c, r in PRUNE))
+    if INT4_QUALITY:
+        print("trained byte decoder, held-out perplexity (ORT): " + ", ".join(
+            f"{n} {p:.4f}" for n, p in INT4_QUALITY))
     if DECODERS:
         print("decoders -O2 (ORT, prompt and KV-cache steps; logits and present): " + ", ".join(
             f"{n} max abs {d:.1e}" for n, d in DECODERS))

@@ -2,15 +2,21 @@
 //! output column.
 
 use super::dense::{Dense, dense};
+use super::error::QuantError;
+use super::gptq;
 use super::int4_pack::{self, Layout, sampled_error};
 use super::weights::eligible;
 use crate::pass::{Pass, PassCx, PassError};
 use crate::rule::{Costed, LossyRule, Patch, RuleCx, run_lossy};
 use bytes::Bytes;
-use whittle_ir::deferred::Shared;
+use nalgebra::DMatrix;
+use std::collections::HashMap;
+use std::sync::Arc;
+use whittle_eval::probe;
+use whittle_ir::deferred::{Deferred, Shared};
 use whittle_ir::infer::Inference;
 use whittle_ir::tensor::release_bytes;
-use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Tensor};
+use whittle_ir::{Attribute, DataType, Graph, IrError, Model, Node, NodeId, Tensor, ValueId};
 
 /// Contiguous pieces of a weight (block rows or columns) its reported error is measured
 /// on: a big weight is read once more only in part; the encoding reads it all at export.
@@ -53,7 +59,13 @@ pub struct QuantizeInt4 {
     pub block_size: usize,
     pub format: Int4Format,
     pub min_elements: u64,
+    /// Gram matrices XᵀX of dense layers' inputs on calibration data, by weight name:
+    /// those weights are rounded by GPTQ ([`super::gptq`]), the others to nearest.
+    pub grams: Arc<Grams>,
 }
+
+/// XᵀX ([K, K]) of a dense layer's inputs, by the name of its weight.
+pub type Grams = HashMap<String, DMatrix<f64>>;
 
 impl Default for QuantizeInt4 {
     fn default() -> Self {
@@ -61,6 +73,7 @@ impl Default for QuantizeInt4 {
             block_size: 32,
             format: Int4Format::DequantizeLinear,
             min_elements: super::DEFAULT_MIN_ELEMENTS,
+            grams: Arc::default(),
         }
     }
 }
@@ -83,6 +96,63 @@ fn matched(g: &Graph, n: NodeId, facts: Option<&Inference>, min_elements: u64) -
         }
     }
     Some(m)
+}
+
+/// A dense layer int4 would take: its weight's name, the value it multiplies and K.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub weight: String,
+    pub x: ValueId,
+    pub k: usize,
+}
+
+impl QuantizeInt4 {
+    /// The dense layers of `g` this pass would quantize (for gathering their inputs'
+    /// statistics on calibration data before it runs).
+    pub fn sites(&self, g: &Graph, facts: &Inference) -> Vec<Site> {
+        g.node_ids()
+            .filter_map(|n| {
+                let m = matched(g, n, Some(facts), self.min_elements)?;
+                let dims = &g.value(m.w).initializer()?.dims;
+                let k = usize::try_from(if m.transposed { dims[1] } else { dims[0] }).ok()?;
+                Some(Site {
+                    weight: g.value(m.w).name().to_string(),
+                    x: m.x,
+                    k,
+                })
+            })
+            .collect()
+    }
+}
+
+impl QuantizeInt4 {
+    /// XᵀX of the inputs of every layer in [`QuantizeInt4::sites`], run on `sets`
+    /// (calibration data), by weight name.
+    pub fn gather_grams(
+        &self,
+        model: &Model,
+        facts: &Inference,
+        sets: &[Vec<Tensor>],
+    ) -> Result<Grams, QuantError> {
+        let sites = self.sites(&model.graph, facts);
+        let xs: Vec<ValueId> = sites.iter().map(|s| s.x).collect();
+        let mut grams: Vec<DMatrix<f64>> = sites.iter().map(|s| DMatrix::zeros(s.k, s.k)).collect();
+        probe(model, &xs, sets, "int4 (calibration)", |seen| {
+            for ((site, gram), t) in sites.iter().zip(grams.iter_mut()).zip(seen) {
+                let values = t.to_f32_vec().map_err(|e| {
+                    QuantError::Data(format!("calibration input of '{}': {e}", site.weight))
+                })?;
+                if site.k == 0 || values.len() % site.k != 0 {
+                    continue;
+                }
+                let rows = values.len() / site.k;
+                let x = DMatrix::from_fn(rows, site.k, |r, c| f64::from(values[r * site.k + c]));
+                *gram += x.transpose() * &x;
+            }
+            Ok::<(), QuantError>(())
+        })?;
+        Ok(sites.into_iter().map(|s| s.weight).zip(grams).collect())
+    }
 }
 
 impl Pass for QuantizeInt4 {
@@ -132,26 +202,87 @@ impl LossyRule for QuantizeInt4 {
         if !layout.k.is_multiple_of(2) || w.dtype() != DataType::Float {
             return None;
         }
-        // Read now only to estimate the error; the encoding itself is deferred to export.
-        let src = w.le_bytes().ok()?;
-        let (sums, sampled) = sampled_error(&src, layout, SAMPLED_PIECES);
-        release_bytes(&src);
+        let name = g.value(m.w).name().to_string();
+        let (encoding, error) = match self.grams.get(&name) {
+            Some(gram) => gptq_rounded(w, layout, gram)?,
+            None => {
+                // Read now only to estimate the error; the encoding is deferred to export.
+                let src = w.le_bytes().ok()?;
+                let (sums, sampled) = sampled_error(&src, layout, SAMPLED_PIECES);
+                release_bytes(&src);
+                let error = format!(
+                    "relative weight error {:.2e}{}",
+                    sums.relative(),
+                    if sampled { " (sampled)" } else { "" }
+                );
+                (Encoding::Source(src), error)
+            }
+        };
         let note = format!(
-            "int4 {} [{}, {}] in blocks of {}: relative weight error {:.2e}{}",
-            g.value(m.w).name(),
-            layout.k,
-            layout.n,
-            self.block_size,
-            sums.relative(),
-            if sampled { " (sampled)" } else { "" }
+            "int4 {name} [{}, {}] in blocks of {}: {error}",
+            layout.k, layout.n, self.block_size
         );
         let format = self.format;
-        let patch: Patch = Box::new(move |g: &mut Graph| match format {
-            Int4Format::DequantizeLinear => dequantize_linear(g, n, &m, src, layout),
-            Int4Format::MatMulNBits => mat_mul_nbits(g, n, &m, src, layout),
+        let patch: Patch = Box::new(move |g: &mut Graph| {
+            let [codes, scales] = encoding.split(format, layout);
+            match format {
+                Int4Format::DequantizeLinear => dequantize_linear(g, n, &m, codes, scales, layout),
+                Int4Format::MatMulNBits => mat_mul_nbits(g, n, &m, codes, scales, layout),
+            }
         });
         Some(Costed { patch, note })
     }
+}
+
+/// Where a weight's int4 bytes come from when export writes them.
+enum Encoding {
+    /// Rounded to nearest from the (mapped) float weight, as it is written.
+    Source(Bytes),
+    /// Codes chosen beforehand (GPTQ), packed as they are written.
+    Chosen(Arc<gptq::Rounded>),
+}
+
+impl Encoding {
+    /// The codes and scales tensors of `format`, deferred: computed when read.
+    fn split(self, format: Int4Format, l: Layout) -> [Deferred; 2] {
+        let lens = match format {
+            Int4Format::DequantizeLinear => [l.int4_len(), l.scales_len()],
+            Int4Format::MatMulNBits => [l.nbits_len(), l.scales_len()],
+        };
+        Shared::split(lens, move || {
+            Ok(match (&self, format) {
+                (Encoding::Source(src), f) => {
+                    let parts = match f {
+                        Int4Format::DequantizeLinear => int4_pack::dequantize_linear(src, l).0,
+                        Int4Format::MatMulNBits => int4_pack::mat_mul_nbits(src, l).0,
+                    };
+                    release_bytes(src);
+                    parts
+                }
+                (Encoding::Chosen(r), Int4Format::DequantizeLinear) => {
+                    int4_pack::dequantize_linear_from(&r.codes, &r.scales)
+                }
+                (Encoding::Chosen(r), Int4Format::MatMulNBits) => {
+                    int4_pack::mat_mul_nbits_from(&r.codes, &r.scales, l)
+                }
+            })
+        })
+    }
+}
+
+/// GPTQ codes for the weight of `m` given its inputs' Gram matrix, and the report's
+/// words: the output error on the calibration data against round-to-nearest's.
+fn gptq_rounded(w: &Tensor, l: Layout, gram: &DMatrix<f64>) -> Option<(Encoding, String)> {
+    let src = w.le_bytes().ok()?;
+    let kn = int4_pack::kn_floats(&src, l);
+    let r = gptq::round(&kn, l.k, l.n, l.bs, gram)?;
+    let rtn = gptq::nearest_output_error(&kn, l.k, l.n, l.bs, gram);
+    let words = format!(
+        "GPTQ, output error on the calibration data {:.2e} (round-to-nearest {:.2e})",
+        r.output.relative(),
+        rtn.relative()
+    );
+    Some((Encoding::Chosen(Arc::new(r)), words))
 }
 
 /// `W_int4 [K, N] → DequantizeLinear(axis 0, block_size)`, read by the node (a Gemm
@@ -160,15 +291,11 @@ fn dequantize_linear(
     g: &mut Graph,
     n: NodeId,
     m: &Dense,
-    src: Bytes,
+    codes: Deferred,
+    scales: Deferred,
     l: Layout,
 ) -> Result<(), IrError> {
     let base = g.value(m.w).name().to_string();
-    let [codes, scales] = Shared::split([l.int4_len(), l.scales_len()], move || {
-        let parts = int4_pack::dequantize_linear(&src, l).0;
-        release_bytes(&src);
-        Ok(parts)
-    });
     let (k, cols, blocks) = (l.k as i64, l.n as i64, l.blocks() as i64);
     let qv = g.add_initializer(
         &format!("{base}_int4"),
@@ -197,7 +324,8 @@ fn mat_mul_nbits(
     g: &mut Graph,
     n: NodeId,
     m: &Dense,
-    src: Bytes,
+    codes: Deferred,
+    scales: Deferred,
     l: Layout,
 ) -> Result<(), IrError> {
     let node = g.node(n).clone();
@@ -205,11 +333,6 @@ fn mat_mul_nbits(
         return Ok(());
     };
     let base = g.value(m.w).name().to_string();
-    let [codes, scales] = Shared::split([l.nbits_len(), l.scales_len()], move || {
-        let parts = int4_pack::mat_mul_nbits(&src, l).0;
-        release_bytes(&src);
-        Ok(parts)
-    });
     let (cols, blocks) = (l.n as i64, l.blocks() as i64);
     let bv = g.add_initializer(
         &format!("{base}_q4"),

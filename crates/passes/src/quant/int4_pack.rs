@@ -222,6 +222,47 @@ pub fn dequantize_linear(src: &[u8], l: Layout) -> ([Bytes; 2], ErrorSums) {
     ([Bytes::from(q), f32_bytes(&scales)], sums)
 }
 
+/// W as row-major [K, N] floats, whichever way it is stored.
+pub fn kn_floats(src: &[u8], l: Layout) -> Vec<f32> {
+    (0..l.k * l.n)
+        .map(|i| l.at(src, i / l.n, i % l.n))
+        .collect()
+}
+
+/// Codes already chosen (row-major [K, N]) and their scales ([blocks, N]) in
+/// MatMulNBits' layout: B [N, blocks, bs/2] (codes + 8, a short last block padded with 8)
+/// and scales column-major.
+pub fn mat_mul_nbits_from(codes: &[i8], scales: &[f32], l: Layout) -> [Bytes; 2] {
+    let blocks = l.blocks();
+    let per_col = blocks * l.bs / 2;
+    let mut b = vec![0u8; l.n * per_col];
+    let nibble = |r: usize, c: usize| {
+        if r < l.k {
+            (codes[r * l.n + c] + 8) as u8
+        } else {
+            8
+        }
+    };
+    for c in 0..l.n {
+        for (i, byte) in b[c * per_col..(c + 1) * per_col].iter_mut().enumerate() {
+            *byte = nibble(2 * i, c) | (nibble(2 * i + 1, c) << 4);
+        }
+    }
+    let by_column: Vec<f32> = (0..l.n * blocks)
+        .map(|i| scales[(i % blocks) * l.n + i / blocks])
+        .collect();
+    [Bytes::from(b), f32_bytes(&by_column)]
+}
+
+/// Codes already chosen (row-major [K, N]) and their scales ([blocks, N]) as an INT4
+/// [K, N] tensor and the scales of a blocked DequantizeLinear.
+pub fn dequantize_linear_from(codes: &[i8], scales: &[f32]) -> [Bytes; 2] {
+    [
+        Bytes::from(pack(codes.iter().map(|q| *q as u8))),
+        f32_bytes(scales),
+    ]
+}
+
 /// The error of quantizing W, measured on at most `units` evenly spaced pieces that are
 /// contiguous in the file (block rows of a [K, N] weight, columns of an [N, K] one), so
 /// that estimating it reads a small part of a big weight. Returns the sums and whether
@@ -333,6 +374,28 @@ mod tests {
         // Row-major codes 4, -8 | -8, -2 | -8, -8 | -4, 0.
         assert_eq!(q.as_ref(), [0x84, 0xe8, 0x88, 0x0c]);
         assert!(sums.relative() < 1e-7);
+    }
+
+    #[test]
+    fn chosen_codes_pack_as_the_rounded_ones_do() {
+        // The codes and block-major scales of `both_storage_orders_give_the_same_encodings`.
+        let kn = [1.0, 4.0, -2.0, 1.0, 0.5, -1.0, 0.25, 0.0];
+        let l = Layout {
+            k: 4,
+            n: 2,
+            bs: 2,
+            transposed: false,
+        };
+        let codes = [4, -8, -8, -2, -8, -8, -4, 0];
+        let scales = [0.25, -0.5, -0.0625, 0.125];
+        assert_eq!(
+            mat_mul_nbits_from(&codes, &scales, l),
+            mat_mul_nbits(&le(&kn), l).0
+        );
+        assert_eq!(
+            dequantize_linear_from(&codes, &scales),
+            dequantize_linear(&le(&kn), l).0
+        );
     }
 
     #[test]

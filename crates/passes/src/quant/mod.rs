@@ -26,6 +26,7 @@ pub mod dynamic;
 mod error;
 pub mod fp16;
 pub mod fp16_compute;
+pub mod gptq;
 pub mod int4;
 pub mod int4_pack;
 pub mod math;

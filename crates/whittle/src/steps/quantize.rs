@@ -6,9 +6,11 @@ use super::data::calibration_data;
 use super::{ModelStep, StepData};
 use crate::modes::{Int8Form, Quantize};
 use crate::optimizer::Error;
+use std::sync::Arc;
 use whittle_eval::Judge;
 use whittle_ir::Model;
 use whittle_passes::quant::budget::{self, Fitted};
+use whittle_passes::quant::int4::Grams;
 use whittle_passes::quant::qdq::{self, QuantizeStatic};
 use whittle_passes::quant::ranges::{self, Method};
 use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantizeInt4, QuantizeWeights};
@@ -79,6 +81,15 @@ impl QuantizeStep {
                 pass.full_range = o.full_range;
                 Box::new(move || Pipeline::once(vec![Box::new(pass.clone())]))
             }
+            Quantize::Int4(o) if data.calibrate.is_some() => {
+                let grams = Arc::new(gather_grams(model, cx, data, &int4_pass(o))?);
+                let o = o.clone();
+                Box::new(move || {
+                    let mut q = int4_pass(&o);
+                    q.grams = grams.clone();
+                    Pipeline::once(vec![Box::new(q), tables(o.min_elements)])
+                })
+            }
             other => {
                 let q = other.clone();
                 Box::new(move || Pipeline::once(passes(&q)))
@@ -87,18 +98,48 @@ impl QuantizeStep {
     }
 }
 
+/// The int4 pass of settings `o` (round-to-nearest; GPTQ once given Gram matrices).
+fn int4_pass(o: &crate::modes::Int4) -> QuantizeInt4 {
+    QuantizeInt4 {
+        block_size: o.block_size as usize,
+        format: o.int4_format,
+        min_elements: o.min_elements,
+        ..QuantizeInt4::default()
+    }
+}
+
+/// Embedding tables are not MatMuls: int4 and int8-dynamic store them as int8 rows.
+fn tables(min_elements: u64) -> Box<dyn Pass> {
+    Box::new(QuantizeWeights {
+        min_elements,
+        ops: &["Gather"],
+        cast: false,
+        ..QuantizeWeights::default()
+    })
+}
+
+/// XᵀX of the inputs of every dense layer `pass` would quantize, over the calibration
+/// sets (`--calibrate`), by weight name: what GPTQ rounds with.
+fn gather_grams(
+    model: &mut Model,
+    cx: &PassCx,
+    data: &StepData,
+    pass: &QuantizeInt4,
+) -> Result<Grams, Error> {
+    let Some(path) = &data.calibrate else {
+        return Ok(Grams::new());
+    };
+    let sets = calibration_data(path, model)?;
+    let opts = whittle_ir::infer::InferOptions {
+        input_shapes: cx.settings.input_shapes.clone(),
+    };
+    let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
+    Ok(pass.gather_grams(model, &facts, &sets.sets)?)
+}
+
 /// The passes of quantization mode `q` (all but int8-static, which calibrates first),
 /// in the order they run.
 pub(crate) fn passes(q: &Quantize) -> Vec<Box<dyn Pass>> {
-    // Embedding tables are not MatMuls: int4 and int8-dynamic store them as int8 rows.
-    let tables = |min_elements: u64| -> Box<dyn Pass> {
-        Box::new(QuantizeWeights {
-            min_elements,
-            ops: &["Gather"],
-            cast: false,
-            ..QuantizeWeights::default()
-        })
-    };
     match q {
         Quantize::Int8Weights(o) => vec![Box::new(QuantizeWeights {
             per_channel: !o.per_tensor,
@@ -107,14 +148,7 @@ pub(crate) fn passes(q: &Quantize) -> Vec<Box<dyn Pass>> {
             ..QuantizeWeights::default()
         })],
         Quantize::Fp16(_) => vec![Box::new(Fp16Compute)],
-        Quantize::Int4(o) => vec![
-            Box::new(QuantizeInt4 {
-                block_size: o.block_size as usize,
-                format: o.int4_format,
-                min_elements: o.min_elements,
-            }),
-            tables(o.min_elements),
-        ],
+        Quantize::Int4(o) => vec![Box::new(int4_pass(o)), tables(o.min_elements)],
         Quantize::Fp16Weights(o) => vec![Box::new(Fp16Weights {
             min_elements: o.min_elements,
         })],
