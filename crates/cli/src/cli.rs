@@ -104,7 +104,8 @@ pub struct OptimizeArgs {
     /// --calibrate data, int8 weights, int32 biases), fp16 (computes in float16, float32
     /// inputs and outputs kept; 2x smaller), fp16-weights (float16 behind a Cast; 2x
     /// smaller, float32 compute) or int4 (MatMul/Gemm weights in 4 bits, blockwise;
-    /// about 7x smaller). Reports each layer's error.
+    /// about 7x smaller; GPTQ with --calibrate, streamed from the input without).
+    /// Reports each layer's error.
     #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "int4", "fp16", "fp16-weights"])]
     pub quantize: Option<String>,
     /// With --quantize int8-weights: cast (Cast -> Mul, the default, which ONNX Runtime
@@ -172,9 +173,11 @@ pub struct OptimizeArgs {
     /// With --decompose: keep a rewrite only if tract also runs the layer faster.
     #[arg(long, requires = "decompose")]
     pub measure: bool,
-    /// Calibration data for --decompose and --quantize int8-static: a .npy (single-input
-    /// model; first axis = samples), an .npz (arrays named after the inputs) or a folder
-    /// of test_data_set_N. Without it, --decompose uses random inputs and says so.
+    /// Calibration data for --decompose, --prune, --quantize int8-static (activation
+    /// ranges) and --quantize int4 (GPTQ rounding from the layers' inputs): a .npy
+    /// (single-input model; first axis = samples), an .npz (arrays named after the
+    /// inputs) or a folder of test_data_set_N. Without it, --decompose uses random inputs
+    /// and says so, and int4 rounds to nearest.
     #[arg(long, value_name = "PATH")]
     pub calibrate: Option<PathBuf>,
     /// Rewrites not to do (comma-separated): node:NAME (none anchored at that node),
