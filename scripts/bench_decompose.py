@@ -36,13 +36,7 @@ BUDGETS = ["top1=0.995", "top1=0.99", "cosine=0.999", "cosine=0.995", "tol=0.2",
 MEASURED = ["top1=0.995", "cosine=0.995"]  # also run with --measure (keep only what is faster)
 
 
-def session(path):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+session = benchtime.session  # one-thread ORT session
 
 
 def tract_speed(exe, base, path):

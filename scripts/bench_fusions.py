@@ -40,13 +40,7 @@ def feeds(shape, seq, past):
     return f
 
 
-def session(path):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+session = benchtime.session  # one-thread ORT session
 
 
 def tract_ratio(whittle, base, fused, shape, seq, past):

@@ -38,13 +38,7 @@ CALIB = ROOT / "fixtures/data/vgg_digits/calib.npy"
 TEST = ROOT / "fixtures/data/vgg_digits/test.npz"
 
 
-def session(path):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+session = benchtime.session  # one-thread ORT session
 
 
 def whittle(exe, src, dst, *args):

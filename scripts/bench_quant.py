@@ -58,13 +58,7 @@ def size(p):
     return p.stat().st_size + (data.stat().st_size if data.exists() else 0)
 
 
-def session(path):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+session = benchtime.session  # one-thread ORT session
 
 
 def whittle(exe, src, dst, *args):

@@ -10,6 +10,17 @@ import time
 import numpy as np
 
 
+def session(path):
+    """An ONNX Runtime session on one thread (CPU), its logs quiet: what the benchmarks
+    time."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
 def median_s(sess, feed, runs):
     t = []
     for _ in range(runs):

@@ -147,13 +147,7 @@ def runs(args, src, preset):
     return rows
 
 
-def session(path):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+session = benchtime.session  # one-thread ORT session
 
 
 def decode_step(src, quantized, past=512):

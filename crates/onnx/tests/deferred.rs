@@ -35,6 +35,15 @@ fn model(n: usize) -> (Model, Arc<AtomicUsize>) {
     (m, runs)
 }
 
+/// Tensors of 1 KiB and more to `m.onnx.data`.
+fn external() -> ExportOptions {
+    ExportOptions {
+        external_threshold: Some(1024),
+        external_location: "m.onnx.data".into(),
+        ..Default::default()
+    }
+}
+
 fn saved_values(path: &std::path::Path) -> (Vec<f32>, bool) {
     let back = read_model(path).unwrap();
     let only = back.graph.initializers()[0];
@@ -47,11 +56,7 @@ fn an_external_deferred_tensor_is_computed_once_as_it_is_written() {
     let (m, runs) = model(1000);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m.onnx");
-    let opts = ExportOptions {
-        external_threshold: Some(1024),
-        external_location: "m.onnx.data".into(),
-        ..Default::default()
-    };
+    let opts = external();
     save_model(&m, &out, &opts).unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let (values, external) = saved_values(&out);
@@ -80,11 +85,7 @@ fn a_failing_encoding_fails_the_save_and_writes_nothing() {
     g.initializer_mut(w).unwrap().data.deferred = Some(bad);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m.onnx");
-    let opts = ExportOptions {
-        external_threshold: Some(1024),
-        external_location: "m.onnx.data".into(),
-        ..Default::default()
-    };
+    let opts = external();
     let e = save_model(&m, &out, &opts).unwrap_err().to_string();
     assert!(
         e.contains("wq") && e.contains("8 bytes, 4000 announced"),
