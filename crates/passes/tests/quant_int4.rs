@@ -216,3 +216,23 @@ fn gptq_with_calibration_grams_beats_round_to_nearest_on_the_data() {
         "GPTQ {e_gptq} vs round-to-nearest {e_rtn}"
     );
 }
+
+#[test]
+fn a_gram_matrix_of_inputs_that_never_varied_falls_back_to_round_to_nearest() {
+    use whittle_passes::quant::int4::Grams;
+    let original = parse_model(&model(17)).unwrap();
+    let zero: Grams = [("w".to_string(), nalgebra::DMatrix::zeros(64, 64))].into();
+    let mut m = original.clone();
+    let mut cx = PassCx::default();
+    Pipeline::from_passes(vec![])
+        .with_lossy(Box::new(QuantizeInt4 {
+            format: Int4Format::MatMulNBits,
+            grams: std::sync::Arc::new(zero),
+            ..QuantizeInt4::default()
+        }))
+        .run(&mut m, &mut cx)
+        .unwrap();
+    assert_eq!(cx.journal.log.len(), 2, "both layers are quantized");
+    let notes = &cx.journal.notes;
+    assert!(notes.iter().all(|(_, n)| !n.contains("GPTQ")), "{notes:?}");
+}

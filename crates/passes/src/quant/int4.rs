@@ -203,8 +203,14 @@ impl LossyRule for QuantizeInt4 {
             return None;
         }
         let name = g.value(m.w).name().to_string();
-        let (encoding, error) = match self.grams.get(&name) {
-            Some(gram) => gptq_rounded(w, layout, gram)?,
+        // GPTQ when calibration gave this layer a usable Gram matrix (one of inputs that
+        // never varied cannot be factored: round to nearest then).
+        let gptq = self
+            .grams
+            .get(&name)
+            .and_then(|gram| gptq_rounded(w, layout, gram));
+        let (encoding, error) = match gptq {
+            Some(found) => found,
             None => {
                 // Read now only to estimate the error; the encoding is deferred to export.
                 let src = w.le_bytes().ok()?;
