@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Which decoder fusions pay, in which runtime: a Llama-shaped decoder (scripts/
-big_llm_model.py, preset "small": 8 layers, hidden 512, 58 M parameters) raised to opset 23
+big_llm_model.py, preset "small": 8 layers, hidden 512, 58 M parameters) raised to opset 24
 by whittle, with each fusion into a standard op on and off, timed in ONNX Runtime (one
 thread) and tract (`whittle bench`) on prompt processing (batch 1, 128 tokens) and one
 decode step after a 512-token cache. Ratios are fused vs unfused in the same run (ORT:
@@ -26,7 +26,7 @@ import benchtime  # noqa: E402
 import big_llm_model  # noqa: E402
 
 # (fusion, the rule that makes it, the standard op it writes)
-FUSIONS = [("RMSNorm", "rms-norm", "RMSNormalization")]
+FUSIONS = [("RMSNorm", "rms-norm", "RMSNormalization"), ("SiLU", "swish", "Swish")]
 CASES = [("prompt, 128 tokens", 128, 0), ("decode step, 512-token cache", 1, 512)]
 
 
@@ -81,7 +81,7 @@ def main():
             base, fused = d / f"{rule}-off.onnx", d / f"{rule}-on.onnx"
             for out, extra in ((base, ["--exclude", f"rule:{rule}"]), (fused, [])):
                 subprocess.run([args.whittle, "-q", "optimize", str(src), "-o", str(out),
-                                "--opset", "23", *extra], check=True)
+                                "--opset", "24", *extra], check=True)
             n = count(fused, op)
             for label, seq, past in CASES:
                 f = feeds(shape, seq, past)
@@ -101,7 +101,7 @@ def main():
         f"`just bench-fusions` (`python scripts/bench_fusions.py --whittle {args.whittle} "
         f"--write`), {time.strftime('%Y-%m-%d')}. A Llama-shaped decoder (scripts/"
         "big_llm_model.py preset `small`: 8 layers, hidden 512, MLP 1408, vocab 32000, "
-        "58 M float32 parameters) raised to opset 23 by whittle, each fusion on and off "
+        "58 M float32 parameters) raised to opset 24 by whittle, each fusion on and off "
         "(`--exclude rule:NAME`); ORT 1.32 with one thread and its default graph "
         "optimizations; speeds above 1 mean the fused model is faster.\n\n"
         + "\n".join(lines) + "\n")

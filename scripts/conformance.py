@@ -237,7 +237,7 @@ def upgrade_judges(whittle, sets, workdir):
                            capture_output=True, text=True)
         if default_opset(m) < 13:
             # Below 13 the right answer is a refusal that says so, and no output.
-            ok = r.returncode == 1 and "opsets 13 to 23 only" in r.stderr and not out.exists()
+            ok = r.returncode == 1 and "opsets 13 to 24 only" in r.stderr and not out.exists()
             if ok:
                 equal += 1
             else:

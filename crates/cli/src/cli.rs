@@ -209,7 +209,7 @@ pub struct OptimizeArgs {
     /// kept only when no larger than the constants they replace.
     #[arg(long, value_name = "BYTES")]
     pub fold_limit: Option<u64>,
-    /// Raise the model's default-domain opset to N (13 to 23) before optimizing: the ops
+    /// Raise the model's default-domain opset to N (13 to 24) before optimizing: the ops
     /// whose encoding changed on the way are converted; one that cannot be is an error
     /// naming the node. Never lowers an opset.
     #[arg(long, value_name = "N")]

@@ -1,13 +1,13 @@
 //! Raising a model's default-domain opset, so a rewrite that needs a newer op version
-//! (int4 as blocked `DequantizeLinear`, opset 21; `RMSNormalization`, opset 23) can apply
-//! to an older export.
+//! (int4 as blocked `DequantizeLinear`, opset 21; `RMSNormalization`, opset 23; `Swish`,
+//! opset 24) can apply to an older export.
 //!
-//! Between opsets 13 and 23 most op versions only added types or optional attributes whose
+//! Between opsets 13 and 24 most op versions only added types or optional attributes whose
 //! defaults keep the old meaning; those nodes are left as they are. The ones whose
 //! encoding or meaning changed are converted here (the same list as ONNX's own version
 //! converter): the reductions' `axes` attribute becomes an input (18), `Split` without a
 //! `split` input names its output count (18), `RoiAlign` states the coordinate mode that
-//! used to be its default (16), `GridSample` renames its modes (20); from 21 to 23 every
+//! used to be its default (16), `GridSample` renames its modes (20); from 21 to 24 every
 //! change only added types (ONNX's converter has only compatible adapters there). Ops this module cannot
 //! convert faithfully (training-mode `BatchNormalization`, `DFT`, `GroupNormalization`)
 //! stop the upgrade with an error naming the node; the model is then left untouched.
@@ -19,7 +19,7 @@ use whittle_ir::{Attribute, Graph, Model, NodeId, OpsetImport, Tensor};
 #[derive(Debug, Error, PartialEq)]
 pub enum UpgradeError {
     /// The model's opset is outside what this module converts.
-    #[error("cannot upgrade opset {from} to {to}: whittle upgrades opsets 13 to 23 only")]
+    #[error("cannot upgrade opset {from} to {to}: whittle upgrades opsets 13 to 24 only")]
     Range { from: i64, to: i64 },
     /// A node whose meaning changed on the way and that is not converted.
     #[error(
@@ -52,15 +52,16 @@ const AXES_TO_INPUT: &[&str] = &[
     "ReduceSumSquare",
 ];
 
-/// The lowest IR version each opset needs (opset 21 brought 4-bit types, IR 10; opset 23
-/// came with IR 11).
+/// The lowest IR version each opset needs (opset 21 brought 4-bit types, IR 10; opsets
+/// 23 and 24 came with IR 11 and 12: ONNX 1.18 and 1.19).
 fn ir_version_for(opset: i64) -> i64 {
     match opset {
         ..=14 => 7,
         15..=18 => 8,
         19..=20 => 9,
         21..=22 => 10,
-        _ => 11,
+        23 => 11,
+        _ => 12,
     }
 }
 
@@ -71,7 +72,7 @@ pub fn upgrade(model: &mut Model, to: i64) -> Result<usize, UpgradeError> {
     if from >= to {
         return Ok(0);
     }
-    if !(13..=23).contains(&from) || to > 23 {
+    if !(13..=24).contains(&from) || to > 24 {
         return Err(UpgradeError::Range { from, to });
     }
     if !model.functions.is_empty() {

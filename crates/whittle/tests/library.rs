@@ -133,7 +133,7 @@ fn calibrated_quantization_settings_are_checked() {
             "minmax, percentile",
         ),
         ("opset = 13\n", "does not lower opsets"),
-        ("opset = 24\n", "upgrades opsets 13 to 23 only"),
+        ("opset = 25\n", "upgrades opsets 13 to 24 only"),
         ("quantize = \"int4\"\nblock-size = 24\n", "power of two"),
         (
             "quantize = \"int4\"\nint4-format = \"q4\"\n",

@@ -15,6 +15,7 @@ mod reduce;
 mod reshape;
 mod reshape_around;
 mod rmsnorm;
+mod swish;
 mod transpose;
 mod unsqueeze;
 
@@ -32,6 +33,7 @@ pub use reduce::{ConcatChain, ReduceUnsqueeze};
 pub use reshape::ReshapeChain;
 pub use reshape_around::ReshapeAroundElementwise;
 pub use rmsnorm::RmsNormPattern;
+pub use swish::SwishPattern;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
 
@@ -59,6 +61,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(GeluErf),
         Box::new(LayerNormPattern),
         Box::new(RmsNormPattern),
+        Box::new(SwishPattern),
         Box::new(ConvInputScale),
     ]
 }

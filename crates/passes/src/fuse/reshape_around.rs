@@ -24,6 +24,7 @@ const ELEMENTWISE: &[&str] = &[
     "Gelu",
     "HardSigmoid",
     "HardSwish",
+    "Swish",
     "LeakyRelu",
     "Log",
     "Max",

@@ -22,6 +22,7 @@ const UNARY: &[&str] = &[
     "Sigmoid",
     "HardSigmoid",
     "HardSwish",
+    "Swish",
     "Tanh",
     "Erf",
     "Gelu",
