@@ -27,6 +27,12 @@ conformance:
 # Regenerate fixtures/models with PyTorch (both exporters).
 fixtures:
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" fixtures/gen/make_fixtures.py
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" fixtures/gen/make_decoders.py
+
+# Train the byte-level decoder the GPTQ check uses (about 10 minutes of CPU) and write it
+# with its calibration and held-out text to fixtures/.
+trained-decoder:
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" fixtures/gen/make_trained_decoder.py
 
 # Read/write throughput and peak memory on a ~100 MB export; writes docs/benchmarks.md rows.
 bench:
