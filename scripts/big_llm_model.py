@@ -1,8 +1,9 @@
 """A Llama-shaped decoder written straight to ONNX, weights streamed to external data.
 
 `write(path, shape)` emits the graph a torch export of a Llama decoder computes (RMSNorm
-as Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul, rotary embedding from cos/sin tables, causal
-attention with a KV cache, SwiGLU MLP, tied nothing) with random weights, writing each
+as Pow/ReduceMean/Add/Sqrt/Reciprocal/Mul, rotary embedding from the cos and sin of the
+positions' angles as transformers computes them, causal attention with a KV cache, SwiGLU
+MLP, tied nothing) with random weights, writing each
 weight to `<path>.data` as soon as it is drawn: the generator never holds more than one
 tensor, so a 7B-shaped model (26 GiB) is written in a few hundred MiB.
 
@@ -24,7 +25,6 @@ class Shape:
     mlp: int
     vocab: int
     heads: int
-    max_pos: int = 4096
 
     @property
     def head_dim(self):
@@ -43,7 +43,7 @@ PRESETS = {
     # 58 M parameters, for timing fusions (scripts/bench_fusions.py).
     "small": Shape(layers=8, hidden=512, mlp=1408, vocab=32000, heads=8),
     # A few MB, for checking the graph itself.
-    "tiny": Shape(layers=2, hidden=64, mlp=160, vocab=500, heads=4, max_pos=256),
+    "tiny": Shape(layers=2, hidden=64, mlp=160, vocab=500, heads=4),
 }
 
 
@@ -165,8 +165,13 @@ class _Symbols:
         seq = g.op("Squeeze", [self.seq, "c_0"])
         total = g.op("Add", [past, seq])
         positions = g.op("Range", [past, total, "one_i64"])
-        self.cos = g.op("Gather", ["cos_table", positions], axis=0)
-        self.sin = g.op("Gather", ["sin_table", positions], axis=0)
+        # As transformers computes them: the angles of each position [1, seq, d/2],
+        # duplicated over the last axis, Cos and Sin, unsqueezed to [1, 1, seq, d].
+        at = g.op("Cast", [g.op("Unsqueeze", [positions, "axes_0_2"])], to=TensorProto.FLOAT)
+        freqs = g.op("Mul", [at, "inv_freq"])
+        emb = g.op("Concat", [freqs, freqs], axis=-1)
+        self.cos = g.op("Unsqueeze", [g.op("Cos", [emb]), "c_1"])
+        self.sin = g.op("Unsqueeze", [g.op("Sin", [emb]), "c_1"])
         # Causal mask: key j is visible to query i (absolute position past + i) when j <= it.
         keys = g.op("Range", ["zero_i64", total, "one_i64"])
         visible = g.op("LessOrEqual", [g.op("Unsqueeze", [keys, "c_0"]),
@@ -185,11 +190,9 @@ def _constants(g, shape):
     for name, v in (("two", 2.0), ("eps", 1e-5), ("zero", 0.0), ("minus_big", -1e9),
                     ("scale", shape.head_dim ** -0.5)):
         g.const(name, np.array(v, dtype=np.float32))
+    g.const("axes_0_2", np.array([0, 2], dtype=np.int64))
     inv = 1.0 / (10000 ** (np.arange(0, shape.head_dim, 2) / shape.head_dim))
-    angles = np.outer(np.arange(shape.max_pos), inv)
-    angles = np.concatenate([angles, angles], axis=-1)
-    g.inits.append(g.w.external("cos_table", np.cos(angles)))
-    g.inits.append(g.w.external("sin_table", np.sin(angles)))
+    g.const("inv_freq", inv.astype(np.float32))
 
 
 def write(path, shape, seed=0):

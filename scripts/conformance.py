@@ -418,27 +418,38 @@ def decoder_feeds(model):
     return feeds
 
 
+# The standard ops the decoder fusions write at opset 24; each must appear in some fixture.
+DECODER_FUSED_OPS = ("RMSNormalization", "RotaryEmbedding", "Swish")
+
+
 def decoder_judge(whittle, model, workdir):
-    """Decoder fixtures at -O2 in ORT: logits and every present key/value equal to the
-    original's (max abs <= 1e-5) for a prompt and for steps after a 7-token cache."""
+    """Decoder fixtures at -O2, and at -O2 --opset 24 (the fusions into RMSNormalization,
+    RotaryEmbedding and Swish), in ORT: logits and every present key/value equal to the
+    original's (max abs <= 1e-5) for a prompt and for steps after a 7-token cache, batch 2."""
     import numpy as np
     feeds = decoder_feeds(model)
     if feeds is None:
         return None
-    out = workdir / (model.stem + "__decoder.onnx")
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"whittle exited {r.returncode}: {r.stderr.strip()[:300]}"
-    a, b = ort_session(model), ort_session(out)
-    worst = 0.0
-    for f in feeds:
-        for x, y in zip(a.run(None, f), b.run(None, f)):
-            if x.shape != y.shape:
-                return f"output shape {y.shape} != {x.shape}"
-            worst = max(worst, float(np.abs(x - y).max()))
-    DECODERS.append((model.name, worst))
-    return None if worst <= 1e-5 else f"max abs difference {worst:.3e} > 1e-5"
+    a = ort_session(model)
+    for tag, extra in (("", ()), ("__opset24", ("--opset", "24"))):
+        out = workdir / (model.stem + tag + "__decoder.onnx")
+        r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *extra],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"whittle {' '.join(extra)} exited {r.returncode}: {r.stderr.strip()[:300]}"
+        b = ort_session(out)
+        worst = 0.0
+        for f in feeds:
+            for x, y in zip(a.run(None, f), b.run(None, f)):
+                if x.shape != y.shape:
+                    return f"{' '.join(extra)}: output shape {y.shape} != {x.shape}"
+                worst = max(worst, float(np.abs(x - y).max()))
+        ops = {n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node}
+        DECODERS.append((model.name + (" --opset 24" if extra else ""), worst,
+                         sorted(ops & set(DECODER_FUSED_OPS))))
+        if worst > 1e-5:
+            return f"{' '.join(extra) or '-O2'}: max abs difference {worst:.3e} > 1e-5"
+    return None
 
 
 INT4_QUALITY = []  # (variant, held-out perplexity)
@@ -572,6 +583,12 @@ def main():
         lossy.append((vgg, prune_accuracy(args.whittle, work)))
         lossy.append((ROOT / "fixtures/models/char_decoder.ts.onnx",
                       decoder_int4_quality(args.whittle, work)))
+        # Every fusion the judge names must have fired on some fixture at opset 24.
+        fired = {op for _, _, ops in DECODERS for op in ops}
+        missing = [op for op in DECODER_FUSED_OPS if op not in fired]
+        lossy.append((ROOT / "fixtures/models/llama_step.dyn.onnx",
+                      f"no decoder fixture fused into {missing} at --opset 24" if missing
+                      else None))
         for m, verdict in lossy:
             if verdict is None:
                 passed += 1
@@ -623,7 +640,8 @@ def main():
             f"{n} {p:.4f}" for n, p in INT4_QUALITY))
     if DECODERS:
         print("decoders -O2 (ORT, prompt and KV-cache steps; logits and present): " + ", ".join(
-            f"{n} max abs {d:.1e}" for n, d in DECODERS))
+            f"{n} max abs {d:.1e}" + (f" ({'/'.join(ops)})" if ops else "")
+            for n, d, ops in DECODERS))
     for m, err in failed:
         print(f"FAIL {m}: {err}")
     known = totals["agree"] + totals["disagree"] + totals["missing"]

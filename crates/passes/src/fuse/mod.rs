@@ -15,6 +15,7 @@ mod reduce;
 mod reshape;
 mod reshape_around;
 mod rmsnorm;
+mod rotary;
 mod swish;
 mod transpose;
 mod unsqueeze;
@@ -33,6 +34,7 @@ pub use reduce::{ConcatChain, ReduceUnsqueeze};
 pub use reshape::ReshapeChain;
 pub use reshape_around::ReshapeAroundElementwise;
 pub use rmsnorm::RmsNormPattern;
+pub use rotary::RotaryPattern;
 pub use swish::SwishPattern;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
@@ -61,6 +63,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(GeluErf),
         Box::new(LayerNormPattern),
         Box::new(RmsNormPattern),
+        Box::new(RotaryPattern),
         Box::new(SwishPattern),
         Box::new(ConvInputScale),
     ]
