@@ -26,7 +26,8 @@ import benchtime  # noqa: E402
 import big_llm_model  # noqa: E402
 
 # (fusion, the rule that makes it, the standard op it writes)
-FUSIONS = [("RMSNorm", "rms-norm", "RMSNormalization"), ("SiLU", "swish", "Swish")]
+FUSIONS = [("RMSNorm", "rms-norm", "RMSNormalization"), ("SiLU", "swish", "Swish"),
+           ("rotary", "rotary-embedding", "RotaryEmbedding")]
 CASES = [("prompt, 128 tokens", 128, 0), ("decode step, 512-token cache", 1, 512)]
 
 
@@ -70,16 +71,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--whittle", required=True)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--only", help="one fusion's rule name (no --write)")
+    ap.add_argument("--rounds", type=int, default=5, help="ORT rounds (alternating)")
     args = ap.parse_args()
+    fusions = [f for f in FUSIONS if args.only in (None, f[1])]
     shape = big_llm_model.PRESETS["small"]
     rows = []
     with tempfile.TemporaryDirectory() as d:
         d = pathlib.Path(d)
         src = d / "small.onnx"
         big_llm_model.write(src, shape)
-        for name, rule, op in FUSIONS:
+        for name, rule, op in fusions:
             base, fused = d / f"{rule}-off.onnx", d / f"{rule}-on.onnx"
-            for out, extra in ((base, ["--exclude", f"rule:{rule}"]), (fused, [])):
+            on = ["--enable", f"rule:{rule}"]  # a fusion that is off by default too
+            for out, extra in ((base, ["--exclude", f"rule:{rule}"]), (fused, on)):
                 subprocess.run([args.whittle, "-q", "optimize", str(src), "-o", str(out),
                                 "--opset", "24", *extra], check=True)
             n = count(fused, op)
@@ -87,7 +92,7 @@ def main():
                 f = feeds(shape, seq, past)
                 a, b = session(base), session(fused)
                 diff = max(float(np.abs(x - y).max()) for x, y in zip(a.run(None, f), b.run(None, f)))
-                ort = benchtime.speed(a, b, f, rounds=5, runs=5 if seq > 1 else 20)
+                ort = benchtime.speed(a, b, f, rounds=args.rounds, runs=5 if seq > 1 else 20)
                 tract, why = tract_ratio(args.whittle, base, fused, shape, seq, past)
                 rows.append((name, op, n, label, ort, tract, why, diff))
                 print(rows[-1], file=sys.stderr)
@@ -106,7 +111,7 @@ def main():
         "optimizations; speeds above 1 mean the fused model is faster.\n\n"
         + "\n".join(lines) + "\n")
     print(section)
-    if args.write:
+    if args.write and not args.only:
         benchdoc.replace("## Decoder fusions", section)
 
 

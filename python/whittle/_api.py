@@ -79,7 +79,7 @@ def _settings(named: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
         if v is None:
             continue
         key = k.replace("_", "-")
-        if key in ("passes", "disable", "decompose", "prune", "exclude", "ops"):
+        if key in ("passes", "disable", "decompose", "prune", "exclude", "enable", "ops"):
             v = _list(v)
         if key == "input-shapes":
             v = {name: list(dims) for name, dims in v.items()}
@@ -147,7 +147,7 @@ def optimize(
             (``{"ids": [0, 1000]}``).
         rtol, atol, min_cosine: when outputs count as equal under ``verify``.
         **settings: every other setting of ``whittle.toml`` (``-`` as ``_``):
-            ``fold_limit``, ``exclude``, ``external_data_threshold``, ``per_tensor``,
+            ``fold_limit``, ``exclude``, ``enable``, ``external_data_threshold``, ``per_tensor``,
             ``min_elements``, ``min_gain``, ``measure``, ``calibration``, ``full_range``,
             ``block_size``, ``int4_format``, ``ops``, ``int8_form``, ``act_scale``.
 

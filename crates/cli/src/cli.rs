@@ -184,6 +184,10 @@ pub struct OptimizeArgs {
     /// op:TYPE (none anchored at nodes of that op), rule:NAME (that rule nowhere).
     #[arg(long, value_delimiter = ',', value_name = "WHAT")]
     pub exclude: Option<Vec<String>>,
+    /// Fusions that are off by default to do anyway (comma-separated rule:NAME): those
+    /// measured slower in some runtime (docs/benchmarks.md). `--list-passes` names them.
+    #[arg(long, value_delimiter = ',', value_name = "WHAT")]
+    pub enable: Option<Vec<String>>,
     /// Store tensors of at least this many bytes in an external data file.
     #[arg(long, value_name = "BYTES")]
     pub external_data_threshold: Option<u64>,

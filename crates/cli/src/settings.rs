@@ -30,6 +30,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         fold_limit: a.fold_limit,
         external_data_threshold: a.external_data_threshold,
         exclude: a.exclude.clone(),
+        enable: a.enable.clone(),
         quantize: a.quantize.clone(),
         per_tensor: a.per_tensor.then_some(true),
         min_elements: a.min_elements,

@@ -5,15 +5,27 @@
 mod common;
 use common::{s, whittle};
 
+use std::collections::BTreeMap;
 use whittle_testkit::fixtures_dir;
 
-/// Runs `optimize --verify` (tract, three random feeds with past_key/past_value of
-/// length 4) and returns (max abs difference, nodes before, nodes after).
-fn verified(name: &str) -> (f64, usize, usize) {
+/// What `optimize --verify` did to a decoder fixture.
+struct Verified {
+    max_abs: f64,
+    before: usize,
+    after: usize,
+    /// Nodes of each op type in the output.
+    ops: BTreeMap<String, usize>,
+}
+
+/// Runs `optimize --verify` with `extra` flags (tract, three random feeds with
+/// past_key/past_value of length 4).
+fn verified(name: &str, extra: &[&str]) -> Verified {
     let model = fixtures_dir().join(name);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o2.onnx");
-    let o = whittle(&["optimize", s(&model), "-o", s(&out), "--verify"]);
+    let mut args = vec!["optimize", s(&model), "-o", s(&out), "--verify"];
+    args.extend_from_slice(extra);
+    let o = whittle(&args);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -31,21 +43,55 @@ fn verified(name: &str) -> (f64, usize, usize) {
         .and_then(|r| r.split(',').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name}: no max abs in {line}"));
-    let nodes = |p: &std::path::Path| whittle_onnx::read_model(p).unwrap().graph.node_count();
-    (max_abs, nodes(&model), nodes(&out))
+    let before = whittle_onnx::read_model(&model).unwrap().graph.node_count();
+    let m = whittle_onnx::read_model(&out).unwrap();
+    let mut ops = BTreeMap::new();
+    for n in m.graph.node_ids() {
+        *ops.entry(m.graph.node(n).op().to_string()).or_insert(0) += 1;
+    }
+    Verified {
+        max_abs,
+        before,
+        after: m.graph.node_count(),
+        ops,
+    }
 }
+
+const STEPS: [&str; 4] = [
+    "llama_step.dyn.onnx",
+    "llama_step.ts.onnx",
+    "qwen2_step.dyn.onnx",
+    "qwen2_step.ts.onnx",
+];
 
 #[test]
 fn kv_cache_steps_stay_exact_in_tract() {
-    for name in [
-        "llama_step.dyn.onnx",
-        "llama_step.ts.onnx",
-        "qwen2_step.dyn.onnx",
-        "qwen2_step.ts.onnx",
-    ] {
-        let (max_abs, before, after) = verified(name);
-        assert!(max_abs <= 1e-6, "{name}: max abs {max_abs}");
-        assert!(after < before, "{name}: {before} -> {after} nodes");
+    for name in STEPS {
+        let v = verified(name, &[]);
+        assert!(v.max_abs <= 1e-6, "{name}: max abs {}", v.max_abs);
+        assert!(
+            v.after < v.before,
+            "{name}: {} -> {} nodes",
+            v.before,
+            v.after
+        );
+    }
+}
+
+#[test]
+fn opset_24_fuses_norms_rotary_and_silu_and_stays_exact_in_tract() {
+    // Two layers: 2 RMSNorms each plus the final one; rotary on q and k; one SiLU each.
+    for name in STEPS {
+        let v = verified(name, &["--opset", "24"]);
+        assert!(v.max_abs <= 1e-5, "{name}: max abs {}", v.max_abs);
+        let n = |op: &str| v.ops.get(op).copied().unwrap_or(0);
+        assert_eq!(
+            (n("RMSNormalization"), n("RotaryEmbedding"), n("Swish")),
+            (5, 4, 2),
+            "{name}: {:?}",
+            v.ops
+        );
+        assert_eq!((n("Neg"), n("Sigmoid")), (0, 0), "{name}: {:?}", v.ops);
     }
 }
 

@@ -82,6 +82,24 @@ fn a_bad_config_is_an_error_that_writes_nothing() {
         err.contains("fusee") && err.contains("whittle.toml"),
         "{err}"
     );
+    // An unknown rule to enable names itself and the rules that are off by default.
+    std::fs::remove_file(dir.path().join("whittle.toml")).unwrap();
+    let o = whittle(&[
+        "optimize",
+        s(&model),
+        "-o",
+        s(&out),
+        "--enable",
+        "rule:rotary",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("rule:rotary") && err.contains("off by default"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    std::fs::write(dir.path().join("whittle.toml"), "disable = [\"fusee\"]\n").unwrap();
     // --check reports the same problem as an error (2), not as "would change".
     let o = whittle(&["optimize", s(&model), "-o", s(&out), "--check"]);
     assert_eq!(o.status.code(), Some(2));

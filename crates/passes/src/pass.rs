@@ -38,6 +38,8 @@ pub struct PassSettings {
     pub deny: Vec<(String, String)>,
     /// Op types no rewrite may be anchored at (`--exclude op:Type`).
     pub deny_ops: Vec<String>,
+    /// Rules that are off by default and asked for (`--enable rule:NAME`).
+    pub enable: Vec<String>,
     /// Rewrites allowed in the whole run (`--bisect-limit`); None = unlimited.
     pub rewrite_limit: Option<usize>,
 }
@@ -49,6 +51,7 @@ impl Default for PassSettings {
             fold_limit: DEFAULT_FOLD_LIMIT,
             deny: Vec::new(),
             deny_ops: Vec::new(),
+            enable: Vec::new(),
             rewrite_limit: None,
         }
     }
@@ -134,6 +137,11 @@ impl PassCx {
     /// True when no rewrite may be anchored at a node of `op` (`--exclude op:TYPE`).
     pub fn denies_op(&self, op: &str) -> bool {
         self.settings.deny_ops.iter().any(|o| o == op)
+    }
+
+    /// True when `rule` was asked for by `--enable rule:NAME`.
+    pub fn enables(&self, rule: &str) -> bool {
+        self.settings.enable.iter().any(|r| r == rule)
     }
 
     /// Asks to perform one rewrite: false when the rewrite limit is spent (the pass must

@@ -33,6 +33,11 @@ pub trait Rule {
     fn name(&self) -> &'static str;
     /// Checks the guards at node `n`; None leaves the graph alone.
     fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Patch>;
+    /// False for a rewrite measured slower in some runtime (docs/benchmarks.md): it runs
+    /// only where `--enable rule:NAME` asks for it.
+    fn default_on(&self) -> bool {
+        true
+    }
 }
 
 /// A pass made of rules, tried in order at every node (topological order), to a fixed
@@ -53,8 +58,14 @@ impl Pass for RuleSet {
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
+        let active: Vec<&dyn Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.default_on() || cx.enables(r.name()))
+            .map(|r| r.as_ref())
+            .collect();
         sweep(self.name, g, is_subgraph, cx, 8, &|g, n, rcx, denied| {
-            self.rules
+            active
                 .iter()
                 .filter(|r| !denied(r.name()))
                 .find_map(|r| r.find(g, n, rcx).map(|p| (r.name(), p, None)))

@@ -1,9 +1,11 @@
 //! The pipeline as a driver of passes: a failing pass leaves the model (and the journal)
-//! as it was, and a pass that breaks an IR invariant is named.
+//! as it was, a pass that breaks an IR invariant is named, and a rule that is off by
+//! default runs only when enabled.
 
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
-use whittle_ir::{Graph, IrError};
-use whittle_passes::{Grant, Pass, PassCx, PassError, Pipeline};
+use whittle_ir::{Graph, IrError, NodeId};
+use whittle_passes::rule::{Patch, Rule, RuleCx, RuleSet};
+use whittle_passes::{Grant, Pass, PassCx, PassError, PassSettings, Pipeline};
 
 const MODEL: &str = "
 ir_version 8
@@ -86,4 +88,55 @@ fn a_pass_that_breaks_an_invariant_is_named_and_rolled_back() {
         .unwrap_err();
     assert!(err.to_string().contains("pass 'half-done'"), "{err}");
     assert_eq!(listing(&model), annotated(&original));
+}
+
+/// Removes a `Neg` feeding `Abs` (|−a| = |a|): a rule that is off by default.
+struct DropNegUnderAbs;
+
+impl Rule for DropNegUnderAbs {
+    fn name(&self) -> &'static str {
+        "drop-neg"
+    }
+    fn default_on(&self) -> bool {
+        false
+    }
+    fn find(&self, g: &Graph, n: NodeId, _: &RuleCx) -> Option<Patch> {
+        let node = g.node(n);
+        let x = node.input(0)?;
+        let (p, _) = g.value(x).producer()?;
+        if node.op() != "Abs" || g.node(p).op() != "Neg" {
+            return None;
+        }
+        let a = g.node(p).input(0)?;
+        Some(Box::new(move |g: &mut Graph| {
+            whittle_passes::edit::bypass(g, p, x, a)
+        }))
+    }
+}
+
+/// The model's op types after a run of `DropNegUnderAbs` with `enable`.
+fn ops_after(enable: &[&str]) -> Vec<String> {
+    let mut model = parse_model(MODEL).unwrap();
+    let mut cx = PassCx::new(PassSettings {
+        enable: enable.iter().map(|s| s.to_string()).collect(),
+        ..PassSettings::default()
+    });
+    let set = RuleSet {
+        name: "test-rules",
+        description: "test",
+        rules: vec![Box::new(DropNegUnderAbs)],
+    };
+    Pipeline::from_passes(vec![Box::new(set)])
+        .run(&mut model, &mut cx)
+        .unwrap();
+    let g = &model.graph;
+    let order = g.nodes_in_order().unwrap();
+    order.iter().map(|n| g.node(*n).op().to_string()).collect()
+}
+
+#[test]
+fn a_rule_off_by_default_runs_only_when_enabled() {
+    assert_eq!(ops_after(&[]), ["Relu", "Neg", "Abs"]);
+    assert_eq!(ops_after(&["other-rule"]), ["Relu", "Neg", "Abs"]);
+    assert_eq!(ops_after(&["drop-neg"]), ["Relu", "Abs"]);
 }

@@ -31,6 +31,7 @@ const GENERAL_KEYS: &[&str] = &[
     "fold-limit",
     "external-data-threshold",
     "exclude",
+    "enable",
     "decompose",
     "prune",
     "budget",
@@ -97,6 +98,9 @@ pub struct Settings {
     /// Rewrites not to do: `node:NAME` (none anchored at that node), `op:TYPE` (none at
     /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
+    /// Rewrites that are off by default to do: `rule:NAME` (docs/benchmarks.md says which
+    /// fusions are slower in which runtime).
+    pub enable: Option<Vec<String>>,
     /// Lossy weight quantization after the lossless passes: `int8-weights`,
     /// `int8-dynamic`, `int8-static` (needs `calibrate`), `int4`, `fp16` or
     /// `fp16-weights`.
@@ -157,6 +161,7 @@ impl Settings {
                 &over.external_data_threshold,
             ),
             exclude: pick(&self.exclude, &over.exclude),
+            enable: pick(&self.enable, &over.enable),
             quantize: pick(&self.quantize, &over.quantize),
             per_tensor: pick(&self.per_tensor, &over.per_tensor),
             min_elements: pick(&self.min_elements, &over.min_elements),

@@ -59,6 +59,8 @@ pub struct Optimizer {
     pub(crate) fold_limit: u64,
     pub(crate) exclude: Vec<(String, String)>,
     pub(crate) exclude_ops: Vec<String>,
+    /// Off-by-default rules asked for (`--enable rule:NAME`).
+    pub(crate) enable: Vec<String>,
     pub(crate) external_data_threshold: Option<u64>,
     pub(crate) quantize: Option<Quantize>,
     pub(crate) decompose: Option<decompose::Options>,
@@ -87,6 +89,7 @@ impl Optimizer {
             fold_limit: DEFAULT_FOLD_LIMIT,
             exclude: Vec::new(),
             exclude_ops: Vec::new(),
+            enable: Vec::new(),
             external_data_threshold: None,
             quantize: None,
             decompose: None,
@@ -144,6 +147,9 @@ impl Optimizer {
         for e in settings.exclude.iter().flatten() {
             o = o.try_exclude(e)?;
         }
+        for e in settings.enable.iter().flatten() {
+            o = o.try_enable(e)?;
+        }
         o.quantize = crate::config::quantize(settings)?;
         o.decompose = decompose_settings(settings)?;
         o.prune = prune_settings(settings)?;
@@ -171,6 +177,25 @@ impl Optimizer {
         };
         self.exclude.push(entry);
         Ok(self)
+    }
+
+    /// Also run the off-by-default rule `rule:NAME` (a fusion measured slower in some
+    /// runtime). Naming a rule that is on by default is allowed and changes nothing.
+    pub fn try_enable(mut self, what: &str) -> Result<Self, Error> {
+        let known = whittle_passes::fuse::rules();
+        match what.split_once(':') {
+            Some(("rule", r)) if known.iter().any(|k| k.name() == r) => {
+                self.enable.push(r.to_string());
+                Ok(self)
+            }
+            Some(("rule", r)) => Err(Error::Config(format!(
+                "enable '{what}': no fusion rule '{r}' (rules that are off by default: {})",
+                whittle_passes::fuse::opt_in_rules().join(", ")
+            ))),
+            _ => Err(Error::Config(format!(
+                "enable '{what}': expected rule:NAME"
+            ))),
+        }
     }
 
     /// Store tensors of at least `bytes` in an external data file when writing.
@@ -222,7 +247,7 @@ impl Optimizer {
     pub fn fingerprint(&self) -> String {
         format!(
             "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} {:?} external={:?} quantize={:?} decompose={:?} calibrate={:?} \
+             exclude={:?} {:?} enable={:?} external={:?} quantize={:?} decompose={:?} calibrate={:?} \
              opset={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
@@ -232,6 +257,7 @@ impl Optimizer {
             self.fold_limit,
             self.exclude,
             self.exclude_ops,
+            self.enable,
             self.external_data_threshold,
             self.quantize,
             self.decompose,
@@ -258,6 +284,7 @@ impl Optimizer {
             fold_limit: self.fold_limit,
             deny: self.exclude.clone(),
             deny_ops: self.exclude_ops.clone(),
+            enable: self.enable.clone(),
             rewrite_limit,
         })
     }

@@ -144,6 +144,13 @@ fn list_passes() -> u8 {
     for p in all_passes() {
         println!("{:<20} {}", p.name(), p.description());
     }
+    let off = whittle_passes::fuse::opt_in_rules();
+    let off = if off.is_empty() {
+        "none".into()
+    } else {
+        off.join(", ")
+    };
+    println!("fusions off by default (--enable rule:NAME): {off}");
     0
 }
 

@@ -39,6 +39,15 @@ pub use swish::SwishPattern;
 pub use transpose::TransposeChain;
 pub use unsqueeze::UnsqueezeChain;
 
+/// The fusion rules that are off by default (measured slower in some runtime), by name.
+pub fn opt_in_rules() -> Vec<&'static str> {
+    rules()
+        .iter()
+        .filter(|r| !r.default_on())
+        .map(|r| r.name())
+        .collect()
+}
+
 /// The rules of the `fuse` pass, in the order they are tried at each node.
 pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
     vec![
