@@ -50,6 +50,8 @@ def test_bad_settings_raise_and_write_nothing(cli, tmp_path):
         whittle.optimize(MODEL, quantize="int8-weights", budget="nonsense=3")
     with pytest.raises(whittle.SettingsError, match="quantize"):
         whittle.optimize(MODEL, quantize="int3")
+    with pytest.raises(whittle.SettingsError, match="rule:rotary"):
+        whittle.optimize(MODEL, enable="rule:rotary")
     with pytest.raises(whittle.SettingsError):
         whittle.dump(MODEL, "yaml")
 
