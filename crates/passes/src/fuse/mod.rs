@@ -9,6 +9,7 @@ mod conv_input_scale;
 mod gelu;
 mod gemm;
 mod gemm_bn;
+mod gemm_flatten;
 mod layernorm;
 mod pad_conv;
 mod reduce;
@@ -28,6 +29,7 @@ pub use conv_input_scale::ConvInputScale;
 pub use gelu::GeluErf;
 pub use gemm::MatMulAddToGemm;
 pub use gemm_bn::GemmBatchNorm;
+pub use gemm_flatten::MatMulAddFlatten;
 pub use layernorm::LayerNormPattern;
 pub use pad_conv::PadIntoConv;
 pub use reduce::{ConcatChain, ReduceUnsqueeze};
@@ -56,6 +58,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(ConvAffine),
         Box::new(PadIntoConv),
         Box::new(MatMulAddToGemm),
+        Box::new(MatMulAddFlatten),
         Box::new(TransposeChain),
         Box::new(ReshapeChain),
         Box::new(ReshapeAroundElementwise),
