@@ -27,7 +27,8 @@ import big_llm_model  # noqa: E402
 
 # (fusion, the rule that makes it, the standard op it writes)
 FUSIONS = [("RMSNorm", "rms-norm", "RMSNormalization"), ("SiLU", "swish", "Swish"),
-           ("rotary", "rotary-embedding", "RotaryEmbedding")]
+           ("rotary", "rotary-embedding", "RotaryEmbedding"),
+           ("attention", "attention", "Attention")]
 CASES = [("prompt, 128 tokens", 128, 0), ("decode step, 512-token cache", 1, 512)]
 
 

@@ -418,20 +418,24 @@ def decoder_feeds(model):
     return feeds
 
 
-# The standard ops the decoder fusions write at opset 24; each must appear in some fixture.
-DECODER_FUSED_OPS = ("RMSNormalization", "RotaryEmbedding", "Swish")
+# The standard ops the decoder fusions write at opset 24 (Attention only when enabled);
+# each must appear in some fixture.
+DECODER_FUSED_OPS = ("RMSNormalization", "RotaryEmbedding", "Swish", "Attention")
+DECODER_VARIANTS = (("", ()), ("__opset24", ("--opset", "24")),
+                    ("__attention", ("--opset", "24", "--enable", "rule:attention")))
 
 
 def decoder_judge(whittle, model, workdir):
-    """Decoder fixtures at -O2, and at -O2 --opset 24 (the fusions into RMSNormalization,
-    RotaryEmbedding and Swish), in ORT: logits and every present key/value equal to the
-    original's (max abs <= 1e-5) for a prompt and for steps after a 7-token cache, batch 2."""
+    """Decoder fixtures at -O2, at -O2 --opset 24 (the fusions into RMSNormalization,
+    RotaryEmbedding and Swish) and with the attention fusion enabled too, in ORT: logits
+    and every present key/value equal to the original's (max abs <= 1e-5) for a prompt and
+    for steps after a 7-token cache, batch 2."""
     import numpy as np
     feeds = decoder_feeds(model)
     if feeds is None:
         return None
     a = ort_session(model)
-    for tag, extra in (("", ()), ("__opset24", ("--opset", "24"))):
+    for tag, extra in DECODER_VARIANTS:
         out = workdir / (model.stem + tag + "__decoder.onnx")
         r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *extra],
                            capture_output=True, text=True)
@@ -445,7 +449,7 @@ def decoder_judge(whittle, model, workdir):
                     return f"{' '.join(extra)}: output shape {y.shape} != {x.shape}"
                 worst = max(worst, float(np.abs(x - y).max()))
         ops = {n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node}
-        DECODERS.append((model.name + (" --opset 24" if extra else ""), worst,
+        DECODERS.append((" ".join((model.name,) + extra), worst,
                          sorted(ops & set(DECODER_FUSED_OPS))))
         if worst > 1e-5:
             return f"{' '.join(extra) or '-O2'}: max abs difference {worst:.3e} > 1e-5"

@@ -92,6 +92,32 @@ fn opset_24_fuses_norms_rotary_and_silu_and_stays_exact_in_tract() {
             v.ops
         );
         assert_eq!((n("Neg"), n("Sigmoid")), (0, 0), "{name}: {:?}", v.ops);
+        assert_eq!(n("Attention"), 0, "{name}: attention is off by default");
+    }
+}
+
+#[test]
+fn enabled_attention_fusion_takes_the_cache_and_stays_exact_in_tract() {
+    // The dynamo steps: one Attention per layer, holding the cache Concats and the
+    // grouped-query head repetition. TorchScript's steps mask with -inf behind a NaN
+    // guard, which Attention does not have: they keep their Softmax.
+    for name in STEPS {
+        let v = verified(name, &["--opset", "24", "--enable", "rule:attention"]);
+        assert!(v.max_abs <= 1e-5, "{name}: max abs {}", v.max_abs);
+        let n = |op: &str| v.ops.get(op).copied().unwrap_or(0);
+        let dynamo = name.contains(".dyn.");
+        let want = if dynamo { (2, 0, 0) } else { (0, 2, 2) };
+        assert_eq!(
+            (n("Attention"), n("Softmax"), n("IsNaN")),
+            want,
+            "{name}: {:?}",
+            v.ops
+        );
+        if dynamo {
+            // Left: the mask's batch Expand and the rotary caches'; the four that
+            // repeated kv heads are gone.
+            assert_eq!(n("Expand"), 3, "{name}: {:?}", v.ops);
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Each `tests/rules/*.wt` file holds a model in the IR text form, header comments
 //! `# passes: a,b` (the passes to run), `# rewrites: N` (how many rewrites must happen; 0
-//! for guard cases that must not fire) and `# rules: r1,r2` (rules that must have fired),
+//! for guard cases that must not fire), `# rules: r1,r2` (rules that must have fired) and
+//! `# enable: r1` (rules that are off by default to switch on),
 //! then either a line `# expect:` and the text the rewritten model must print as, or
 //! `# check: TEXT` lines, each a piece of the printed result (partial output). `WHITTLE_BLESS=1 cargo test -p whittle-passes --test
 //! rules` rewrites the expected parts (review the diff). Every case also runs the model
@@ -11,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
-use whittle_passes::{PassCx, Pipeline};
+use whittle_passes::{PassCx, PassSettings, Pipeline};
 
 const MARK: &str = "# expect:";
 
@@ -62,7 +63,14 @@ fn run_case(path: &Path) -> Result<(), String> {
         .collect();
     let original = parse_model(input).map_err(|e| e.to_string())?;
     let mut model = original.clone();
-    let mut cx = PassCx::default();
+    // `# enable: r1,r2`: rules that are off by default, switched on for this case.
+    let enable = header(input, "enable").map_or_else(Vec::new, |e| {
+        e.split(',').map(|s| s.trim().to_string()).collect()
+    });
+    let mut cx = PassCx::new(PassSettings {
+        enable,
+        ..PassSettings::default()
+    });
     Pipeline::with_passes(&passes)?
         .run(&mut model, &mut cx)
         .map_err(|e| e.to_string())?;

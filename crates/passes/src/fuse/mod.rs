@@ -1,6 +1,7 @@
 //! Operator fusion (standard ONNX ops only): fewer nodes computing the same values.
 
 mod activation;
+mod attention;
 mod batchnorm;
 mod chains;
 mod conv_affine;
@@ -22,6 +23,7 @@ mod transpose;
 mod unsqueeze;
 
 pub use activation::{LogSoftmax, WhereNot};
+pub use attention::AttentionPattern;
 pub use chains::{FlattenChain, Idempotent, SliceChain, SqueezeChain, TransposeIntoGemm};
 pub use conv_affine::ConvAffine;
 pub use conv_bn::ConvBatchNorm;
@@ -76,6 +78,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(LayerNormPattern),
         Box::new(RmsNormPattern),
         Box::new(RotaryPattern),
+        Box::new(AttentionPattern),
         Box::new(SwishPattern),
         Box::new(ConvInputScale),
     ]
