@@ -45,9 +45,9 @@ def feeds(shape, seq, past):
 session = benchtime.session  # one-thread ORT session
 
 
-def tract_ratio(whittle, base, fused, shape, seq, past):
+def tract_ratio(whittle, base, fused, shape, seq, past, runs=10):
     """How many times faster tract runs `fused` than `base` (`whittle bench`), or why not."""
-    args = [whittle, "bench", str(base), str(fused), "--runs", "10", "--warmup", "2",
+    args = [whittle, "bench", str(base), str(fused), "--runs", str(runs), "--warmup", "2",
             "--input-shape", f"input_ids=1,{seq}",
             "--input-range", f"input_ids=0,{shape.vocab}"]
     for i in range(shape.layers):
@@ -73,7 +73,8 @@ def main():
     ap.add_argument("--whittle", required=True)
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--only", help="one fusion's rule name (no --write)")
-    ap.add_argument("--rounds", type=int, default=5, help="ORT rounds (alternating)")
+    ap.add_argument("--rounds", type=int, default=7, help="ORT rounds (alternating)")
+    ap.add_argument("--tract-runs", type=int, default=30, help="tract runs per model")
     args = ap.parse_args()
     fusions = [f for f in FUSIONS if args.only in (None, f[1])]
     shape = big_llm_model.PRESETS["small"]
@@ -94,7 +95,8 @@ def main():
                 a, b = session(base), session(fused)
                 diff = max(float(np.abs(x - y).max()) for x, y in zip(a.run(None, f), b.run(None, f)))
                 ort = benchtime.speed(a, b, f, rounds=args.rounds, runs=5 if seq > 1 else 20)
-                tract, why = tract_ratio(args.whittle, base, fused, shape, seq, past)
+                tract, why = tract_ratio(args.whittle, base, fused, shape, seq, past,
+                                         args.tract_runs)
                 rows.append((name, op, n, label, ort, tract, why, diff))
                 print(rows[-1], file=sys.stderr)
     lines = ["| fusion | writes | nodes | case | ORT speed (fused vs not) | tract speed | "
@@ -108,7 +110,8 @@ def main():
         f"--write`), {time.strftime('%Y-%m-%d')}. A Llama-shaped decoder (scripts/"
         "big_llm_model.py preset `small`: 8 layers, hidden 512, MLP 1408, vocab 32000, "
         "58 M float32 parameters) raised to opset 24 by whittle, each fusion on and off "
-        "(`--exclude rule:NAME`); ORT 1.32 with one thread and its default graph "
+        "(`--exclude rule:NAME`, `--enable rule:NAME`); tract `whittle bench` with "
+        f"{args.tract_runs} timed runs per model; ORT 1.32 with one thread and its default graph "
         "optimizations; speeds above 1 mean the fused model is faster.\n\n"
         + "\n".join(lines) + "\n")
     print(section)
