@@ -121,8 +121,9 @@ pub struct OptimizeArgs {
     /// With --quantize int8-dynamic: row (default: each row of a MatMul/Gemm activation,
     /// e.g. one token, is divided by its own peak before quantization and the result
     /// multiplied back; far more accurate on transformers for a few cheap ops) or tensor
-    /// (DynamicQuantizeLinear alone: one scale per tensor, the fewest ops).
-    #[arg(long, value_name = "SCALE", value_parser = ["row", "tensor"], requires = "quantize")]
+    /// (DynamicQuantizeLinear alone: one scale per tensor, the fewest ops) or auto (per
+    /// tensor, except the fewest layers --budget needs per row).
+    #[arg(long, value_name = "SCALE", value_parser = ["row", "tensor", "auto"], requires = "quantize")]
     pub act_scale: Option<String>,
     /// With --quantize int4: rows of K per scale (a power of two, at least 16; default 32).
     #[arg(long, value_name = "N", requires = "quantize")]

@@ -138,7 +138,8 @@ pub struct Settings {
     /// float weight at load by ONNX Runtime and tract).
     pub int8_form: Option<String>,
     /// int8-dynamic: `row` (each row of a MatMul/Gemm activation scaled by its own peak
-    /// before quantization; default) or `tensor` (one scale per tensor).
+    /// before quantization; default), `tensor` (one scale per tensor) or `auto` (per
+    /// tensor but the layers `budget` needs per row).
     pub act_scale: Option<String>,
     /// Raise the default-domain opset to this version (13–21) before optimizing.
     pub opset: Option<i64>,

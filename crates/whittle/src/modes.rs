@@ -115,7 +115,8 @@ pub struct Int8Dynamic {
     pub full_range: bool,
     /// The op types taken.
     pub ops: Vec<DynamicOp>,
-    /// One activation scale per row (default) or per tensor.
+    /// One activation scale per row (default), per tensor, or per tensor except where
+    /// the budget needs rows (auto).
     #[serde(deserialize_with = "parsed")]
     pub act_scale: ActScale,
 }

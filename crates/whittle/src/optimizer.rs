@@ -154,6 +154,12 @@ impl Optimizer {
         o.decompose = decompose_settings(settings)?;
         o.prune = prune_settings(settings)?;
         o.quant_budget = quant_budget(settings, o.quantize.as_ref())?;
+        if let Some(Quantize::Int8Dynamic(d)) = &o.quantize
+            && d.act_scale == whittle_passes::quant::ActScale::Auto
+            && o.quant_budget.is_none()
+        {
+            return Err(Error::Config(crate::steps::AUTO_NEEDS_BUDGET.into()));
+        }
         o.calibrate = settings.calibrate.clone();
         o.lossless_pipeline()?; // unknown pass names fail here, not mid-run
         Ok(o)

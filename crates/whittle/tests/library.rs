@@ -149,7 +149,7 @@ fn calibrated_quantization_settings_are_checked() {
         ),
         (
             "quantize = \"int8-dynamic\"\nact-scale = \"token\"\n",
-            "expected row or tensor",
+            "expected row, tensor or auto",
         ),
     ];
     let model = std::fs::read(fixture("vgg_digits.ts.onnx")).unwrap();
@@ -265,4 +265,82 @@ fn prune_then_quantize_share_one_budget() {
         .find(|p| p.name == "quantize-int8-static")
         .map_or(0, |p| p.rewrites);
     assert!(quantized > 0, "{:?}", report.passes);
+}
+
+/// Two dense layers: `a` reads activations whose first row is 300 times the others (one
+/// scale per tensor leaves the other rows a few levels), `b` plain ones.
+const OUTLIER_ROWS: &str = "
+ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[8,64]
+  input z: f32[8,64]
+  output y1: f32[8,32]
+  output y2: f32[8,32]
+  init rows: f32[8,1] = [300.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+  init w1: f32[64,32] = random
+  init w2: f32[64,32] = random
+  xs = Mul(x, rows)
+  y1 = MatMul(xs, w1) @a
+  y2 = MatMul(z, w2) @b
+}
+";
+
+#[test]
+fn act_scale_auto_scales_per_row_only_the_layer_that_needs_it() {
+    let settings = |scale: &str, budget: Option<&str>| whittle::Settings {
+        quantize: Some("int8-dynamic".into()),
+        act_scale: Some(scale.into()),
+        min_elements: Some(1),
+        budget: budget.map(str::to_string),
+        ..whittle::Settings::default()
+    };
+    let cosine = |scale: &str| {
+        let mut m = whittle_ir::text::parse_model(OUTLIER_ROWS).unwrap();
+        let report = Optimizer::from_settings(&settings(scale, Some("cosine=0.5")))
+            .unwrap()
+            .optimize_model(&mut m)
+            .unwrap();
+        let graph = report.notes.iter().find(|(s, _)| s == "graph").unwrap();
+        let n = &graph.1;
+        let at = n.find("gives cosine ").unwrap() + "gives cosine ".len();
+        n[at..at + 9].parse::<f64>().unwrap()
+    };
+    // Between what per tensor and per row reach everywhere: auto must find it by rows.
+    let (tensor, row) = (cosine("tensor"), cosine("row"));
+    assert!(tensor < row, "{tensor} {row}");
+    let budget = format!("cosine={:.7}", (tensor + row) / 2.0);
+    let mut m = whittle_ir::text::parse_model(OUTLIER_ROWS).unwrap();
+    let report = Optimizer::from_settings(&settings("auto", Some(&budget)))
+        .unwrap()
+        .optimize_model(&mut m)
+        .unwrap();
+    let note = |site: &str, text: &str| {
+        report
+            .notes
+            .iter()
+            .any(|(s, n)| s == site && n.contains(text))
+    };
+    assert!(
+        note("a", "activations scaled per row"),
+        "{:?}",
+        report.notes
+    );
+    assert!(
+        note("a", "scaled per row for --budget"),
+        "{:?}",
+        report.notes
+    );
+    assert!(
+        note("b", "activations scaled per tensor"),
+        "{:?}",
+        report.notes
+    );
+    let g = &m.graph;
+    let ops = |op: &str| g.node_ids().filter(|n| g.node(*n).op() == op).count();
+    assert_eq!(ops("MatMulInteger"), 2);
+    assert_eq!(ops("ReduceMax"), 1, "one activation scaled per row");
+    // Without a budget there is nothing to choose by.
+    let err = Optimizer::from_settings(&settings("auto", None)).unwrap_err();
+    assert!(err.to_string().contains("--budget"), "{err}");
 }

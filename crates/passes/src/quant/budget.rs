@@ -45,6 +45,11 @@ pub struct Fitted {
 impl Fitted {
     /// Report lines: (site, text) per kept layer or group, then ("graph", summary).
     pub fn notes(&self, source: &str) -> Vec<(String, String)> {
+        self.notes_as(source, &Wording::FLOAT)
+    }
+
+    /// [`Fitted::notes`] for a search whose kept sites are treated as `w` says.
+    pub fn notes_as(&self, source: &str, w: &Wording) -> Vec<(String, String)> {
         let gain_of = |site: &String| {
             self.sites
                 .iter()
@@ -56,23 +61,26 @@ impl Fitted {
             .iter()
             .filter_map(|group| {
                 let (first, last) = (group.first()?, group.last()?);
+                let doing = w.doing;
                 let what = match group.len() {
-                    1 => "quantizing it costs".to_string(),
+                    1 => format!("{doing} it costs"),
                     2 => format!(
-                        "with the site after it, {last} (measured as one group): quantizing \
+                        "with the site after it, {last} (measured as one group): {doing} \
                          them costs"
                     ),
                     n => format!(
                         "with the {} sites after it, to {last} (measured as one group): \
-                         quantizing them costs",
+                         {doing} them costs",
                         n - 1
                     ),
                 };
                 Some((
                     first.clone(),
                     format!(
-                        "kept float for --budget {} {what} relative output error {:.2e}",
+                        "{} for --budget {} {what} {} {:.2e}",
+                        w.kept,
                         self.budget,
+                        w.cost,
                         gain_of(first)
                     ),
                 ))
@@ -81,13 +89,15 @@ impl Fitted {
         out.push((
             "graph".into(),
             format!(
-                "budget {} on {source}: all {} layers quantized gives cosine {:.7}, top-1 {:.2}%; \
-                 {} kept float gives cosine {:.7}, top-1 {:.2}% ({} evaluations)",
+                "budget {} on {source}: all {} layers {} gives cosine {:.7}, top-1 {:.2}%; \
+                 {} {} gives cosine {:.7}, top-1 {:.2}% ({} evaluations)",
                 self.budget,
                 self.sites.len(),
+                w.all,
                 self.all.cosine,
                 self.all.top1 * 100.0,
                 self.kept.len(),
+                w.kept,
                 self.score.cosine,
                 self.score.top1 * 100.0,
                 self.evaluations
@@ -95,6 +105,26 @@ impl Fitted {
         ));
         out
     }
+}
+
+/// How the report words a budget search: what the kept sites are, what the others are,
+/// and what keeping a site avoids.
+pub struct Wording {
+    pub kept: &'static str,
+    pub all: &'static str,
+    pub doing: &'static str,
+    /// What a site's cost is.
+    pub cost: &'static str,
+}
+
+impl Wording {
+    /// Kept sites stay float.
+    pub const FLOAT: Wording = Wording {
+        kept: "kept float",
+        all: "quantized",
+        doing: "quantizing",
+        cost: "relative output error",
+    };
 }
 
 /// Finds the fewest layers to keep float so that quantizing `model` meets `budget`
@@ -116,6 +146,40 @@ pub fn fit_in_groups(
     judge: &Judge,
     budget: ErrorBudget,
     max_units: usize,
+    quantize: impl Fn(&mut Model, &[String]) -> Result<Vec<String>, QuantError>,
+) -> Result<Fitted, QuantError> {
+    fit_by(model, judge, budget, Costs::Measured(max_units), quantize)
+}
+
+/// [`fit`] with the sites' costs given, not measured: `costs` (site, estimated cost)
+/// orders them, and only the whole-model trials of the bisection are run. For a mode
+/// whose trials are slow (int8-dynamic in tract) and whose costs an estimate ranks well.
+pub fn fit_ranked(
+    model: &Model,
+    judge: &Judge,
+    budget: ErrorBudget,
+    costs: Vec<(String, f64)>,
+    quantize: impl Fn(&mut Model, &[String]) -> Result<Vec<String>, QuantError>,
+) -> Result<Fitted, QuantError> {
+    fit_by(model, judge, budget, Costs::Given(costs), quantize)
+}
+
+/// One trial of a search: the model with the given sites kept, its sites and score.
+type Trial<'a> = dyn Fn(&[String]) -> Result<(Vec<String>, Score), QuantError> + 'a;
+
+/// Where a search's per-site costs come from.
+enum Costs {
+    /// Measured: one trial per site, or per group beyond this many sites.
+    Measured(usize),
+    /// Given by the caller, per site (sites it does not name cost 0).
+    Given(Vec<(String, f64)>),
+}
+
+fn fit_by(
+    model: &Model,
+    judge: &Judge,
+    budget: ErrorBudget,
+    costs: Costs,
     quantize: impl Fn(&mut Model, &[String]) -> Result<Vec<String>, QuantError>,
 ) -> Result<Fitted, QuantError> {
     if !matches!(budget, ErrorBudget::Cosine(_) | ErrorBudget::Top1(_)) {
@@ -142,13 +206,7 @@ pub fn fit_in_groups(
     if budget.holds(&all) {
         return Ok(fitted);
     }
-    // Cost of each unit: the error that goes away when it alone stays float.
-    let mut units: Vec<(Vec<String>, f64)> = Vec::new();
-    for group in groups(&sites, max_units) {
-        let (_, s) = trial(&group)?;
-        evaluations += 1;
-        units.push((group, all.rel_err - s.rel_err));
-    }
+    let mut units = unit_costs(costs, &sites, &all, &trial, &mut evaluations)?;
     for (site, gain) in fitted.sites.iter_mut() {
         if let Some((_, g)) = units.iter().find(|(u, _)| u.contains(site)) {
             *gain = *g;
@@ -178,6 +236,37 @@ pub fn fit_in_groups(
     fitted.score = score;
     fitted.evaluations = evaluations;
     Ok(fitted)
+}
+
+/// The units a search keeps or not, each with its cost: measured (the error that goes
+/// away when the unit alone is kept, one trial each) or given.
+fn unit_costs(
+    costs: Costs,
+    sites: &[String],
+    all: &Score,
+    trial: &Trial,
+    evaluations: &mut usize,
+) -> Result<Vec<(Vec<String>, f64)>, QuantError> {
+    let mut units = Vec::new();
+    match costs {
+        Costs::Measured(max_units) => {
+            for group in groups(sites, max_units) {
+                let (_, s) = trial(&group)?;
+                *evaluations += 1;
+                units.push((group, all.rel_err - s.rel_err));
+            }
+        }
+        Costs::Given(given) => {
+            for site in sites {
+                let c = given
+                    .iter()
+                    .find(|(s, _)| s == site)
+                    .map_or(0.0, |(_, c)| *c);
+                units.push((vec![site.clone()], c));
+            }
+        }
+    }
+    Ok(units)
 }
 
 /// `sites` as at most `max_units` groups of consecutive sites (one site each when there

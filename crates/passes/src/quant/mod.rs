@@ -19,6 +19,7 @@
 //! ranges observed on calibration data ([`ranges`]), weights int8 per channel, biases
 //! int32 ([`qdq`]).
 
+pub mod act_scale;
 pub mod budget;
 mod conv_integer;
 mod dense;

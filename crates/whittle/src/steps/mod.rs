@@ -12,7 +12,7 @@ mod quantize;
 pub(crate) use data::StepData;
 pub(crate) use decompose::DecomposeStep;
 pub(crate) use prune::PruneStep;
-pub(crate) use quantize::QuantizeStep;
+pub(crate) use quantize::{AUTO_NEEDS_BUDGET, QuantizeStep};
 
 use crate::optimizer::Error;
 use whittle_ir::Model;

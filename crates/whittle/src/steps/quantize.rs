@@ -4,16 +4,19 @@
 
 use super::data::calibration_data;
 use super::{ModelStep, StepData};
-use crate::modes::{Int8Form, Quantize};
+use crate::modes::{Int8Dynamic, Int8Form, Quantize};
 use crate::optimizer::Error;
 use std::sync::Arc;
 use whittle_eval::Judge;
 use whittle_ir::Model;
+use whittle_passes::quant::QuantError;
 use whittle_passes::quant::budget::{self, Fitted};
 use whittle_passes::quant::int4::Grams;
 use whittle_passes::quant::qdq::{self, QuantizeStatic};
 use whittle_passes::quant::ranges::{self, Method};
-use whittle_passes::quant::{DynamicInt8, Fp16Compute, Fp16Weights, QuantizeInt4, QuantizeWeights};
+use whittle_passes::quant::{
+    ActScale, DynamicInt8, Fp16Compute, Fp16Weights, QuantizeInt4, QuantizeWeights,
+};
 use whittle_passes::{ErrorBudget, Pass, PassCx, PassError, PassStat, Pipeline};
 
 /// `--quantize MODE [--budget cosine=X|top1=X]`.
@@ -48,6 +51,11 @@ impl ModelStep for QuantizeStep {
         data: &mut StepData,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<Vec<PassStat>, Error> {
+        if let Quantize::Int8Dynamic(o) = &self.mode
+            && o.act_scale == ActScale::Auto
+        {
+            return self.run_auto(o, model, cx, data, after);
+        }
         let quantizer = self.quantizer(model, cx, data)?;
         let (Some(judge), Some(b), Some(sets)) = (&data.judge, self.budget, &data.sets) else {
             let stats = quantizer().run_observed(model, cx, after)?;
@@ -66,6 +74,69 @@ impl ModelStep for QuantizeStep {
 }
 
 impl QuantizeStep {
+    /// `--act-scale auto`: the fewest layers scaled per row (the others per tensor, which
+    /// ORT runs faster) that meet the budget. When even every layer per row misses it,
+    /// this is `--act-scale row` under the budget: the costliest layers stay float.
+    fn run_auto(
+        &self,
+        o: &Int8Dynamic,
+        model: &mut Model,
+        cx: &mut PassCx,
+        data: &mut StepData,
+        after: &mut dyn FnMut(&str, &Model),
+    ) -> Result<Vec<PassStat>, Error> {
+        let (Some(judge), Some(b), Some(sets)) = (&data.judge, self.budget, &data.sets) else {
+            return Err(Error::Config(AUTO_NEEDS_BUDGET.into()));
+        };
+        let with_rows = |rows: &[String]| {
+            let o = Int8Dynamic {
+                act_scale: ActScale::Auto,
+                ..o.clone()
+            };
+            Pipeline::once(dynamic_passes(&o, rows.to_vec()))
+        };
+        let row = Quantize::Int8Dynamic(Int8Dynamic {
+            act_scale: ActScale::Row,
+            ..o.clone()
+        });
+        let all_rows = || Pipeline::once(passes(&row));
+        let mut trial = model.clone();
+        all_rows().run(&mut trial, &mut cx.fresh())?;
+        if !b.holds(&judge.score(&trial).map_err(QuantError::from)?) {
+            let fitted = fit_budget(model, cx, judge, b, &all_rows)?;
+            cx.settings
+                .deny
+                .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
+            let stats = all_rows().run_observed(model, cx, after)?;
+            cx.journal.notes.extend(fitted.notes(&sets.source));
+            after("quantize", model);
+            return Ok(stats);
+        }
+        // Ranked by an estimate from one float probe run: a trial per layer would cost a
+        // run of tract's integer kernels each.
+        let opts = whittle_ir::infer::InferOptions {
+            input_shapes: cx.settings.input_shapes.clone(),
+        };
+        let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
+        let pass = DynamicInt8 {
+            min_elements: o.min_elements,
+            ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
+            ..DynamicInt8::default()
+        };
+        let costs = pass.row_costs(model, &facts, &sets.sets)?;
+        let fitted = budget::fit_ranked(model, judge, b, costs, |m, rows| {
+            let mut cx = cx.fresh();
+            with_rows(rows).run(m, &mut cx)?;
+            Ok(cx.journal.log.into_iter().map(|(_, _, s)| s).collect())
+        })?;
+        let stats = with_rows(&fitted.kept).run_observed(model, cx, after)?;
+        cx.journal
+            .notes
+            .extend(fitted.notes_as(&sets.source, &PER_ROW));
+        after("quantize", model);
+        Ok(stats)
+    }
+
     /// The mode's passes as a run-once pipeline, built afresh per run; int8-static
     /// observes its ranges on `model` first.
     fn quantizer(
@@ -153,17 +224,34 @@ pub(crate) fn passes(q: &Quantize) -> Vec<Box<dyn Pass>> {
             min_elements: o.min_elements,
         })],
         Quantize::Int8Static(_) => Vec::new(),
-        Quantize::Int8Dynamic(o) => vec![
-            Box::new(DynamicInt8 {
-                min_elements: o.min_elements,
-                full_range: o.full_range,
-                ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
-                act_scale: o.act_scale,
-            }),
-            tables(o.min_elements),
-        ],
+        Quantize::Int8Dynamic(o) => dynamic_passes(o, Vec::new()),
     }
 }
+
+/// int8-dynamic's passes, with `row_sites` scaled per row under `--act-scale auto`.
+fn dynamic_passes(o: &Int8Dynamic, row_sites: Vec<String>) -> Vec<Box<dyn Pass>> {
+    vec![
+        Box::new(DynamicInt8 {
+            min_elements: o.min_elements,
+            full_range: o.full_range,
+            ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
+            act_scale: o.act_scale,
+            row_sites,
+        }),
+        tables(o.min_elements),
+    ]
+}
+
+/// What `--act-scale auto` without a budget is told.
+pub(crate) const AUTO_NEEDS_BUDGET: &str = "act-scale auto chooses the layers to scale per row by the budget: give --budget cosine=X or top1=X";
+
+/// The report's words for `--act-scale auto`'s search.
+const PER_ROW: budget::Wording = budget::Wording {
+    kept: "scaled per row",
+    all: "scaled per tensor",
+    doing: "scaling per tensor",
+    cost: "estimated relative activation error",
+};
 
 /// The fewest layers to keep float so that quantizing `model` meets `b`.
 fn fit_budget(
