@@ -2,7 +2,32 @@
 
 use crate::guard::{constant, dims, elem, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
-use whittle_ir::{DataType, Dim, Graph, Node, NodeId};
+use whittle_ir::{DataType, Dim, Graph, Node, NodeId, ValueId};
+
+/// `y = Add(MatMul(..), c)` at Add `n` (either operand order), c a constant.
+pub(super) struct MatMulPlus {
+    pub(super) matmul: NodeId,
+    pub(super) c: ValueId,
+    pub(super) y: ValueId,
+}
+
+/// The MatMul plus a constant that Add `n` computes, when the MatMul's result feeds only
+/// that Add.
+pub(super) fn matmul_plus_constant(g: &Graph, n: NodeId) -> Option<MatMulPlus> {
+    let add = g.node(n);
+    if !is_op(add, "Add") {
+        return None;
+    }
+    let y = add.output(0)?;
+    let (p, q) = (add.input(0)?, add.input(1)?);
+    let (m, c) = if constant(g, Some(q)).is_some() {
+        (p, q)
+    } else {
+        (q, p)
+    };
+    let (mm, _) = g.value(m).producer()?;
+    (is_op(g.node(mm), "MatMul") && single_use(g, m)).then_some(MatMulPlus { matmul: mm, c, y })
+}
 
 /// y = Add(MatMul(A, B), C) (either Add operand order) becomes Gemm(A, B, C).
 ///
@@ -17,22 +42,8 @@ impl Rule for MatMulAddToGemm {
     }
 
     fn find(&self, g: &Graph, n: NodeId, _cx: &RuleCx) -> Option<Patch> {
-        let add = g.node(n);
-        if !is_op(add, "Add") {
-            return None;
-        }
-        let y = add.output(0)?;
-        let (p, q) = (add.input(0)?, add.input(1)?);
-        let (m, c) = if constant(g, Some(q)).is_some() {
-            (p, q)
-        } else {
-            (q, p)
-        };
-        let (mm, _) = g.value(m).producer()?;
+        let MatMulPlus { matmul: mm, c, y } = matmul_plus_constant(g, n)?;
         let matmul = g.node(mm);
-        if !is_op(matmul, "MatMul") || !single_use(g, m) {
-            return None;
-        }
         let (a, b) = (matmul.input(0)?, matmul.input(1)?);
         let bt = constant(g, Some(b))?;
         let ct = constant(g, Some(c))?;

@@ -3,6 +3,7 @@
 //! projection of the same x (a decoder's q, k and v), and the Reshape that splits heads
 //! already follows, so three projections lose their three Adds for one Reshape.
 
+use super::gemm::{MatMulPlus, matmul_plus_constant};
 use crate::guard::{const_ints, constant, dims, elem, is_op, single_use};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{DataType, Dim, Graph, Node, NodeId, Tensor, ValueId};
@@ -27,20 +28,13 @@ struct Projection {
 
 /// The projection whose Add is `n`, with every guard but the sibling one checked.
 fn projection(g: &Graph, n: NodeId) -> Option<(ValueId, Projection)> {
-    let add = g.node(n);
-    if !is_op(add, "Add") {
-        return None;
-    }
-    let y = add.output(0)?;
-    let (p, q) = (add.input(0)?, add.input(1)?);
-    let (m, b) = if constant(g, Some(q)).is_some() {
-        (p, q)
-    } else {
-        (q, p)
-    };
-    let (mm, _) = g.value(m).producer()?;
+    let MatMulPlus {
+        matmul: mm,
+        c: b,
+        y,
+    } = matmul_plus_constant(g, n)?;
     let matmul = g.node(mm);
-    if !is_op(matmul, "MatMul") || !single_use(g, m) || !single_use(g, y) {
+    if !single_use(g, y) {
         return None;
     }
     let (x, w) = (matmul.input(0)?, matmul.input(1)?);

@@ -62,15 +62,35 @@ impl ModelStep for QuantizeStep {
             after("quantize", model);
             return Ok(stats);
         };
-        let fitted = fit_budget(model, cx, judge, b, &quantizer)?;
-        cx.settings
-            .deny
-            .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
-        let stats = quantizer().run_observed(model, cx, after)?;
-        cx.journal.notes.extend(fitted.notes(&sets.source));
-        after("quantize", model);
-        Ok(stats)
+        let budget = Budgeted { judge, b, sets };
+        keep_float_within(model, cx, &budget, &quantizer, after)
     }
+}
+
+/// What a budget search judges with.
+struct Budgeted<'a> {
+    judge: &'a Judge,
+    b: ErrorBudget,
+    sets: &'a whittle_passes::decompose::Data,
+}
+
+/// Quantizes `model` with the fewest layers kept float that meet the budget, and reports
+/// which and why.
+fn keep_float_within(
+    model: &mut Model,
+    cx: &mut PassCx,
+    budget: &Budgeted,
+    quantizer: &dyn Fn() -> Pipeline,
+    after: &mut dyn FnMut(&str, &Model),
+) -> Result<Vec<PassStat>, Error> {
+    let fitted = fit_budget(model, cx, budget.judge, budget.b, quantizer)?;
+    cx.settings
+        .deny
+        .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
+    let stats = quantizer().run_observed(model, cx, after)?;
+    cx.journal.notes.extend(fitted.notes(&budget.sets.source));
+    after("quantize", model);
+    Ok(stats)
 }
 
 impl QuantizeStep {
@@ -103,14 +123,8 @@ impl QuantizeStep {
         let mut trial = model.clone();
         all_rows().run(&mut trial, &mut cx.fresh())?;
         if !b.holds(&judge.score(&trial).map_err(QuantError::from)?) {
-            let fitted = fit_budget(model, cx, judge, b, &all_rows)?;
-            cx.settings
-                .deny
-                .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
-            let stats = all_rows().run_observed(model, cx, after)?;
-            cx.journal.notes.extend(fitted.notes(&sets.source));
-            after("quantize", model);
-            return Ok(stats);
+            let budget = Budgeted { judge, b, sets };
+            return keep_float_within(model, cx, &budget, &all_rows, after);
         }
         // Ranked by an estimate from one float probe run: a trial per layer would cost a
         // run of tract's integer kernels each.
