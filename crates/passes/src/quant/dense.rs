@@ -54,12 +54,23 @@ pub(super) fn dense(g: &Graph, n: NodeId, facts: Option<&Inference>) -> Option<D
 pub(super) fn kn_values(g: &Graph, d: &Dense) -> Option<(Vec<f32>, usize, usize)> {
     let w = g.value(d.w).initializer()?;
     let values = w.to_f32_vec().ok()?;
-    let (rows, cols) = (w.dims[0] as usize, w.dims[1] as usize);
+    let (rows, cols) = (*w.dims.first()? as usize, *w.dims.get(1)? as usize);
     Some(if d.transposed {
         (transpose(&values, rows, cols), cols, rows)
     } else {
         (values, rows, cols)
     })
+}
+
+/// K, the input width of dense layer `d`, from its weight's dims (no data read).
+pub(super) fn k_of(g: &Graph, d: &Dense) -> Option<usize> {
+    let w = g.value(d.w).initializer()?;
+    let k = if d.transposed {
+        w.dims.get(1)
+    } else {
+        w.dims.first()
+    };
+    k.map(|k| *k as usize)
 }
 
 /// The [rows, cols] row-major matrix `v` transposed.

@@ -11,7 +11,7 @@
 use super::QuantError;
 use super::act_scale::RowNeed;
 use super::conv_integer::{self, conv_site};
-use super::dense::{Dense, dense, kn_values};
+use super::dense::{Dense, dense, k_of, kn_values};
 use super::math::{REDUCED_RANGE, symmetric};
 use super::weights::eligible;
 use crate::pass::{Grant, Pass, PassCx, PassError, site};
@@ -148,8 +148,7 @@ impl DynamicInt8 {
                 if !eligible(g, m.w, self.min_elements) {
                     return None;
                 }
-                let (_, k, _) = kn_values(g, &m)?;
-                Some((site(g, n), m.x, k))
+                Some((site(g, n), m.x, k_of(g, &m)?))
             })
             .collect();
         let xs: Vec<ValueId> = sites.iter().map(|s| s.1).collect();

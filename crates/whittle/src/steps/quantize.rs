@@ -128,16 +128,8 @@ impl QuantizeStep {
         }
         // Ranked by an estimate from one float probe run: a trial per layer would cost a
         // run of tract's integer kernels each.
-        let opts = whittle_ir::infer::InferOptions {
-            input_shapes: cx.settings.input_shapes.clone(),
-        };
-        let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
-        let pass = DynamicInt8 {
-            min_elements: o.min_elements,
-            ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
-            ..DynamicInt8::default()
-        };
-        let costs = pass.row_costs(model, &facts, &sets.sets)?;
+        let facts = facts(model, cx)?;
+        let costs = dynamic_pass(o, Vec::new()).row_costs(model, &facts, &sets.sets)?;
         let fitted = budget::fit_ranked(model, judge, b, costs, |m, rows| {
             let mut cx = cx.fresh();
             with_rows(rows).run(m, &mut cx)?;
@@ -215,10 +207,7 @@ fn gather_grams(
         return Ok(Grams::new());
     };
     let sets = calibration_data(path, model)?;
-    let opts = whittle_ir::infer::InferOptions {
-        input_shapes: cx.settings.input_shapes.clone(),
-    };
-    let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
+    let facts = facts(model, cx)?;
     Ok(pass.gather_grams(model, &facts, &sets.sets)?)
 }
 
@@ -244,16 +233,26 @@ pub(crate) fn passes(q: &Quantize) -> Vec<Box<dyn Pass>> {
 
 /// int8-dynamic's passes, with `row_sites` scaled per row under `--act-scale auto`.
 fn dynamic_passes(o: &Int8Dynamic, row_sites: Vec<String>) -> Vec<Box<dyn Pass>> {
-    vec![
-        Box::new(DynamicInt8 {
-            min_elements: o.min_elements,
-            full_range: o.full_range,
-            ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
-            act_scale: o.act_scale,
-            row_sites,
-        }),
-        tables(o.min_elements),
-    ]
+    vec![Box::new(dynamic_pass(o, row_sites)), tables(o.min_elements)]
+}
+
+/// The int8-dynamic pass of settings `o`.
+fn dynamic_pass(o: &Int8Dynamic, row_sites: Vec<String>) -> DynamicInt8 {
+    DynamicInt8 {
+        min_elements: o.min_elements,
+        full_range: o.full_range,
+        ops: o.ops.iter().map(|op| op.op_type().to_string()).collect(),
+        act_scale: o.act_scale,
+        row_sites,
+    }
+}
+
+/// The facts of `model` under the run's input shapes (what the data steps read sites by).
+fn facts(model: &mut Model, cx: &PassCx) -> Result<whittle_ir::infer::Inference, Error> {
+    let opts = whittle_ir::infer::InferOptions {
+        input_shapes: cx.settings.input_shapes.clone(),
+    };
+    Ok(whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?)
 }
 
 /// What `--act-scale auto` without a budget is told.
@@ -306,10 +305,7 @@ fn calibrate_static(
         ));
     };
     let sets = calibration_data(path, model)?;
-    let opts = whittle_ir::infer::InferOptions {
-        input_shapes: cx.settings.input_shapes.clone(),
-    };
-    let facts = whittle_ir::infer::infer(model, &opts).map_err(PassError::from)?;
+    let facts = facts(model, cx)?;
     let sites = qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
         pass: "quantize-int8-static",
         source,
