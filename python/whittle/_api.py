@@ -135,7 +135,7 @@ def optimize(
         decompose: layers to factor: ``"conv"``, ``"gemm"``, ``"spatial"``.
         prune: channels to remove (with a least-squares refit of the layer reading
             them): ``"conv"`` (filters), ``"dense"`` (2-D dense neurons), ``"ffn"``
-            (transformer FFN neurons).
+            (transformer FFN neurons), ``"heads"`` (attention heads).
         opset: raise the default-domain opset to this version first.
         verify: ``True`` checks the result against the original in tract and rolls back
             rewrites that change outputs; ``"strict"`` fails instead (and fails when the

@@ -156,10 +156,10 @@ pub struct OptimizeArgs {
     pub decompose: Option<Vec<String>>,
     /// Lossy, after the lossless passes and before --decompose and --quantize: remove
     /// whole output channels (comma-separated): conv (filters), dense (neurons of 2-D
-    /// dense layers), ffn (transformer FFN neurons), with the matching inputs of the layer
-    /// reading them, which is refit by least squares on the data. Reports each group's
-    /// kept channels, error and MACs.
-    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "dense", "ffn"])]
+    /// dense layers), ffn (transformer FFN neurons), heads (attention heads: query, key and
+    /// value columns), with the matching inputs of the layer reading them, which is refit
+    /// by least squares on the data. Reports each group's kept channels, error and MACs.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "dense", "ffn", "heads"])]
     pub prune: Option<Vec<String>>,
     /// With --decompose or --prune: tol=X (per-layer relative error), cosine=X or top1=X (whole-model
     /// outputs vs the original on the data), exact (full rank, forced); default tol=0.1.

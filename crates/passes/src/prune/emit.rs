@@ -213,8 +213,34 @@ fn add_after(g: &mut Graph, l: &Layer, shift: &DVector<f64>) -> Result<(), IrErr
     Ok(())
 }
 
-/// Keeps the `kept` output channels of the group's producer and region.
-pub fn producer(g: &mut Graph, l: &Layer, gr: &Group, kept: &[usize]) -> Result<(), IrError> {
+/// Keeps the `kept` output channels of the group's producers and region.
+pub fn producer(
+    g: &mut Graph,
+    layers: &[Layer],
+    gr: &Group,
+    kept: &[usize],
+) -> Result<(), IrError> {
+    let features = expand(kept, gr.unit);
+    for i in gr.producers() {
+        producer_weights(g, &layers[i], gr.channels * gr.unit, &features)?;
+    }
+    region(g, gr, kept)
+}
+
+/// Channels `kept`, each `unit` entries wide, as entry indices.
+fn expand(kept: &[usize], unit: usize) -> Vec<usize> {
+    kept.iter()
+        .flat_map(|c| (c * unit)..((c + 1) * unit))
+        .collect()
+}
+
+/// Keeps output entries `features` (of `width`) of layer `l`: weight and Gemm bias.
+fn producer_weights(
+    g: &mut Graph,
+    l: &Layer,
+    width: usize,
+    features: &[usize],
+) -> Result<(), IrError> {
     let node = g.node(l.node).clone();
     let (wv, slot) = current_weight(g, l)?;
     let (dims, w) = weights(g, wv)?;
@@ -223,31 +249,66 @@ pub fn producer(g: &mut Graph, l: &Layer, gr: &Group, kept: &[usize]) -> Result<
         Shape::Dense(d) if d.trans_b => 0,
         Shape::Dense(_) => 1,
     };
-    replace(g, l.node, slot, wv, slice(&dims, &w, axis, kept));
+    replace(g, l.node, slot, wv, slice(&dims, &w, axis, features));
     if let Some(b) = node.input(2)
         && let Some(t) = g.constant(b)
-        && t.dims.last() == Some(&(gr.channels as i64))
+        && t.dims.last() == Some(&(width as i64))
     {
         let (bd, bw) = weights(g, b)?;
-        replace(g, l.node, 2, b, slice(&bd, &bw, bd.len() - 1, kept));
+        replace(g, l.node, 2, b, slice(&bd, &bw, bd.len() - 1, features));
     }
-    for (n, slot, a) in &gr.region.slices {
+    Ok(())
+}
+
+/// The region's per-channel constants, declared dims and spelled-out counts.
+fn region(g: &mut Graph, gr: &Group, kept: &[usize]) -> Result<(), IrError> {
+    for (n, slot, a, unit) in &gr.region.slices {
         let v = g
             .node(*n)
             .input(*slot)
             .ok_or_else(|| IrError::Invariant("per-channel constant moved".into()))?;
         let (cd, cw) = weights(g, v)?;
-        replace(g, *n, *slot, v, slice(&cd, &cw, *a, kept));
+        replace(g, *n, *slot, v, slice(&cd, &cw, *a, &expand(kept, *unit)));
     }
-    let k = kept.len() as i64;
+    let (c, k) = (gr.channels as i64, kept.len() as i64);
     for v in &gr.region.values {
-        set_dim(g, *v, gr.layout.axis, gr.channels as i64, k);
+        set_dim(g, *v, gr.layout.axis, c, k);
+    }
+    for (v, axis, unit) in &gr.region.dims {
+        let u = *unit as i64;
+        set_dim(g, *v, *axis, c * u, k * u);
     }
     if let Some(f) = gr.region.flatten
         && let Some(y) = g.node(f).output(0)
     {
         let span = gr.span as i64;
-        set_dim(g, y, 1, gr.channels as i64 * span, k * span);
+        set_dim(g, y, 1, c * span, k * span);
+    }
+    for (n, slot, index, unit) in &gr.region.counts {
+        let v = g
+            .node(*n)
+            .input(*slot)
+            .ok_or_else(|| IrError::Invariant("shape constant moved".into()))?;
+        let t = g.constant(v).ok_or_else(|| {
+            IrError::Invariant(format!("'{}' is not a constant", g.value(v).name()))
+        })?;
+        let mut ints = t.to_i64_vec()?;
+        let dims = t.dims.clone();
+        let u = *unit as i64;
+        match ints.get_mut(*index) {
+            Some(e) if *e == c * u => *e = k * u,
+            _ => {
+                return Err(IrError::Invariant(format!(
+                    "'{}' no longer holds the count {}",
+                    g.value(v).name(),
+                    c * u
+                )));
+            }
+        }
+        let name = g.value(v).name().to_string();
+        let nv = g.add_initializer(&format!("{name}_pruned"), Tensor::from_i64(dims, &ints));
+        g.set_input(*n, *slot, Some(nv));
+        crate::edit::drop_if_unused(g, v);
     }
     Ok(())
 }

@@ -26,6 +26,18 @@ pub struct Group {
     pub span: usize,
     /// Where the channels live in the producer's output.
     pub layout: Layout,
+    /// Layers whose output channels are cut with the producer's (the key and value
+    /// projections of a head group).
+    pub partners: Vec<usize>,
+    /// Producer output entries per channel: 1, or a head's size.
+    pub unit: usize,
+}
+
+impl Group {
+    /// The producer and its partners.
+    pub fn producers(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.producer).chain(self.partners.iter().copied())
+    }
 }
 
 /// A layer the search found nothing to do with, and why.
@@ -148,6 +160,8 @@ fn group(
         channels: layout.channels,
         span,
         layout,
+        partners: Vec::new(),
+        unit: 1,
     })
 }
 

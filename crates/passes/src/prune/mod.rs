@@ -12,6 +12,8 @@
 
 pub mod emit;
 pub mod group;
+pub mod heads;
+mod heads_walk;
 pub mod region;
 pub mod select;
 
@@ -34,11 +36,14 @@ pub enum Kind {
     Dense,
     /// Transformer FFN neurons: a MatMul on 3-D (or higher) activations.
     Ffn,
+    /// Attention heads: blocks of query, key and value columns and the output
+    /// projection's matching rows.
+    Heads,
 }
 
 impl Kind {
     /// The names `--prune` accepts.
-    pub const NAMES: &'static [&'static str] = &["conv", "dense", "ffn"];
+    pub const NAMES: &'static [&'static str] = &["conv", "dense", "ffn", "heads"];
 
     /// Parses one `--prune` name.
     pub fn parse(s: &str) -> Option<Kind> {
@@ -46,6 +51,7 @@ impl Kind {
             "conv" => Some(Kind::Conv),
             "dense" => Some(Kind::Dense),
             "ffn" => Some(Kind::Ffn),
+            "heads" => Some(Kind::Heads),
             _ => None,
         }
     }
@@ -56,6 +62,7 @@ impl Kind {
             Kind::Conv => "conv",
             Kind::Dense => "dense",
             Kind::Ffn => "ffn",
+            Kind::Heads => "heads",
         }
     }
 
@@ -65,6 +72,7 @@ impl Kind {
             Kind::Conv => "prune-conv",
             Kind::Dense => "prune-dense",
             Kind::Ffn => "prune-ffn",
+            Kind::Heads => "prune-heads",
         }
     }
 }
@@ -81,7 +89,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            kinds: vec![Kind::Conv, Kind::Dense, Kind::Ffn],
+            kinds: vec![Kind::Conv, Kind::Dense, Kind::Ffn, Kind::Heads],
             budget: ErrorBudget::Tol(0.1),
             min_gain: 1.1,
         }

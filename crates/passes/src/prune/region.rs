@@ -15,7 +15,7 @@ use std::collections::{HashSet, VecDeque};
 use whittle_ir::{Graph, NodeId, Slot, ValueId};
 
 /// Unary ops that act element by element.
-const UNARY: &[&str] = &[
+pub(super) const UNARY: &[&str] = &[
     "Relu",
     "LeakyRelu",
     "PRelu",
@@ -41,7 +41,7 @@ const UNARY: &[&str] = &[
 ];
 
 /// Binary element-wise ops (the other input: in the region, or a per-channel constant).
-const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"];
+pub(super) const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"];
 
 /// Pooling: per channel over the spatial axes (NCHW only).
 const POOL: &[&str] = &[
@@ -60,8 +60,16 @@ pub struct Region {
     /// Values carrying the channels (the producer's output first).
     pub values: Vec<ValueId>,
     /// Constants with a channel axis, to be sliced: (node, input slot, axis of the
-    /// constant). By slot, not value: another group's refit may replace the constant.
-    pub slices: Vec<(NodeId, usize, usize)>,
+    /// constant, entries per channel along it). By slot, not value: another group's
+    /// refit may replace the constant.
+    pub slices: Vec<(NodeId, usize, usize, usize)>,
+    /// Declared dims that follow the kept count besides `values` at the layout's axis:
+    /// (value, axis, entries per channel).
+    pub dims: Vec<(ValueId, usize, usize)>,
+    /// Shape entries that spell the channel count out (a head count in a Reshape
+    /// target): (node, input slot of the integer constant, index in it, entries per
+    /// channel).
+    pub counts: Vec<(NodeId, usize, usize, usize)>,
     /// The value the consumer reads.
     pub end: ValueId,
     /// A Flatten(axis=1) between the region and a dense consumer.
@@ -89,6 +97,8 @@ pub fn walk(
         nodes: Vec::new(),
         values: vec![start],
         slices: Vec::new(),
+        dims: Vec::new(),
+        counts: Vec::new(),
         end: start,
         flatten: None,
     };
@@ -237,12 +247,26 @@ fn binary_params(g: &Graph, n: NodeId, layout: Layout, r: &mut Region) -> Result
 /// (every dim 1 except, possibly, the channel axis, which is sliced). `fixed_axis` is
 /// the constant's channel axis when it is fixed by the op (BatchNormalization's vectors),
 /// else `usize::MAX` (right-aligned broadcasting against the region value).
-fn per_channel_inputs(
+pub(super) fn per_channel_inputs(
     g: &Graph,
     n: NodeId,
     slots: std::ops::Range<usize>,
     fixed_axis: usize,
     layout: Layout,
+    r: &mut Region,
+) -> Result<bool, String> {
+    per_unit_inputs(g, n, slots, fixed_axis, layout, 1, r)
+}
+
+/// [`per_channel_inputs`] where each channel is `unit` entries of the axis (a head's
+/// columns); `layout.channels` counts entries.
+pub(super) fn per_unit_inputs(
+    g: &Graph,
+    n: NodeId,
+    slots: std::ops::Range<usize>,
+    fixed_axis: usize,
+    layout: Layout,
+    unit: usize,
     r: &mut Region,
 ) -> Result<bool, String> {
     let node = g.node(n);
@@ -278,7 +302,7 @@ fn per_channel_inputs(
                     g.value(v).name()
                 ));
             }
-            r.slices.push((n, slot, a));
+            r.slices.push((n, slot, a, unit));
         }
     }
     Ok(true)

@@ -1,11 +1,11 @@
 //! The pruning step: groups → statistics → candidates → plan → rewrite → report.
 
-use super::emit;
 use super::group::{self, Group, LeftAlone};
 use super::{
     Candidate, ConsumerFit, GroupReport, Options, PruneError, PruneReport, Site, candidate_sizes,
     gather, grant, layers_of,
 };
+use super::{Kind, emit, heads};
 use crate::allocate::{self, Choices, Order, Probe};
 use crate::budget::ErrorBudget;
 use crate::decompose::layer::Layer;
@@ -32,7 +32,14 @@ pub fn prune(
         return Err(PruneError::Data("no input data to run the model on".into()));
     }
     let mut layers = layers_of(model, cx);
-    let (groups, alone) = group::find(&model.graph, &layers, &opts.kinds, cx);
+    let (mut groups, mut alone) = group::find(&model.graph, &layers, &opts.kinds, cx);
+    if opts.kinds.contains(&Kind::Heads) {
+        let facts = heads::concrete_facts(model, data)?;
+        let found = heads::find(model, &layers, &facts, cx);
+        alone.retain(|a| !found.covered.contains(&a.site));
+        groups.extend(found.groups);
+        alone.extend(found.alone);
+    }
     let stats = if groups.is_empty() {
         Vec::new()
     } else {
@@ -79,8 +86,13 @@ fn site(
     group: Group,
     opts: &Options,
 ) -> Result<Site, PruneError> {
-    let (p, c) = (&layers[group.producer], &layers[group.consumer]);
-    let (macs, params) = (p.macs() + c.macs(), p.params() + c.params());
+    let c = &layers[group.consumer];
+    let (macs, params) = group
+        .producers()
+        .map(|i| &layers[i])
+        .fold((c.macs(), c.params()), |(m, p), l| {
+            (m + l.macs(), p + l.params())
+        });
     let mut s = Site {
         candidates: Vec::new(),
         macs,
@@ -226,12 +238,7 @@ fn apply(
     for (s, j) in sites.iter().zip(p) {
         if let Some(j) = j {
             let c = &s.candidates[*j];
-            emit::producer(
-                &mut m.graph,
-                &layers[s.group.producer],
-                &s.group,
-                &c.refit.kept,
-            )?;
+            emit::producer(&mut m.graph, layers, &s.group, &c.refit.kept)?;
         }
     }
     Ok(m)
@@ -244,7 +251,9 @@ fn total_macs(layers: &[Layer], sites: &[Site], p: &[Option<usize>]) -> u64 {
     for (s, j) in sites.iter().zip(p) {
         if let Some(j) = j {
             let f = s.candidates[*j].refit.kept.len() as f64 / s.group.channels as f64;
-            share[s.group.producer] *= f;
+            for i in s.group.producers() {
+                share[i] *= f;
+            }
             share[s.group.consumer] *= f;
         }
     }

@@ -23,6 +23,10 @@ use nalgebra::{DMatrix, DVector};
 /// (512 features, 100 rows) is fit to the calibration set exactly.
 const RIDGE: f64 = 0.03;
 
+/// A feature whose variance is at most this share of the features' mean variance is a
+/// constant (float rounding leaves ~1e-15 where exact arithmetic would give 0).
+const CONSTANT: f64 = 1e-12;
+
 /// The consumer's weight over its input features and the features' statistics.
 #[derive(Clone, Debug)]
 pub struct ConsumerFit {
@@ -115,13 +119,12 @@ impl ConsumerFit {
         let sigma_as = self.sigma.select_columns(&s); // n × |S|
         let w_s = self.w.select_columns(&s);
         let total = (&self.w * &self.sigma * self.w.transpose()).trace();
-        // Removed channels that never vary (nor co-vary): dropping them is exact.
-        let constant = r.iter().all(|i| {
-            self.sigma
-                .row(*i)
-                .iter()
-                .all(|x| x.abs() <= 1e-12 * (1.0 + total.abs()))
-        });
+        // Removed channels that never vary (their variance is rounding noise next to the
+        // features' mean variance): dropping them is exact to float precision.
+        let scale = self.sigma.trace() / n.max(1) as f64;
+        let constant = r
+            .iter()
+            .all(|i| self.sigma[(*i, *i)].abs() <= CONSTANT * scale.abs());
         let p = if constant {
             w_s
         } else {
