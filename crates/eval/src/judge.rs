@@ -2,7 +2,8 @@
 //! cosine, top-1 agreement (plain and with a margin), relative error. Lossy passes judge
 //! their plans with it.
 
-use crate::run::{EvalError, Runner};
+use crate::run::EvalError;
+use crate::sets::SetRunner;
 use whittle_ir::{Model, Tensor};
 
 /// How the rewritten model's outputs compare with the original's on the data.
@@ -75,17 +76,10 @@ impl Judge {
 }
 
 fn run_all(model: &Model, sets: &[Vec<Tensor>]) -> Result<Vec<Vec<Output>>, EvalError> {
-    let mut runner: Option<(Vec<Vec<i64>>, Runner)> = None;
+    let mut runner = SetRunner::new(model, "judged model", sets);
     let mut all = Vec::new();
     for set in sets {
-        let shapes: Vec<Vec<i64>> = set.iter().map(|t| t.dims.clone()).collect();
-        if runner.as_ref().is_none_or(|(s, _)| *s != shapes) {
-            runner = Some((shapes, Runner::new(model, "judged model", set)?));
-        }
-        let Some((_, r)) = runner.as_ref() else {
-            continue;
-        };
-        let outs = r.run(set)?;
+        let outs = runner.run(set)?;
         let outs: Result<Vec<Output>, _> = outs
             .iter()
             .map(|t| {

@@ -10,6 +10,7 @@ mod judge;
 mod node;
 mod probe;
 mod run;
+mod sets;
 
 pub use calibration::{calibration_sets, feed_names, random_sets, seeded_sets};
 pub use compare::{OutputDiff, Tolerance, compare_output};

@@ -2,13 +2,14 @@
 //! lossy passes need (activation ranges for quantization, layer-input moments for
 //! decomposition).
 
-use crate::run::{EvalError, Runner};
+use crate::run::EvalError;
+use crate::sets::SetRunner;
 use whittle_ir::{Model, Tensor, ValueId};
 
 /// Runs `model` on every set of `sets` with `values` as extra outputs and calls `seen`
 /// once per set with those values' tensors, in the order of `values`. A value that is a
-/// graph input is read from the set itself. tract is reloaded only when the input shapes
-/// change from one set to the next.
+/// graph input is read from the set itself. tract loads the model once per shape, or once
+/// for all when the sets come in many shapes ([`SetRunner`]).
 pub fn probe<E: From<EvalError>>(
     model: &Model,
     values: &[ValueId],
@@ -31,14 +32,9 @@ pub fn probe<E: From<EvalError>>(
             }
         })
         .collect();
-    let mut runner: Option<(Vec<Vec<i64>>, Runner)> = None;
+    let mut runner = SetRunner::new(&probe, label, sets);
     for set in sets {
-        let shapes: Vec<Vec<i64>> = set.iter().map(|t| t.dims.clone()).collect();
-        let runner = match runner.take() {
-            Some((s, r)) if s == shapes => runner.insert((s, r)),
-            _ => runner.insert((shapes, Runner::new(&probe, label, set)?)),
-        };
-        let outs = runner.1.run(set)?;
+        let outs = runner.run(set)?;
         let picked: Vec<&Tensor> = slots
             .iter()
             .filter_map(|s| match s {

@@ -117,17 +117,64 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 impl Runner {
     /// Loads `model` in tract with its inputs pinned to the shapes and types of `example`.
     pub fn new(model: &Model, label: &str, example: &[Tensor]) -> Result<Runner, EvalError> {
+        let pins = example
+            .iter()
+            .map(|t| {
+                let dims = t.dims.iter().map(|d| Pin::Size(*d)).collect();
+                to_tract(t).map(|t| (t.datum_type(), dims))
+            })
+            .collect::<Result<_, _>>()?;
+        Runner::pinned(model, label, pins)
+    }
+
+    /// Loads `model` once for every set of `sets` (one tensor per graph input each): a
+    /// dim is pinned where all sets agree and left symbolic where they differ, one
+    /// symbol per pattern of sizes across the sets (so inputs that share a sequence
+    /// length share a symbol).
+    pub fn for_sets(model: &Model, label: &str, sets: &[Vec<Tensor>]) -> Result<Runner, EvalError> {
+        let first = sets.first().ok_or_else(|| EvalError::Load {
+            model: label.to_string(),
+            reason: "no input sets".into(),
+        })?;
+        let mut symbols: Vec<Vec<i64>> = Vec::new();
+        let mut pins = Vec::new();
+        for (k, t) in first.iter().enumerate() {
+            let mut dims = Vec::new();
+            for (a, d) in t.dims.iter().enumerate() {
+                let sizes: Vec<i64> = sets
+                    .iter()
+                    .map(|s| s.get(k).and_then(|t| t.dims.get(a)).copied().unwrap_or(-1))
+                    .collect();
+                if sizes.iter().all(|x| x == d) {
+                    dims.push(Pin::Size(*d));
+                    continue;
+                }
+                let i = match symbols.iter().position(|s| *s == sizes) {
+                    Some(i) => i,
+                    None => {
+                        symbols.push(sizes);
+                        symbols.len() - 1
+                    }
+                };
+                dims.push(Pin::Symbol(format!("whittle_dim_{i}")));
+            }
+            pins.push((to_tract(t)?.datum_type(), dims));
+        }
+        Runner::pinned(model, label, pins)
+    }
+
+    fn pinned(
+        model: &Model,
+        label: &str,
+        pins: Vec<(DatumType, Vec<Pin>)>,
+    ) -> Result<Runner, EvalError> {
         let load_err = |reason: String| EvalError::Load {
             model: label.to_string(),
             reason,
         };
         let bytes =
             whittle_onnx::encode_model(&for_tract(model)).map_err(|e| load_err(e.to_string()))?;
-        let facts: Vec<InferenceFact> = example
-            .iter()
-            .map(|t| to_tract(t).map(|t| InferenceFact::dt_shape(t.datum_type(), t.shape())))
-            .collect::<Result<_, _>>()?;
-        let loaded = catch_unwind(AssertUnwindSafe(|| load(&bytes, facts)));
+        let loaded = catch_unwind(AssertUnwindSafe(|| load(&bytes, pins)));
         match loaded {
             Ok(Ok((plan, names))) => Ok(Runner {
                 plan,
@@ -229,17 +276,32 @@ fn name_nodes(
     }
 }
 
+/// One dim of an input as tract is told it.
+enum Pin {
+    Size(i64),
+    Symbol(String),
+}
+
 /// Loads, pins and optimizes the model; returns the runnable plan and output names.
 fn load(
     bytes: &[u8],
-    facts: Vec<InferenceFact>,
+    pins: Vec<(DatumType, Vec<Pin>)>,
 ) -> Result<(std::sync::Arc<TypedRunnableModel>, Vec<String>), String> {
     let e = |e: TractError| format!("{e:#}");
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut &bytes[..])
         .map_err(e)?;
-    for (i, f) in facts.into_iter().enumerate() {
-        model.set_input_fact(i, f).map_err(e)?;
+    for (i, (dt, dims)) in pins.into_iter().enumerate() {
+        let shape: TVec<TDim> = dims
+            .iter()
+            .map(|d| match d {
+                Pin::Size(n) => TDim::from(*n),
+                Pin::Symbol(s) => TDim::from(model.symbols.sym(s)),
+            })
+            .collect();
+        model
+            .set_input_fact(i, InferenceFact::dt_shape(dt, shape))
+            .map_err(e)?;
     }
     let names: Vec<String> = model
         .output_outlets()
