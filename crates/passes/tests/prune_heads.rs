@@ -201,6 +201,14 @@ fn heads_within_a_cosine_budget() {
     assert!(l.kept < 4, "nothing pruned at cosine 0.99: {report:?}");
     let score = report.score.as_ref().unwrap();
     assert!(score.cosine >= 0.99, "budget missed on the data: {score:?}");
+    // 64 sets: refits on the even ones, the budget judged on the odd ones.
+    assert!(
+        report
+            .data
+            .ends_with("refits fit on 32 sets, the budget judged on the other 32"),
+        "{}",
+        report.data
+    );
     let (_, cos) = max_diff(&original, &model);
     assert!(cos >= 0.98, "cosine on fresh inputs {cos}");
 }

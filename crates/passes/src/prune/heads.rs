@@ -48,6 +48,8 @@ struct Cone {
     shapes: BTreeSet<NodeId>,
     /// Why the cone cannot be pruned by head (a value is a graph output, ...).
     problem: Option<String>,
+    /// The walk stopped at [`MAX_NODES`].
+    overflow: bool,
 }
 
 /// Facts of `model` under the input shapes of the first data set.
@@ -89,7 +91,11 @@ pub fn find(model: &Model, layers: &[Layer], facts: &Inference, cx: &PassCx) -> 
             .and_then(|y| facts.fact(y))
             .and_then(|f| f.rank());
         if matches!(l.shape, Shape::Dense(_)) && rank.is_some_and(|r| r >= 3) {
-            cones.push((i, cone(g, layers, &by_node, i)));
+            // A cone that reaches several layers (a residual stream) is no projection's.
+            let c = cone(g, layers, &by_node, i);
+            if c.ends.len() == 1 && !c.overflow {
+                cones.push((i, c));
+            }
         }
     }
     let mut found = Found::default();
@@ -131,6 +137,7 @@ fn cone(g: &Graph, layers: &[Layer], by_node: &HashMap<NodeId, usize>, i: usize)
         ends: BTreeSet::new(),
         shapes: BTreeSet::new(),
         problem: None,
+        overflow: false,
     };
     let mut queue: VecDeque<ValueId> = g.node(layers[i].node).output(0).into_iter().collect();
     while let Some(v) = queue.pop_front() {
@@ -158,7 +165,7 @@ fn cone(g: &Graph, layers: &[Layer], by_node: &HashMap<NodeId, usize>, i: usize)
             }
             if c.nodes.insert(u.node) {
                 if c.nodes.len() > MAX_NODES {
-                    c.problem = Some("too many nodes before a layer reads the heads".into());
+                    c.overflow = true;
                     return c;
                 }
                 queue.extend(g.node(u.node).outputs().iter().flatten());
@@ -208,7 +215,7 @@ fn group(
     let ends: BTreeSet<(usize, ValueId)> =
         cones.iter().flat_map(|c| c.ends.iter().copied()).collect();
     let [(consumer, end)] = ends.into_iter().collect::<Vec<_>>()[..] else {
-        return Err("the heads reach more than one layer".into());
+        return Err("the projections reach different layers".into());
     };
     let width = |i: usize| match &layers[i].shape {
         Shape::Dense(d) => Some(d.n),

@@ -10,6 +10,7 @@
 //! candidate size ([`select`]), choose a size per group against the budget (the search
 //! decomposition uses, [`crate::allocate`]), rewrite ([`emit`]) and report.
 
+mod crossval;
 pub mod emit;
 pub mod group;
 pub mod heads;
@@ -19,7 +20,7 @@ pub mod select;
 
 use crate::budget::ErrorBudget;
 use crate::decompose::layer::{self, Layer};
-use crate::decompose::{Data, DecomposeError, stats};
+use crate::decompose::{DecomposeError, stats};
 use crate::pass::{Grant, PassCx};
 use group::Group;
 use select::{ConsumerFit, Refitted};
@@ -127,6 +128,8 @@ pub struct Site {
     pub params: u64,
     /// Why there is no candidate (when there is none).
     pub none: String,
+    /// The ridge coefficient chosen on held-back sets (None: the fixed one).
+    pub ridge: Option<f64>,
 }
 
 /// What happened to one group.
@@ -143,6 +146,8 @@ pub struct GroupReport {
     pub params_after: u64,
     /// Predicted relative output error of the consumer after its refit.
     pub error: f64,
+    /// The refit's ridge coefficient when it was chosen on held-back sets.
+    pub ridge: Option<f64>,
     pub why: String,
 }
 
@@ -194,13 +199,14 @@ fn grant(cx: &mut PassCx, kind: Kind, site: &str) -> bool {
     matches!(cx.grant("prune", kind.rule(), site), Grant::Yes)
 }
 
-/// Statistics of the consumers' inputs (geometry of every layer set on the way).
+/// Statistics of the consumers' inputs on `sets` (geometry of every layer set on the
+/// way).
 fn gather(
     model: &Model,
     layers: &mut [Layer],
-    data: &Data,
+    sets: &[Vec<whittle_ir::Tensor>],
 ) -> Result<Vec<stats::LayerStats>, PruneError> {
-    Ok(stats::gather(model, layers, &data.sets, true)?)
+    Ok(stats::gather(model, layers, sets, true)?)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ impl PruneReport {
             .map(|g| {
                 let text = match g.kind {
                     Some(k) if g.kept < g.total => format!(
-                        "prune {} {}/{} kept (into {}): error {:.2e}, MACs {} -> {} ({:.2}x), params {} -> {}",
+                        "prune {} {}/{} kept (into {}): error {:.2e}, MACs {} -> {} ({:.2}x), params {} -> {}{}",
                         k.name(),
                         g.kept,
                         g.total,
@@ -21,7 +21,10 @@ impl PruneReport {
                         g.macs_after,
                         g.macs_before as f64 / g.macs_after.max(1) as f64,
                         g.params_before,
-                        g.params_after
+                        g.params_after,
+                        g.ridge
+                            .map(|r| format!(", ridge {r} (chosen on held-back sets)"))
+                            .unwrap_or_default()
                     ),
                     Some(k) => format!("prune {}: kept {}/{} ({})", k.name(), g.total, g.total, g.why),
                     None => format!("prune: left alone ({})", g.why),

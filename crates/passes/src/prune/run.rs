@@ -1,18 +1,22 @@
 //! The pruning step: groups → statistics → candidates → plan → rewrite → report.
 
+use super::crossval::{self, Stats};
 use super::group::{self, Group, LeftAlone};
+use super::select::RIDGE;
 use super::{
     Candidate, ConsumerFit, GroupReport, Options, PruneError, PruneReport, Site, candidate_sizes,
-    gather, grant, layers_of,
+    grant, layers_of,
 };
 use super::{Kind, emit, heads};
 use crate::allocate::{self, Choices, Order, Probe};
 use crate::budget::ErrorBudget;
+use crate::decompose::factor::Moments;
 use crate::decompose::layer::Layer;
+use crate::decompose::layer::Shape;
 use crate::decompose::{Data, stats::LayerStats};
 use crate::pass::PassCx;
 use whittle_eval::Judge;
-use whittle_ir::Model;
+use whittle_ir::{Model, Tensor};
 
 /// Input sets the sensitivity of each candidate is measured on (the plans that must meet
 /// the budget run on all of them).
@@ -41,16 +45,20 @@ pub fn prune(
         alone.extend(found.alone);
     }
     let stats = if groups.is_empty() {
-        Vec::new()
+        Stats {
+            fit: Vec::new(),
+            check: None,
+        }
     } else {
-        gather(model, &mut layers, data)?
+        crossval::gather_stats(model, &mut layers, data)?
     };
     let sites: Vec<Site> = groups
         .into_iter()
         .map(|g| site(model, &layers, &stats, g, opts))
         .collect::<Result<_, _>>()?;
-    let judge = Judge::new(model, &data.sets)?;
-    let (choices, why, evaluations) = plan(model, &layers, &sites, (&judge, data), opts.budget)?;
+    let (fit, check) = crossval::split(data);
+    let judge = Judge::new(model, &check)?;
+    let (choices, why, evaluations) = plan(model, &layers, &sites, (&judge, &check), opts.budget)?;
     let mut granted: Choices = vec![None; sites.len()];
     for (i, s) in sites.iter().enumerate() {
         let l = &layers[s.group.producer];
@@ -66,7 +74,15 @@ pub fn prune(
     };
     let report = PruneReport {
         budget: opts.budget,
-        data: data.source.clone(),
+        data: match data.sets.len() >= crossval::MIN_SETS {
+            true => format!(
+                "{}; refits fit on {} sets, the budget judged on the other {}",
+                data.source,
+                fit.len(),
+                check.len()
+            ),
+            false => data.source.clone(),
+        },
         groups: reports(&layers, &sites, &granted, &why, &alone),
         macs_before: total_macs(&layers, &sites, &vec![None; sites.len()]),
         macs_after: total_macs(&layers, &sites, &granted),
@@ -82,7 +98,7 @@ pub fn prune(
 fn site(
     model: &Model,
     layers: &[Layer],
-    stats: &[LayerStats],
+    stats: &Stats,
     group: Group,
     opts: &Options,
 ) -> Result<Site, PruneError> {
@@ -98,34 +114,37 @@ fn site(
         macs,
         params,
         none: String::new(),
+        ridge: None,
         group,
     };
     let n = s.group.channels * s.group.span;
-    let moments = match &c.shape {
-        crate::decompose::layer::Shape::Conv(_) => stats[s.group.consumer].full.as_ref(),
-        crate::decompose::layer::Shape::Dense(_) => stats[s.group.consumer].moments.first(),
-    };
-    let Some(m) = moments.filter(|m| m.sum.len() == n && n <= MAX_FEATURES && m.count > 0) else {
+    let Some(m) = consumer_moments(c, &stats.fit[s.group.consumer], n) else {
         s.none = format!(
             "consumer '{}' too wide (or not reached) for its statistics",
             c.site
         );
         return Ok(s);
     };
-    let fit = ConsumerFit::new(emit::consumer_matrix(&model.graph, c)?, m, s.group.span);
+    let w = emit::consumer_matrix(&model.graph, c)?;
+    let fit = ConsumerFit::new(w, m, s.group.span);
     let live = live_channels(&fit);
     let ch = s.group.channels as u64;
-    for k in candidate_sizes(s.group.channels, live) {
-        let cm = macs * k as u64 / ch;
-        if (macs as f64) < opts.min_gain * cm as f64 {
-            continue;
-        }
-        let Some(refit) = fit.refit(&fit.keep(k)) else {
+    let sizes: Vec<usize> = candidate_sizes(s.group.channels, live)
+        .into_iter()
+        .filter(|k| macs as f64 >= opts.min_gain * (macs * *k as u64 / ch) as f64)
+        .collect();
+    s.ridge = sizes.get(sizes.len() / 2).and_then(|mid| {
+        let check = consumer_moments(c, &stats.check.as_ref()?[s.group.consumer], n)?;
+        crossval::choose_ridge(&fit, check, &fit.keep(*mid))
+    });
+    let coef = s.ridge.unwrap_or(RIDGE);
+    for k in sizes {
+        let Some(refit) = fit.refit_scaled(&fit.keep(k), coef) else {
             continue;
         };
         s.candidates.push(Candidate {
             refit,
-            macs: cm,
+            macs: macs * k as u64 / ch,
             params: params * k as u64 / ch,
         });
     }
@@ -133,6 +152,16 @@ fn site(
         s.none = "no size pays (MACs would not fall by --min-gain)".into();
     }
     Ok(s)
+}
+
+/// The statistics of the features consumer `c` multiplies, when there are `n` of them
+/// and not too many.
+fn consumer_moments<'a>(c: &Layer, stats: &'a LayerStats, n: usize) -> Option<&'a Moments> {
+    let m = match &c.shape {
+        Shape::Conv(_) => stats.full.as_ref(),
+        Shape::Dense(_) => stats.moments.first(),
+    };
+    m.filter(|m| m.sum.len() == n && n <= MAX_FEATURES && m.count > 0)
 }
 
 /// Channels whose contribution to the consumer's output varies at all.
@@ -155,7 +184,7 @@ fn plan(
     model: &Model,
     layers: &[Layer],
     sites: &[Site],
-    (judge, data): (&Judge, &Data),
+    (judge, sets): (&Judge, &[Vec<Tensor>]),
     budget: ErrorBudget,
 ) -> Result<(Choices, Vec<String>, usize), PruneError> {
     let within = |tol: f64| -> Choices {
@@ -173,8 +202,8 @@ fn plan(
         ErrorBudget::Tol(t) => (within(t), Vec::new(), 0),
         ErrorBudget::Cosine(_) | ErrorBudget::Top1(_) => {
             // Sensitivities (many runs) on the first sets only; plans on all of them.
-            let quick = match data.sets.len() > SENSITIVITY_SETS {
-                true => Some(Judge::new(model, &data.sets[..SENSITIVITY_SETS])?),
+            let quick = match sets.len() > SENSITIVITY_SETS {
+                true => Some(Judge::new(model, &sets[..SENSITIVITY_SETS])?),
                 false => None,
             };
             let base: Vec<u64> = sites.iter().map(|s| s.macs).collect();
@@ -288,6 +317,7 @@ fn reports(
                 params_before: s.params,
                 params_after: c.map_or(s.params, |c| c.params),
                 error: c.map_or(0.0, |c| c.refit.error),
+                ridge: s.ridge,
                 why: why.clone(),
             }
         })
@@ -303,6 +333,7 @@ fn reports(
         params_before: 0,
         params_after: 0,
         error: 0.0,
+        ridge: None,
         why: a.why.clone(),
     }));
     out

@@ -21,7 +21,7 @@ use nalgebra::{DMatrix, DVector};
 /// vgg_digits with 100 calibration images, 0.03 kept the held-back accuracy best among
 /// 0, 0.03, 0.1, 0.3 and 1 (docs/prune.md); without it the dense layer behind the Flatten
 /// (512 features, 100 rows) is fit to the calibration set exactly.
-const RIDGE: f64 = 0.03;
+pub(super) const RIDGE: f64 = 0.03;
 
 /// A feature whose variance is at most this share of the features' mean variance is a
 /// constant (float rounding leaves ~1e-15 where exact arithmetic would give 0).
@@ -98,14 +98,37 @@ impl ConsumerFit {
     /// Ridge (relative to the mean feature variance) for a fit of `n` features: tiny when
     /// the data has many more observations than features, growing as they run short (a
     /// dense layer behind a Flatten sees one row per sample), so that the refit does not
-    /// memorise the calibration set.
-    fn shrinkage(&self, n: usize) -> f64 {
-        (RIDGE * n as f64 / self.rows.max(1) as f64).max(1e-9)
+    /// memorise the calibration set. `coef` is the ridge per feature-to-observation ratio.
+    fn shrinkage(&self, n: usize, coef: f64) -> f64 {
+        (coef * n as f64 / self.rows.max(1) as f64).max(1e-9)
     }
 
     /// The least-squares consumer over the `kept` channels.
     pub fn refit(&self, kept: &[usize]) -> Option<Refitted> {
-        self.refit_with(kept, self.shrinkage(kept.len() * self.span))
+        self.refit_scaled(kept, RIDGE)
+    }
+
+    /// [`ConsumerFit::refit`] with ridge coefficient `coef` in place of [`RIDGE`].
+    pub fn refit_scaled(&self, kept: &[usize], coef: f64) -> Option<Refitted> {
+        self.refit_with(kept, self.shrinkage(kept.len() * self.span, coef))
+    }
+
+    /// Relative output error of refit `r` on data with moments `m` (other data than the
+    /// fit's): E‖W·x − P·x_S − shift‖² = tr(D Σ Dᵀ) + ‖D μ − shift‖², over E‖W·(x − μ)‖².
+    pub fn error_on(&self, r: &Refitted, m: &Moments) -> f64 {
+        let (sigma, mu) = (m.second(true), m.mean());
+        let mut d = self.w.clone();
+        for (j, i) in self.features(&r.kept).iter().enumerate() {
+            d.column_mut(*i).axpy(-1.0, &r.p.column(j), 1.0);
+        }
+        let bias = &d * &mu - &r.shift;
+        let err = (&d * &sigma * d.transpose()).trace() + bias.norm_squared();
+        let total = (&self.w * &sigma * self.w.transpose()).trace();
+        if total > 0.0 {
+            (err.max(0.0) / total).sqrt()
+        } else {
+            err.max(0.0).sqrt()
+        }
     }
 
     /// [`ConsumerFit::refit`] with ridge `shrink` (relative to the mean kept-feature
@@ -212,8 +235,8 @@ mod tests {
         let w = DMatrix::from_element(1, 4, 1.0);
         let many = ConsumerFit::new(w.clone(), &moments(&x(4000)), 1);
         let few = ConsumerFit::new(w, &moments(&x(8)), 1);
-        assert!(many.shrinkage(4) < 1e-4);
-        assert!(few.shrinkage(4) > 100.0 * many.shrinkage(4));
+        assert!(many.shrinkage(4, RIDGE) < 1e-4);
+        assert!(few.shrinkage(4, RIDGE) > 100.0 * many.shrinkage(4, RIDGE));
     }
 
     /// With independent channels the refit keeps the weights and the error is the
@@ -234,5 +257,23 @@ mod tests {
         let s = m.second(true);
         let want = (s[(1, 1)] / (s[(0, 0)] + s[(1, 1)] + 2.0 * s[(0, 1)])).sqrt();
         assert!((r.error - want).abs() < 0.05, "error {} vs {want}", r.error);
+    }
+
+    /// On the data it was fit on, the held-back error formula gives the refit's own error.
+    #[test]
+    fn error_on_the_fit_data_is_the_refit_error() {
+        let x = DMatrix::from_fn(300, 4, |r, c| {
+            ((r * (c + 1)) as f64 * 0.37).sin() + c as f64
+        });
+        let w = DMatrix::from_row_slice(2, 4, &[0.5, -1.0, 0.25, 2.0, 1.0, 0.5, -0.75, 0.1]);
+        let m = moments(&x);
+        let fit = ConsumerFit::new(w, &m, 1);
+        let r = fit.refit_with(&[0, 3], 1e-9).expect("solvable");
+        assert!(
+            (fit.error_on(&r, &m) - r.error).abs() < 1e-6,
+            "{} vs {}",
+            fit.error_on(&r, &m),
+            r.error
+        );
     }
 }
