@@ -20,6 +20,8 @@ struct Variant {
     /// Extra lines at the end of the graph, and extra outputs.
     tail: &'static str,
     outputs: &'static str,
+    /// The lines that make k3 (\[B, H, D, S\]) from k2 (\[B, S, H, D\]).
+    key: &'static str,
 }
 
 const PLAIN: Variant = Variant {
@@ -27,7 +29,25 @@ const PLAIN: Variant = Variant {
     mask: "2,1,1,5",
     tail: "",
     outputs: "",
+    key: "  k3 = Transpose(k2) {perm=[0, 2, 3, 1]}",
 };
+
+/// The key path as torch.export's exporter writes it: heads merged into the batch for a
+/// rank-3 transpose, split back with the batch and head count read at run time.
+const DYNAMO_KEY: &str = "  kt = Transpose(k2) {perm=[0, 2, 1, 3]}
+  ksh = Shape(kt) {start=0}
+  kbh = Slice(ksh, zero1, two1)
+  ks = Slice(ksh, two1, three1)
+  flat = Concat(minus1, ks, four1) {axis=0}
+  k3f = Reshape(kt, flat)
+  k3t = Transpose(k3f) {perm=[0, 2, 1]}
+  back = Concat(kbh, four1, ks) {axis=0}
+  k3 = Reshape(k3t, back)
+  init zero1: i64[1] = [0]
+  init two1: i64[1] = [2]
+  init three1: i64[1] = [3]
+  init four1: i64[1] = [4]
+  init minus1: i64[1] = [-1]";
 
 /// One self-attention as PyTorch exports it: 16 features, 4 heads of 4; value heads
 /// `dead` have zero weights and bias 0.3 (their context is the constant 0.3).
@@ -62,7 +82,7 @@ graph {{
   k0 = MatMul(x, wk) @k
   k1 = Add(k0, bk)
   k2 = Reshape(k1, split)
-  k3 = Transpose(k2) {{perm=[0, 2, 3, 1]}}
+{key}
   v0 = MatMul(x, wv) @v
   v1 = Add(v0, bv)
   v2 = Reshape(v1, split)
@@ -83,6 +103,7 @@ graph {{
         outputs = v.outputs,
         split = v.split,
         tail = v.tail,
+        key = v.key,
     );
     let mut m = parse_model(&src).unwrap();
     let g = &mut m.graph;
@@ -183,6 +204,19 @@ fn a_spelled_out_head_count_is_rewritten() {
     let text = print_model(&model, &PrintOptions::default());
     assert!(text.contains("= [2, 5, 2, 4]"), "{text}");
     assert!(max_diff(&original, &model).0 < 1e-4);
+}
+
+#[test]
+fn the_dynamo_key_path_follows_a_pruning() {
+    let v = Variant {
+        key: DYNAMO_KEY,
+        ..PLAIN
+    };
+    let original = attention(&v, &[0, 3]);
+    let (model, report) = run_on(&original, ErrorBudget::Exact);
+    assert_eq!(line(&report, "q").kept, 2, "{report:?}");
+    let (diff, _) = max_diff(&original, &model);
+    assert!(diff < 1e-4, "outputs moved by {diff}");
 }
 
 #[test]
@@ -316,4 +350,76 @@ graph {
         "{report:?}"
     );
     assert_eq!(max_diff(&original, &model).0, 0.0);
+}
+
+/// A SwiGLU FFN: `down(silu(gate(x)) · up(x))`. Gate and up meet element-wise, so their
+/// columns are neurons pruned together (kind ffn); neurons whose gate weights are zero
+/// output silu(0) · up = 0 and go exactly.
+#[test]
+fn gated_ffn_neurons_are_pruned_together() {
+    let src = "ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,5,16]
+  output y: f32[2,5,16]
+  init wg: f32[16,32] = random
+  init wu: f32[16,32] = random
+  init wd: f32[32,16] = random
+  g = MatMul(x, wg) @gate
+  s = Sigmoid(g)
+  a = Mul(g, s)
+  u = MatMul(x, wu) @up
+  h = Mul(a, u)
+  y = MatMul(h, wd) @down
+}
+";
+    let mut original = parse_model(src).unwrap();
+    let gv = original.graph.find("wg").unwrap();
+    let mut w = original.graph.constant(gv).unwrap().to_f32_vec().unwrap();
+    for row in 0..16 {
+        for c in [3, 7, 8, 20] {
+            w[row * 32 + c] = 0.0;
+        }
+    }
+    original
+        .graph
+        .set_initializer(gv, Tensor::from_f32(vec![16, 32], &w));
+    let mut model = original.clone();
+    let data = Data {
+        sets: random_sets(&original.graph, 64).unwrap(),
+        calibrated: false,
+        source: "test".into(),
+    };
+    let opts = |kinds: Vec<Kind>| Options {
+        kinds,
+        budget: ErrorBudget::Exact,
+        min_gain: 1.0,
+    };
+    let report = prune(
+        &mut model,
+        &opts(vec![Kind::Ffn]),
+        &data,
+        &mut PassCx::default(),
+    )
+    .unwrap();
+    let l = line(&report, "gate");
+    assert_eq!(
+        (l.kind, l.kept, l.total),
+        (Some(Kind::Ffn), 28, 32),
+        "{report:?}"
+    );
+    assert!(max_diff(&original, &model).0 < 1e-4);
+    let text = print_model(&model, &PrintOptions::default());
+    assert_eq!(text.matches("f32[16,28]").count(), 2, "{text}");
+    assert!(text.contains("f32[28,16]"), "{text}");
+    // --prune heads alone does not take it.
+    let mut m2 = original.clone();
+    let r2 = prune(
+        &mut m2,
+        &opts(vec![Kind::Heads]),
+        &data,
+        &mut PassCx::default(),
+    )
+    .unwrap();
+    assert!(r2.groups.is_empty(), "{r2:?}");
 }

@@ -10,7 +10,9 @@
 //! nodes its output reaches before a layer reads it. Cones that share a node (the
 //! scores `MatMul` joins query and key, the context `MatMul` joins the value) belong to
 //! one attention; an attention needs two or more projections and one reader. A lone cone
-//! is an FFN's and is left to the channel search.
+//! is an FFN's and is left to the channel search. Cones joined only element-wise (no
+//! Reshape splits heads out: SwiGLU's `silu(gate) · up`) are a gated FFN, pruned neuron by
+//! neuron the same way.
 //!
 //! Dims come from inference under the data's input shapes: exporters compute attention
 //! reshapes at run time, so the declared dims say little.
@@ -21,7 +23,7 @@ use super::region::Layout;
 use super::{Kind, PruneError};
 use crate::decompose::Data;
 use crate::decompose::layer::{Layer, Shape};
-use crate::guard::{const_ints, is_op};
+use crate::guard::is_op;
 use crate::pass::PassCx;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use whittle_ir::infer::{InferOptions, Inference, infer};
@@ -73,9 +75,15 @@ pub fn concrete_facts(model: &Model, data: &Data) -> Result<Inference, PruneErro
     infer(&mut m, &InferOptions { input_shapes }).map_err(|e| PruneError::Data(e.to_string()))
 }
 
-/// The head groups of `layers` (in `model`), and the attentions left alone with the
-/// reason.
-pub fn find(model: &Model, layers: &[Layer], facts: &Inference, cx: &PassCx) -> Found {
+/// The head groups of `layers` (in `model`) and the gated FFNs (two projections joined
+/// element-wise, read by one layer) among `kinds`, and the attentions left alone with
+/// the reason.
+pub fn find(
+    model: &Model,
+    layers: &[Layer],
+    (facts, kinds): (&Inference, &[Kind]),
+    cx: &PassCx,
+) -> Found {
     let g = &model.graph;
     let opset = model.opset("").unwrap_or(1);
     let by_node: HashMap<NodeId, usize> = layers
@@ -104,26 +112,25 @@ pub fn find(model: &Model, layers: &[Layer], facts: &Inference, cx: &PassCx) -> 
         if producers.len() < 2 {
             continue;
         }
-        let site = layers[producers[0]].site.clone();
-        found
-            .covered
-            .extend(producers.iter().map(|p| layers[*p].site.clone()));
-        let why = if producers
-            .iter()
-            .any(|p| cx.denies(Kind::Heads.rule(), &layers[*p].site))
-        {
-            Err("excluded".to_string())
-        } else {
-            let parts: Vec<&Cone> = members.iter().map(|m| &cones[*m].1).collect();
-            match parts.iter().find_map(|c| c.problem.clone()) {
-                Some(why) => Err(why),
-                None => group(g, layers, (facts, opset), &producers, &parts),
-            }
+        let parts: Vec<&Cone> = members.iter().map(|m| &cones[*m].1).collect();
+        let built = match parts.iter().find_map(|c| c.problem.clone()) {
+            Some(why) => Err(why),
+            None => group(g, layers, (facts, opset), &producers, &parts),
         };
-        match why {
+        let kind = built.as_ref().map_or(Kind::Heads, |gr| gr.kind);
+        if !kinds.contains(&kind) {
+            continue;
+        }
+        let sites: Vec<&String> = producers.iter().map(|p| &layers[*p].site).collect();
+        found.covered.extend(sites.iter().map(|s| s.to_string()));
+        let built = match sites.iter().any(|s| cx.denies(kind.rule(), s)) {
+            true => Err("excluded".to_string()),
+            false => built,
+        };
+        match built {
             Ok(gr) => found.groups.push(gr),
             Err(why) => found.alone.push(LeftAlone {
-                site,
+                site: sites[0].clone(),
                 why: format!("heads: {why}"),
             }),
         }
@@ -232,13 +239,23 @@ fn group(
         .into_iter()
         .filter(|n| inside.contains(n))
         .collect();
-    let mut walk = Walk::new(g, facts, opset, w, &inside, end);
+    let shapes: BTreeSet<NodeId> = cones
+        .iter()
+        .flat_map(|c| c.shapes.iter().copied())
+        .collect();
+    let read = shape_reads(g, &shapes, &inside)?;
+    let mut walk = Walk::new(g, facts, opset, w, (&inside, &read), end);
     for p in producers {
         let y = g.node(layers[*p].node).output(0).ok_or("no output")?;
         walk.start(y)?;
     }
     walk.run(&order)?;
-    let d = walk.d.ok_or("no Reshape splits the heads out")?;
+    // No Reshape split the width into heads: every op was element-wise, so the
+    // projections are a gated FFN's (gate and up) and each column is a neuron.
+    let (kind, d) = match walk.d {
+        Some(d) => (Kind::Heads, d),
+        None => (Kind::Ffn, 1),
+    };
     let rank = walk.dims(end)?.len();
     if walk.at.get(&end) != Some(&At::Packed(rank - 1)) {
         return Err("the output projection does not read the heads side by side".into());
@@ -252,9 +269,6 @@ fn group(
             ));
         }
     }
-    for s in cones.iter().flat_map(|c| c.shapes.iter()) {
-        shape_reader(g, &walk, *s)?;
-    }
     let heads = w / d;
     if heads < 2 || heads * d != w {
         return Err(format!("{heads} heads"));
@@ -262,7 +276,7 @@ fn group(
     let mut partners = producers.to_vec();
     let producer = partners.remove(0);
     Ok(Group {
-        kind: Kind::Heads,
+        kind,
         producer,
         consumer,
         region: walk.finish(d),
@@ -278,31 +292,55 @@ fn group(
     })
 }
 
-/// A `Shape` of a head tensor: only its other dims may be read (`Gather` of a constant
-/// index), never the head count.
-fn shape_reader(g: &Graph, walk: &Walk, s: NodeId) -> Result<(), String> {
-    let node = g.node(s);
-    let x = node.input(0).ok_or("no input")?;
-    let at = walk.at.get(&x).ok_or("a Shape outside the attention")?;
-    let rank = walk.dims(x)?.len() as i64;
-    let y = node.output(0).ok_or("no output")?;
-    let bad = || format!("'{}' reads the head count at run time", node.label());
-    if node.attr("start").is_some() || node.attr("end").is_some() || g.is_output(y) {
-        return Err(bad());
-    }
-    for u in g.value(y).uses() {
-        let gather = g.node(u.node);
-        let index = const_ints(g, gather.input(1));
-        let ok = is_op(gather, "Gather")
-            && gather.input(0) == Some(y)
-            && gather.attr("axis").and_then(|a| a.i).unwrap_or(0) == 0
-            && index.is_some_and(|ix| {
-                ix.iter()
-                    .all(|i| (if *i < 0 { i + rank } else { *i }) as usize != at.axis())
-            });
-        if !ok {
-            return Err(bad());
+/// Integer ops a head count read at run time may pass through.
+const INT_OPS: &[&str] = &[
+    "Gather",
+    "Slice",
+    "Concat",
+    "Unsqueeze",
+    "Squeeze",
+    "Cast",
+    "Identity",
+    "Mul",
+    "Div",
+];
+
+/// What the `Shape`s of head tensors feed: integers that may carry the head count, which
+/// must end only in the targets of the attention's own Reshapes (where the count read
+/// at run time follows a pruning). Anything else reading them (an output, a Range, a
+/// computation) would still see the old count, so the attention is left alone.
+fn shape_reads(
+    g: &Graph,
+    shapes: &BTreeSet<NodeId>,
+    inside: &HashSet<NodeId>,
+) -> Result<HashSet<ValueId>, String> {
+    let mut read = HashSet::new();
+    for s in shapes {
+        let bad = || format!("'{}' reads the head count at run time", g.node(*s).label());
+        let mut queue: VecDeque<ValueId> = g.node(*s).output(0).into_iter().collect();
+        while let Some(v) = queue.pop_front() {
+            if g.is_output(v) {
+                return Err(bad());
+            }
+            read.insert(v);
+            for u in g.value(v).uses() {
+                let node = g.node(u.node);
+                let target =
+                    is_op(node, "Reshape") && inside.contains(&u.node) && u.slot == Slot::Input(1);
+                if target {
+                    continue;
+                }
+                if !INT_OPS.contains(&node.op()) || !node.domain().is_empty() {
+                    return Err(bad());
+                }
+                queue.extend(
+                    node.outputs()
+                        .iter()
+                        .flatten()
+                        .filter(|y| !read.contains(*y)),
+                );
+            }
         }
     }
-    Ok(())
+    Ok(read)
 }

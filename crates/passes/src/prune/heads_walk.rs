@@ -30,12 +30,15 @@ pub(super) enum At {
     Packed(usize),
     /// The axis indexes the heads.
     Split(usize),
+    /// The axis is an outer axis of this size merged with the heads (heads inner): what
+    /// exporters make to run attention as rank-3 batched products.
+    Inner(usize, usize),
 }
 
 impl At {
     pub(super) fn axis(self) -> usize {
         match self {
-            At::Packed(a) | At::Split(a) => a,
+            At::Packed(a) | At::Split(a) | At::Inner(a, _) => a,
         }
     }
 
@@ -43,6 +46,7 @@ impl At {
         match self {
             At::Packed(_) => At::Packed(axis),
             At::Split(_) => At::Split(axis),
+            At::Inner(_, outer) => At::Inner(axis, outer),
         }
     }
 
@@ -51,6 +55,7 @@ impl At {
         match self {
             At::Packed(_) => 0,
             At::Split(_) => 1,
+            At::Inner(_, outer) => outer,
         }
     }
 }
@@ -67,15 +72,30 @@ pub(super) struct Walk<'a> {
     width: usize,
     /// Nodes of the attention (shape vectors rewritten must feed only these).
     inside: &'a HashSet<NodeId>,
+    /// Integers read at run time from the shapes of head tensors.
+    read: &'a HashSet<ValueId>,
     pub at: HashMap<ValueId, At>,
     /// The head size, once a Reshape split the heads out.
     pub d: Option<usize>,
     pub region: Region,
 }
 
-/// One entry of a Reshape target: its value and where it is written, or None when it is
-/// computed at run time.
-type Entry = Option<(i64, (NodeId, usize, usize))>;
+/// One entry of a Reshape target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Entry {
+    /// A constant, and where it is written (node, input slot, index in the constant).
+    Const(i64, (NodeId, usize, usize)),
+    /// Read at run time from the shape of a head tensor: it follows a pruning.
+    Read,
+    /// Computed at run time from anything else.
+    Computed,
+}
+
+impl Entry {
+    fn is(self, v: i64) -> bool {
+        matches!(self, Entry::Const(x, _) if x == v)
+    }
+}
 
 impl<'a> Walk<'a> {
     pub(super) fn new(
@@ -83,7 +103,7 @@ impl<'a> Walk<'a> {
         facts: &'a Inference,
         opset: i64,
         width: usize,
-        inside: &'a HashSet<NodeId>,
+        (inside, read): (&'a HashSet<NodeId>, &'a HashSet<ValueId>),
         end: ValueId,
     ) -> Walk<'a> {
         Walk {
@@ -92,6 +112,7 @@ impl<'a> Walk<'a> {
             opset,
             width,
             inside,
+            read,
             at: HashMap::new(),
             d: None,
             region: Region {
@@ -267,6 +288,7 @@ impl<'a> Walk<'a> {
         let per_head = match at {
             At::Packed(_) => self.width,
             At::Split(_) => self.width / self.d.unwrap_or(self.width).max(1),
+            At::Inner(..) => return Err(format!("'{name}' differs per head")),
         };
         let layout = Layout {
             rank: xd.len(),
@@ -297,8 +319,8 @@ impl<'a> Walk<'a> {
         let axis = if axis < 0 { axis + rank } else { axis } as usize;
         let head = at.axis();
         let per_head = match at {
-            At::Split(_) if self.opset < 13 => axis > head,
-            At::Split(_) => axis != head,
+            At::Split(_) | At::Inner(..) if self.opset < 13 => axis > head,
+            At::Split(_) | At::Inner(..) => axis != head,
             At::Packed(_) => false,
         };
         if !per_head {
@@ -329,6 +351,9 @@ impl<'a> Walk<'a> {
         let (ra, rb) = (self.dims(a)?.len(), self.dims(b)?.len());
         match (at_a, at_b) {
             (At::Split(i), At::Split(j)) if i == j && ra == rb && i + 2 < ra => Ok(at_a),
+            (At::Inner(i, p), At::Inner(j, q)) if i == j && p == q && ra == rb && i + 2 < ra => {
+                Ok(at_a)
+            }
             _ => Err(format!(
                 "'{}' multiplies across the heads (they are not on one batch axis)",
                 node.label()
@@ -342,77 +367,92 @@ impl<'a> Walk<'a> {
         let (x, at) = self.input_at(n, 0)?;
         let y = node.output(0).ok_or_else(|| "no output".to_string())?;
         let (ind, outd) = (self.dims(x)?, self.dims(y)?);
-        let entries = self.entries(n, outd.len())?;
+        let e = self.entries(n, outd.len())?;
         let allowzero = node.attr("allowzero").and_then(|a| a.i).unwrap_or(0) != 0;
-        let a = at.axis();
         let w = self.width as i64;
+        let heads = self.d.map(|d| w / d as i64);
+        // Dims before `a` kept, `ind[a]` cut in two or `ind[a..a + 2]` joined, the rest kept.
+        let split_at = |a: usize| {
+            outd.len() == ind.len() + 1
+                && outd[..a] == ind[..a]
+                && outd[a] * outd[a + 1] == ind[a]
+                && outd[a + 2..] == ind[a + 1..]
+        };
+        let join_at = |a: usize| {
+            outd.len() + 1 == ind.len()
+                && outd[..a] == ind[..a]
+                && outd[a] == ind[a] * ind[a + 1]
+                && outd[a + 1..] == ind[a + 2..]
+        };
         match at {
-            At::Packed(a)
-                if a + 1 == ind.len()
-                    && outd.len() == ind.len() + 1
-                    && outd[..a] == ind[..a]
-                    && outd[a] * outd[a + 1] == ind[a]
-                    && ind[a] == w =>
-            {
+            At::Packed(a) if a + 1 == ind.len() && ind[a] == w && split_at(a) => {
                 let d = outd[a + 1];
                 if self.d.is_some_and(|k| k as i64 != d) {
                     return Err(format!("'{label}' splits heads of another size"));
                 }
                 self.d = Some(d as usize);
                 let h = w / d;
-                let (e_h, e_d) = (entries[a], entries[a + 1]);
-                let spelled = |e: Entry, v: i64| e.is_some_and(|(x, _)| x == v || x == -1);
-                if !spelled(e_h, h)
-                    || !spelled(e_d, d)
-                    || e_h.zip(e_d).is_some_and(|(p, q)| p.0 == -1 && q.0 == -1)
-                {
+                let ok = |e: Entry, v: i64| e == Entry::Read || e.is(v) || e.is(-1);
+                if !ok(e[a], h) || !ok(e[a + 1], d) || (e[a].is(-1) && e[a + 1].is(-1)) {
                     return Err(format!("'{label}' does not spell out the head split"));
                 }
-                self.count(e_h, h, 1)?;
+                self.head_entry(e[a], h, 1, &label)?;
                 Ok(At::Split(a))
             }
             At::Split(a)
-                if a + 2 == ind.len()
-                    && outd.len() + 1 == ind.len()
-                    && outd[..a] == ind[..a]
-                    && outd[a] == ind[a] * ind[a + 1]
-                    && self.d == Some(ind[a + 1] as usize) =>
+                if a + 2 == ind.len() && self.d == Some(ind[a + 1] as usize) && join_at(a) =>
             {
-                self.count_or_infer(entries[a], w, 0, &label)?;
+                self.head_entry(e[a], w, 0, &label)?;
                 Ok(At::Packed(a))
             }
+            At::Split(a) if a >= 1 && join_at(a - 1) => {
+                if !(e[a - 1].is(-1) || e[a - 1] == Entry::Read) {
+                    return Err(format!("'{label}' spells out a batch × heads size"));
+                }
+                Ok(At::Inner(a - 1, ind[a - 1] as usize))
+            }
+            At::Inner(a, outer)
+                if heads == Some(outd[a + 1]) && outd[a] == outer as i64 && split_at(a) =>
+            {
+                self.head_entry(e[a + 1], outd[a + 1], 1, &label)?;
+                Ok(At::Split(a + 1))
+            }
             _ if outd == ind => {
-                if !allowzero && entries[a].is_some_and(|(x, _)| x == 0) {
+                let a = at.axis();
+                if !allowzero && e[a].is(0) {
                     return Ok(at);
                 }
-                let c = match at {
-                    At::Packed(_) => w,
-                    At::Split(_) => outd[a],
-                };
-                self.count_or_infer(entries[a], c, at.unit(), &label)?;
+                match at {
+                    At::Packed(_) => self.head_entry(e[a], w, 0, &label)?,
+                    At::Split(_) => self.head_entry(e[a], outd[a], 1, &label)?,
+                    At::Inner(..) if e[a].is(-1) || e[a] == Entry::Read => {}
+                    At::Inner(..) => {
+                        return Err(format!("'{label}' spells out a batch × heads size"));
+                    }
+                }
                 Ok(at)
             }
             _ => Err(format!("'{label}' regroups the heads")),
         }
     }
 
-    /// A head entry of a Reshape target: -1 (inferred), or the count `c` (rewritten).
-    fn count_or_infer(&mut self, e: Entry, c: i64, unit: usize, label: &str) -> Result<(), String> {
+    /// A head entry of a Reshape target: -1 (inferred), read at run time, or the count `c`
+    /// = heads × `unit` (rewritten).
+    fn head_entry(&mut self, e: Entry, c: i64, unit: usize, label: &str) -> Result<(), String> {
         match e {
-            Some((-1, _)) => Ok(()),
-            Some((x, _)) if x == c => self.count(e, c, unit),
+            Entry::Read => Ok(()),
+            Entry::Const(-1, _) => Ok(()),
+            Entry::Const(x, at) if x == c => self.count(at, unit),
             _ => Err(format!("'{label}' computes the head count at run time")),
         }
     }
 
-    /// Records entry `e` (holding `c` = heads × `unit`, or -1) for rewriting.
-    fn count(&mut self, e: Entry, c: i64, unit: usize) -> Result<(), String> {
-        let Some((x, (node, slot, index))) = e else {
-            return Ok(());
-        };
-        if x != c {
-            return Ok(());
-        }
+    /// Records the constant entry at `(node, slot, index)` for rewriting.
+    fn count(
+        &mut self,
+        (node, slot, index): (NodeId, usize, usize),
+        unit: usize,
+    ) -> Result<(), String> {
         let Some(y) = self.g.node(node).output(0) else {
             return Ok(());
         };
@@ -436,15 +476,19 @@ impl<'a> Walk<'a> {
     }
 
     /// The entries of Reshape `n`'s target (`len` of them): from a constant, or from a
-    /// Concat of pieces (constants known, the rest computed).
+    /// Concat of pieces (constants known, the rest read or computed at run time).
     fn entries(&self, n: NodeId, len: usize) -> Result<Vec<Entry>, String> {
         let node = self.g.node(n);
         let shape = node.input(1).ok_or_else(|| "no shape".to_string())?;
+        let runtime = |v: ValueId| match self.read.contains(&v) {
+            true => Entry::Read,
+            false => Entry::Computed,
+        };
         if let Some(ints) = const_ints(self.g, Some(shape)) {
             return Ok(ints
                 .iter()
                 .enumerate()
-                .map(|(i, x)| Some((*x, (n, 1, i))))
+                .map(|(i, x)| Entry::Const(*x, (n, 1, i)))
                 .collect());
         }
         let concat = self
@@ -454,7 +498,7 @@ impl<'a> Walk<'a> {
             .map(|p| p.0)
             .filter(|p| is_op(self.g.node(*p), "Concat"));
         let Some(c) = concat else {
-            return Ok(vec![None; len]);
+            return Ok(vec![runtime(shape); len]);
         };
         let mut out = Vec::new();
         for (slot, piece) in self.g.node(c).inputs().iter().enumerate() {
@@ -463,16 +507,16 @@ impl<'a> Walk<'a> {
                 Some(ints) => out.extend(
                     ints.iter()
                         .enumerate()
-                        .map(|(i, x)| Some((*x, (c, slot, i)))),
+                        .map(|(i, x)| Entry::Const(*x, (c, slot, i))),
                 ),
                 None => {
                     let k = self.dims(piece)?.iter().product::<i64>().max(0) as usize;
-                    out.extend(std::iter::repeat_n(None, k));
+                    out.extend(std::iter::repeat_n(runtime(piece), k));
                 }
             }
         }
         if out.len() != len {
-            return Ok(vec![None; len]);
+            return Ok(vec![Entry::Computed; len]);
         }
         Ok(out)
     }

@@ -37,9 +37,9 @@ pub fn prune(
     }
     let mut layers = layers_of(model, cx);
     let (mut groups, mut alone) = group::find(&model.graph, &layers, &opts.kinds, cx);
-    if opts.kinds.contains(&Kind::Heads) {
+    if opts.kinds.contains(&Kind::Heads) || opts.kinds.contains(&Kind::Ffn) {
         let facts = heads::concrete_facts(model, data)?;
-        let found = heads::find(model, &layers, &facts, cx);
+        let found = heads::find(model, &layers, (&facts, &opts.kinds), cx);
         alone.retain(|a| !found.covered.contains(&a.site));
         groups.extend(found.groups);
         alone.extend(found.alone);
