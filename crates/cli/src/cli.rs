@@ -171,8 +171,9 @@ pub struct OptimizeArgs {
     /// factor (default 1.2 for --decompose, 1.1 for --prune).
     #[arg(long, value_name = "FACTOR")]
     pub min_gain: Option<f64>,
-    /// With --decompose: keep a rewrite only if tract also runs the layer faster.
-    #[arg(long, requires = "decompose")]
+    /// With --decompose or --prune: keep a rewrite (a group's size) only if tract also runs
+    /// the layer (the group's layers) faster.
+    #[arg(long)]
     pub measure: bool,
     /// Calibration data for --decompose, --prune, --quantize int8-static (activation
     /// ranges) and --quantize int4 (GPTQ rounding from the layers' inputs): a .npy

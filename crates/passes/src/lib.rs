@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod prune;
 pub mod quant;
 pub mod rule;
+pub mod timing;
 pub mod verified;
 pub mod weighted;
 

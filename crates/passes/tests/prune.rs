@@ -24,6 +24,7 @@ fn run_on(original: &Model, kinds: &[Kind], budget: ErrorBudget) -> (Model, Prun
         kinds: kinds.to_vec(),
         budget,
         min_gain: 1.0,
+        measure: false,
     };
     let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
     model.graph.verify(false).unwrap();
@@ -310,4 +311,36 @@ graph {
     // --prune dense does not take a transformer's FFN.
     let (_, _, dense) = run(src, &[Kind::Dense], ErrorBudget::Cosine(0.98));
     assert!(dense.groups.is_empty(), "{dense:?}");
+}
+
+/// `--measure`: every chosen group is timed in tract; a size is kept only when its
+/// layers got faster, and a dropped one says why. (Which way tract goes on a machine is
+/// not asserted: the report must agree with its own timings.)
+#[test]
+fn measure_keeps_only_sizes_tract_runs_faster() {
+    let original = conv_pair(&[1, 4, 6], 0.0, 1);
+    let mut model = original.clone();
+    let data = Data {
+        sets: random_sets(&original.graph, 16).unwrap(),
+        calibrated: false,
+        source: "test".into(),
+    };
+    let opts = Options {
+        kinds: vec![Kind::Conv],
+        budget: ErrorBudget::Exact,
+        min_gain: 1.0,
+        measure: true,
+    };
+    let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
+    let g = report.groups.iter().find(|g| g.site == "conv1").unwrap();
+    let (before, after) = g.latency.expect("the chosen size was timed");
+    assert!(before > 0.0 && after > 0.0, "{g:?}");
+    if after < before {
+        assert_eq!((g.kept, g.total), (5, 8), "{g:?}");
+        assert!(max_diff(&original, &model).0 < 1e-4);
+    } else {
+        assert_eq!(g.kept, g.total, "{g:?}");
+        assert!(g.why.contains("not tract time"), "{g:?}");
+        assert_eq!(max_diff(&original, &model).0, 0.0);
+    }
 }

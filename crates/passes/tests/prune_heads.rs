@@ -140,6 +140,7 @@ fn run_on(original: &Model, budget: ErrorBudget) -> (Model, PruneReport) {
         kinds: vec![Kind::Heads],
         budget,
         min_gain: 1.0,
+        measure: false,
     };
     let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
     model.graph.verify(false).unwrap();
@@ -394,6 +395,7 @@ graph {
         kinds,
         budget: ErrorBudget::Exact,
         min_gain: 1.0,
+        measure: false,
     };
     let report = prune(
         &mut model,

@@ -415,15 +415,16 @@ fn prune_settings(s: &crate::config::Settings) -> Result<Option<prune::Options>,
         kinds,
         budget,
         min_gain,
+        measure: s.measure.unwrap_or(false),
     }))
 }
 
 /// The decomposition the settings ask for, if any; errors name the bad value.
 fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::Options>, Error> {
     let Some(names) = &s.decompose else {
-        if s.measure.is_some() {
+        if s.measure.is_some() && s.prune.is_none() {
             return Err(Error::Config(
-                "measure applies to decompose; no decompose kind is set".into(),
+                "measure applies to decompose and prune; neither is set".into(),
             ));
         }
         if s.min_gain.is_some() && s.prune.is_none() {

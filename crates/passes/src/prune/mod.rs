@@ -15,6 +15,7 @@ pub mod emit;
 pub mod group;
 pub mod heads;
 mod heads_walk;
+mod measure;
 pub mod region;
 pub mod select;
 
@@ -85,6 +86,8 @@ pub struct Options {
     pub budget: ErrorBudget,
     /// A group is pruned only when its MACs fall by at least this factor.
     pub min_gain: f64,
+    /// Keep a group's size only if its layers also run faster in tract (measured).
+    pub measure: bool,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             kinds: vec![Kind::Conv, Kind::Dense, Kind::Ffn, Kind::Heads],
             budget: ErrorBudget::Tol(0.1),
             min_gain: 1.1,
+            measure: false,
         }
     }
 }
@@ -148,6 +152,8 @@ pub struct GroupReport {
     pub error: f64,
     /// The refit's ridge coefficient when it was chosen on held-back sets.
     pub ridge: Option<f64>,
+    /// tract milliseconds of the group's layers before and after, with `--measure`.
+    pub latency: Option<(f64, f64)>,
     pub why: String,
 }
 

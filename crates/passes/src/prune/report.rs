@@ -25,6 +25,9 @@ impl PruneReport {
                         g.ridge
                             .map(|r| format!(", ridge {r} (chosen on held-back sets)"))
                             .unwrap_or_default()
+                            + &g.latency
+                                .map(|(b, a)| format!(", tract {b:.3} -> {a:.3} ms"))
+                                .unwrap_or_default()
                     ),
                     Some(k) => format!("prune {}: kept {}/{} ({})", k.name(), g.total, g.total, g.why),
                     None => format!("prune: left alone ({})", g.why),

@@ -7,7 +7,7 @@ use super::{
     Candidate, ConsumerFit, GroupReport, Options, PruneError, PruneReport, Site, candidate_sizes,
     grant, layers_of,
 };
-use super::{Kind, emit, heads};
+use super::{Kind, emit, heads, measure};
 use crate::allocate::{self, Choices, Order, Probe};
 use crate::budget::ErrorBudget;
 use crate::decompose::factor::Moments;
@@ -58,7 +58,12 @@ pub fn prune(
         .collect::<Result<_, _>>()?;
     let (fit, check) = crossval::split(data);
     let judge = Judge::new(model, &check)?;
-    let (choices, why, evaluations) = plan(model, &layers, &sites, (&judge, &check), opts.budget)?;
+    let (mut choices, mut why, evaluations) =
+        plan(model, &layers, &sites, (&judge, &check), opts.budget)?;
+    let latency = match opts.measure {
+        true => measure::keep_faster(model, (&layers, &stats.fit), &sites, &mut choices, &mut why)?,
+        false => vec![None; sites.len()],
+    };
     let mut granted: Choices = vec![None; sites.len()];
     for (i, s) in sites.iter().enumerate() {
         let l = &layers[s.group.producer];
@@ -83,7 +88,7 @@ pub fn prune(
             ),
             false => data.source.clone(),
         },
-        groups: reports(&layers, &sites, &granted, &why, &alone),
+        groups: reports(&layers, &sites, (&granted, &latency), &why, &alone),
         macs_before: total_macs(&layers, &sites, &vec![None; sites.len()]),
         macs_after: total_macs(&layers, &sites, &granted),
         score,
@@ -251,7 +256,7 @@ fn plan(
 /// `model` with plan `p` applied: every refit consumer first (they rewrite input
 /// columns), then every producer (they keep output rows), so a layer that is both keeps
 /// both edits.
-fn apply(
+pub(super) fn apply(
     model: &Model,
     layers: &[Layer],
     sites: &[Site],
@@ -296,7 +301,7 @@ fn total_macs(layers: &[Layer], sites: &[Site], p: &[Option<usize>]) -> u64 {
 fn reports(
     layers: &[Layer],
     sites: &[Site],
-    p: &[Option<usize>],
+    (p, latency): (&[Option<usize>], &[measure::Latency]),
     why: &[String],
     alone: &[LeftAlone],
 ) -> Vec<GroupReport> {
@@ -304,7 +309,8 @@ fn reports(
         .iter()
         .zip(p)
         .zip(why)
-        .map(|((s, j), why)| {
+        .zip(latency)
+        .map(|(((s, j), why), latency)| {
             let c = j.map(|j| &s.candidates[j]);
             GroupReport {
                 site: layers[s.group.producer].site.clone(),
@@ -318,6 +324,7 @@ fn reports(
                 params_after: c.map_or(s.params, |c| c.params),
                 error: c.map_or(0.0, |c| c.refit.error),
                 ridge: s.ridge,
+                latency: *latency,
                 why: why.clone(),
             }
         })
@@ -334,6 +341,7 @@ fn reports(
         params_after: 0,
         error: 0.0,
         ridge: None,
+        latency: None,
         why: a.why.clone(),
     }));
     out
