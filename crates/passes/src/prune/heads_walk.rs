@@ -245,7 +245,9 @@ impl<'a> Walk<'a> {
         let mut found: Option<At> = None;
         for x in node.inputs().iter().flatten() {
             if let Some(a) = self.at.get(x) {
-                let shift = rank - self.dims(*x)?.len();
+                let shift = rank
+                    .checked_sub(self.dims(*x)?.len())
+                    .ok_or_else(|| format!("'{}' has an input above its rank", node.label()))?;
                 let a = a.moved(a.axis() + shift);
                 if found.is_some_and(|f| f != a) {
                     return Err(format!("'{}' meets heads laid out twice", node.label()));
@@ -274,7 +276,7 @@ impl<'a> Walk<'a> {
         rank: usize,
     ) -> Result<(), String> {
         let xd = self.dims(x)?;
-        let shift = rank - xd.len();
+        let shift = rank.saturating_sub(xd.len());
         let Some(i) = at.axis().checked_sub(shift) else {
             return Ok(());
         };
@@ -368,6 +370,11 @@ impl<'a> Walk<'a> {
         let y = node.output(0).ok_or_else(|| "no output".to_string())?;
         let (ind, outd) = (self.dims(x)?, self.dims(y)?);
         let e = self.entries(n, outd.len())?;
+        if e.len() != outd.len() {
+            return Err(format!(
+                "'{label}' has a target of another rank than its output"
+            ));
+        }
         let allowzero = node.attr("allowzero").and_then(|a| a.i).unwrap_or(0) != 0;
         let w = self.width as i64;
         let heads = self.d.map(|d| w / d as i64);
@@ -412,7 +419,7 @@ impl<'a> Walk<'a> {
                 Ok(At::Inner(a - 1, ind[a - 1] as usize))
             }
             At::Inner(a, outer)
-                if heads == Some(outd[a + 1]) && outd[a] == outer as i64 && split_at(a) =>
+                if split_at(a) && heads == Some(outd[a + 1]) && outd[a] == outer as i64 =>
             {
                 self.head_entry(e[a + 1], outd[a + 1], 1, &label)?;
                 Ok(At::Split(a + 1))
