@@ -2,14 +2,16 @@
 //! channels that carry nothing are removed exactly; budgets hold on the data; outputs run
 //! in tract with the smaller shapes.
 
-use whittle_eval::{InputSpec, random_inputs, random_sets, run_model};
+mod common;
+
+use common::max_diff;
+use whittle_eval::random_sets;
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::ErrorBudget;
 use whittle_passes::PassCx;
 use whittle_passes::decompose::Data;
 use whittle_passes::prune::{Kind, Options, PruneReport, prune};
-use whittle_testkit::cosine;
 
 /// Prunes a copy of `original` judged on 64 random sets (enough rows that the refit of
 /// a dense layer generalises to fresh inputs).
@@ -35,28 +37,6 @@ fn run(src: &str, kinds: &[Kind], budget: ErrorBudget) -> (Model, Model, PruneRe
     let original = parse_model(src).unwrap();
     let (model, report) = run_on(&original, kinds, budget);
     (original, model, report)
-}
-
-/// Largest absolute output difference on fresh random inputs (seeds 100+), in tract.
-fn max_diff(a: &Model, b: &Model) -> (f32, f64) {
-    let (mut worst, mut cos) = (0f32, 1f64);
-    for seed in 100..103 {
-        let spec = InputSpec {
-            seed,
-            ..InputSpec::default()
-        };
-        let inputs = random_inputs(&a.graph, &spec).unwrap();
-        let ya = run_model(a, "original", &inputs).unwrap();
-        let yb = run_model(b, "pruned", &inputs).unwrap();
-        for (x, y) in ya.iter().zip(&yb) {
-            let (x, y) = (x.to_f32_vec().unwrap(), y.to_f32_vec().unwrap());
-            for (p, q) in x.iter().zip(&y) {
-                worst = worst.max((p - q).abs());
-            }
-            cos = cos.min(cosine(&x, &y));
-        }
-    }
-    (worst, cos)
 }
 
 fn why(report: &PruneReport, site: &str) -> String {

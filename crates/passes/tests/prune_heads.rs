@@ -2,14 +2,16 @@
 //! why); heads that carry a constant are removed exactly (outputs equal in tract); Reshape
 //! targets that spell the head count out are rewritten; budgets hold on the data.
 
-use whittle_eval::{InputSpec, random_inputs, random_sets, run_model};
+mod common;
+
+use common::max_diff;
+use whittle_eval::random_sets;
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::ErrorBudget;
 use whittle_passes::PassCx;
 use whittle_passes::decompose::Data;
 use whittle_passes::prune::{Kind, Options, PruneReport, prune};
-use whittle_testkit::cosine;
 
 /// What to vary in [`attention`].
 struct Variant {
@@ -145,28 +147,6 @@ fn run_on(original: &Model, budget: ErrorBudget) -> (Model, PruneReport) {
     let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
     model.graph.verify(false).unwrap();
     (model, report)
-}
-
-/// Largest absolute difference and lowest cosine of the outputs on fresh inputs, in tract.
-fn max_diff(a: &Model, b: &Model) -> (f32, f64) {
-    let (mut worst, mut cos) = (0f32, 1f64);
-    for seed in 100..103 {
-        let spec = InputSpec {
-            seed,
-            ..InputSpec::default()
-        };
-        let inputs = random_inputs(&a.graph, &spec).unwrap();
-        let ya = run_model(a, "original", &inputs).unwrap();
-        let yb = run_model(b, "pruned", &inputs).unwrap();
-        for (x, y) in ya.iter().zip(&yb) {
-            let (x, y) = (x.to_f32_vec().unwrap(), y.to_f32_vec().unwrap());
-            for (p, q) in x.iter().zip(&y) {
-                worst = worst.max((p - q).abs());
-            }
-            cos = cos.min(cosine(&x, &y));
-        }
-    }
-    (worst, cos)
 }
 
 fn line<'a>(report: &'a PruneReport, site: &str) -> &'a whittle_passes::prune::GroupReport {

@@ -116,6 +116,13 @@ impl Moments {
         }
     }
 
+    /// The moments of the rows of `batch` (rows × n).
+    pub fn of_rows(batch: &DMatrix<f64>) -> Moments {
+        let mut m = Moments::new(batch.ncols());
+        m.add_rows(batch);
+        m
+    }
+
     /// Adds the rows of `batch` (rows × n), each one observation.
     pub fn add_rows(&mut self, batch: &DMatrix<f64>) {
         self.count += batch.nrows() as u64;

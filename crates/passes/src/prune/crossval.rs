@@ -78,12 +78,6 @@ mod tests {
     use crate::prune::select::RIDGE;
     use nalgebra::DMatrix;
 
-    fn moments(rows: &DMatrix<f64>) -> Moments {
-        let mut m = Moments::new(rows.ncols());
-        m.add_rows(rows);
-        m
-    }
-
     /// 40 features, 60 rows of noise around a 4-dimensional signal: the least-squares
     /// refit memorises the noise, so held-back rows prefer a large ridge; with plenty of
     /// rows a small one.
@@ -106,9 +100,9 @@ mod tests {
         };
         let w = DMatrix::from_fn(3, 40, |o, i| ((o * 40 + i) as f64 * 0.61).sin());
         let kept: Vec<usize> = (0..30).collect();
-        let few = ConsumerFit::new(w.clone(), &moments(&data(60, 0)), 1);
-        let many = ConsumerFit::new(w, &moments(&data(20_000, 0)), 1);
-        let check = moments(&data(5_000, 7));
+        let few = ConsumerFit::new(w.clone(), &Moments::of_rows(&data(60, 0)), 1);
+        let many = ConsumerFit::new(w, &Moments::of_rows(&data(20_000, 0)), 1);
+        let check = Moments::of_rows(&data(5_000, 7));
         let c_few = choose_ridge(&few, &check, &kept).expect("solvable");
         let c_many = choose_ridge(&many, &check, &kept).expect("solvable");
         // The ridge itself is coefficient × features / rows.

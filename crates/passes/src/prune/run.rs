@@ -36,14 +36,7 @@ pub fn prune(
         return Err(PruneError::Data("no input data to run the model on".into()));
     }
     let mut layers = layers_of(model, cx);
-    let (mut groups, mut alone) = group::find(&model.graph, &layers, &opts.kinds, cx);
-    if opts.kinds.contains(&Kind::Heads) || opts.kinds.contains(&Kind::Ffn) {
-        let facts = heads::concrete_facts(model, data)?;
-        let found = heads::find(model, &layers, (&facts, &opts.kinds), cx);
-        alone.retain(|a| !found.covered.contains(&a.site));
-        groups.extend(found.groups);
-        alone.extend(found.alone);
-    }
+    let (groups, alone) = find_groups(model, &layers, (opts, data), cx)?;
     let stats = if groups.is_empty() {
         Stats {
             fit: Vec::new(),
@@ -57,6 +50,7 @@ pub fn prune(
         .map(|g| site(model, &layers, &stats, g, opts))
         .collect::<Result<_, _>>()?;
     let (fit, check) = crossval::split(data);
+    let fit = fit.len();
     let judge = Judge::new(model, &check)?;
     let (mut choices, mut why, evaluations) =
         plan(model, &layers, &sites, (&judge, &check), opts.budget)?;
@@ -83,7 +77,7 @@ pub fn prune(
             true => format!(
                 "{}; refits fit on {} sets, the budget judged on the other {}",
                 data.source,
-                fit.len(),
+                fit,
                 check.len()
             ),
             false => data.source.clone(),
@@ -97,6 +91,26 @@ pub fn prune(
     *model = pruned;
     cx.journal.notes.extend(report.lines());
     Ok(report)
+}
+
+/// The groups of every kind `opts` wants (channel regions, then attentions and gated
+/// FFNs, which replace what the channel search said about their projections), and the
+/// layers left alone with the reason.
+fn find_groups(
+    model: &Model,
+    layers: &[Layer],
+    (opts, data): (&Options, &Data),
+    cx: &PassCx,
+) -> Result<(Vec<Group>, Vec<LeftAlone>), PruneError> {
+    let (mut groups, mut alone) = group::find(&model.graph, layers, &opts.kinds, cx);
+    if opts.kinds.contains(&Kind::Heads) || opts.kinds.contains(&Kind::Ffn) {
+        let facts = heads::concrete_facts(model, data)?;
+        let found = heads::find(model, layers, (&facts, &opts.kinds), cx);
+        alone.retain(|a| !found.covered.contains(&a.site));
+        groups.extend(found.groups);
+        alone.extend(found.alone);
+    }
+    Ok((groups, alone))
 }
 
 /// Ranks the group's channels on the consumer's statistics and refits per size.

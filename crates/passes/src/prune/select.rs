@@ -182,12 +182,6 @@ impl ConsumerFit {
 mod tests {
     use super::*;
 
-    fn moments(rows: &DMatrix<f64>) -> Moments {
-        let mut m = Moments::new(rows.ncols());
-        m.add_rows(rows);
-        m
-    }
-
     /// A closed-form case: x2 = 2·x1 + 1 exactly, so dropping channel 2 and refitting
     /// must move its weight onto channel 1 (w1' = w1 + 2·w2) and its mean into the bias
     /// (shift = w2), with zero error.
@@ -199,7 +193,7 @@ mod tests {
             [a, 2.0 * a + 1.0, b][c]
         });
         let w = DMatrix::from_row_slice(2, 3, &[0.5, 1.5, -1.0, 2.0, -0.25, 0.75]);
-        let fit = ConsumerFit::new(w.clone(), &moments(&x), 1);
+        let fit = ConsumerFit::new(w.clone(), &Moments::of_rows(&x), 1);
         let r = fit.refit_with(&[0, 2], 0.0).expect("solvable");
         assert!(r.error < 1e-6, "error {}", r.error);
         for o in 0..2 {
@@ -218,7 +212,7 @@ mod tests {
             _ => ((r * (c + 1)) as f64 * 0.21).sin(),
         });
         let w = DMatrix::from_row_slice(1, 3, &[0.3, 5.0, -0.4]);
-        let fit = ConsumerFit::new(w.clone(), &moments(&x), 1);
+        let fit = ConsumerFit::new(w.clone(), &Moments::of_rows(&x), 1);
         assert_eq!(fit.ranked.last(), Some(&1));
         let r = fit.refit(&fit.keep(2)).expect("solvable");
         assert_eq!(r.kept, vec![0, 2]);
@@ -233,8 +227,8 @@ mod tests {
     fn shrinkage_grows_when_rows_run_short() {
         let x = |rows: usize| DMatrix::from_fn(rows, 4, |r, c| ((r * (c + 2)) as f64).sin());
         let w = DMatrix::from_element(1, 4, 1.0);
-        let many = ConsumerFit::new(w.clone(), &moments(&x(4000)), 1);
-        let few = ConsumerFit::new(w, &moments(&x(8)), 1);
+        let many = ConsumerFit::new(w.clone(), &Moments::of_rows(&x(4000)), 1);
+        let few = ConsumerFit::new(w, &Moments::of_rows(&x(8)), 1);
         assert!(many.shrinkage(4, RIDGE) < 1e-4);
         assert!(few.shrinkage(4, RIDGE) > 100.0 * many.shrinkage(4, RIDGE));
     }
@@ -251,7 +245,7 @@ mod tests {
             }
         });
         let w = DMatrix::from_row_slice(1, 2, &[1.0, 1.0]);
-        let m = moments(&x);
+        let m = Moments::of_rows(&x);
         let fit = ConsumerFit::new(w, &m, 1);
         let r = fit.refit(&[0]).expect("solvable");
         let s = m.second(true);
@@ -266,7 +260,7 @@ mod tests {
             ((r * (c + 1)) as f64 * 0.37).sin() + c as f64
         });
         let w = DMatrix::from_row_slice(2, 4, &[0.5, -1.0, 0.25, 2.0, 1.0, 0.5, -0.75, 0.1]);
-        let m = moments(&x);
+        let m = Moments::of_rows(&x);
         let fit = ConsumerFit::new(w, &m, 1);
         let r = fit.refit_with(&[0, 3], 1e-9).expect("solvable");
         assert!(
