@@ -4,33 +4,15 @@
 
 mod common;
 
-use common::max_diff;
-use whittle_eval::random_sets;
+use common::{max_diff, options, prune_on};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::ErrorBudget;
-use whittle_passes::PassCx;
-use whittle_passes::decompose::Data;
-use whittle_passes::prune::{Kind, Options, PruneReport, prune};
+use whittle_passes::prune::{Kind, Options, PruneReport};
 
-/// Prunes a copy of `original` judged on 64 random sets (enough rows that the refit of
-/// a dense layer generalises to fresh inputs).
+/// Prunes a copy of `original` judged on 64 random sets.
 fn run_on(original: &Model, kinds: &[Kind], budget: ErrorBudget) -> (Model, PruneReport) {
-    let mut model = original.clone();
-    let data = Data {
-        sets: random_sets(&original.graph, 64).unwrap(),
-        calibrated: false,
-        source: "test".into(),
-    };
-    let opts = Options {
-        kinds: kinds.to_vec(),
-        budget,
-        min_gain: 1.0,
-        measure: false,
-    };
-    let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
-    model.graph.verify(false).unwrap();
-    (model, report)
+    prune_on(original, &options(kinds, budget), 64)
 }
 
 fn run(src: &str, kinds: &[Kind], budget: ErrorBudget) -> (Model, Model, PruneReport) {
@@ -299,19 +281,11 @@ graph {
 #[test]
 fn measure_keeps_only_sizes_tract_runs_faster() {
     let original = conv_pair(&[1, 4, 6], 0.0, 1);
-    let mut model = original.clone();
-    let data = Data {
-        sets: random_sets(&original.graph, 16).unwrap(),
-        calibrated: false,
-        source: "test".into(),
-    };
     let opts = Options {
-        kinds: vec![Kind::Conv],
-        budget: ErrorBudget::Exact,
-        min_gain: 1.0,
         measure: true,
+        ..options(&[Kind::Conv], ErrorBudget::Exact)
     };
-    let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
+    let (model, report) = prune_on(&original, &opts, 16);
     let g = report.groups.iter().find(|g| g.site == "conv1").unwrap();
     let (before, after) = g.latency.expect("the chosen size was timed");
     assert!(before > 0.0 && after > 0.0, "{g:?}");

@@ -4,14 +4,11 @@
 
 mod common;
 
-use common::max_diff;
-use whittle_eval::random_sets;
+use common::{max_diff, options, prune_on};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::ErrorBudget;
-use whittle_passes::PassCx;
-use whittle_passes::decompose::Data;
-use whittle_passes::prune::{Kind, Options, PruneReport, prune};
+use whittle_passes::prune::{Kind, PruneReport};
 
 /// What to vary in [`attention`].
 struct Variant {
@@ -132,21 +129,7 @@ graph {{
 }
 
 fn run_on(original: &Model, budget: ErrorBudget) -> (Model, PruneReport) {
-    let mut model = original.clone();
-    let data = Data {
-        sets: random_sets(&original.graph, 64).unwrap(),
-        calibrated: false,
-        source: "test".into(),
-    };
-    let opts = Options {
-        kinds: vec![Kind::Heads],
-        budget,
-        min_gain: 1.0,
-        measure: false,
-    };
-    let report = prune(&mut model, &opts, &data, &mut PassCx::default()).unwrap();
-    model.graph.verify(false).unwrap();
-    (model, report)
+    prune_on(original, &options(&[Kind::Heads], budget), 64)
 }
 
 fn line<'a>(report: &'a PruneReport, site: &str) -> &'a whittle_passes::prune::GroupReport {
@@ -365,25 +348,7 @@ graph {
     original
         .graph
         .set_initializer(gv, Tensor::from_f32(vec![16, 32], &w));
-    let mut model = original.clone();
-    let data = Data {
-        sets: random_sets(&original.graph, 64).unwrap(),
-        calibrated: false,
-        source: "test".into(),
-    };
-    let opts = |kinds: Vec<Kind>| Options {
-        kinds,
-        budget: ErrorBudget::Exact,
-        min_gain: 1.0,
-        measure: false,
-    };
-    let report = prune(
-        &mut model,
-        &opts(vec![Kind::Ffn]),
-        &data,
-        &mut PassCx::default(),
-    )
-    .unwrap();
+    let (model, report) = prune_on(&original, &options(&[Kind::Ffn], ErrorBudget::Exact), 64);
     let l = line(&report, "gate");
     assert_eq!(
         (l.kind, l.kept, l.total),
@@ -395,13 +360,6 @@ graph {
     assert_eq!(text.matches("f32[16,28]").count(), 2, "{text}");
     assert!(text.contains("f32[28,16]"), "{text}");
     // --prune heads alone does not take it.
-    let mut m2 = original.clone();
-    let r2 = prune(
-        &mut m2,
-        &opts(vec![Kind::Heads]),
-        &data,
-        &mut PassCx::default(),
-    )
-    .unwrap();
+    let (_, r2) = prune_on(&original, &options(&[Kind::Heads], ErrorBudget::Exact), 64);
     assert!(r2.groups.is_empty(), "{r2:?}");
 }

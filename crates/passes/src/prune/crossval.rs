@@ -30,33 +30,43 @@ pub(super) struct Stats {
     pub check: Option<Vec<LayerStats>>,
 }
 
-/// The input sets refits are fit on and those the budget is judged on: even and odd
-/// sets with at least [`MIN_SETS`], else all of them for both.
-pub(super) fn split(data: &Data) -> (Vec<Vec<Tensor>>, Vec<Vec<Tensor>>) {
-    if data.sets.len() < MIN_SETS {
-        return (data.sets.clone(), data.sets.clone());
-    }
-    let half = |r: usize| -> Vec<_> { data.sets.iter().skip(r).step_by(2).cloned().collect() };
-    (half(0), half(1))
+/// The input sets refits are fit on and those the budget is judged on.
+pub(super) struct Halves {
+    pub fit: Vec<Vec<Tensor>>,
+    pub check: Vec<Vec<Tensor>>,
+    /// The check sets are other sets than the fit ones.
+    pub held_back: bool,
 }
 
-/// Gathers [`Stats`] (the model runs once over all the sets either way).
+/// Even and odd sets with at least [`MIN_SETS`], else all of them for both.
+pub(super) fn split(data: &Data) -> Halves {
+    if data.sets.len() < MIN_SETS {
+        return Halves {
+            fit: data.sets.clone(),
+            check: data.sets.clone(),
+            held_back: false,
+        };
+    }
+    let half = |r: usize| -> Vec<_> { data.sets.iter().skip(r).step_by(2).cloned().collect() };
+    Halves {
+        fit: half(0),
+        check: half(1),
+        held_back: true,
+    }
+}
+
+/// Gathers [`Stats`] on `halves` (the model runs once over all the sets either way).
 pub(super) fn gather_stats(
     model: &Model,
     layers: &mut [Layer],
-    data: &Data,
+    halves: &Halves,
 ) -> Result<Stats, PruneError> {
-    let (fit, check) = split(data);
-    if data.sets.len() < MIN_SETS {
-        return Ok(Stats {
-            fit: gather(model, layers, &fit)?,
-            check: None,
-        });
-    }
-    Ok(Stats {
-        fit: gather(model, layers, &fit)?,
-        check: Some(gather(model, layers, &check)?),
-    })
+    let fit = gather(model, layers, &halves.fit)?;
+    let check = match halves.held_back {
+        true => Some(gather(model, layers, &halves.check)?),
+        false => None,
+    };
+    Ok(Stats { fit, check })
 }
 
 /// The ladder coefficient whose refit on `fit` (keeping `kept`) best predicts the

@@ -37,23 +37,22 @@ pub fn prune(
     }
     let mut layers = layers_of(model, cx);
     let (groups, alone) = find_groups(model, &layers, (opts, data), cx)?;
+    let halves = crossval::split(data);
     let stats = if groups.is_empty() {
         Stats {
             fit: Vec::new(),
             check: None,
         }
     } else {
-        crossval::gather_stats(model, &mut layers, data)?
+        crossval::gather_stats(model, &mut layers, &halves)?
     };
     let sites: Vec<Site> = groups
         .into_iter()
         .map(|g| site(model, &layers, &stats, g, opts))
         .collect::<Result<_, _>>()?;
-    let (fit, check) = crossval::split(data);
-    let fit = fit.len();
-    let judge = Judge::new(model, &check)?;
+    let judge = Judge::new(model, &halves.check)?;
     let (mut choices, mut why, evaluations) =
-        plan(model, &layers, &sites, (&judge, &check), opts.budget)?;
+        plan(model, &layers, &sites, (&judge, &halves.check), opts.budget)?;
     let latency = match opts.measure {
         true => measure::keep_faster(model, (&layers, &stats.fit), &sites, &mut choices, &mut why)?,
         false => vec![None; sites.len()],
@@ -73,12 +72,12 @@ pub fn prune(
     };
     let report = PruneReport {
         budget: opts.budget,
-        data: match data.sets.len() >= crossval::MIN_SETS {
+        data: match halves.held_back {
             true => format!(
                 "{}; refits fit on {} sets, the budget judged on the other {}",
                 data.source,
-                fit,
-                check.len()
+                halves.fit.len(),
+                halves.check.len()
             ),
             false => data.source.clone(),
         },
