@@ -54,13 +54,34 @@ impl std::fmt::Display for ErrorBudget {
 }
 
 impl ErrorBudget {
-    /// Half the allowance of a whole-model budget (cosine=0.99 → 0.995); per-layer and
-    /// forced budgets as they are. For a step that shares the budget with a later one.
-    pub fn halved(self) -> ErrorBudget {
+    /// The error a whole-model budget allows (cosine=0.99 → 0.01), None for per-layer and
+    /// forced budgets.
+    pub fn allowance(self) -> Option<f64> {
         match self {
-            ErrorBudget::Cosine(x) => ErrorBudget::Cosine(1.0 - (1.0 - x) / 2.0),
-            ErrorBudget::Top1(x) => ErrorBudget::Top1(1.0 - (1.0 - x) / 2.0),
+            ErrorBudget::Cosine(x) | ErrorBudget::Top1(x) => Some(1.0 - x),
+            ErrorBudget::Tol(_) | ErrorBudget::Exact => None,
+        }
+    }
+
+    /// The same kind of budget allowing error `e` (0.005 → cosine=0.995); per-layer and
+    /// forced budgets as they are. For a step that shares the budget with a later one.
+    pub fn with_allowance(self, e: f64) -> ErrorBudget {
+        // Rounded so a split budget prints as it reads (0.995, not 0.9949999999999999; a millionth is finer than any score resolves).
+        let x = ((1.0 - e).clamp(0.0, 1.0) * 1e6).round() / 1e6;
+        match self {
+            ErrorBudget::Cosine(_) => ErrorBudget::Cosine(x),
+            ErrorBudget::Top1(_) => ErrorBudget::Top1(x),
             other => other,
+        }
+    }
+
+    /// The error `score` spends of this budget's measure (1 − cosine, or 1 − the stable
+    /// top-1 share the budget counts); None for per-layer and forced budgets.
+    pub fn spent(self, score: &Score) -> Option<f64> {
+        match self {
+            ErrorBudget::Cosine(_) => Some(1.0 - score.cosine),
+            ErrorBudget::Top1(_) => Some(1.0 - score.stable),
+            ErrorBudget::Tol(_) | ErrorBudget::Exact => None,
         }
     }
 
@@ -102,4 +123,35 @@ pub fn score_note(score: Option<&Score>) -> String {
             )
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowance_round_trips_and_leaves_per_layer_budgets_alone() {
+        let b = ErrorBudget::Cosine(0.99);
+        let e = b.allowance().unwrap_or(0.0);
+        assert!((e - 0.01).abs() < 1e-12);
+        assert_eq!(b.with_allowance(e / 2.0), ErrorBudget::Cosine(0.995));
+        assert_eq!(
+            ErrorBudget::Top1(0.9).with_allowance(0.5),
+            ErrorBudget::Top1(0.5)
+        );
+        assert_eq!(
+            ErrorBudget::Tol(0.1).with_allowance(0.5),
+            ErrorBudget::Tol(0.1)
+        );
+        assert_eq!(ErrorBudget::Exact.allowance(), None);
+        let score = Score {
+            cosine: 0.996,
+            top1: 1.0,
+            stable: 0.98,
+            rel_err: 0.0,
+        };
+        let spent = |b: ErrorBudget| b.spent(&score).unwrap_or(f64::NAN);
+        assert!((spent(b) - 0.004).abs() < 1e-12);
+        assert!((spent(ErrorBudget::Top1(0.9)) - 0.02).abs() < 1e-12);
+    }
 }

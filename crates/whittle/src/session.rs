@@ -138,15 +138,13 @@ impl Optimizer {
     fn lossy_steps(&self) -> Result<Vec<Box<dyn ModelStep>>, Error> {
         let mut out: Vec<Box<dyn ModelStep>> = Vec::new();
         if let Some(options) = &self.prune {
-            let mut options = options.clone();
             // Quantization after pruning holds the whole budget against the model before
-            // pruning: pruning takes half of the allowance, leaving quantization the rest.
-            if self.quantize.is_some() && self.quant_budget == Some(options.budget) {
-                options.budget = options.budget.halved();
-            }
+            // pruning; pruning gets the share quantization alone leaves (measured).
+            let shared = self.quantize.is_some() && self.quant_budget == Some(options.budget);
             out.push(Box::new(steps::PruneStep {
-                options,
+                options: options.clone(),
                 lossless: self.lossless_pipeline()?,
+                then_quantize: shared.then(|| self.quantize_step()).flatten(),
             }));
         }
         if let Some(options) = &self.decompose {
@@ -155,13 +153,18 @@ impl Optimizer {
                 lossless: self.lossless_pipeline()?,
             }));
         }
-        if let Some(mode) = &self.quantize {
-            out.push(Box::new(steps::QuantizeStep {
-                mode: mode.clone(),
-                budget: self.quant_budget,
-            }));
+        if let Some(q) = self.quantize_step() {
+            out.push(Box::new(q));
         }
         Ok(out)
+    }
+
+    /// The quantize step of this plan, if it quantizes.
+    fn quantize_step(&self) -> Option<steps::QuantizeStep> {
+        self.quantize.as_ref().map(|mode| steps::QuantizeStep {
+            mode: mode.clone(),
+            budget: self.quant_budget,
+        })
     }
 
     /// Scores the lossy result against `original` on the verification inputs and holds
