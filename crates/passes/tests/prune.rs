@@ -164,7 +164,7 @@ graph {
 ";
     let (original, model, report) = run(src, &[Kind::Conv], ErrorBudget::Tol(1.0));
     assert!(
-        why(&report, "cat_in").contains("mixes channels"),
+        why(&report, "cat_in").contains("also joins 'x'"),
         "{report:?}"
     );
     assert!(

@@ -178,6 +178,17 @@ fn private_weight(g: &Graph, v: ValueId, rank: usize) -> bool {
     private_weight_of_rank(g, v, rank)
 }
 
+/// A Conv bias the rewrites can replace: a float vector constant. It may be shared
+/// (deduplication merges the zero biases of freshly initialised models): rewrites give
+/// the layer a new bias and leave the shared one to its other readers.
+fn constant_bias(g: &Graph, b: ValueId) -> bool {
+    let val = g.value(b);
+    val.initializer()
+        .is_some_and(|t| t.dtype() == whittle_ir::DataType::Float && t.dims.len() == 1)
+        && !g.inputs().contains(&b)
+        && !g.is_output(b)
+}
+
 fn ints(g: &Graph, n: NodeId, name: &str) -> Option<Vec<i64>> {
     g.node(n).attr(name).map(|a| a.ints.clone())
 }
@@ -202,7 +213,7 @@ fn conv(g: &Graph, n: NodeId) -> Option<Layer> {
         return None;
     }
     if let Some(b) = node.input(2)
-        && !private_weight(g, b, 1)
+        && !constant_bias(g, b)
     {
         return None;
     }

@@ -4,6 +4,7 @@
 //! initializer; declared shapes along the channel axis follow.
 
 use super::group::Group;
+use super::region::Region;
 use super::select::Refitted;
 use crate::decompose::conv::f32_tensor;
 use crate::decompose::layer::{Layer, Shape};
@@ -220,11 +221,44 @@ pub fn producer(
     gr: &Group,
     kept: &[usize],
 ) -> Result<(), IrError> {
+    if !gr.parts.is_empty() {
+        return parts(g, layers, gr, kept);
+    }
     let features = expand(kept, gr.unit);
     for i in gr.producers() {
         producer_weights(g, &layers[i], gr.channels * gr.unit, &features)?;
     }
-    region(g, gr, kept)
+    region(g, &gr.region, (gr.layout.axis, gr.channels, gr.span), kept)
+}
+
+/// [`producer`] for the parts of a Concat: each part keeps the kept channels in its
+/// range; a part left with none leaves the Concat (its layer and region are then read by
+/// nothing, and cleanup removes them).
+fn parts(g: &mut Graph, layers: &[Layer], gr: &Group, kept: &[usize]) -> Result<(), IrError> {
+    let mut dropped = Vec::new();
+    for p in &gr.parts {
+        let local = p.local(kept);
+        if local.is_empty() {
+            dropped.extend(p.region.concat.map(|(_, slot)| slot));
+            continue;
+        }
+        producer_weights(g, &layers[p.producer], p.channels, &local)?;
+        region(g, &p.region, (p.layout.axis, p.channels, 1), &local)?;
+    }
+    if let Some((concat, _)) = gr.parts.first().and_then(|p| p.region.concat)
+        && !dropped.is_empty()
+    {
+        let inputs: Vec<_> = g.node(concat).inputs().to_vec();
+        let left: Vec<_> = (0..inputs.len())
+            .filter(|s| !dropped.contains(s))
+            .map(|s| inputs[s])
+            .collect();
+        for (slot, v) in left.iter().enumerate() {
+            g.set_input(concat, slot, *v);
+        }
+        g.truncate_inputs(concat, left.len());
+    }
+    region(g, &gr.region, (gr.layout.axis, gr.channels, gr.span), kept)
 }
 
 /// Channels `kept`, each `unit` entries wide, as entry indices.
@@ -260,9 +294,15 @@ fn producer_weights(
     Ok(())
 }
 
-/// The region's per-channel constants, declared dims and spelled-out counts.
-fn region(g: &mut Graph, gr: &Group, kept: &[usize]) -> Result<(), IrError> {
-    for (n, slot, a, unit) in &gr.region.slices {
+/// The region's per-channel constants, declared dims and spelled-out counts, for
+/// `channels` along `axis` (each read as `span` features by a Flatten).
+fn region(
+    g: &mut Graph,
+    r: &Region,
+    (axis, channels, span): (usize, usize, usize),
+    kept: &[usize],
+) -> Result<(), IrError> {
+    for (n, slot, a, unit) in &r.slices {
         let v = g
             .node(*n)
             .input(*slot)
@@ -270,21 +310,21 @@ fn region(g: &mut Graph, gr: &Group, kept: &[usize]) -> Result<(), IrError> {
         let (cd, cw) = weights(g, v)?;
         replace(g, *n, *slot, v, slice(&cd, &cw, *a, &expand(kept, *unit)));
     }
-    let (c, k) = (gr.channels as i64, kept.len() as i64);
-    for v in &gr.region.values {
-        set_dim(g, *v, gr.layout.axis, c, k);
+    let (c, k) = (channels as i64, kept.len() as i64);
+    for v in &r.values {
+        set_dim(g, *v, axis, c, k);
     }
-    for (v, axis, unit) in &gr.region.dims {
+    for (v, axis, unit) in &r.dims {
         let u = *unit as i64;
         set_dim(g, *v, *axis, c * u, k * u);
     }
-    if let Some(f) = gr.region.flatten
+    if let Some(f) = r.flatten
         && let Some(y) = g.node(f).output(0)
     {
-        let span = gr.span as i64;
+        let span = span as i64;
         set_dim(g, y, 1, c * span, k * span);
     }
-    for (n, slot, index, unit) in &gr.region.counts {
+    for (n, slot, index, unit) in &r.counts {
         let v = g
             .node(*n)
             .input(*slot)

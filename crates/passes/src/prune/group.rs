@@ -1,6 +1,11 @@
 //! Prunable groups: a layer's output channels (Conv filters, dense output neurons)
 //! together with everything that carries them to the one layer that reads them — the
 //! per-channel [`region`](super::region) and the consumer's matching input channels.
+//!
+//! Layers whose channels meet in a Concat along the channel axis (SqueezeNet's expand
+//! convolutions) are one group with a part per layer: the consumer sees one channel axis
+//! and is refit over all of it, and each part keeps the chosen channels that fall in its
+//! range (a part left with none is dropped from the Concat).
 
 use super::Kind;
 use super::region::{self, Layout, Region};
@@ -31,12 +36,54 @@ pub struct Group {
     pub partners: Vec<usize>,
     /// Producer output entries per channel: 1, or a head's size.
     pub unit: usize,
+    /// The layers whose channels a Concat joins (the first is `producer`), each with its
+    /// range of the group's channels; empty for one producer.
+    pub parts: Vec<Part>,
+}
+
+/// One layer's channels inside a Concat along the channel axis.
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub producer: usize,
+    /// The part's first channel among the Concat's.
+    pub offset: usize,
+    pub channels: usize,
+    /// From the producer's output to its Concat input.
+    pub region: Region,
+    /// Where the channels are in the producer's output.
+    pub layout: Layout,
+}
+
+impl Part {
+    /// The channels of `kept` (the group's) that fall in this part, counted from its
+    /// start.
+    pub fn local(&self, kept: &[usize]) -> Vec<usize> {
+        kept.iter()
+            .filter(|c| (self.offset..self.offset + self.channels).contains(c))
+            .map(|c| c - self.offset)
+            .collect()
+    }
 }
 
 impl Group {
-    /// The producer and its partners.
+    /// Every layer whose output channels are cut: the producer, its partners, the other
+    /// parts of its Concat.
     pub fn producers(&self) -> impl Iterator<Item = usize> + '_ {
-        std::iter::once(self.producer).chain(self.partners.iter().copied())
+        std::iter::once(self.producer)
+            .chain(self.partners.iter().copied())
+            .chain(self.parts.iter().skip(1).map(|p| p.producer))
+    }
+
+    /// Each producer with the share of its output channels `kept` leaves it.
+    pub fn shares(&self, kept: &[usize]) -> Vec<(usize, f64)> {
+        if self.parts.is_empty() {
+            let f = kept.len() as f64 / self.channels as f64;
+            return self.producers().map(|i| (i, f)).collect();
+        }
+        self.parts
+            .iter()
+            .map(|p| (p.producer, p.local(kept).len() as f64 / p.channels as f64))
+            .collect()
     }
 }
 
@@ -64,6 +111,7 @@ pub fn find(
         .collect();
     let mut groups = Vec::new();
     let mut alone = Vec::new();
+    let mut parts = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let Some((kind, layout)) = producer(g, l) else {
             continue;
@@ -79,14 +127,148 @@ pub fn find(
             continue;
         }
         match group(g, layers, &by_node, i, kind, layout) {
-            Ok(gr) => groups.push(gr),
+            Ok(Found::Group(gr)) => groups.push(gr),
+            Ok(Found::Part(part)) => parts.push(part),
             Err(why) => alone.push(LeftAlone {
                 site: l.site.clone(),
                 why,
             }),
         }
     }
+    join_parts(g, layers, &by_node, parts, (&mut groups, &mut alone));
     (groups, alone)
+}
+
+/// What the walk from one producer found.
+enum Found {
+    Group(Group),
+    /// Channels that end in a Concat, to be joined with its other inputs.
+    Part(Pending),
+}
+
+/// A part waiting for the other inputs of its Concat.
+struct Pending {
+    kind: Kind,
+    part: Part,
+    concat: NodeId,
+    slot: usize,
+}
+
+/// Joins the parts of each Concat into one group (in the order the Concats were first
+/// reached); when a Concat's inputs are not all parts, each part's layer is left alone
+/// with the reason.
+fn join_parts(
+    g: &Graph,
+    layers: &[Layer],
+    by_node: &HashMap<NodeId, usize>,
+    mut parts: Vec<Pending>,
+    (groups, alone): (&mut Vec<Group>, &mut Vec<LeftAlone>),
+) {
+    while let Some(first) = parts.first().map(|p| p.concat) {
+        let (mine, rest): (Vec<_>, Vec<_>) = parts.into_iter().partition(|p| p.concat == first);
+        parts = rest;
+        let sites: Vec<String> = mine
+            .iter()
+            .map(|p| layers[p.part.producer].site.clone())
+            .collect();
+        match concat_group(g, layers, by_node, first, mine) {
+            Ok(gr) => groups.push(gr),
+            Err(why) => alone.extend(sites.into_iter().map(|site| LeftAlone {
+                site,
+                why: why.clone(),
+            })),
+        }
+    }
+}
+
+/// The group of Concat `concat` whose inputs are `parts`: every input must be one, of
+/// one kind, and the Concat's output must reach one consumer through a region.
+fn concat_group(
+    g: &Graph,
+    layers: &[Layer],
+    by_node: &HashMap<NodeId, usize>,
+    concat: NodeId,
+    mut parts: Vec<Pending>,
+) -> Result<Group, String> {
+    let node = g.node(concat);
+    parts.sort_by_key(|p| p.slot);
+    for (slot, x) in node.inputs().iter().enumerate() {
+        if parts.iter().all(|p| p.slot != slot) {
+            let name = x.map_or("", |v| g.value(v).name());
+            return Err(format!(
+                "Concat '{}' also joins '{name}', which is not a prunable layer's channels",
+                node.label()
+            ));
+        }
+    }
+    let kind = parts[0].kind;
+    if parts.iter().any(|p| p.kind != kind) {
+        return Err(format!(
+            "Concat '{}' joins layers of two kinds",
+            node.label()
+        ));
+    }
+    let mut offset = 0;
+    let mut joined = Vec::new();
+    for mut p in parts {
+        p.part.offset = offset;
+        offset += p.part.channels;
+        joined.push(p.part);
+    }
+    let layout = Layout {
+        channels: offset,
+        ..joined[0].layout
+    };
+    let producers: Vec<usize> = joined.iter().map(|p| p.producer).collect();
+    let is_consumer = |n: NodeId, v: ValueId| -> bool {
+        by_node
+            .get(&n)
+            .is_some_and(|j| layers[*j].x == v && !producers.contains(j))
+    };
+    let y = match node.outputs() {
+        [Some(y)] => *y,
+        _ => return Err(format!("Concat '{}' has no single output", node.label())),
+    };
+    let region = region::walk(g, y, layout, &is_consumer)?;
+    if region.concat.is_some() {
+        return Err(format!(
+            "the channels of Concat '{}' meet another Concat",
+            node.label()
+        ));
+    }
+    let (consumer, span) = consumer_of(layers, by_node, g, &region, layout)?;
+    Ok(Group {
+        kind,
+        producer: joined[0].producer,
+        consumer,
+        region,
+        channels: layout.channels,
+        span,
+        layout,
+        partners: Vec::new(),
+        unit: 1,
+        parts: joined,
+    })
+}
+
+/// The layer reading the region's end, and its input features per channel.
+fn consumer_of(
+    layers: &[Layer],
+    by_node: &HashMap<NodeId, usize>,
+    g: &Graph,
+    region: &Region,
+    layout: Layout,
+) -> Result<(usize, usize), String> {
+    let consumer_node = g
+        .value(region.end)
+        .uses()
+        .first()
+        .map(|u| u.node)
+        .ok_or_else(|| "no consumer".to_string())?;
+    let consumer = *by_node
+        .get(&consumer_node)
+        .ok_or_else(|| "the consumer is not a layer".to_string())?;
+    Ok((consumer, span(&layers[consumer], region, layout)?))
 }
 
 /// The kind and channel layout of `l` as a producer, if it can be one.
@@ -124,7 +306,7 @@ fn group(
     i: usize,
     kind: Kind,
     layout: Layout,
-) -> Result<Group, String> {
+) -> Result<Found, String> {
     let l = &layers[i];
     let node = g.node(l.node);
     let y = node
@@ -142,17 +324,23 @@ fn group(
             .is_some_and(|j| layers[*j].x == v && *j != i)
     };
     let region = region::walk(g, y, layout, &is_consumer)?;
-    let consumer_node = g
-        .value(region.end)
-        .uses()
-        .first()
-        .map(|u| u.node)
-        .ok_or_else(|| "no consumer".to_string())?;
-    let consumer = *by_node
-        .get(&consumer_node)
-        .ok_or_else(|| "the consumer is not a layer".to_string())?;
-    let span = span(&layers[consumer], &region, layout)?;
-    Ok(Group {
+    if let Some((concat, slot)) = region.concat {
+        let part = Part {
+            producer: i,
+            offset: 0,
+            channels: layout.channels,
+            region,
+            layout,
+        };
+        return Ok(Found::Part(Pending {
+            kind,
+            part,
+            concat,
+            slot,
+        }));
+    }
+    let (consumer, span) = consumer_of(layers, by_node, g, &region, layout)?;
+    Ok(Found::Group(Group {
         kind,
         producer: i,
         consumer,
@@ -162,7 +350,8 @@ fn group(
         layout,
         partners: Vec::new(),
         unit: 1,
-    })
+        parts: Vec::new(),
+    }))
 }
 
 /// Consumer input features per producer channel, checking that the consumer reads the

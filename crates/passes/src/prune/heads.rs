@@ -289,6 +289,7 @@ fn group(
         },
         partners,
         unit: d,
+        parts: Vec::new(),
     })
 }
 

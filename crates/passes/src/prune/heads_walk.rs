@@ -123,6 +123,7 @@ impl<'a> Walk<'a> {
                 counts: Vec::new(),
                 end,
                 flatten: None,
+                concat: None,
             },
         }
     }

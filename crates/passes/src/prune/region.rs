@@ -2,7 +2,9 @@
 //! the nodes through which channel c of the producer only ever affects channel c
 //! (activations, BatchNormalization, per-channel bias and scale, pooling, Pad that leaves
 //! the channel axis alone), ending in the one value the consumer reads, possibly through
-//! a Flatten into a dense layer.
+//! a Flatten into a dense layer — or in one input of a Concat along the channel axis,
+//! where the channels become one part of a wider channel axis ([`group`](super::group)
+//! joins the parts).
 //!
 //! Guards: every node reading a region value must be such a node or the consumer; every
 //! non-constant input of a region node must itself be in the region (a residual Add
@@ -74,6 +76,9 @@ pub struct Region {
     pub end: ValueId,
     /// A Flatten(axis=1) between the region and a dense consumer.
     pub flatten: Option<NodeId>,
+    /// The Concat (along the channel axis) and its input slot that `end` feeds, when the
+    /// region ends in a Concat rather than a consumer.
+    pub concat: Option<(NodeId, usize)>,
 }
 
 /// Where the channels are: `rank` of the producer's output and its channel `axis`.
@@ -101,6 +106,7 @@ pub fn walk(
         counts: Vec::new(),
         end: start,
         flatten: None,
+        concat: None,
     };
     let mut ends = Vec::new();
     let mut seen: HashSet<NodeId> = HashSet::new();
@@ -113,8 +119,8 @@ pub fn walk(
             let Slot::Input(slot) = u.slot else {
                 return Err(format!("'{}' is read by a subgraph", g.value(v).name()));
             };
-            if is_consumer(u.node, v) && slot == 0 {
-                ends.push((v, u.node));
+            if (is_consumer(u.node, v) && slot == 0) || joins_channels(g, u.node, layout) {
+                ends.push((v, u.node, slot as usize));
                 continue;
             }
             if !seen.insert(u.node) {
@@ -128,7 +134,7 @@ pub fn walk(
                     return Err("the Flatten does not feed one dense layer".into());
                 }
                 r.flatten = Some(u.node);
-                ends.push((y, flat_ends[0]));
+                ends.push((y, flat_ends[0], 0));
                 continue;
             }
             let y = single_output(g, u.node)?;
@@ -139,9 +145,21 @@ pub fn walk(
     finish(g, r, ends)
 }
 
+/// A Concat along the layout's channel axis: its inputs are parts of its output's
+/// channels.
+fn joins_channels(g: &Graph, n: NodeId, layout: Layout) -> bool {
+    let node = g.node(n);
+    let Some(axis) = node.attr("axis").and_then(|a| a.i) else {
+        return false;
+    };
+    let rank = layout.rank as i64;
+    let axis = if axis < 0 { axis + rank } else { axis };
+    is_op(node, "Concat") && axis == layout.axis as i64
+}
+
 /// Checks the end and that every region node reads only region values and constants.
-fn finish(g: &Graph, mut r: Region, ends: Vec<(ValueId, NodeId)>) -> Result<Region, String> {
-    let [(end, _)] = ends[..] else {
+fn finish(g: &Graph, mut r: Region, ends: Vec<(ValueId, NodeId, usize)>) -> Result<Region, String> {
+    let [(end, node, slot)] = ends[..] else {
         return Err(format!(
             "the channels reach {} layers (one consumer needed)",
             ends.len()
@@ -151,6 +169,9 @@ fn finish(g: &Graph, mut r: Region, ends: Vec<(ValueId, NodeId)>) -> Result<Regi
         return Err("the consumer's input is read elsewhere too".into());
     }
     r.end = end;
+    if is_op(g.node(node), "Concat") {
+        r.concat = Some((node, slot));
+    }
     let inside: HashSet<ValueId> = r.values.iter().copied().collect();
     for n in &r.nodes {
         for x in g.node(*n).inputs().iter().flatten() {

@@ -160,16 +160,32 @@ fn site(
         let Some(refit) = fit.refit_scaled(&fit.keep(k), coef) else {
             continue;
         };
+        let (macs, params) = cost_after(layers, &s.group, &refit.kept);
         s.candidates.push(Candidate {
             refit,
-            macs: macs * k as u64 / ch,
-            params: params * k as u64 / ch,
+            macs,
+            params,
         });
     }
     if s.candidates.is_empty() {
         s.none = "no size pays (MACs would not fall by --min-gain)".into();
     }
     Ok(s)
+}
+
+/// MACs per sample and weight elements of the group's layers when it keeps `kept`: each
+/// producer shrinks with the share of its channels kept, the consumer with the whole
+/// group's.
+fn cost_after(layers: &[Layer], g: &Group, kept: &[usize]) -> (u64, u64) {
+    let c = &layers[g.consumer];
+    let f = kept.len() as f64 / g.channels as f64;
+    let mut macs = c.macs() as f64 * f;
+    let mut params = c.params() as f64 * f;
+    for (i, share) in g.shares(kept) {
+        macs += layers[i].macs() as f64 * share;
+        params += layers[i].params() as f64 * share;
+    }
+    (macs.round() as u64, params.round() as u64)
 }
 
 /// The statistics of the features consumer `c` multiplies, when there are `n` of them
@@ -297,11 +313,11 @@ fn total_macs(layers: &[Layer], sites: &[Site], p: &[Option<usize>]) -> u64 {
     let mut share = vec![1.0f64; layers.len()];
     for (s, j) in sites.iter().zip(p) {
         if let Some(j) = j {
-            let f = s.candidates[*j].refit.kept.len() as f64 / s.group.channels as f64;
-            for i in s.group.producers() {
+            let kept = &s.candidates[*j].refit.kept;
+            for (i, f) in s.group.shares(kept) {
                 share[i] *= f;
             }
-            share[s.group.consumer] *= f;
+            share[s.group.consumer] *= kept.len() as f64 / s.group.channels as f64;
         }
     }
     layers
@@ -309,6 +325,19 @@ fn total_macs(layers: &[Layer], sites: &[Site], p: &[Option<usize>]) -> u64 {
         .zip(&share)
         .map(|(l, f)| (l.macs() as f64 * f).round() as u64)
         .sum()
+}
+
+/// The site a report line names: the producer, or the parts of a Concat as `a+b`.
+fn site_of(layers: &[Layer], g: &Group) -> String {
+    if g.parts.is_empty() {
+        return layers[g.producer].site.clone();
+    }
+    let sites: Vec<&str> = g
+        .parts
+        .iter()
+        .map(|p| layers[p.producer].site.as_str())
+        .collect();
+    sites.join("+")
 }
 
 fn reports(
@@ -326,7 +355,7 @@ fn reports(
         .map(|(((s, j), why), latency)| {
             let c = j.map(|j| &s.candidates[j]);
             GroupReport {
-                site: layers[s.group.producer].site.clone(),
+                site: site_of(layers, &s.group),
                 consumer: layers[s.group.consumer].site.clone(),
                 kind: Some(s.group.kind),
                 kept: c.map_or(s.group.channels, |c| c.refit.kept.len()),
