@@ -186,3 +186,39 @@ fn concats_that_are_not_all_parts_are_left_alone() {
         assert_eq!(max_diff(&original, &model).0, 0.0, "{cat}");
     }
 }
+
+#[test]
+fn ffn_neurons_through_a_concat_on_the_last_axis() {
+    // Two up projections on [B, S, K] activations, concatenated on the last axis: the
+    // attention search sees their cones meet, the channel search a Concat. Dead neurons
+    // (zero columns: Relu(0) = 0) are removed exactly.
+    let src = "ir_version 8
+opset ai.onnx 17
+graph {
+  input x: f32[2,5,8]
+  output y: f32[2,5,4]
+  init w1: f32[8,6] = random
+  init w2: f32[8,6] = random
+  init w3: f32[12,4] = random
+  a: f32[2,5,6] = MatMul(x, w1) @up1
+  b: f32[2,5,6] = MatMul(x, w2) @up2
+  ra: f32[2,5,6] = Relu(a)
+  rb: f32[2,5,6] = Relu(b)
+  c: f32[2,5,12] = Concat(ra, rb) {axis=-1}
+  y = MatMul(c, w3) @down
+}
+";
+    let mut original = parse_model(src).unwrap();
+    let g = &mut original.graph;
+    let w1 = g.find("w1").unwrap();
+    let mut w = g.constant(w1).unwrap().to_f32_vec().unwrap();
+    for row in 0..8 {
+        w[row * 6 + 1] = 0.0;
+        w[row * 6 + 4] = 0.0;
+    }
+    g.set_initializer(w1, Tensor::from_f32(vec![8, 6], &w));
+    let (model, report) = prune_on(&original, &options(&[Kind::Ffn], ErrorBudget::Exact), 64);
+    let g = line(&report, "up1+up2");
+    assert_eq!((g.kept, g.total), (10, 12), "{report:?}");
+    assert!(max_diff(&original, &model).0 < 1e-4);
+}

@@ -15,6 +15,7 @@ use crate::decompose::layer::Layer;
 use crate::decompose::layer::Shape;
 use crate::decompose::{Data, stats::LayerStats};
 use crate::pass::PassCx;
+use std::collections::HashSet;
 use whittle_eval::Judge;
 use whittle_ir::{Model, Tensor};
 
@@ -104,7 +105,17 @@ fn find_groups(
     let (mut groups, mut alone) = group::find(&model.graph, layers, &opts.kinds, cx);
     if opts.kinds.contains(&Kind::Heads) || opts.kinds.contains(&Kind::Ffn) {
         let facts = heads::concrete_facts(model, data)?;
-        let found = heads::find(model, layers, (&facts, &opts.kinds), cx);
+        let mut found = heads::find(model, layers, (&facts, &opts.kinds), cx);
+        // Parts of a Concat on a transformer's last axis form one cone too: where the
+        // channel search proved them a group, it has the last word.
+        let channel: HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.producers())
+            .map(|p| layers[p].site.as_str())
+            .collect();
+        let ours = |p: usize| channel.contains(layers[p].site.as_str());
+        found.groups.retain(|g| !g.producers().any(ours));
+        found.alone.retain(|a| !channel.contains(a.site.as_str()));
         alone.retain(|a| !found.covered.contains(&a.site));
         groups.extend(found.groups);
         alone.extend(found.alone);
