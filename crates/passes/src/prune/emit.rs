@@ -57,8 +57,8 @@ fn replace(g: &mut Graph, node: whittle_ir::NodeId, slot: usize, v: ValueId, t: 
     crate::edit::drop_if_unused(g, v);
 }
 
-/// Writes the refit consumer of group `gr`.
-pub fn consumer(g: &mut Graph, l: &Layer, gr: &Group, r: &Refitted) -> Result<(), IrError> {
+/// Writes refit `r` of a layer reading a group's channels, `span` features each.
+pub fn consumer(g: &mut Graph, l: &Layer, span: usize, r: &Refitted) -> Result<(), IrError> {
     let k = r.kept.len();
     let p = &r.p;
     let (wv, slot) = current_weight(g, l)?;
@@ -72,7 +72,7 @@ pub fn consumer(g: &mut Graph, l: &Layer, gr: &Group, r: &Refitted) -> Result<()
             (w, vec![dims[0], k as i64, dims[2], dims[3]])
         }
         Shape::Dense(d) => {
-            let kk = k * gr.span;
+            let kk = k * span;
             if d.trans_b {
                 let w = (0..d.n * kk).map(|i| p[(i / kk, i % kk)] as f32).collect();
                 (w, vec![d.n as i64, kk as i64])

@@ -1,6 +1,8 @@
 //! Prunable groups: a layer's output channels (Conv filters, dense output neurons)
-//! together with everything that carries them to the one layer that reads them — the
-//! per-channel [`region`](super::region) and the consumer's matching input channels.
+//! together with everything that carries them to the layers that read them — the
+//! per-channel [`region`](super::region) and the readers' matching input channels. When
+//! the channels fan out to several layers, each loses the same input channels and is
+//! refit on its own; the channels are ranked by their share of every reader's output.
 //!
 //! Layers whose channels meet in a Concat along the channel axis (SqueezeNet's expand
 //! convolutions) are one group with a part per layer: the consumer sees one channel axis
@@ -39,6 +41,9 @@ pub struct Group {
     /// The layers whose channels a Concat joins (the first is `producer`), each with its
     /// range of the group's channels; empty for one producer.
     pub parts: Vec<Part>,
+    /// Further layers reading the channels, with their spans, when the channels fan out
+    /// (each loses the same input channels and is refit on its own).
+    pub readers: Vec<(usize, usize)>,
 }
 
 /// One layer's channels inside a Concat along the channel axis.
@@ -74,6 +79,11 @@ impl Group {
             .chain(self.parts.iter().skip(1).map(|p| p.producer))
     }
 
+    /// Every layer reading the channels, with its span: `consumer` first.
+    pub fn consumers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        std::iter::once((self.consumer, self.span)).chain(self.readers.iter().copied())
+    }
+
     /// Each producer with the share of its output channels `kept` leaves it.
     pub fn shares(&self, kept: &[usize]) -> Vec<(usize, f64)> {
         if self.parts.is_empty() {
@@ -96,8 +106,8 @@ pub struct LeftAlone {
 
 /// The groups of `layers` (from [`crate::decompose::layer::find`]) whose kind is wanted,
 /// and the producers left alone with the reason. A producer needs: group 1 (Conv), a
-/// known output rank, a single output read only through a region ending in one Conv
-/// (group 1) or dense layer.
+/// known output rank, a single output read only through a region ending in Convs
+/// (group 1) or dense layers, or in a Concat whose every input is such a producer's.
 pub fn find(
     g: &Graph,
     layers: &[Layer],
@@ -182,7 +192,7 @@ fn join_parts(
 }
 
 /// The group of Concat `concat` whose inputs are `parts`: every input must be one, of
-/// one kind, and the Concat's output must reach one consumer through a region.
+/// one kind, and the Concat's output must reach its readers through a region.
 fn concat_group(
     g: &Graph,
     layers: &[Layer],
@@ -236,7 +246,8 @@ fn concat_group(
             node.label()
         ));
     }
-    let (consumer, span) = consumer_of(layers, by_node, g, &region, layout)?;
+    let mut readers = consumers_of(layers, by_node, &region, layout)?;
+    let (consumer, span) = readers.remove(0);
     Ok(Group {
         kind,
         producer: joined[0].producer,
@@ -248,27 +259,31 @@ fn concat_group(
         partners: Vec::new(),
         unit: 1,
         parts: joined,
+        readers,
     })
 }
 
-/// The layer reading the region's end, and its input features per channel.
-fn consumer_of(
+/// The layers reading the region's channels, each with its input features per channel
+/// (the first is the group's consumer).
+fn consumers_of(
     layers: &[Layer],
     by_node: &HashMap<NodeId, usize>,
-    g: &Graph,
     region: &Region,
     layout: Layout,
-) -> Result<(usize, usize), String> {
-    let consumer_node = g
-        .value(region.end)
-        .uses()
-        .first()
-        .map(|u| u.node)
-        .ok_or_else(|| "no consumer".to_string())?;
-    let consumer = *by_node
-        .get(&consumer_node)
-        .ok_or_else(|| "the consumer is not a layer".to_string())?;
-    Ok((consumer, span(&layers[consumer], region, layout)?))
+) -> Result<Vec<(usize, usize)>, String> {
+    if region.readers.is_empty() {
+        return Err("no consumer".into());
+    }
+    region
+        .readers
+        .iter()
+        .map(|(_, n)| {
+            let c = *by_node
+                .get(n)
+                .ok_or_else(|| "the consumer is not a layer".to_string())?;
+            Ok((c, span(&layers[c], region, layout)?))
+        })
+        .collect()
 }
 
 /// The kind and channel layout of `l` as a producer, if it can be one.
@@ -339,7 +354,8 @@ fn group(
             slot,
         }));
     }
-    let (consumer, span) = consumer_of(layers, by_node, g, &region, layout)?;
+    let mut readers = consumers_of(layers, by_node, &region, layout)?;
+    let (consumer, span) = readers.remove(0);
     Ok(Found::Group(Group {
         kind,
         producer: i,
@@ -351,6 +367,7 @@ fn group(
         partners: Vec::new(),
         unit: 1,
         parts: Vec::new(),
+        readers,
     }))
 }
 

@@ -290,6 +290,7 @@ fn group(
         partners,
         unit: d,
         parts: Vec::new(),
+        readers: Vec::new(),
     })
 }
 

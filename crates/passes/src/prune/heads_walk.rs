@@ -124,6 +124,7 @@ impl<'a> Walk<'a> {
                 end,
                 flatten: None,
                 concat: None,
+                readers: Vec::new(),
             },
         }
     }

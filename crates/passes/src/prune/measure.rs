@@ -33,17 +33,19 @@ pub(super) fn keep_faster(
         let alone: Choices = (0..sites.len()).map(|x| (x == i).then_some(j)).collect();
         let pruned = apply(model, layers, sites, &alone)?;
         let (mut before, mut after) = (0.0, 0.0);
-        for l in s.group.producers().chain([s.group.consumer]) {
+        let readers: Vec<(usize, usize)> = s.group.consumers().collect();
+        let layers_of = s.group.producers().chain(readers.iter().map(|r| r.0));
+        for l in layers_of {
             let Some(dims) = stats.get(l).map(|s| &s.dims).filter(|d| !d.is_empty()) else {
                 continue;
             };
             let mut cut = dims.clone();
-            if l == s.group.consumer {
+            if let Some((_, span)) = readers.iter().find(|r| r.0 == l) {
                 // A Conv reads kept channels (span counts its taps); a dense layer
                 // kept × span features.
                 let (axis, width) = match layers[l].shape {
                     Shape::Conv(_) => (1, kept),
-                    Shape::Dense(_) => (cut.len() - 1, kept * s.group.span),
+                    Shape::Dense(_) => (cut.len() - 1, kept * span),
                 };
                 cut[axis] = width as i64;
             }

@@ -117,10 +117,23 @@ pub enum PruneError {
 /// One candidate size of a group.
 #[derive(Clone, Debug)]
 pub struct Candidate {
+    /// The consumer's refit.
     pub refit: Refitted,
+    /// The refits of the group's further readers (fan-out), in order.
+    pub more: Vec<Refitted>,
     /// MACs per sample and weight elements of producer + consumer after.
     pub macs: u64,
     pub params: u64,
+}
+
+impl Candidate {
+    /// The largest predicted relative output error among the readers.
+    pub fn error(&self) -> f64 {
+        self.more
+            .iter()
+            .map(|r| r.error)
+            .fold(self.refit.error, f64::max)
+    }
 }
 
 /// A group with its refit consumer per candidate size.

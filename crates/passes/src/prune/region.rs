@@ -1,16 +1,18 @@
-//! The per-channel region between a pruned layer and the layer that reads its channels:
+//! The per-channel region between a pruned layer and the layers that read its channels:
 //! the nodes through which channel c of the producer only ever affects channel c
 //! (activations, BatchNormalization, per-channel bias and scale, pooling, Pad that leaves
-//! the channel axis alone), ending in the one value the consumer reads, possibly through
-//! a Flatten into a dense layer — or in one input of a Concat along the channel axis,
-//! where the channels become one part of a wider channel axis ([`group`](super::group)
-//! joins the parts).
+//! the channel axis alone), ending in the values the readers take in — one consumer,
+//! possibly through a Flatten into a dense layer; several (the channels fan out, each
+//! reader loses the same ones); or one input of a Concat along the channel axis, where
+//! the channels become one part of a wider channel axis ([`group`](super::group) joins
+//! the parts).
 //!
-//! Guards: every node reading a region value must be such a node or the consumer; every
+//! Guards: every node reading a region value must be such a node or a reader; every
 //! non-constant input of a region node must itself be in the region (a residual Add
 //! joining another branch ends the search: those channels are tied to the other branch
 //! and the group is left alone); no region value is a graph output; every constant that
-//! is sliced is read by its node alone.
+//! is sliced is read by its node alone; a Flatten or a Concat is the only way out when
+//! there is one.
 
 use crate::guard::{const_ints, is_op};
 use std::collections::{HashSet, VecDeque};
@@ -79,6 +81,10 @@ pub struct Region {
     /// The Concat (along the channel axis) and its input slot that `end` feeds, when the
     /// region ends in a Concat rather than a consumer.
     pub concat: Option<(NodeId, usize)>,
+    /// Every layer reading the channels, with the value it reads (`end` is the first's):
+    /// one, or several when the channels fan out (SqueezeNet's squeeze conv feeds two
+    /// expand convs). Empty when the region ends in a Concat.
+    pub readers: Vec<(ValueId, NodeId)>,
 }
 
 /// Where the channels are: `rank` of the producer's output and its channel `axis`.
@@ -107,6 +113,7 @@ pub fn walk(
         end: start,
         flatten: None,
         concat: None,
+        readers: Vec::new(),
     };
     let mut ends = Vec::new();
     let mut seen: HashSet<NodeId> = HashSet::new();
@@ -159,18 +166,29 @@ fn joins_channels(g: &Graph, n: NodeId, layout: Layout) -> bool {
 
 /// Checks the end and that every region node reads only region values and constants.
 fn finish(g: &Graph, mut r: Region, ends: Vec<(ValueId, NodeId, usize)>) -> Result<Region, String> {
-    let [(end, node, slot)] = ends[..] else {
-        return Err(format!(
-            "the channels reach {} layers (one consumer needed)",
-            ends.len()
-        ));
-    };
-    if g.value(end).uses().len() != 1 {
-        return Err("the consumer's input is read elsewhere too".into());
+    let joined = ends.iter().any(|e| is_op(g.node(e.1), "Concat"));
+    match ends[..] {
+        [] => return Err("the channels reach no layer".into()),
+        [(end, node, slot)] => {
+            if g.value(end).uses().len() != 1 {
+                return Err("the consumer's input is read elsewhere too".into());
+            }
+            if joined {
+                r.concat = Some((node, slot));
+            }
+        }
+        _ if joined || r.flatten.is_some() => {
+            return Err(format!(
+                "the channels reach {} layers, one through a {}",
+                ends.len(),
+                if joined { "Concat" } else { "Flatten" }
+            ));
+        }
+        _ => {}
     }
-    r.end = end;
-    if is_op(g.node(node), "Concat") {
-        r.concat = Some((node, slot));
+    r.end = ends[0].0;
+    if r.concat.is_none() {
+        r.readers = ends.iter().map(|e| (e.0, e.1)).collect();
     }
     let inside: HashSet<ValueId> = r.values.iter().copied().collect();
     for n in &r.nodes {

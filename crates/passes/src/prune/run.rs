@@ -131,13 +131,11 @@ fn site(
     group: Group,
     opts: &Options,
 ) -> Result<Site, PruneError> {
-    let c = &layers[group.consumer];
     let (macs, params) = group
         .producers()
+        .chain(group.consumers().map(|(c, _)| c))
         .map(|i| &layers[i])
-        .fold((c.macs(), c.params()), |(m, p), l| {
-            (m + l.macs(), p + l.params())
-        });
+        .fold((0, 0), |(m, p), l| (m + l.macs(), p + l.params()));
     let mut s = Site {
         candidates: Vec::new(),
         macs,
@@ -146,16 +144,17 @@ fn site(
         ridge: None,
         group,
     };
-    let n = s.group.channels * s.group.span;
-    let Some(m) = consumer_moments(c, &stats.fit[s.group.consumer], n) else {
-        s.none = format!(
-            "consumer '{}' too wide (or not reached) for its statistics",
-            c.site
-        );
-        return Ok(s);
+    let mut others = match reader_fits(model, layers, &stats.fit, &s.group)? {
+        Ok(fits) => fits,
+        Err(why) => {
+            s.none = why;
+            return Ok(s);
+        }
     };
-    let w = emit::consumer_matrix(&model.graph, c)?;
-    let fit = ConsumerFit::new(w, m, s.group.span);
+    let mut fit = others.remove(0);
+    if !others.is_empty() {
+        fit.rank_with(&others);
+    }
     let live = live_channels(&fit);
     let ch = s.group.channels as u64;
     let sizes: Vec<usize> = candidate_sizes(s.group.channels, live)
@@ -163,17 +162,22 @@ fn site(
         .filter(|k| macs as f64 >= opts.min_gain * (macs * *k as u64 / ch) as f64)
         .collect();
     s.ridge = sizes.get(sizes.len() / 2).and_then(|mid| {
+        let (c, n) = (&layers[s.group.consumer], s.group.channels * s.group.span);
         let check = consumer_moments(c, &stats.check.as_ref()?[s.group.consumer], n)?;
         crossval::choose_ridge(&fit, check, &fit.keep(*mid))
     });
     let coef = s.ridge.unwrap_or(RIDGE);
     for k in sizes {
-        let Some(refit) = fit.refit_scaled(&fit.keep(k), coef) else {
+        let kept = fit.keep(k);
+        let Some(refit) = fit.refit_scaled(&kept, coef) else {
             continue;
         };
-        let (macs, params) = cost_after(layers, &s.group, &refit.kept);
+        let more: Option<Vec<_>> = others.iter().map(|f| f.refit_scaled(&kept, coef)).collect();
+        let Some(more) = more else { continue };
+        let (macs, params) = cost_after(layers, &s.group, &kept);
         s.candidates.push(Candidate {
             refit,
+            more,
             macs,
             params,
         });
@@ -184,15 +188,37 @@ fn site(
     Ok(s)
 }
 
+/// The fit of every layer reading the group's channels (the consumer first) on
+/// `stats`, or why one cannot be had.
+fn reader_fits(
+    model: &Model,
+    layers: &[Layer],
+    stats: &[LayerStats],
+    g: &Group,
+) -> Result<Result<Vec<ConsumerFit>, String>, PruneError> {
+    let mut fits = Vec::new();
+    for (i, span) in g.consumers() {
+        let c = &layers[i];
+        let Some(m) = consumer_moments(c, &stats[i], g.channels * span) else {
+            return Ok(Err(format!(
+                "consumer '{}' too wide (or not reached) for its statistics",
+                c.site
+            )));
+        };
+        let w = emit::consumer_matrix(&model.graph, c)?;
+        fits.push(ConsumerFit::new(w, m, span));
+    }
+    Ok(Ok(fits))
+}
+
 /// MACs per sample and weight elements of the group's layers when it keeps `kept`: each
-/// producer shrinks with the share of its channels kept, the consumer with the whole
+/// producer shrinks with the share of its channels kept, each reader with the whole
 /// group's.
 fn cost_after(layers: &[Layer], g: &Group, kept: &[usize]) -> (u64, u64) {
-    let c = &layers[g.consumer];
     let f = kept.len() as f64 / g.channels as f64;
-    let mut macs = c.macs() as f64 * f;
-    let mut params = c.params() as f64 * f;
-    for (i, share) in g.shares(kept) {
+    let readers = g.consumers().map(|(c, _)| (c, f));
+    let (mut macs, mut params) = (0.0, 0.0);
+    for (i, share) in g.shares(kept).into_iter().chain(readers) {
         macs += layers[i].macs() as f64 * share;
         params += layers[i].params() as f64 * share;
     }
@@ -237,7 +263,7 @@ fn plan(
             .iter()
             .map(|s| {
                 (0..s.candidates.len())
-                    .filter(|j| s.candidates[*j].refit.error <= tol)
+                    .filter(|j| s.candidates[*j].error() <= tol)
                     .min_by_key(|j| s.candidates[*j].macs)
             })
             .collect()
@@ -306,7 +332,10 @@ pub(super) fn apply(
     for (s, j) in sites.iter().zip(p) {
         if let Some(j) = j {
             let c = &s.candidates[*j];
-            emit::consumer(&mut m.graph, &layers[s.group.consumer], &s.group, &c.refit)?;
+            let refits = std::iter::once(&c.refit).chain(&c.more);
+            for ((i, span), r) in s.group.consumers().zip(refits) {
+                emit::consumer(&mut m.graph, &layers[i], span, r)?;
+            }
         }
     }
     for (s, j) in sites.iter().zip(p) {
@@ -328,7 +357,9 @@ fn total_macs(layers: &[Layer], sites: &[Site], p: &[Option<usize>]) -> u64 {
             for (i, f) in s.group.shares(kept) {
                 share[i] *= f;
             }
-            share[s.group.consumer] *= kept.len() as f64 / s.group.channels as f64;
+            for (i, _) in s.group.consumers() {
+                share[i] *= kept.len() as f64 / s.group.channels as f64;
+            }
         }
     }
     layers
@@ -367,7 +398,12 @@ fn reports(
             let c = j.map(|j| &s.candidates[j]);
             GroupReport {
                 site: site_of(layers, &s.group),
-                consumer: layers[s.group.consumer].site.clone(),
+                consumer: s
+                    .group
+                    .consumers()
+                    .map(|(i, _)| layers[i].site.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 kind: Some(s.group.kind),
                 kept: c.map_or(s.group.channels, |c| c.refit.kept.len()),
                 total: s.group.channels,
@@ -375,7 +411,7 @@ fn reports(
                 macs_after: c.map_or(s.macs, |c| c.macs),
                 params_before: s.params,
                 params_after: c.map_or(s.params, |c| c.params),
-                error: c.map_or(0.0, |c| c.refit.error),
+                error: c.map_or(0.0, Candidate::error),
                 ridge: s.ridge,
                 latency: *latency,
                 why: why.clone(),

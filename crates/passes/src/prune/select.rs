@@ -37,6 +37,8 @@ pub struct ConsumerFit {
     pub mean: DVector<f64>,
     /// Features per channel.
     pub span: usize,
+    /// Output variance each channel carries, tr(W_c Σ_cc W_cᵀ).
+    pub importance: Vec<f64>,
     /// Channels, most important first.
     pub ranked: Vec<usize>,
     /// Observations the statistics were gathered from.
@@ -56,6 +58,13 @@ pub struct Refitted {
     pub error: f64,
 }
 
+/// Indices by descending score (ties: lower index first).
+fn rank(score: &[f64]) -> Vec<usize> {
+    let mut ranked: Vec<usize> = (0..score.len()).collect();
+    ranked.sort_by(|a, b| score[*b].total_cmp(&score[*a]).then(a.cmp(b)));
+    ranked
+}
+
 impl ConsumerFit {
     /// Statistics and ranking for weight `w` (Cout × channels·span).
     pub fn new(w: DMatrix<f64>, m: &Moments, span: usize) -> ConsumerFit {
@@ -69,16 +78,28 @@ impl ConsumerFit {
                 (wc * s * wc.transpose()).trace()
             })
             .collect();
-        let mut ranked: Vec<usize> = (0..channels).collect();
-        ranked.sort_by(|a, b| importance[*b].total_cmp(&importance[*a]).then(a.cmp(b)));
         ConsumerFit {
             w,
             sigma,
             mean,
             span,
-            ranked,
+            ranked: rank(&importance),
+            importance,
             rows: m.count,
         }
+    }
+
+    /// Ranks the channels by their share of every reader's output variance (`others`
+    /// read the same channels: fan-out), each reader weighing alike, and makes that this
+    /// fit's ranking so [`ConsumerFit::keep`] chooses for all of them.
+    pub fn rank_with(&mut self, others: &[ConsumerFit]) {
+        let share = |f: &ConsumerFit, c: usize| {
+            f.importance[c] / f.importance.iter().sum::<f64>().max(f64::MIN_POSITIVE)
+        };
+        let joint: Vec<f64> = (0..self.importance.len())
+            .map(|c| share(self, c) + others.iter().map(|f| share(f, c)).sum::<f64>())
+            .collect();
+        self.ranked = rank(&joint);
     }
 
     /// The `k` most important channels, ascending.
