@@ -105,15 +105,17 @@ fn a_constant_that_padding_breaks_is_not_dropped_exactly() {
 
 #[test]
 fn whole_model_budget_holds_and_shapes_shrink() {
+    // 8 random filters can only halve (counts step by 4 below 16 channels): a budget
+    // loose enough for that.
     let original = conv_pair(&[], 0.0, 1);
-    let (model, report) = run_on(&original, &[Kind::Conv], ErrorBudget::Cosine(0.95));
+    let (model, report) = run_on(&original, &[Kind::Conv], ErrorBudget::Cosine(0.8));
     let (k, total) = kept(&report, "conv1");
-    assert!(k < total, "nothing pruned at cosine 0.95: {report:?}");
+    assert!(k < total, "nothing pruned at cosine 0.8: {report:?}");
     let score = report.score.as_ref().unwrap();
-    assert!(score.cosine >= 0.95, "budget missed on the data: {score:?}");
+    assert!(score.cosine >= 0.8, "budget missed on the data: {score:?}");
     // Fresh inputs too (the same distribution): close to the budget.
     let (_, cos) = max_diff(&original, &model);
-    assert!(cos >= 0.9, "cosine on fresh inputs {cos}");
+    assert!(cos >= 0.75, "cosine on fresh inputs {cos}");
     assert!(report.macs_after < report.macs_before);
 }
 

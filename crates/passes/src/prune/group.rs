@@ -64,9 +64,14 @@ impl Part {
     /// start.
     pub fn local(&self, kept: &[usize]) -> Vec<usize> {
         kept.iter()
-            .filter(|c| (self.offset..self.offset + self.channels).contains(c))
+            .filter(|c| self.holds(**c))
             .map(|c| c - self.offset)
             .collect()
+    }
+
+    /// Whether the group's channel `c` is one of this part's.
+    pub fn holds(&self, c: usize) -> bool {
+        (self.offset..self.offset + self.channels).contains(&c)
     }
 }
 
@@ -82,6 +87,31 @@ impl Group {
     /// Every layer reading the channels, with its span: `consumer` first.
     pub fn consumers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         std::iter::once((self.consumer, self.span)).chain(self.readers.iter().copied())
+    }
+
+    /// The channels to keep for a target of `k`, from `ranked` (best first). One
+    /// producer: the best `k`. Parts of a Concat: each part keeps the count the best `k`
+    /// give it, rounded to the part's [`alignment`](super::alignment) (a part of 64
+    /// keeps a multiple of 8, so the Concat stays blocked in ORT), its best channels;
+    /// at least one part keeps some.
+    pub fn choose(&self, ranked: &[usize], k: usize) -> Vec<usize> {
+        let mut kept: Vec<usize> = ranked.iter().take(k).copied().collect();
+        if !self.parts.is_empty() {
+            let mut out = Vec::new();
+            for p in &self.parts {
+                let align = super::alignment(p.channels, 1);
+                let n = p.local(&kept).len();
+                let n = ((n + align / 2) / align * align).min(p.channels);
+                let mine = ranked.iter().filter(|c| p.holds(**c));
+                out.extend(mine.take(n).copied());
+            }
+            if out.is_empty() {
+                out.extend(ranked.first());
+            }
+            kept = out;
+        }
+        kept.sort_unstable();
+        kept
     }
 
     /// Each producer with the share of its output channels `kept` leaves it.

@@ -157,7 +157,7 @@ fn site(
     }
     let live = live_channels(&fit);
     let ch = s.group.channels as u64;
-    let sizes: Vec<usize> = candidate_sizes(s.group.channels, live)
+    let sizes: Vec<usize> = candidate_sizes(s.group.channels, s.group.unit, live)
         .into_iter()
         .filter(|k| macs as f64 >= opts.min_gain * (macs * *k as u64 / ch) as f64)
         .collect();
@@ -167,8 +167,12 @@ fn site(
         crossval::choose_ridge(&fit, check, &fit.keep(*mid))
     });
     let coef = s.ridge.unwrap_or(RIDGE);
+    let mut tried = std::collections::HashSet::new();
     for k in sizes {
-        let kept = fit.keep(k);
+        let kept = s.group.choose(&fit.ranked, k);
+        if !tried.insert(kept.clone()) {
+            continue;
+        }
         let Some(refit) = fit.refit_scaled(&kept, coef) else {
             continue;
         };
