@@ -83,7 +83,7 @@ bench-quant:
     cargo build --release -p whittle-cli
     HF_HUB_OFFLINE=1 "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_quant.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
-# Structured pruning on the trained vgg_digits CNN and MiniLM: accuracy vs ORT/tract speed;
+# Structured pruning on the trained digits CNNs (vgg_digits, fire_digits) and MiniLM: accuracy vs ORT/tract speed;
 # writes the "Pruning" section of docs/benchmarks.md.
 bench-prune:
     cargo build --release -p whittle-cli
