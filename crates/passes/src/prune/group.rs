@@ -276,11 +276,25 @@ fn concat_group(
             node.label()
         ));
     }
-    let mut readers = consumers_of(layers, by_node, &region, layout)?;
-    let (consumer, span) = readers.remove(0);
-    Ok(Group {
+    let readers = consumers_of(layers, by_node, &region, layout)?;
+    Ok(channel_group(kind, region, layout, readers, joined))
+}
+
+/// The consumer and the further readers of a region, each with its span.
+type Readers = ((usize, usize), Vec<(usize, usize)>);
+
+/// A group of whole channels (no partners, one entry each) whose readers take
+/// `region`'s channels; the producer is the first part's (callers without parts set it).
+fn channel_group(
+    kind: Kind,
+    region: Region,
+    layout: Layout,
+    ((consumer, span), readers): Readers,
+    parts: Vec<Part>,
+) -> Group {
+    Group {
         kind,
-        producer: joined[0].producer,
+        producer: parts.first().map_or(0, |p| p.producer),
         consumer,
         region,
         channels: layout.channels,
@@ -288,9 +302,9 @@ fn concat_group(
         layout,
         partners: Vec::new(),
         unit: 1,
-        parts: joined,
+        parts,
         readers,
-    })
+    }
 }
 
 /// The layers reading the region's channels, each with its input features per channel
@@ -300,20 +314,15 @@ fn consumers_of(
     by_node: &HashMap<NodeId, usize>,
     region: &Region,
     layout: Layout,
-) -> Result<Vec<(usize, usize)>, String> {
-    if region.readers.is_empty() {
-        return Err("no consumer".into());
-    }
-    region
-        .readers
-        .iter()
-        .map(|(_, n)| {
-            let c = *by_node
-                .get(n)
-                .ok_or_else(|| "the consumer is not a layer".to_string())?;
-            Ok((c, span(&layers[c], region, layout)?))
-        })
-        .collect()
+) -> Result<Readers, String> {
+    let mut all = region.readers.iter().map(|(_, n)| {
+        let c = *by_node
+            .get(n)
+            .ok_or_else(|| "the consumer is not a layer".to_string())?;
+        Ok((c, span(&layers[c], region, layout)?))
+    });
+    let first = all.next().ok_or_else(|| "no consumer".to_string())??;
+    Ok((first, all.collect::<Result<_, String>>()?))
 }
 
 /// The kind and channel layout of `l` as a producer, if it can be one.
@@ -384,21 +393,10 @@ fn group(
             slot,
         }));
     }
-    let mut readers = consumers_of(layers, by_node, &region, layout)?;
-    let (consumer, span) = readers.remove(0);
-    Ok(Found::Group(Group {
-        kind,
-        producer: i,
-        consumer,
-        region,
-        channels: layout.channels,
-        span,
-        layout,
-        partners: Vec::new(),
-        unit: 1,
-        parts: Vec::new(),
-        readers,
-    }))
+    let readers = consumers_of(layers, by_node, &region, layout)?;
+    let mut gr = channel_group(kind, region, layout, readers, Vec::new());
+    gr.producer = i;
+    Ok(Found::Group(gr))
 }
 
 /// Consumer input features per producer channel, checking that the consumer reads the

@@ -167,7 +167,7 @@ fn site(
         crossval::choose_ridge(&fit, check, &fit.keep(*mid))
     });
     let coef = s.ridge.unwrap_or(RIDGE);
-    let mut tried = std::collections::HashSet::new();
+    let mut tried = HashSet::new();
     for k in sizes {
         let kept = s.group.choose(&fit.ranked, k);
         if !tried.insert(kept.clone()) {
