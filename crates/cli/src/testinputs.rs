@@ -85,6 +85,7 @@ pub fn input_sets(model: &Model, a: &InputArgs) -> anyhow::Result<(Vec<Vec<Tenso
             let spec = InputSpec {
                 dims: default_dims(&m),
                 default_dim: 4,
+                batch_dim: None,
                 int_high: 100,
                 seed: a.seed.wrapping_add(i as u64),
                 ranges: ranges.clone(),

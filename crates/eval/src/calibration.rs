@@ -106,6 +106,42 @@ pub fn random_sets(g: &Graph, count: usize) -> Result<Vec<Vec<Tensor>>, String> 
     seeded_sets(g, 0..count as u64)
 }
 
+/// `count` seeded random input sets whose free dims (named or not) are 1 on an input's
+/// first axis (the batch) and `width` elsewhere: for steps that rank what varies over positions, which a
+/// 1×1 image or a one-token sequence does not (a classifier's output on 1×1 noise is
+/// nearly constant, so any pruning "holds" a budget on it).
+pub fn spread_sets(g: &Graph, count: usize, width: i64) -> Result<Vec<Vec<Tensor>>, String> {
+    let mut dims: Vec<(String, i64)> = Vec::new();
+    for v in g.inputs() {
+        let Some(shape) = g.value(*v).info.ty.as_ref().and_then(|t| t.dims()) else {
+            continue;
+        };
+        for (axis, d) in shape.iter().enumerate() {
+            if let Dim::Param(p) = d {
+                let size = if axis == 0 { 1 } else { width };
+                match dims.iter_mut().find(|(s, _)| s == p) {
+                    Some(e) => e.1 = e.1.min(size),
+                    None => dims.push((p.clone(), size)),
+                }
+            }
+        }
+    }
+    (0..count as u64)
+        .map(|seed| {
+            random_inputs(
+                g,
+                &InputSpec {
+                    seed,
+                    dims: dims.clone(),
+                    default_dim: width,
+                    batch_dim: Some(1),
+                    ..InputSpec::default()
+                },
+            )
+        })
+        .collect()
+}
+
 /// One random input set per seed (free dims 1): tests calibrate on some seeds and judge
 /// on others.
 pub fn seeded_sets(g: &Graph, seeds: std::ops::Range<u64>) -> Result<Vec<Vec<Tensor>>, String> {

@@ -9,6 +9,9 @@ pub struct InputSpec {
     /// Size for a symbolic or unknown dim (by symbol name, else `default_dim`).
     pub dims: Vec<(String, i64)>,
     pub default_dim: i64,
+    /// Size of an unnamed unknown dim on an input's first axis (the batch), when it
+    /// should differ from `default_dim`.
+    pub batch_dim: Option<i64>,
     /// Integer inputs draw from `[0, int_high)`; inputs whose name contains "mask" are ones;
     /// indices into an embedding table stay below its row count.
     pub int_high: i64,
@@ -22,6 +25,7 @@ impl Default for InputSpec {
         InputSpec {
             dims: Vec::new(),
             default_dim: 1,
+            batch_dim: None,
             int_high: 100,
             seed: 0,
             ranges: Vec::new(),
@@ -70,13 +74,15 @@ pub fn random_inputs(g: &Graph, spec: &InputSpec) -> Result<Vec<Tensor>, String>
             .ok_or_else(|| format!("input '{name}' has no declared shape"))?;
         let dims: Vec<i64> = dims
             .iter()
-            .map(|d| match d {
+            .enumerate()
+            .map(|(axis, d)| match d {
                 Dim::Known(n) => *n,
                 Dim::Param(p) => spec
                     .dims
                     .iter()
                     .find(|(s, _)| s == p)
                     .map_or(spec.default_dim, |x| x.1),
+                Dim::Unknown if axis == 0 => spec.batch_dim.unwrap_or(spec.default_dim),
                 Dim::Unknown => spec.default_dim,
             })
             .collect();

@@ -12,7 +12,7 @@ mod probe;
 mod run;
 mod sets;
 
-pub use calibration::{calibration_sets, feed_names, random_sets, seeded_sets};
+pub use calibration::{calibration_sets, feed_names, random_sets, seeded_sets, spread_sets};
 pub use compare::{OutputDiff, Tolerance, compare_output};
 pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};

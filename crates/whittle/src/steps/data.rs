@@ -71,6 +71,30 @@ fn random_data(model: &Model) -> Result<Data, Error> {
     })
 }
 
+/// Free dims beyond the batch in [`spread_random_data`].
+const SPREAD_WIDTH: i64 = 16;
+
+/// Seeded random sets whose free dims are 16 beyond the batch (an image's height and
+/// width, a sequence's length): pruning without data ranks channels by how they vary over
+/// positions, and the usual free dims of 1 give it a 1×1 image or a one-token sequence.
+pub(crate) fn spread_random_data(model: &Model) -> Result<Data, Error> {
+    let sets =
+        whittle_eval::spread_sets(&model.graph, RANDOM_SETS, SPREAD_WIDTH).map_err(|reason| {
+            Error::Calibration {
+                path: PathBuf::from("(random inputs)"),
+                reason,
+            }
+        })?;
+    Ok(Data {
+        sets,
+        calibrated: false,
+        source: format!(
+            "random inputs ({RANDOM_SETS} sets, free dims {SPREAD_WIDTH} beyond the batch; no \
+             --calibrate: budget judged on noise)"
+        ),
+    })
+}
+
 /// The calibration sets in `path`, cut to fit the model's inputs.
 pub(crate) fn calibration_data(path: &Path, model: &Model) -> Result<Data, Error> {
     let bad = |reason: String| Error::Calibration {

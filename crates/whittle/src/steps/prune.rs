@@ -1,6 +1,7 @@
 //! Pruning as a lossy step: remove channels within the budget, refit their readers, then
 //! let the lossless passes tidy what is left.
 
+use super::data::spread_random_data;
 use super::{ModelStep, QuantizeStep, StepData, data_step};
 use crate::optimizer::Error;
 use whittle_ir::Model;
@@ -62,6 +63,14 @@ impl ModelStep for PruneStep {
             data,
             after,
             |m, sets, cx| {
+                let spread;
+                let sets = match sets.calibrated {
+                    true => sets,
+                    false => {
+                        spread = spread_random_data(m)?;
+                        &spread
+                    }
+                };
                 if !sets.calibrated {
                     tracing::warn!(
                         "prune without --calibrate: channels are chosen, refit and judged on random \
