@@ -224,26 +224,8 @@ fn group(
     let [(consumer, end)] = ends.into_iter().collect::<Vec<_>>()[..] else {
         return Err("the projections reach different layers".into());
     };
-    let width = |i: usize| match &layers[i].shape {
-        Shape::Dense(d) => Some(d.n),
-        Shape::Conv(_) => None,
-    };
-    let w = width(producers[0]).ok_or("not dense")?;
-    if producers.iter().any(|p| width(*p) != Some(w)) {
-        return Err("the projections differ in width (grouped-query heads)".into());
-    }
-    let inside: HashSet<NodeId> = cones.iter().flat_map(|c| c.nodes.iter().copied()).collect();
-    let order: Vec<NodeId> = g
-        .nodes_in_order()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|n| inside.contains(n))
-        .collect();
-    let shapes: BTreeSet<NodeId> = cones
-        .iter()
-        .flat_map(|c| c.shapes.iter().copied())
-        .collect();
-    let read = shape_reads(g, &shapes, &inside)?;
+    let w = common_width(layers, producers)?;
+    let (inside, order, read) = cone_nodes(g, cones)?;
     let mut walk = Walk::new(g, facts, opset, w, (&inside, &read), end);
     for p in producers {
         let y = g.node(layers[*p].node).output(0).ok_or("no output")?;
@@ -273,8 +255,10 @@ fn group(
     if heads < 2 || heads * d != w {
         return Err(format!("{heads} heads"));
     }
-    let mut partners = producers.to_vec();
-    let producer = partners.remove(0);
+    let Some((&producer, partners)) = producers.split_first() else {
+        return Err("no projection".into());
+    };
+    let partners = partners.to_vec();
     Ok(Group {
         kind,
         producer,
@@ -292,6 +276,42 @@ fn group(
         parts: Vec::new(),
         readers: Vec::new(),
     })
+}
+
+/// The output width the projections share, or why they cannot be one attention's.
+fn common_width(layers: &[Layer], producers: &[usize]) -> Result<usize, String> {
+    let width = |i: usize| match &layers[i].shape {
+        Shape::Dense(d) => Some(d.n),
+        Shape::Conv(_) => None,
+    };
+    let w = producers
+        .first()
+        .and_then(|p| width(*p))
+        .ok_or("not dense")?;
+    if producers.iter().any(|p| width(*p) != Some(w)) {
+        return Err("the projections differ in width (grouped-query heads)".into());
+    }
+    Ok(w)
+}
+
+/// The cones' nodes, those nodes in graph order, and the head-tensor shapes they read at
+/// run time (each allowed only into the attention's own Reshape targets).
+type ConeNodes = (HashSet<NodeId>, Vec<NodeId>, HashSet<ValueId>);
+
+fn cone_nodes(g: &Graph, cones: &[&Cone]) -> Result<ConeNodes, String> {
+    let inside: HashSet<NodeId> = cones.iter().flat_map(|c| c.nodes.iter().copied()).collect();
+    let order: Vec<NodeId> = g
+        .nodes_in_order()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|n| inside.contains(n))
+        .collect();
+    let shapes: BTreeSet<NodeId> = cones
+        .iter()
+        .flat_map(|c| c.shapes.iter().copied())
+        .collect();
+    let read = shape_reads(g, &shapes, &inside)?;
+    Ok((inside, order, read))
 }
 
 /// Integer ops a head count read at run time may pass through.

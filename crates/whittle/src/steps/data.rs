@@ -5,7 +5,7 @@
 use crate::optimizer::Error;
 use std::path::{Path, PathBuf};
 use whittle_eval::Judge;
-use whittle_ir::Model;
+use whittle_ir::{Model, Tensor};
 use whittle_passes::decompose::{Data, DecomposeReport};
 use whittle_passes::quant::QuantError;
 
@@ -54,21 +54,9 @@ impl StepData {
     }
 }
 
-/// Seeded random sets shaped by the model's inputs.
+/// Seeded random sets shaped by the model's inputs (free dims 1).
 fn random_data(model: &Model) -> Result<Data, Error> {
-    let sets = whittle_eval::random_sets(&model.graph, RANDOM_SETS).map_err(|reason| {
-        Error::Calibration {
-            path: PathBuf::from("(random inputs)"),
-            reason,
-        }
-    })?;
-    Ok(Data {
-        sets,
-        calibrated: false,
-        source: format!(
-            "random inputs ({RANDOM_SETS} sets; no --calibrate: budget judged on noise)"
-        ),
-    })
+    random_as(whittle_eval::random_sets(&model.graph, RANDOM_SETS), "")
 }
 
 /// Free dims beyond the batch in [`spread_random_data`].
@@ -78,19 +66,23 @@ const SPREAD_WIDTH: i64 = 16;
 /// width, a sequence's length): pruning without data ranks channels by how they vary over
 /// positions, and the usual free dims of 1 give it a 1×1 image or a one-token sequence.
 pub(crate) fn spread_random_data(model: &Model) -> Result<Data, Error> {
-    let sets =
-        whittle_eval::spread_sets(&model.graph, RANDOM_SETS, SPREAD_WIDTH).map_err(|reason| {
-            Error::Calibration {
-                path: PathBuf::from("(random inputs)"),
-                reason,
-            }
-        })?;
+    random_as(
+        whittle_eval::spread_sets(&model.graph, RANDOM_SETS, SPREAD_WIDTH),
+        &format!(", free dims {SPREAD_WIDTH} beyond the batch"),
+    )
+}
+
+/// Random `sets` as step data, their source saying how they were drawn (`how`).
+fn random_as(sets: Result<Vec<Vec<Tensor>>, String>, how: &str) -> Result<Data, Error> {
+    let sets = sets.map_err(|reason| Error::Calibration {
+        path: PathBuf::from("(random inputs)"),
+        reason,
+    })?;
     Ok(Data {
         sets,
         calibrated: false,
         source: format!(
-            "random inputs ({RANDOM_SETS} sets, free dims {SPREAD_WIDTH} beyond the batch; no \
-             --calibrate: budget judged on noise)"
+            "random inputs ({RANDOM_SETS} sets{how}; no --calibrate: budget judged on noise)"
         ),
     })
 }
