@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -15,8 +16,11 @@ from conftest import DATA, MODELS, ROOT, cli_optimize, run_cli
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
 def test_api_writes_what_the_cli_writes(cli, tmp_path, model):
-    want = cli_optimize(cli, model, tmp_path / "cli.onnx")
-    out = tmp_path / "api.onnx"
+    # One file name in two folders: an external data file is named after its model.
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "api").mkdir()
+    want = cli_optimize(cli, model, tmp_path / "cli" / "m.onnx")
+    out = tmp_path / "api" / "m.onnx"
     result = whittle.optimize(model, out)
     assert out.read_bytes() == want
     assert result.output == str(out)
@@ -148,3 +152,40 @@ def test_verify_reports_the_check(tmp_path):
     arrays = dict(np.load(DATA / "cnn_bn.ts/inputs.npz"))
     from_arrays = whittle.optimize(model, verify="strict", verify_inputs=arrays)
     assert from_arrays.to_bytes() == strict.to_bytes()
+
+
+def test_saving_beside_a_copy_of_the_input_leaves_the_copy_alone(cli, tmp_path):
+    """Issue 30: an output written into a folder that holds a copy of the input (model
+    and data file) once rewrote the copy's data file; the copy must still load in ORT,
+    byte for byte as it was, after every way of writing there."""
+    model = ROOT / "fixtures/models/cnn_bn.ts.ext.onnx"
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    for f in (model, model.with_name(model.name + ".data")):
+        shutil.copy(f, deploy / f.name)
+    before = {p.name: p.read_bytes() for p in deploy.iterdir()}
+    flags = {"quantize": "int8-weights", "external_data_threshold": 1024}
+    result = whittle.optimize(model, deploy / "api.onnx", **flags)
+    result.save(deploy / "saved.onnx")
+    cli_optimize(cli, model, deploy / "cli.onnx", "--quantize", "int8-weights",
+                 "--external-data-threshold", "1024")
+    for name, data in before.items():
+        assert (deploy / name).read_bytes() == data, f"{name} changed"
+    for name in ("api", "saved", "cli"):
+        assert onnx.load(str(deploy / f"{name}.onnx"), load_external_data=False).graph
+        assert (deploy / f"{name}.onnx.data").is_file()
+    outs = {}
+    for name in (model.name, "api.onnx", "saved.onnx", "cli.onnx"):
+        sess = ort.InferenceSession(str(deploy / name), providers=["CPUExecutionProvider"])
+        shape = [d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape]
+        x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        (outs[name],) = sess.run(None, {sess.get_inputs()[0].name: x})
+    for name in ("api.onnx", "saved.onnx", "cli.onnx"):
+        np.testing.assert_allclose(outs[name], outs[model.name], rtol=0.05, atol=0.05)
+    # A data file name taken by a file that is not the output's own: a FileError naming
+    # it, and nothing written.
+    (deploy / "taken.onnx.data").write_bytes(b"not whittle's")
+    with pytest.raises(whittle.FileError, match="taken.onnx.data"):
+        result.save(deploy / "taken.onnx")
+    assert not (deploy / "taken.onnx").exists()
+    assert (deploy / "taken.onnx.data").read_bytes() == b"not whittle's"

@@ -57,7 +57,7 @@ pub fn classify(e: &anyhow::Error) -> Kind {
         }
         if let Some(o) = cause.downcast_ref::<OnnxError>() {
             return match o {
-                OnnxError::Io { .. } => Kind::Io,
+                OnnxError::Io { .. } | OnnxError::WouldOverwrite(_) => Kind::Io,
                 _ => Kind::Model,
             };
         }

@@ -193,6 +193,10 @@ pub struct OptimizeArgs {
     /// Store tensors of at least this many bytes in an external data file.
     #[arg(long, value_name = "BYTES")]
     pub external_data_threshold: Option<u64>,
+    /// The file name of the output's external data, beside it (default: the output's file
+    /// name + `.data`). whittle never writes it over a file that is not the output's own.
+    #[arg(long, value_name = "NAME")]
+    pub external_data_name: Option<String>,
     /// Run exactly these passes (comma-separated), instead of the level's.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub passes: Option<Vec<String>>,

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use whittle::{Config, Optimizer, RunOptions, Settings, Verify};
 use whittle_ir::Model;
-use whittle_onnx::{ExportOptions, SaveReport, read_model, read_model_bytes, save_model};
+use whittle_onnx::{
+    ExportOptions, InputFiles, SaveReport, read_model, read_model_bytes, save_model,
+};
 
 /// Where a model comes from.
 pub enum Source {
@@ -159,8 +161,9 @@ pub struct Outcome {
     pub verified_on: String,
     input: String,
     in_bytes: u64,
-    /// The input file, when the model came from one (its external data may move).
-    input_file: Option<PathBuf>,
+    /// The files the model was read from (its file and external data), when it came
+    /// from a file: a save never writes over them unless it replaces the input.
+    input_files: Option<InputFiles>,
     start: Instant,
     read_ms: f64,
 }
@@ -176,6 +179,10 @@ pub fn run(
         optimizer_for(&req.flags, &req.config, &source.config_path(), on_disk)?;
     let start = Instant::now();
     let mut model = source.read()?;
+    let input_files = match source {
+        Source::File(p) => Some(InputFiles::of(&model, p)),
+        Source::Bytes { .. } => None,
+    };
     let before = Summary::of(&model);
     let read_ms = start.elapsed().as_secs_f64() * 1e3;
     let verify = verify_inputs(req.verify.as_ref(), &model)?;
@@ -204,50 +211,39 @@ pub fn run(
         verified_on: verify.map(|v| v.1).unwrap_or_default(),
         input: label,
         in_bytes: source.size(),
-        input_file: match source {
-            Source::File(p) => Some(p.clone()),
-            Source::Bytes { .. } => None,
-        },
+        input_files,
         start,
         read_ms,
     })
 }
 
 impl Outcome {
-    /// Writes the model to `output` atomically, external data as the settings say (and
-    /// always past protobuf's 2 GiB limit). With `in_place` the input's own data file is
-    /// rewritten rather than moved.
-    pub fn save(&self, output: &Path, in_place: bool) -> anyhow::Result<SaveReport> {
-        save_model(&self.model, output, &self.export_options(output, in_place))
+    /// Writes the model to `output` atomically, its external data (as the settings say,
+    /// and always past protobuf's 2 GiB limit) in one file named after the output. No
+    /// file but those two is written over, and the input's files only when `output` is
+    /// the input itself (`--in-place`).
+    pub fn save(&self, output: &Path) -> anyhow::Result<SaveReport> {
+        save_model(&self.model, output, &self.export_options())
             .with_context(|| format!("writing {}", output.display()))
     }
 
-    /// How the model is written to `output`: the settings' external-data options, and
-    /// external tensors moved to the output's own data file when it sits beside the
-    /// input (unless `in_place`), so the input's data files are never rewritten.
-    pub fn export_options(&self, output: &Path, in_place: bool) -> ExportOptions {
-        let relocate = !in_place
-            && self
-                .input_file
-                .as_deref()
-                .is_some_and(|i| same_folder(i, output));
-        ExportOptions {
-            relocate_external: relocate,
-            ..self.optimizer.export_options(output)
-        }
+    /// How the model is written: the settings' external-data options and the files the
+    /// save must not write over.
+    pub fn export_options(&self) -> ExportOptions {
+        self.optimizer.export_options(self.input_files.clone())
     }
 
     /// Like [`Outcome::save`], but refuses to write over the model's own input file (the
     /// CLI asks for `--in-place` for that; the Python API never does it).
     pub fn save_new(&self, output: &Path) -> anyhow::Result<SaveReport> {
-        if let Some(input) = &self.input_file {
+        if let Some(input) = &self.input_files {
             anyhow::ensure!(
-                !same_file(input, output),
+                !same_file(&input.model, output),
                 "{}: output is the input file; write elsewhere",
                 output.display()
             );
         }
-        self.save(output, false)
+        self.save(output)
     }
 
     /// The model encoded in one buffer, external tensors embedded (fails past 2 GiB).
@@ -295,22 +291,4 @@ impl Outcome {
     }
 }
 
-/// True when both paths name one existing file.
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
-/// True when both paths are in the same folder.
-pub fn same_folder(a: &Path, b: &Path) -> bool {
-    let dir = |p: &Path| {
-        let d = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        d.canonicalize().ok()
-    };
-    matches!((dir(a), dir(b)), (Some(x), Some(y)) if x == y)
-}
+pub use whittle_onnx::targets::same_file;

@@ -70,8 +70,6 @@ fn external_note(r: &SaveReport) -> String {
         return String::new();
     }
     let total: u64 = r.external_files.iter().map(|f| f.1).sum();
-    format!(
-        " + {total} bytes external in {} file(s)",
-        r.external_files.len()
-    )
+    let names: Vec<&str> = r.external_files.iter().map(|f| f.0.as_str()).collect();
+    format!(" + {total} bytes external in {}", names.join(", "))
 }

@@ -29,6 +29,7 @@ pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
         }),
         fold_limit: a.fold_limit,
         external_data_threshold: a.external_data_threshold,
+        external_data_name: a.external_data_name.clone(),
         exclude: a.exclude.clone(),
         enable: a.enable.clone(),
         quantize: a.quantize.clone(),

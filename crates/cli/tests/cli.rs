@@ -33,7 +33,11 @@ fn external_data_follows_the_output() {
     let out = dir.path().join("ext.onnx");
     let o = whittle(&["optimize", s(&fixture("cnn_bn.ts.ext.onnx")), "-o", s(&out)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(dir.path().join("cnn_bn.ts.ext.onnx.data").exists());
+    assert!(
+        dir.path().join("ext.onnx.data").exists(),
+        "named after the output"
+    );
+    assert!(!dir.path().join("cnn_bn.ts.ext.onnx.data").exists());
 }
 
 #[test]
@@ -273,7 +277,7 @@ fn check_exit_codes_and_writes_nothing() {
 fn check_covers_external_data_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.onnx");
-    let data = dir.path().join("cnn_bn.ts.ext.onnx.data"); // external tensors keep their file name
+    let data = dir.path().join("o.onnx.data"); // the output's data file, named after it
     let model = fixture("cnn_bn.ts.ext.onnx");
     let check = || whittle(&["optimize", s(&model), "-o", s(&out), "--check"]);
     assert!(
@@ -295,7 +299,7 @@ fn check_covers_external_data_files() {
     std::fs::write(&data, &bytes).unwrap();
     let o = check();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("cnn_bn.ts.ext.onnx.data: would change"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("o.onnx.data: would change"));
     bytes[last] ^= 1;
     bytes.push(0);
     std::fs::write(&data, &bytes).unwrap();
@@ -357,8 +361,10 @@ fn many_models_in_parallel_keep_paths_and_match_one_by_one() {
             std::fs::read(seq.join(name)).unwrap(),
         );
         assert_eq!(a, b, "{}: 8 threads vs 1", name.to_string_lossy());
-        // ...and the same bytes as optimizing it alone.
-        let alone = dir.path().join("alone.onnx");
+        // ...and the same bytes as optimizing it alone (under the same name, which the
+        // name of its data file follows).
+        let alone = dir.path().join("alone").join(name);
+        std::fs::create_dir_all(alone.parent().unwrap()).unwrap();
         assert!(
             whittle(&["optimize", s(&f), "-o", s(&alone)])
                 .status

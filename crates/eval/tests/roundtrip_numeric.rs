@@ -2,7 +2,7 @@
 
 use whittle_eval::{InputSpec, random_inputs, run_model_file};
 use whittle_onnx::{ExportOptions, read_model, save_model};
-use whittle_testkit::{external_location_for, tract_fixtures};
+use whittle_testkit::tract_fixtures;
 
 #[test]
 fn round_trip_outputs_are_bit_identical() {
@@ -17,10 +17,7 @@ fn round_trip_outputs_are_bit_identical() {
         let model = read_model(&path).unwrap();
         let inputs = random_inputs(&model.graph, &spec).unwrap();
         let out = tmp.path().join(path.file_name().unwrap());
-        let opts = ExportOptions {
-            external_location: external_location_for(&out),
-            ..Default::default()
-        };
+        let opts = ExportOptions::default();
         save_model(&model, &out, &opts).unwrap();
         let a = run_model_file(&path, &inputs).unwrap_or_else(|e| panic!("{e}"));
         let b = run_model_file(&out, &inputs).unwrap();

@@ -13,34 +13,48 @@ pub fn compact(p: &mut proto::ModelProto, layout: &mut ExternalLayout, align: u6
     if moved.is_empty() {
         return;
     }
+    each_tensor_mut(p, &mut |t| tensor(t, &moved));
+}
+
+/// Calls `f` on every tensor of an encoded model: initializers and tensor attributes in
+/// the graph, its subgraphs and the function bodies.
+pub(crate) fn each_tensor_mut(
+    p: &mut proto::ModelProto,
+    f: &mut dyn FnMut(&mut proto::TensorProto),
+) {
     if let Some(g) = &mut p.graph {
-        graph(g, &moved);
+        graph(g, f);
     }
-    for f in &mut p.functions {
-        for n in &mut f.node {
-            node(n, &moved);
+    for func in &mut p.functions {
+        for n in &mut func.node {
+            node(n, f);
+        }
+        for a in &mut func.attribute_proto {
+            for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
+                f(t);
+            }
         }
     }
 }
 
 type Moved = BTreeMap<String, BTreeMap<u64, u64>>;
 
-fn graph(g: &mut proto::GraphProto, moved: &Moved) {
+fn graph(g: &mut proto::GraphProto, f: &mut dyn FnMut(&mut proto::TensorProto)) {
     for t in &mut g.initializer {
-        tensor(t, moved);
+        f(t);
     }
     for n in &mut g.node {
-        node(n, moved);
+        node(n, f);
     }
 }
 
-fn node(n: &mut proto::NodeProto, moved: &Moved) {
+fn node(n: &mut proto::NodeProto, f: &mut dyn FnMut(&mut proto::TensorProto)) {
     for a in &mut n.attribute {
         for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
-            tensor(t, moved);
+            f(t);
         }
         for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
-            graph(g, moved);
+            graph(g, f);
         }
     }
 }

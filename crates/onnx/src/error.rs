@@ -22,6 +22,9 @@ pub enum OnnxError {
     External { tensor: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+    /// A save would write over a file that is not its own (nothing was written).
+    #[error("{0}")]
+    WouldOverwrite(String),
 }
 
 impl OnnxError {

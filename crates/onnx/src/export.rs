@@ -6,36 +6,38 @@ use crate::convert::{opaque_out, opsets_out, pairs_out, type_out};
 use crate::error::OnnxError;
 use crate::external::{ExternalLayout, Piece};
 use crate::proto;
+use crate::targets::InputFiles;
 use whittle_ir::{
     Attribute, Function, Graph, IoList, Model, Node, StringPair, Tensor, ValueId,
     tensor::DATA_LOCATION_EXTERNAL,
 };
 
 /// How tensors are stored on export.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
     /// Move tensors of at least this many bytes to external data (None: only tensors that
     /// were external already).
     pub external_threshold: Option<u64>,
-    /// The file name (relative to the model) that newly external tensors go to.
-    pub external_location: String,
-    /// Move tensors that are already external into `external_location` too, instead of
-    /// writing them back under their own location names. Needed when the output sits
-    /// beside its input: keeping the names would rewrite the input's data files.
-    pub relocate_external: bool,
+    /// The one data file (a file name beside the model) that external tensors go to;
+    /// None: `<model file name>.data` when saving to a file (`model.onnx.data` in memory).
+    /// Tensors that were external in other files move there too: an output's data is
+    /// never written under a name taken from its input.
+    pub external_location: Option<String>,
+    /// The files the model was read from, which a save must not write over (see
+    /// [`crate::targets::check_targets`]).
+    pub input: Option<InputFiles>,
     /// Embed the bytes of external tensors in the model instead (one self-contained
-    /// buffer; takes precedence over the two settings above).
+    /// buffer; takes precedence over the settings above).
     pub inline_external: bool,
 }
 
-impl Default for ExportOptions {
-    fn default() -> Self {
-        ExportOptions {
-            external_threshold: None,
-            external_location: "model.onnx.data".into(),
-            relocate_external: false,
-            inline_external: false,
-        }
+impl ExportOptions {
+    /// The data file name for a model written to `path` (None: in memory).
+    pub fn data_name(&self, path: Option<&std::path::Path>) -> String {
+        crate::targets::data_name_for(
+            path.unwrap_or(std::path::Path::new("model.onnx")),
+            self.external_location.as_deref(),
+        )
     }
 }
 
@@ -62,8 +64,18 @@ pub(crate) fn export_model_sized(
     layout: &mut ExternalLayout,
     fill: bool,
 ) -> Result<(proto::ModelProto, u64), OnnxError> {
+    let location = opts.data_name(None);
+    let keep = match kept_end(m, &location) {
+        Some(end) => {
+            layout.reserve(&location, end);
+            true
+        }
+        None => false,
+    };
     let mut cx = Cx {
         opts,
+        location,
+        keep,
         layout,
         fill,
         unfilled: 0,
@@ -112,8 +124,36 @@ fn corrupt(e: prost::DecodeError) -> OnnxError {
     ))
 }
 
+/// When every external tensor of `m` already lives in `location`, they keep their offsets
+/// (an unchanged model round-trips byte for byte) and newly external tensors go after the
+/// last of them: returns that end. None: some live in another file, and all of them move.
+fn kept_end(m: &Model, location: &str) -> Option<u64> {
+    let mut end = 0u64;
+    let mut all = true;
+    crate::targets::each_tensor(m, &mut |t| {
+        if !t.is_external() {
+            return;
+        }
+        match (t.external_entry("location"), &t.external_bytes) {
+            (Some(l), Some(b)) if l == location => {
+                let offset = t
+                    .external_entry("offset")
+                    .and_then(|o| o.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                end = end.max(offset.saturating_add(b.len() as u64));
+            }
+            _ => all = false,
+        }
+    });
+    all.then_some(end)
+}
+
 struct Cx<'a> {
     opts: &'a ExportOptions,
+    /// The data file external tensors are written to.
+    location: String,
+    /// External tensors keep their offsets in `location` (all of them are there).
+    keep: bool,
     layout: &'a mut ExternalLayout,
     /// Compute deferred tensors that stay inline (false: count them in `unfilled`).
     fill: bool,
@@ -280,7 +320,7 @@ impl Cx<'_> {
             self.inline_deferred(t, &mut p)?;
         } else if t.is_external() && self.opts.inline_external {
             Self::inline(t, &mut p)?;
-        } else if t.is_external() && !self.opts.relocate_external {
+        } else if t.is_external() && self.keep {
             self.keep_external(t)?;
         } else if t.is_external() || self.should_externalize(t) {
             self.externalize(t, &mut p)?;
@@ -354,7 +394,7 @@ impl Cx<'_> {
             },
             None => Piece::Ready(t.le_bytes().map_err(|e| OnnxError::ir("export", e))?),
         };
-        let location = self.opts.external_location.clone();
+        let location = self.location.clone();
         let offset = self.layout.end_of(&location, EXTERNAL_ALIGN);
         let len = piece.len();
         self.layout.place(&location, offset, piece);

@@ -162,6 +162,8 @@ impl From<Bytes> for Piece {
 #[derive(Default)]
 pub struct ExternalLayout {
     pub files: BTreeMap<String, Vec<(u64, Piece)>>,
+    /// Per location, bytes already taken by pieces placed later (new pieces go after).
+    reserved: BTreeMap<String, u64>,
 }
 
 impl ExternalLayout {
@@ -174,13 +176,19 @@ impl ExternalLayout {
             .push((offset, data));
     }
 
+    /// Keeps `[0, end)` of `location` for pieces placed at their own offsets later.
+    pub fn reserve(&mut self, location: &str, end: u64) {
+        self.reserved.insert(location.to_string(), end);
+    }
+
     /// The first free offset in `location`, rounded up to `align`.
     pub fn end_of(&self, location: &str, align: u64) -> u64 {
         let end = self
             .files
             .get(location)
             .and_then(|v| v.iter().map(|(o, d)| o + d.len()).max())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(self.reserved.get(location).copied().unwrap_or(0));
         end.div_ceil(align) * align
     }
 

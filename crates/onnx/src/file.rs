@@ -148,6 +148,15 @@ pub(crate) fn layout_for(
     path: &Path,
     opts: &ExportOptions,
 ) -> Result<(proto::ModelProto, ExternalLayout, bool), OnnxError> {
+    let location = opts.data_name(Some(path));
+    crate::targets::check_data_name(&location).map_err(|reason| OnnxError::External {
+        tensor: location.clone(),
+        reason,
+    })?;
+    let opts = &ExportOptions {
+        external_location: Some(location),
+        ..opts.clone()
+    };
     let mut layout = ExternalLayout::default();
     // Sized first: deferred tensors kept inline are computed only once the model is
     // known to fit (a quantized 7B model must not be computed in memory to find out).
@@ -178,17 +187,19 @@ pub(crate) fn layout_for(
     Ok((p, layout, forced))
 }
 
-/// Writes `m` to `path`. Every file is written to a temporary file in the target folder,
-/// synced, and renamed into place only when all of them are complete, so a failure leaves
-/// no partial file and never clobbers an existing one.
+/// Writes `m` to `path`, its external data (if any) to one file beside it named as
+/// `opts` says (`<file name>.data` by default). Nothing is written when that would
+/// replace a file other than the output and its own data file
+/// ([`crate::targets::check_targets`]). Every file is written to a temporary file in the
+/// target folder, synced, and renamed into place only when all of them are complete, so a
+/// failure leaves no partial file and never clobbers an existing one.
 pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<SaveReport, OnnxError> {
     let mut report = SaveReport::default();
     let (p, layout, forced) = layout_for(m, path, opts)?;
     report.forced_external = forced;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let locations: Vec<String> = layout.files.keys().cloned().collect();
+    crate::targets::check_targets(path, &locations, opts.input.as_ref())?;
+    let dir = crate::targets::folder_of(path);
     let mut pending = Vec::new();
     for (location, chunks) in &layout.files {
         let target = resolve(&dir, location).map_err(|reason| OnnxError::External {

@@ -16,6 +16,7 @@ pub mod import;
 mod mapped;
 pub mod proto;
 pub mod sink;
+pub mod targets;
 mod validate;
 
 pub use check::{Saved, compare_saved};
@@ -25,3 +26,4 @@ pub use file::{
     SaveReport, decode, encode_model, encode_model_inline, read_model, read_model_bytes,
     read_model_lazy, read_tensor, save_model,
 };
+pub use targets::InputFiles;

@@ -39,7 +39,7 @@ fn model(n: usize) -> (Model, Arc<AtomicUsize>) {
 fn external() -> ExportOptions {
     ExportOptions {
         external_threshold: Some(1024),
-        external_location: "m.onnx.data".into(),
+        external_location: Some("m.onnx.data".into()),
         ..Default::default()
     }
 }

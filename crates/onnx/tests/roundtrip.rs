@@ -5,7 +5,7 @@ use bytes::Bytes;
 use prost::Message;
 use std::path::Path;
 use whittle_onnx::{ExportOptions, proto, read_model, save_model};
-use whittle_testkit::{external_location_for, fixtures, fixtures_dir};
+use whittle_testkit::{fixtures, fixtures_dir};
 
 fn decode(path: &Path) -> proto::ModelProto {
     proto::ModelProto::decode(Bytes::from(std::fs::read(path).unwrap())).unwrap()
@@ -48,10 +48,7 @@ fn every_fixture_round_trips_protobuf_equal() {
             .verify(false)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let out = tmp.path().join(path.file_name().unwrap());
-        let opts = ExportOptions {
-            external_location: external_location_for(&out),
-            ..Default::default()
-        };
+        let opts = ExportOptions::default();
         save_model(&model, &out, &opts).unwrap();
         let (a, b) = (decode(&path), decode(&out));
         assert!(a == b, "{} changed on the way through", path.display());
@@ -122,7 +119,7 @@ fn threshold_moves_large_tensors_out_and_back() {
     let out = tmp.path().join("ext.onnx");
     let opts = ExportOptions {
         external_threshold: Some(1024),
-        external_location: "ext.onnx.data".into(),
+        external_location: Some("ext.onnx.data".into()),
         ..Default::default()
     };
     let report = save_model(&m, &out, &opts).unwrap();

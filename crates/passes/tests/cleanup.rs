@@ -5,7 +5,7 @@ use whittle_eval::{InputSpec, random_inputs, run_model_file};
 use whittle_ir::{DataType, Dim, Graph, Model, Node, OpsetImport, Tensor, Type};
 use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_passes::{Level, PassCx, PassSettings, Pipeline};
-use whittle_testkit::{external_location_for, tract_fixtures};
+use whittle_testkit::tract_fixtures;
 
 /// x -> Identity -> a -> Relu -> b -> Identity -> y (output); plus an unused Neg.
 fn chain() -> Model {
@@ -166,10 +166,7 @@ fn fixtures_compute_the_same_and_a_second_run_changes_nothing() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         removed += before - m.graph.node_count();
         let out = tmp.path().join(path.file_name().unwrap());
-        let opts = ExportOptions {
-            external_location: external_location_for(&out),
-            ..Default::default()
-        };
+        let opts = ExportOptions::default();
         save_model(&m, &out, &opts).unwrap();
 
         let inputs = random_inputs(&m.graph, &spec).unwrap();

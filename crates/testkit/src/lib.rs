@@ -1,6 +1,6 @@
 //! Helpers shared by the workspace's tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The folder of the committed fixture models. Found at run time from the manifest dir
 /// cargo gives the running test (a path baked in at compile time would point at another
@@ -52,16 +52,6 @@ pub fn tract_fixtures() -> Vec<PathBuf> {
 /// One fixture by file name.
 pub fn fixture(name: &str) -> PathBuf {
     fixtures_dir().join(name)
-}
-
-/// The external-data file name whittle's CLI uses for an output: `<file name>.data`.
-pub fn external_location_for(out: &Path) -> String {
-    format!(
-        "{}.data",
-        out.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    )
 }
 
 /// The cosine similarity of two vectors (1 when both are zero), for numeric checks that

@@ -78,31 +78,8 @@ pub fn optimize_into(
 /// The model and every external-data file it references.
 fn watched_files(model: &Path) -> Result<Vec<PathBuf>, Error> {
     let m = whittle_onnx::read_model_lazy(model)?;
-    let base = model.parent().unwrap_or(Path::new("."));
-    let mut files = vec![model.to_path_buf()];
-    let mut locations: Vec<String> = Vec::new();
-    collect_locations(&m.graph, &mut locations);
-    locations.sort();
-    locations.dedup();
-    files.extend(locations.into_iter().map(|l| base.join(l)));
-    Ok(files)
-}
-
-fn collect_locations(g: &whittle_ir::Graph, out: &mut Vec<String>) {
-    for v in g.initializers() {
-        if let Some(l) = g
-            .value(*v)
-            .initializer()
-            .and_then(|t| t.external_entry("location"))
-        {
-            out.push(l.to_string());
-        }
-    }
-    for n in g.node_ids() {
-        for sub in g.node(n).attributes.iter().flat_map(|a| a.subgraphs()) {
-            collect_locations(sub, out);
-        }
-    }
+    let files = whittle_onnx::InputFiles::of(&m, model);
+    Ok(files.all().map(Path::to_path_buf).collect())
 }
 
 /// SHA-256 over the files' bytes and the optimizer's fingerprint.

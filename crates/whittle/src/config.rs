@@ -30,6 +30,7 @@ const GENERAL_KEYS: &[&str] = &[
     "input-shapes",
     "fold-limit",
     "external-data-threshold",
+    "external-data-name",
     "exclude",
     "enable",
     "decompose",
@@ -95,6 +96,8 @@ pub struct Settings {
     pub fold_limit: Option<u64>,
     /// Store tensors of at least this many bytes in an external data file.
     pub external_data_threshold: Option<u64>,
+    /// The file name of the output's external data (default `<output file name>.data`).
+    pub external_data_name: Option<String>,
     /// Rewrites not to do: `node:NAME` (none anchored at that node), `op:TYPE` (none at
     /// nodes of that op), `rule:NAME` (that rule nowhere).
     pub exclude: Option<Vec<String>>,
@@ -161,6 +164,7 @@ impl Settings {
                 &self.external_data_threshold,
                 &over.external_data_threshold,
             ),
+            external_data_name: pick(&self.external_data_name, &over.external_data_name),
             exclude: pick(&self.exclude, &over.exclude),
             enable: pick(&self.enable, &over.enable),
             quantize: pick(&self.quantize, &over.quantize),

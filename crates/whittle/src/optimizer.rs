@@ -6,7 +6,7 @@ use crate::report::Report;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
-use whittle_onnx::{ExportOptions, OnnxError};
+use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
 use whittle_passes::decompose::{self, ErrorBudget, Kind};
 use whittle_passes::prune;
 use whittle_passes::quant::QuantError;
@@ -62,6 +62,8 @@ pub struct Optimizer {
     /// Off-by-default rules asked for (`--enable rule:NAME`).
     pub(crate) enable: Vec<String>,
     pub(crate) external_data_threshold: Option<u64>,
+    /// The output's external data file name (None: `<output file name>.data`).
+    pub(crate) external_data_name: Option<String>,
     pub(crate) quantize: Option<Quantize>,
     pub(crate) decompose: Option<decompose::Options>,
     pub(crate) prune: Option<prune::Options>,
@@ -91,6 +93,7 @@ impl Optimizer {
             exclude_ops: Vec::new(),
             enable: Vec::new(),
             external_data_threshold: None,
+            external_data_name: None,
             quantize: None,
             decompose: None,
             prune: None,
@@ -143,6 +146,10 @@ impl Optimizer {
             o.fold_limit = f;
         }
         o.external_data_threshold = settings.external_data_threshold;
+        if let Some(name) = &settings.external_data_name {
+            whittle_onnx::targets::check_data_name(name).map_err(Error::Config)?;
+            o.external_data_name = Some(name.clone());
+        }
         o.opset = settings.opset;
         for e in settings.exclude.iter().flatten() {
             o = o.try_exclude(e)?;
@@ -243,6 +250,11 @@ impl Optimizer {
         self
     }
 
+    /// The file name the output's external data goes to (default `<output>.data`).
+    pub fn external_data_name(&self) -> Option<&str> {
+        self.external_data_name.as_deref()
+    }
+
     /// Largest constant folding may create, in bytes.
     pub fn fold_limit(mut self, bytes: u64) -> Self {
         self.fold_limit = bytes;
@@ -253,7 +265,7 @@ impl Optimizer {
     pub fn fingerprint(&self) -> String {
         format!(
             "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} {:?} enable={:?} external={:?} quantize={:?} decompose={:?} calibrate={:?} \
+             exclude={:?} {:?} enable={:?} external={:?} {:?} quantize={:?} decompose={:?} calibrate={:?} \
              opset={:?}",
             env!("CARGO_PKG_VERSION"),
             self.level,
@@ -265,6 +277,7 @@ impl Optimizer {
             self.exclude_ops,
             self.enable,
             self.external_data_threshold,
+            self.external_data_name,
             self.quantize,
             self.decompose,
             self.calibrate,
@@ -295,15 +308,14 @@ impl Optimizer {
         })
     }
 
-    /// The export settings for writing to `output`: external data goes to
-    /// `<file name>.data` beside it.
-    pub fn export_options(&self, output: &Path) -> ExportOptions {
-        let name = output
-            .file_name()
-            .map_or_else(|| "model.onnx".into(), |n| n.to_string_lossy().into_owned());
+    /// The export settings: external data in one file beside the output, named by
+    /// `external-data-name` or `<output file name>.data`; `input`, the files the model
+    /// was read from, which the save must not write over.
+    pub fn export_options(&self, input: Option<InputFiles>) -> ExportOptions {
         ExportOptions {
             external_threshold: self.external_data_threshold,
-            external_location: format!("{name}.data"),
+            external_location: self.external_data_name.clone(),
+            input,
             ..ExportOptions::default()
         }
     }
@@ -334,11 +346,13 @@ impl Optimizer {
     }
 
     /// Reads `input`, optimizes it and writes `output` atomically (external data, if
-    /// any, goes to `<output file name>.data` beside it).
+    /// any, goes to `<output file name>.data` beside it; no file but those two is
+    /// written over, and never the input's files unless `output` is the input).
     pub fn optimize_file(&self, input: &Path, output: &Path) -> Result<Report, Error> {
         let mut model = whittle_onnx::read_model(input)?;
+        let files = InputFiles::of(&model, input);
         let report = self.optimize_model(&mut model)?;
-        whittle_onnx::save_model(&model, output, &self.export_options(output))?;
+        whittle_onnx::save_model(&model, output, &self.export_options(Some(files)))?;
         Ok(report)
     }
 }

@@ -30,7 +30,7 @@ fn a_lossy_run_writes_only_the_external_tensors_it_still_references() {
     let model = parse_model(MODEL).unwrap();
     let opts = whittle_onnx::ExportOptions {
         external_threshold: Some(1024),
-        external_location: "m.onnx.data".into(),
+        external_location: Some("m.onnx.data".into()),
         ..Default::default()
     };
     whittle_onnx::save_model(&model, &input, &opts).unwrap();

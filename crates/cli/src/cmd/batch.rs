@@ -9,6 +9,8 @@ use crate::settings::optimizer_for;
 use anyhow::{Context, bail};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use whittle_onnx::InputFiles;
+use whittle_onnx::targets::{data_name_for, folder_of, same_file};
 
 /// One model to do: where it is and where it goes, relative to the output folder.
 struct Job {
@@ -110,6 +112,45 @@ fn dedup(jobs: Vec<Job>, out_dir: &Path) -> anyhow::Result<Vec<Job>> {
     Ok(unique)
 }
 
+/// Refuses, before any work, a batch in which two outputs would write one file (a model or
+/// a data file), or an output would write over a file that one of the inputs reads. Each
+/// job's settings are resolved here too, so bad ones fail first. An input that cannot be
+/// read is left to fail on its own.
+fn check_targets(jobs: &[Job], out_dir: &Path, a: &OptimizeArgs) -> anyhow::Result<()> {
+    let mut writes: Vec<(PathBuf, String)> = Vec::new();
+    let mut reads: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for j in jobs {
+        let (optimizer, _) = optimizer_for(a, &j.input)?;
+        let out = out_dir.join(&j.relative);
+        let name = data_name_for(&out, optimizer.external_data_name());
+        if let Ok(model) = whittle_onnx::read_model_lazy(&j.input) {
+            let files = InputFiles::of(&model, &j.input);
+            reads.extend(files.all().map(|f| (f.to_path_buf(), j.input.clone())));
+        }
+        writes.push((out.clone(), format!("the output for {}", j.input.display())));
+        let data = folder_of(&out).join(name);
+        writes.push((data, format!("the data file of {}", out.display())));
+    }
+    for (i, (file, what)) in writes.iter().enumerate() {
+        if let Some((_, other)) = writes[..i].iter().find(|(f, _)| f == file) {
+            bail!(
+                "{} would be written twice, as {other} and as {what}: nothing was written \
+                 (give the models other names, or another external data name)",
+                file.display()
+            );
+        }
+        if let Some((_, input)) = reads.iter().find(|(f, _)| same_file(f, file)) {
+            bail!(
+                "{} would be {what}, but {} reads it: nothing was written (choose another \
+                 output folder)",
+                file.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Optimizes one model into `out` with the settings that apply to it.
 fn one(job: &Job, out: &Path, req: &Request) -> anyhow::Result<Report> {
     if out.canonicalize().ok() == job.input.canonicalize().ok() {
@@ -120,7 +161,7 @@ fn one(job: &Job, out: &Path, req: &Request) -> anyhow::Result<Report> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let saved = outcome.save(out, true)?;
+    let saved = outcome.save(out)?;
     Ok(outcome.report(&out.display().to_string(), saved.model_bytes))
 }
 
@@ -135,10 +176,9 @@ pub fn run(a: &OptimizeArgs) -> anyhow::Result<u8> {
     if jobs.is_empty() {
         bail!("no .onnx files in the given inputs");
     }
-    // Bad settings (pass names, config keys) fail before any work.
-    for j in &jobs {
-        optimizer_for(a, &j.input)?;
-    }
+    // Bad settings (pass names, config keys) and outputs that would collide fail before
+    // any work.
+    check_targets(&jobs, out_dir, a)?;
     let req = crate::cmd::optimize::request(a)?;
     let bar = progress::bar(jobs.len() as u64, "optimizing");
     let results: Vec<anyhow::Result<Report>> = jobs

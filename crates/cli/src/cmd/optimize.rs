@@ -26,7 +26,7 @@ fn check(a: &OptimizeArgs) -> anyhow::Result<u8> {
     let input = single_input(a)?;
     let output = a.output.clone().context("--check needs -o OUT")?;
     let outcome = job::run(&Source::File(input), &request(a)?, None)?;
-    let opts = outcome.export_options(&output, false);
+    let opts = outcome.export_options();
     let model = &outcome.model;
     match whittle_onnx::compare_saved(model, &output, &opts)? {
         Saved::UpToDate => {
@@ -94,7 +94,7 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<u8> {
     if let (Some(pass), Some(text)) = (&a.print_after, &listing) {
         eprint!("# after {pass}\n{text}");
     }
-    let saved = outcome.save(&output, a.in_place)?;
+    let saved = outcome.save(&output)?;
     let shown = output.display().to_string();
     if !crate::progress::quiet() {
         print!("{}", outcome.text(&shown, &saved));
