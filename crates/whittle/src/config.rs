@@ -137,8 +137,8 @@ pub struct Settings {
     pub int4_format: Option<String>,
     /// int8-dynamic: the op types taken (`MatMul`, `Gemm`, `Conv`; default the first two).
     pub ops: Option<Vec<String>>,
-    /// int8-weights: `dq` (DequantizeLinear, default) or `cast` (Cast → Mul, folded to the
-    /// float weight at load by ONNX Runtime and tract).
+    /// int8-weights: `cast` (Cast → Mul, folded to the float weight at load by ONNX
+    /// Runtime and tract; the default) or `dq` (DequantizeLinear).
     pub int8_form: Option<String>,
     /// int8-dynamic: `row` (each row of a MatMul/Gemm activation scaled by its own peak
     /// before quantization; default), `tensor` (one scale per tensor) or `auto` (per

@@ -261,28 +261,11 @@ impl Optimizer {
         self
     }
 
-    /// A canonical description of the settings (part of [`crate::build`]'s cache key).
+    /// A canonical description of the settings (part of [`crate::build`]'s cache key):
+    /// the whittle version and the whole resolved optimizer, every field of it, so that
+    /// no setting can be left out of the key (a stale output would be reused).
     pub fn fingerprint(&self) -> String {
-        format!(
-            "whittle {} level={:?} passes={:?} disable={:?} shapes={:?} fold_limit={} \
-             exclude={:?} {:?} enable={:?} external={:?} {:?} quantize={:?} decompose={:?} calibrate={:?} \
-             opset={:?}",
-            env!("CARGO_PKG_VERSION"),
-            self.level,
-            self.passes,
-            self.disable,
-            self.input_shapes,
-            self.fold_limit,
-            self.exclude,
-            self.exclude_ops,
-            self.enable,
-            self.external_data_threshold,
-            self.external_data_name,
-            self.quantize,
-            self.decompose,
-            self.calibrate,
-            self.opset
-        )
+        format!("whittle {} {self:?}", env!("CARGO_PKG_VERSION"))
     }
 
     /// The lossless phase's passes (the level's, or exactly `passes`, less `disable`).

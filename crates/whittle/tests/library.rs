@@ -355,3 +355,88 @@ fn act_scale_auto_scales_per_row_only_the_layer_that_needs_it() {
     let err = Optimizer::from_settings(&settings("auto", None)).unwrap_err();
     assert!(err.to_string().contains("--budget"), "{err}");
 }
+
+/// The build step reuses a cached output while `Optimizer::fingerprint` is unchanged, so
+/// every setting must change it: one left out hands back an output made with other
+/// settings. A row per key; a key without a row fails the test.
+#[test]
+fn every_setting_changes_the_build_cache_key() {
+    let base = "quantize = \"int8-dynamic\"\nprune = [\"conv\"]\n";
+    let rows: &[(&str, &str)] = &[
+        ("level", "level = 1"),
+        ("passes", "passes = [\"fold-constants\"]"),
+        ("disable", "disable = [\"cse\"]"),
+        ("input-shapes", "input-shapes = { x = [1, 3] }"),
+        ("fold-limit", "fold-limit = 64"),
+        ("external-data-threshold", "external-data-threshold = 1024"),
+        ("external-data-name", "external-data-name = \"w.bin\""),
+        ("exclude", "exclude = [\"rule:gelu\"]"),
+        ("enable", "enable = [\"rule:attention\"]"),
+        ("decompose", "decompose = [\"conv\"]"),
+        ("prune", "prune = [\"conv\", \"dense\"]"),
+        ("budget", "budget = \"cosine=0.99\""),
+        ("min-gain", "min-gain = 1.5"),
+        ("measure", "measure = true"),
+        ("calibrate", "calibrate = \"calib.npy\""),
+        ("opset", "opset = 18"),
+        ("quantize", "quantize = \"int8-weights\""),
+        ("min-elements", "min-elements = 7"),
+        ("ops", "ops = [\"MatMul\"]"),
+        ("act-scale", "act-scale = \"tensor\""),
+    ];
+    // Keys that belong to another quantize mode: each with its own base.
+    let other_modes: &[(&str, &str, &str)] = &[
+        (
+            "calibration",
+            "quantize = \"int8-static\"\ncalibrate = \"c.npy\"\n",
+            "calibration = \"entropy\"",
+        ),
+        (
+            "full-range",
+            "quantize = \"int8-static\"\ncalibrate = \"c.npy\"\n",
+            "full-range = true",
+        ),
+        ("block-size", "quantize = \"int4\"\n", "block-size = 64"),
+        (
+            "int4-format",
+            "quantize = \"int4\"\n",
+            "int4-format = \"matmulnbits\"",
+        ),
+        (
+            "int8-form",
+            "quantize = \"int8-weights\"\n",
+            "int8-form = \"dq\"",
+        ),
+        (
+            "per-tensor",
+            "quantize = \"int8-weights\"\n",
+            "per-tensor = true",
+        ),
+    ];
+    let fingerprint = |toml: &str| {
+        let s = settings(toml);
+        whittle::Optimizer::from_settings(&s)
+            .unwrap_or_else(|e| panic!("{toml}: {e}"))
+            .fingerprint()
+    };
+    let mut covered: Vec<&str> = Vec::new();
+    let all = rows.iter().map(|(k, row)| (*k, base, *row));
+    for (key, base, row) in all.chain(other_modes.iter().copied()) {
+        // A key already in the base is replaced, not repeated.
+        let kept: String = base
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let changed = format!("{kept}{row}\n");
+        assert_ne!(
+            fingerprint(base),
+            fingerprint(&changed),
+            "`{row}` left the key unchanged"
+        );
+        covered.push(key);
+    }
+    for key in whittle::config::keys() {
+        assert!(covered.contains(&key), "no row for setting `{key}`");
+    }
+}
