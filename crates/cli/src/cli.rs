@@ -62,20 +62,6 @@ pub enum Command {
     Dump(DumpArgs),
 }
 
-/// Optimization level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Level {
-    /// No rewriting: a faithful re-encoding.
-    #[value(name = "0")]
-    O0,
-    /// Clean-up and constant folding.
-    #[value(name = "1")]
-    O1,
-    /// Clean-up, folding and fusions (default).
-    #[value(name = "2")]
-    O2,
-}
-
 #[derive(Args, Debug)]
 pub struct OptimizeArgs {
     /// The model to read. Several models or folders (searched for *.onnx) are optimized
@@ -88,121 +74,12 @@ pub struct OptimizeArgs {
     /// Overwrite the input file (atomically).
     #[arg(long, conflicts_with = "output")]
     pub in_place: bool,
-    /// Optimization level: -O0, -O1 or -O2 (default 2, or the config's).
-    #[arg(short = 'O')]
-    pub level: Option<Level>,
     /// Settings file (default: whittle.toml beside each model, if there is one).
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
     /// Ignore whittle.toml files.
     #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
-    /// Lossy, after the lossless passes: int8-weights (weights stored int8 behind
-    /// DequantizeLinear, per output channel; about 4x smaller), int8-dynamic (MatMul/Gemm
-    /// as MatMulInteger with run-time activation quantization; smaller and faster on
-    /// CPUs), int8-static (QDQ: Conv/MatMul/Gemm activations quantized with ranges from
-    /// --calibrate data, int8 weights, int32 biases), fp16 (computes in float16, float32
-    /// inputs and outputs kept; 2x smaller), fp16-weights (float16 behind a Cast; 2x
-    /// smaller, float32 compute) or int4 (MatMul/Gemm weights in 4 bits, blockwise;
-    /// about 7x smaller; GPTQ with --calibrate, streamed from the input without).
-    /// Reports each layer's error.
-    #[arg(long, value_name = "MODE", value_parser = ["int8-weights", "int8-dynamic", "int8-static", "int4", "fp16", "fp16-weights"])]
-    pub quantize: Option<String>,
-    /// With --quantize int8-weights: cast (Cast -> Mul, the default, which ONNX Runtime
-    /// and tract fold into the float weight at load: float compute at float speed) or dq
-    /// (DequantizeLinear; ORT turns DequantizeLinear -> MatMul into MatMulNBits, which by
-    /// default quantizes the activations as well).
-    #[arg(long, value_name = "FORM", value_parser = ["cast", "dq"], requires = "quantize")]
-    pub int8_form: Option<String>,
-    /// With --quantize int8-dynamic: the op types taken, comma-separated (default
-    /// MatMul,Gemm; add Conv for ConvInteger).
-    #[arg(long, value_delimiter = ',', value_name = "OPS", requires = "quantize")]
-    pub ops: Option<Vec<String>>,
-    /// With --quantize int8-dynamic: row (default: each row of a MatMul/Gemm activation,
-    /// e.g. one token, is divided by its own peak before quantization and the result
-    /// multiplied back; far more accurate on transformers for a few cheap ops) or tensor
-    /// (DynamicQuantizeLinear alone: one scale per tensor, the fewest ops) or auto (per
-    /// tensor, except the fewest layers --budget needs per row).
-    #[arg(long, value_name = "SCALE", value_parser = ["row", "tensor", "auto"], requires = "quantize")]
-    pub act_scale: Option<String>,
-    /// With --quantize int4: rows of K per scale (a power of two, at least 16; default 32).
-    #[arg(long, value_name = "N", requires = "quantize")]
-    pub block_size: Option<u64>,
-    /// With --quantize int4: dq (blocked DequantizeLinear, needs opset 21; ORT runs it)
-    /// or matmulnbits (com.microsoft MatMulNBits; ORT and tract run it).
-    #[arg(long, value_name = "FORMAT", value_parser = ["dq", "matmulnbits"], requires = "quantize")]
-    pub int4_format: Option<String>,
-    /// With --quantize int8-static: how each activation's range is taken from the
-    /// calibration data: minmax (default), percentile[=P] (both tails clipped at P,
-    /// default 99.99) or entropy (the KL-divergence threshold).
-    #[arg(long, value_name = "METHOD", requires = "quantize")]
-    pub calibration: Option<String>,
-    /// With --quantize int8-static or int8-dynamic: weights use all of [-127, 127]. The
-    /// default [-64, 64] is exact on every runtime; ONNX Runtime's integer kernels on x86
-    /// CPUs without VNNI saturate on full-range weights.
-    #[arg(long, requires = "quantize")]
-    pub full_range: bool,
-    /// With --quantize: one scale per tensor instead of per output channel.
-    #[arg(long, requires = "quantize")]
-    pub per_tensor: bool,
-    /// With --quantize: weights with fewer elements stay float (default 1024; 0 for
-    /// int8-static, which quantizes every layer it can).
-    #[arg(long, value_name = "N", requires = "quantize")]
-    pub min_elements: Option<u64>,
-    /// Lossy, after the lossless passes and before --quantize: factor layers into cheaper
-    /// ones (comma-separated): conv (depthwise + pointwise), gemm (two low-rank products),
-    /// spatial (k×1 then 1×k). Reports each layer's rank, error and MACs.
-    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "gemm", "spatial"])]
-    pub decompose: Option<Vec<String>>,
-    /// Lossy, after the lossless passes and before --decompose and --quantize: remove
-    /// whole output channels (comma-separated): conv (filters), dense (neurons of 2-D
-    /// dense layers), ffn (transformer FFN neurons), heads (attention heads: query, key and
-    /// value columns), with the matching inputs of the layer reading them, which is refit
-    /// by least squares on the data. Reports each group's kept channels, error and MACs.
-    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = ["conv", "dense", "ffn", "heads"])]
-    pub prune: Option<Vec<String>>,
-    /// With --decompose or --prune: tol=X (per-layer relative error), cosine=X or top1=X (whole-model
-    /// outputs vs the original on the data), exact (full rank, forced); default tol=0.1.
-    /// With --quantize: cosine=X or top1=X keeps the layers whose quantization costs the
-    /// most in float until the whole model meets it (on --calibrate data, else random).
-    #[arg(long, value_name = "KIND=X")]
-    pub budget: Option<String>,
-    /// With --decompose or --prune: rewrite a layer (group) only when its MACs fall by this
-    /// factor (default 1.2 for --decompose, 1.1 for --prune).
-    #[arg(long, value_name = "FACTOR")]
-    pub min_gain: Option<f64>,
-    /// With --decompose or --prune: keep a rewrite (a group's size) only if tract also runs
-    /// the layer (the group's layers) faster.
-    #[arg(long)]
-    pub measure: bool,
-    /// Calibration data for --decompose, --prune, --quantize int8-static (activation
-    /// ranges) and --quantize int4 (GPTQ rounding from the layers' inputs): a .npy
-    /// (single-input model; first axis = samples), an .npz (arrays named after the
-    /// inputs) or a folder of test_data_set_N. Without it, --decompose uses random inputs
-    /// and says so, and int4 rounds to nearest.
-    #[arg(long, value_name = "PATH")]
-    pub calibrate: Option<PathBuf>,
-    /// Rewrites not to do (comma-separated): node:NAME (none anchored at that node),
-    /// op:TYPE (none anchored at nodes of that op), rule:NAME (that rule nowhere).
-    #[arg(long, value_delimiter = ',', value_name = "WHAT")]
-    pub exclude: Option<Vec<String>>,
-    /// Fusions that are off by default to do anyway (comma-separated rule:NAME): those
-    /// measured slower in some runtime (docs/benchmarks.md). `--list-passes` names them.
-    #[arg(long, value_delimiter = ',', value_name = "WHAT")]
-    pub enable: Option<Vec<String>>,
-    /// Store tensors of at least this many bytes in an external data file.
-    #[arg(long, value_name = "BYTES")]
-    pub external_data_threshold: Option<u64>,
-    /// The file name of the output's external data, beside it (default: the output's file
-    /// name + `.data`). whittle never writes it over a file that is not the output's own.
-    #[arg(long, value_name = "NAME")]
-    pub external_data_name: Option<String>,
-    /// Run exactly these passes (comma-separated), instead of the level's.
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-    pub passes: Option<Vec<String>>,
-    /// Skip these passes (comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-    pub disable: Option<Vec<String>>,
     /// Stop after N rewrites (to find the rewrite that breaks a model).
     #[arg(long, value_name = "N")]
     pub bisect_limit: Option<usize>,
@@ -215,15 +92,6 @@ pub struct OptimizeArgs {
     /// Write the report (before/after, passes, rewrites) as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
-    /// Largest constant folding may create, in bytes (default 1 MiB); larger results are
-    /// kept only when no larger than the constants they replace.
-    #[arg(long, value_name = "BYTES")]
-    pub fold_limit: Option<u64>,
-    /// Raise the model's default-domain opset to N (13 to 24) before optimizing: the ops
-    /// whose encoding changed on the way are converted; one that cannot be is an error
-    /// naming the node. Never lowers an opset.
-    #[arg(long, value_name = "N")]
-    pub opset: Option<i64>,
     /// Write nothing: exit 0 if OUT already holds what would be written, 1 if it would
     /// change (with a short diff), 2 on error.
     #[arg(long, conflicts_with = "in_place")]
@@ -235,6 +103,8 @@ pub struct OptimizeArgs {
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "rollback",
           require_equals = true, value_parser = ["rollback", "strict"])]
     pub verify: Option<String>,
+    #[command(flatten)]
+    pub settings: SettingFlags,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
@@ -361,9 +231,33 @@ pub struct BenchArgs {
     pub input_range: Vec<String>,
 }
 
+/// Expands the settings table ([`whittle::for_each_setting`]) into the flags of
+/// `whittle optimize`: each setting's doc is its help, its clap attributes its flag
+/// (`skip` for `input-shapes`, which `--input-shape` of [`InputArgs`] gives).
+macro_rules! setting_flags {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $key:literal, $group:ident,
+        [$($clap:tt)*]; )*) => {
+        /// The settings as flags (each unset flag leaves its key to the config or the
+        /// default).
+        #[derive(Args, Clone, Debug, Default)]
+        pub struct SettingFlags {
+            $( $(#[doc = $doc])* #[arg($($clap)*)] pub $name: Option<$ty>, )*
+        }
+
+        impl SettingFlags {
+            /// The settings the flags give.
+            pub fn to_settings(&self) -> whittle::Settings {
+                whittle::Settings { $( $name: self.$name.clone(), )* }
+            }
+        }
+    };
+}
+
+whittle::for_each_setting!(setting_flags);
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     /// `--quantize`'s values (for completions and usage errors) are exactly the modes the
     /// option types accept.
@@ -396,5 +290,42 @@ mod tests {
             .to_string();
         let listed = err.matches('`').count() / 2 - 1; // less the bad value itself
         assert_eq!(listed, values.len(), "{err} vs {values:?}");
+    }
+
+    /// Every key of `whittle.toml` is a flag of the same name (the level is `-O`, the
+    /// input shapes `--input-shape`, shared with `whittle verify`), and back.
+    #[test]
+    fn every_setting_is_a_flag_of_its_name() {
+        let cmd = super::Cli::command();
+        let optimize = cmd.find_subcommand("optimize").expect("optimize");
+        let flag = |key: &str| {
+            optimize.get_arguments().any(|a| match key {
+                "level" => a.get_short() == Some('O'),
+                "input-shapes" => a.get_long() == Some("input-shape"),
+                _ => a.get_long() == Some(key),
+            })
+        };
+        for key in whittle::config::keys() {
+            assert!(flag(key), "no flag for `{key}`");
+        }
+        let argv = [
+            "whittle",
+            "optimize",
+            "m.onnx",
+            "-O1",
+            "--measure",
+            "--min-gain",
+            "1.5",
+        ];
+        let parsed = super::Cli::try_parse_from(argv).expect("parses");
+        let super::Command::Optimize(a) = parsed.command else {
+            panic!("not optimize")
+        };
+        let s = a.settings.to_settings();
+        assert_eq!(
+            (s.level, s.measure, s.min_gain),
+            (Some(1), Some(true), Some(1.5))
+        );
+        assert_eq!(s.budget, None);
     }
 }

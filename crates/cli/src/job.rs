@@ -105,14 +105,21 @@ pub fn config_for(
     })
 }
 
-/// The optimizer for `model`: its config's settings with `flags` over them, and the
-/// config it read (if any).
+/// The settings that apply to `model`: its config's with `flags` over them, the
+/// optimizer they make, and the config that was read (if any).
+pub struct Resolved {
+    pub optimizer: Optimizer,
+    pub settings: Settings,
+    pub config: Option<Config>,
+}
+
+/// The settings, and the optimizer, for `model` (see [`Resolved`]).
 pub fn optimizer_for(
     flags: &Settings,
     choice: &ConfigChoice,
     model: &Path,
     on_disk: bool,
-) -> anyhow::Result<(Optimizer, Option<Config>)> {
+) -> anyhow::Result<Resolved> {
     let config = config_for(choice, model, on_disk)?;
     let base = config
         .as_ref()
@@ -127,7 +134,11 @@ pub fn optimizer_for(
         ),
         None => format!("settings for {}", model.display()),
     })?;
-    Ok((optimizer, config))
+    Ok(Resolved {
+        optimizer,
+        settings,
+        config,
+    })
 }
 
 /// The verification inputs for `model` and a sentence saying what they are.
@@ -151,6 +162,8 @@ pub fn verify_inputs(
 pub struct Outcome {
     pub model: Model,
     pub optimizer: Optimizer,
+    /// The settings the run resolved (the config's, then the caller's).
+    pub settings: Settings,
     /// The config file the settings came from.
     pub config: Option<PathBuf>,
     pub done: whittle::Report,
@@ -175,8 +188,11 @@ pub fn run(
     observer: Option<whittle::Observer<'_>>,
 ) -> anyhow::Result<Outcome> {
     let on_disk = matches!(source, Source::File(_));
-    let (optimizer, config) =
-        optimizer_for(&req.flags, &req.config, &source.config_path(), on_disk)?;
+    let Resolved {
+        optimizer,
+        settings,
+        config,
+    } = optimizer_for(&req.flags, &req.config, &source.config_path(), on_disk)?;
     let start = Instant::now();
     let mut model = source.read()?;
     let input_files = match source {
@@ -205,6 +221,7 @@ pub fn run(
         after: Summary::of(&model),
         model,
         optimizer,
+        settings,
         config: config.map(|c| c.path),
         done,
         before,
@@ -258,6 +275,7 @@ impl Outcome {
             schema_version: report::SCHEMA_VERSION,
             input: self.input.clone(),
             output: output.to_string(),
+            settings: self.settings.clone(),
             before: Side::new(&self.before, self.in_bytes),
             after: Side::new(&self.after, out_bytes),
             passes: report::passes(&done.passes),

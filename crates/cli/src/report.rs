@@ -49,6 +49,8 @@ pub struct Report {
     pub schema_version: u32,
     pub input: String,
     pub output: String,
+    /// The settings the run resolved (config, then flags or keywords): every key set.
+    pub settings: whittle::Settings,
     pub before: Side,
     pub after: Side,
     pub passes: Vec<PassJson>,

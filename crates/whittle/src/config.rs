@@ -18,48 +18,10 @@
 use crate::Error;
 use crate::modes::Quantize;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use whittle_ir::Dim;
 
-/// The keys the optimizer reads itself (top level and model sections).
-const GENERAL_KEYS: &[&str] = &[
-    "level",
-    "passes",
-    "disable",
-    "input-shapes",
-    "fold-limit",
-    "external-data-threshold",
-    "external-data-name",
-    "exclude",
-    "enable",
-    "decompose",
-    "prune",
-    "budget",
-    "min-gain",
-    "measure",
-    "calibrate",
-    "opset",
-];
-
-/// `quantize` and the keys of its modes, read by the mode's option type ([`Quantize`]).
-const QUANTIZE_KEYS: &[&str] = &[
-    "quantize",
-    "per-tensor",
-    "min-elements",
-    "calibration",
-    "full-range",
-    "block-size",
-    "int4-format",
-    "ops",
-    "int8-form",
-    "act-scale",
-];
-
-/// Every key a settings table may hold.
-pub fn keys() -> impl Iterator<Item = &'static str> {
-    GENERAL_KEYS.iter().chain(QUANTIZE_KEYS).copied()
-}
+pub use crate::settings::{Settings, keys};
 
 /// One dim of an `input-shapes` entry: a size, a symbol name, or `"?"` (unknown).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -79,114 +41,7 @@ impl DimSetting {
     }
 }
 
-/// Optimization settings; `None` means "not said here" (a later layer or the default
-/// decides).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Settings {
-    /// 0, 1 or 2 (`-O`).
-    pub level: Option<u8>,
-    /// Exactly these passes instead of the level's.
-    pub passes: Option<Vec<String>>,
-    /// Passes to skip.
-    pub disable: Option<Vec<String>>,
-    /// Fixed dims per input name.
-    pub input_shapes: Option<BTreeMap<String, Vec<DimSetting>>>,
-    /// Largest constant folding may create, in bytes.
-    pub fold_limit: Option<u64>,
-    /// Store tensors of at least this many bytes in an external data file.
-    pub external_data_threshold: Option<u64>,
-    /// The file name of the output's external data (default `<output file name>.data`).
-    pub external_data_name: Option<String>,
-    /// Rewrites not to do: `node:NAME` (none anchored at that node), `op:TYPE` (none at
-    /// nodes of that op), `rule:NAME` (that rule nowhere).
-    pub exclude: Option<Vec<String>>,
-    /// Rewrites that are off by default to do: `rule:NAME` (docs/benchmarks.md says which
-    /// fusions are slower in which runtime).
-    pub enable: Option<Vec<String>>,
-    /// Lossy weight quantization after the lossless passes: `int8-weights`,
-    /// `int8-dynamic`, `int8-static` (needs `calibrate`), `int4`, `fp16` or
-    /// `fp16-weights`.
-    pub quantize: Option<String>,
-    /// One scale per tensor instead of per output channel.
-    pub per_tensor: Option<bool>,
-    /// Weights with fewer elements stay float.
-    pub min_elements: Option<u64>,
-    /// Layers to factor after the lossless passes: `conv`, `gemm`, `spatial`.
-    pub decompose: Option<Vec<String>>,
-    /// Channels, neurons to remove after the lossless passes (before decomposition):
-    /// `conv`, `dense`, `ffn`.
-    pub prune: Option<Vec<String>>,
-    /// How much error decomposition (or pruning) may cost: `tol=X`, `cosine=X`, `top1=X` or `exact`.
-    pub budget: Option<String>,
-    /// A layer is decomposed only when its MACs fall by at least this factor.
-    pub min_gain: Option<f64>,
-    /// Keep a decomposed layer only if tract also runs it faster.
-    pub measure: Option<bool>,
-    /// Calibration data (`.npy`, `.npz` or a folder of `test_data_set_N`); in a config
-    /// file, relative to the file's folder.
-    pub calibrate: Option<PathBuf>,
-    /// int8-static: how activation ranges are taken from the calibration data:
-    /// `minmax` (default), `percentile[=P]` or `entropy`.
-    pub calibration: Option<String>,
-    /// int8-static: weights use all of [−127, 127] (else [−64, 64]; see the docs).
-    pub full_range: Option<bool>,
-    /// int4: rows of K per scale (a power of two ≥ 16; default 32).
-    pub block_size: Option<u64>,
-    /// int4: `dq` (blocked DequantizeLinear, opset ≥ 21; default) or `matmulnbits`.
-    pub int4_format: Option<String>,
-    /// int8-dynamic: the op types taken (`MatMul`, `Gemm`, `Conv`; default the first two).
-    pub ops: Option<Vec<String>>,
-    /// int8-weights: `cast` (Cast → Mul, folded to the float weight at load by ONNX
-    /// Runtime and tract; the default) or `dq` (DequantizeLinear).
-    pub int8_form: Option<String>,
-    /// int8-dynamic: `row` (each row of a MatMul/Gemm activation scaled by its own peak
-    /// before quantization; default), `tensor` (one scale per tensor) or `auto` (per
-    /// tensor but the layers `budget` needs per row).
-    pub act_scale: Option<String>,
-    /// Raise the default-domain opset to this version (13–21) before optimizing.
-    pub opset: Option<i64>,
-}
-
 impl Settings {
-    /// These settings with every key that `over` sets replaced by its value.
-    pub fn overlay(&self, over: &Settings) -> Settings {
-        fn pick<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
-            b.clone().or_else(|| a.clone())
-        }
-        Settings {
-            level: pick(&self.level, &over.level),
-            passes: pick(&self.passes, &over.passes),
-            disable: pick(&self.disable, &over.disable),
-            input_shapes: pick(&self.input_shapes, &over.input_shapes),
-            fold_limit: pick(&self.fold_limit, &over.fold_limit),
-            external_data_threshold: pick(
-                &self.external_data_threshold,
-                &over.external_data_threshold,
-            ),
-            external_data_name: pick(&self.external_data_name, &over.external_data_name),
-            exclude: pick(&self.exclude, &over.exclude),
-            enable: pick(&self.enable, &over.enable),
-            quantize: pick(&self.quantize, &over.quantize),
-            per_tensor: pick(&self.per_tensor, &over.per_tensor),
-            min_elements: pick(&self.min_elements, &over.min_elements),
-            decompose: pick(&self.decompose, &over.decompose),
-            prune: pick(&self.prune, &over.prune),
-            budget: pick(&self.budget, &over.budget),
-            min_gain: pick(&self.min_gain, &over.min_gain),
-            measure: pick(&self.measure, &over.measure),
-            calibrate: pick(&self.calibrate, &over.calibrate),
-            calibration: pick(&self.calibration, &over.calibration),
-            full_range: pick(&self.full_range, &over.full_range),
-            block_size: pick(&self.block_size, &over.block_size),
-            int4_format: pick(&self.int4_format, &over.int4_format),
-            ops: pick(&self.ops, &over.ops),
-            int8_form: pick(&self.int8_form, &over.int8_form),
-            act_scale: pick(&self.act_scale, &over.act_scale),
-            opset: pick(&self.opset, &over.opset),
-        }
-    }
-
     /// The input shapes as the pass context wants them.
     pub fn input_dims(&self) -> Vec<(String, Vec<Dim>)> {
         self.input_shapes
@@ -233,7 +88,7 @@ pub(crate) fn quantize(s: &Settings) -> Result<Option<Quantize>, Error> {
         .map_err(|e| Error::Config(format!("settings: {}", one_line(&e.to_string()))))?;
     let mode_keys: toml::Table = table
         .into_iter()
-        .filter(|(k, _)| QUANTIZE_KEYS.contains(&k.as_str()))
+        .filter(|(k, _)| crate::settings::is_quantize_key(k))
         .collect();
     let Some(mode) = mode_keys
         .get("quantize")

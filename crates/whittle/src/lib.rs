@@ -27,6 +27,7 @@ mod modes;
 mod optimizer;
 mod report;
 mod session;
+pub mod settings;
 mod steps;
 
 pub use config::{Config, Settings};

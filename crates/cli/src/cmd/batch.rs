@@ -120,7 +120,7 @@ fn check_targets(jobs: &[Job], out_dir: &Path, a: &OptimizeArgs) -> anyhow::Resu
     let mut writes: Vec<(PathBuf, String)> = Vec::new();
     let mut reads: Vec<(PathBuf, PathBuf)> = Vec::new();
     for j in jobs {
-        let (optimizer, _) = optimizer_for(a, &j.input)?;
+        let optimizer = optimizer_for(a, &j.input)?.optimizer;
         let out = out_dir.join(&j.relative);
         let name = data_name_for(&out, optimizer.external_data_name());
         if let Ok(model) = whittle_onnx::read_model_lazy(&j.input) {

@@ -72,7 +72,7 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<u8> {
     }
     let input = single_input(&a)?;
     let output = output_path(&a, &input)?;
-    let (optimizer, _) = optimizer_for(&a, &input)?;
+    let optimizer = optimizer_for(&a, &input)?.optimizer;
     check_print_after(&a, &optimizer)?;
     let spin = crate::progress::spinner(&input.display().to_string());
     // With --verify a pass may run in attempts that are rolled back; the last listing
