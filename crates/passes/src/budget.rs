@@ -3,6 +3,20 @@
 
 use whittle_eval::Score;
 
+/// What a budgeted step (pruning, decomposition) takes and how far it goes: the kinds
+/// of layer, the error it may cost, the least MAC gain worth a rewrite, and whether a
+/// rewrite must also run faster when measured. Each step gives its defaults
+/// (`impl Default for StepOptions<its Kind>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOptions<K> {
+    pub kinds: Vec<K>,
+    pub budget: ErrorBudget,
+    /// A layer (group) is rewritten only when its MACs fall by at least this factor.
+    pub min_gain: f64,
+    /// Keep a rewrite only if its layers also run faster in tract (measured).
+    pub measure: bool,
+}
+
 /// How much error a lossy step may cost.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ErrorBudget {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
+use whittle_passes::budget::StepOptions;
 use whittle_passes::decompose::{self, ErrorBudget, Kind};
 use whittle_passes::prune;
 use whittle_passes::quant::QuantError;
@@ -406,43 +407,45 @@ fn prune_settings(s: &crate::config::Settings) -> Result<Option<prune::Options>,
         return Ok(None);
     };
     let kinds = parse_kinds("prune", names, prune::Kind::parse, prune::Kind::NAMES)?;
-    let defaults = prune::Options::default();
-    let (budget, min_gain) = budget_and_gain(s, defaults.budget, defaults.min_gain)?;
-    Ok(Some(prune::Options {
-        kinds,
-        budget,
-        min_gain,
-        measure: s.measure.unwrap_or(false),
-    }))
+    step_options(s, kinds, prune::Options::default()).map(Some)
 }
 
 /// The decomposition the settings ask for, if any; errors name the bad value.
 fn decompose_settings(s: &crate::config::Settings) -> Result<Option<decompose::Options>, Error> {
     let Some(names) = &s.decompose else {
-        if s.measure.is_some() && s.prune.is_none() {
-            return Err(Error::Config(
-                "measure applies to decompose and prune; neither is set".into(),
-            ));
-        }
-        if s.min_gain.is_some() && s.prune.is_none() {
-            return Err(Error::Config(
-                "min-gain applies to decompose and prune; neither is set".into(),
-            ));
+        let orphan = |key: &str, with: &str| Error::Config(format!("{key} applies to {with}"));
+        if s.prune.is_none() {
+            if s.measure.is_some() {
+                return Err(orphan("measure", "decompose and prune; neither is set"));
+            }
+            if s.min_gain.is_some() {
+                return Err(orphan("min-gain", "decompose and prune; neither is set"));
+            }
         }
         if s.budget.is_some() && s.quantize.is_none() && s.prune.is_none() {
-            return Err(Error::Config(
-                "budget applies to prune, decompose and quantize; none is set".into(),
+            return Err(orphan(
+                "budget",
+                "prune, decompose and quantize; none is set",
             ));
         }
         return Ok(None);
     };
     let kinds = parse_kinds("decompose", names, Kind::parse, Kind::NAMES)?;
-    let defaults = decompose::Options::default();
+    step_options(s, kinds, decompose::Options::default()).map(Some)
+}
+
+/// A budgeted step's options: `kinds`, and `budget`, `min-gain` and `measure` from the
+/// settings over the step's `defaults`.
+fn step_options<K>(
+    s: &crate::config::Settings,
+    kinds: Vec<K>,
+    defaults: StepOptions<K>,
+) -> Result<StepOptions<K>, Error> {
     let (budget, min_gain) = budget_and_gain(s, defaults.budget, defaults.min_gain)?;
-    Ok(Some(decompose::Options {
+    Ok(StepOptions {
         kinds,
         budget,
         min_gain,
         measure: s.measure.unwrap_or(false),
-    }))
+    })
 }

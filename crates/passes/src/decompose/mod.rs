@@ -75,15 +75,7 @@ impl Kind {
 }
 
 /// What to decompose and how far.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Options {
-    pub kinds: Vec<Kind>,
-    pub budget: ErrorBudget,
-    /// A layer is rewritten only when its MACs fall by at least this factor.
-    pub min_gain: f64,
-    /// Also require the rewritten layer to run faster in tract (measured).
-    pub measure: bool,
-}
+pub type Options = crate::budget::StepOptions<Kind>;
 
 impl Default for Options {
     fn default() -> Self {

@@ -80,15 +80,7 @@ impl Kind {
 }
 
 /// What to prune and how far.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Options {
-    pub kinds: Vec<Kind>,
-    pub budget: ErrorBudget,
-    /// A group is pruned only when its MACs fall by at least this factor.
-    pub min_gain: f64,
-    /// Keep a group's size only if its layers also run faster in tract (measured).
-    pub measure: bool,
-}
+pub type Options = crate::budget::StepOptions<Kind>;
 
 impl Default for Options {
     fn default() -> Self {
