@@ -1,5 +1,5 @@
 //! Tensor data computed when it is read instead of held: how a lossy step rewrites a
-//! model bigger than memory (DESIGN.md, "Big models stream, lossy ones too").
+//! model bigger than memory: big models stream, lossy ones too.
 //!
 //! A step that encodes a weight (int4, say) stores a [`Deferred`]: the encoded length and
 //! a function from the (memory-mapped) source to the bytes. Export calls it when it writes
