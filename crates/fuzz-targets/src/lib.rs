@@ -9,7 +9,6 @@ use std::path::Path;
 use whittle_ir::Model;
 use whittle_ir::infer::{InferOptions, infer};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
-use whittle_passes::{Level, PassCx, Pipeline};
 
 /// Models with more nodes or constant bytes than this are decoded but not optimized
 /// (keeps each execution fast; size limits are tested separately).
@@ -42,15 +41,15 @@ pub fn infer_shapes(data: &[u8]) {
     }
 }
 
-/// Decode → `-O2` → encode → decode again: what whittle writes must read back.
+/// Decode → the driver at `-O2` (every phase, as `whittle optimize` runs it) → encode →
+/// decode again: what whittle writes must read back.
 pub fn optimize_roundtrip(data: &[u8]) {
     let Some(mut m) = decode(data) else { return };
     let (nodes, bytes) = size(&m);
     if nodes > OPTIMIZE_MAX_NODES || bytes > OPTIMIZE_MAX_BYTES {
         return;
     }
-    let mut cx = PassCx::default();
-    if Pipeline::for_level(Level::O2).run(&mut m, &mut cx).is_err() {
+    if whittle::Optimizer::new().optimize_model(&mut m).is_err() {
         return;
     }
     let Ok(out) = whittle_onnx::encode_model(&m) else {

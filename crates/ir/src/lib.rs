@@ -15,6 +15,7 @@ pub mod infer;
 pub mod meta;
 pub mod model;
 pub mod node;
+pub mod phase;
 mod scope;
 pub mod stats;
 pub mod tensor;
@@ -30,5 +31,6 @@ pub use graph::{Graph, IoList, NodeId, ShadowInfo, Slot, TensorAnnotation, Use, 
 pub use meta::{Opaque, OpsetImport, StringPair};
 pub use model::{Function, Model};
 pub use node::Node;
+pub use phase::Phase;
 pub use tensor::{Segment, Tensor, TensorData};
 pub use types::{Dim, ShapeDim, Type, TypeKind, ValueInfo};

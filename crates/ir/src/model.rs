@@ -23,6 +23,9 @@ pub struct Model {
     pub training_info: Vec<Opaque>,
     pub functions: Vec<Function>,
     pub configuration: Vec<Opaque>,
+    /// How far through a whittle run the model has come (not written to the file): the
+    /// pipeline refuses a pass whose phase the model has gone past.
+    pub phase: crate::Phase,
 }
 
 impl Model {

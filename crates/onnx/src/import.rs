@@ -43,6 +43,7 @@ pub fn import_model(m: proto::ModelProto, ext: &mut ExternalLoader) -> Result<Mo
         training_info: m.training_info.iter().map(opaque_in).collect(),
         functions,
         configuration: m.configuration.iter().map(opaque_in).collect(),
+        phase: whittle_ir::Phase::default(),
     })
 }
 

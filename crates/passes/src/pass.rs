@@ -1,6 +1,7 @@
 //! The pass interface.
 
 use thiserror::Error;
+use whittle_ir::Phase;
 use whittle_ir::infer::Inference;
 use whittle_ir::{Dim, Graph, IrError, OpsetImport};
 
@@ -19,6 +20,13 @@ pub enum PassError {
     },
     #[error("{0}")]
     Infer(#[from] whittle_ir::infer::InferError),
+    /// A pass asked to run where its phase does not allow it.
+    #[error("pass '{pass}' ({}) cannot run {why}", phase.name())]
+    Phase {
+        pass: &'static str,
+        phase: Phase,
+        why: String,
+    },
 }
 
 /// Default `--fold-limit`: folded constants larger than this (and larger than what they
@@ -183,16 +191,18 @@ impl PassCx {
     }
 }
 
-/// A graph rewrite. Passes never change what a model computes unless
-/// [`Pass::changes_numerics`] says so (those are never enabled by `-O` alone).
+/// A graph rewrite, of the phase [`Pass::phase`] says: lossless passes never change what a
+/// model computes; lossy ones run only as steps of the lossy phase, once, through
+/// [`crate::Pipeline::once`]; clean-up passes are safe over any encoding.
 pub trait Pass {
     /// The kebab-case name users type (`--passes`, `--disable`).
     fn name(&self) -> &'static str;
     /// One line for `--list-passes`.
     fn description(&self) -> &'static str;
-    /// True for lossy rewrites (quantization, decomposition).
-    fn changes_numerics(&self) -> bool {
-        false
+    /// The phase the pass belongs to (see [`Phase`]): the pipeline refuses it over a
+    /// model that has gone past that phase.
+    fn phase(&self) -> Phase {
+        Phase::Lossless
     }
     /// Rewrites `g` (one graph; the pipeline visits subgraphs). Returns whether anything
     /// changed. `is_subgraph` tells whether names may come from an enclosing scope.

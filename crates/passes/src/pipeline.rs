@@ -5,7 +5,7 @@ use crate::rule::RuleSet;
 use crate::{cleanup, fold, fuse};
 use std::time::{Duration, Instant};
 use whittle_ir::infer::{InferOptions, infer};
-use whittle_ir::{Dim, Graph, Model, NodeId, Type};
+use whittle_ir::{Dim, Graph, Model, NodeId, Phase, Type};
 
 /// Optimization level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,12 +75,6 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
             "fuse Conv+BN/Add/Mul/Pad, MatMul+Add->Gemm, Transpose/Reshape/Unsqueeze chains, ...",
             fuse::rules(),
         ),
-        // Lossy, opt-in (never in a level): after every lossless rewrite has settled.
-        Box::new(crate::quant::QuantizeWeights::default()),
-        Box::new(crate::quant::Fp16Weights::default()),
-        Box::new(crate::quant::DynamicInt8::default()),
-        Box::new(crate::quant::Fp16Compute),
-        Box::new(crate::quant::QuantizeInt4::default()),
         // Dead code last: earlier passes leave unused nodes and initializers behind.
         Box::new(cleanup::DeadCode),
     ]
@@ -119,7 +113,7 @@ impl Pipeline {
     pub fn for_level(level: Level) -> Pipeline {
         let passes = all_passes()
             .into_iter()
-            .filter(|p| !p.changes_numerics() && in_level(level, p.name()))
+            .filter(|p| in_level(level, p.name()))
             .collect();
         Pipeline {
             passes,
@@ -176,19 +170,6 @@ impl Pipeline {
         }
     }
 
-    /// Adds a lossy pass (quantization) after the others but before dead-code removal,
-    /// replacing a pass of the same name.
-    pub fn with_lossy(mut self, pass: Box<dyn Pass>) -> Pipeline {
-        self.passes.retain(|p| p.name() != pass.name());
-        let at = self
-            .passes
-            .iter()
-            .position(|p| p.name() == "dead-code")
-            .unwrap_or(self.passes.len());
-        self.passes.insert(at, pass);
-        self
-    }
-
     /// Drops the named passes (unknown names are an error).
     pub fn disable(&mut self, names: &[String]) -> Result<(), String> {
         check_names(names)?;
@@ -232,6 +213,7 @@ impl Pipeline {
         for round in 0..self.max_rounds {
             changing.clear();
             for (pass, stat) in self.passes.iter().zip(stats.iter_mut()) {
+                self.check_phase(pass.as_ref(), model)?;
                 let start = Instant::now();
                 cx.rewrites = 0;
                 let opts = InferOptions {
@@ -249,7 +231,14 @@ impl Pipeline {
                         }
                     });
                 match ran {
-                    Ok(true) => changing.push(pass.name()),
+                    Ok(true) => {
+                        changing.push(pass.name());
+                        // A model that a pass changed has reached its phase (clean-up
+                        // passes run in every phase and move none).
+                        if pass.phase() != Phase::Cleanup {
+                            model.phase = model.phase.max(pass.phase());
+                        }
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         let (before, log, notes) = snapshot;
@@ -277,6 +266,27 @@ impl Pipeline {
         }
         list_initializers_as_inputs(model);
         Ok(stats)
+    }
+}
+
+impl Pipeline {
+    /// Refuses `pass` over `model` when the model has gone past the pass's phase (a
+    /// lossless pass over a lossy encoding), and a lossy pass in a pipeline that runs
+    /// to a fixed point (a lossy encoding must not be rewritten again).
+    fn check_phase(&self, pass: &dyn Pass, model: &Model) -> Result<(), PassError> {
+        let phase = pass.phase();
+        let why = if !model.phase.admits(phase) {
+            format!("over a model in the {} phase", model.phase.name())
+        } else if phase == Phase::Lossy && self.max_rounds > 1 {
+            "to a fixed point: lossy passes run once, as a step (Pipeline::once)".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(PassError::Phase {
+            pass: pass.name(),
+            phase,
+            why,
+        })
     }
 }
 

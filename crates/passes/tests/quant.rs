@@ -1,6 +1,8 @@
 //! `quantize-int8-weights`: which weights it takes (and which it must leave), the listing
 //! it produces, and that tract's outputs stay close on random inputs.
 
+mod lossy;
+
 use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::quant::QuantizeWeights;
@@ -41,10 +43,7 @@ fn quantize(src: &str, q: QuantizeWeights) -> (whittle_ir::Model, whittle_ir::Mo
     let original = parse_model(src).unwrap();
     let mut model = original.clone();
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(q))
-        .run(&mut model, &mut cx)
-        .unwrap();
+    lossy::run(vec![Box::new(q)], &mut model, &mut cx).unwrap();
     model.graph.verify(false).unwrap();
     (original, model, cx)
 }
@@ -128,10 +127,12 @@ fn a_second_run_changes_nothing_and_the_pass_is_never_in_a_level() {
     let (_, mut model, _) = quantize(MODEL, QuantizeWeights::default());
     let before = print_model(&model, &PrintOptions::default());
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(QuantizeWeights::default()))
-        .run(&mut model, &mut cx)
-        .unwrap();
+    lossy::run(
+        vec![Box::new(QuantizeWeights::default())],
+        &mut model,
+        &mut cx,
+    )
+    .unwrap();
     assert!(cx.journal.log.is_empty());
     assert_eq!(print_model(&model, &PrintOptions::default()), before);
     for level in [whittle_passes::Level::O1, whittle_passes::Level::O2] {
@@ -153,10 +154,7 @@ fn fp16_weights_are_cast_back_and_overflowing_ones_stay_f32() {
     let original = parse_model(&src).unwrap();
     let mut model = original.clone();
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(Fp16Weights::default()))
-        .run(&mut model, &mut cx)
-        .unwrap();
+    lossy::run(vec![Box::new(Fp16Weights::default())], &mut model, &mut cx).unwrap();
     model.graph.verify(false).unwrap();
     let text = print_model(&model, &PrintOptions::default());
     // w, table, k: yes; tiny (small), shared (two readers), b (past 65504): no.
@@ -185,10 +183,12 @@ fn excluded_ops_and_nodes_keep_float_weights() {
         deny: vec![("*".into(), "<unnamed Gemm> -> g".into())],
         ..PassSettings::default()
     });
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(QuantizeWeights::default()))
-        .run(&mut model, &mut cx)
-        .unwrap();
+    lossy::run(
+        vec![Box::new(QuantizeWeights::default())],
+        &mut model,
+        &mut cx,
+    )
+    .unwrap();
     let text = print_model(&model, &PrintOptions::default());
     assert_eq!(
         cx.journal.log.len(),
@@ -230,8 +230,7 @@ graph {
     let original = parse_model(src).unwrap();
     let mut model = original.clone();
     let mut cx = PassCx::default();
-    let p = Pipeline::from_passes(vec![]).with_lossy(Box::new(Fp16Compute));
-    p.run(&mut model, &mut cx).unwrap();
+    lossy::run(vec![Box::new(Fp16Compute)], &mut model, &mut cx).unwrap();
     model.graph.verify(false).unwrap();
     let text = print_model(&model, &PrintOptions::default());
     for want in [
@@ -265,7 +264,7 @@ graph {
     // A second run finds a float16 model and leaves it alone.
     let mut again = model.clone();
     let mut cx2 = PassCx::default();
-    p.run(&mut again, &mut cx2).unwrap();
+    lossy::run(vec![Box::new(Fp16Compute)], &mut again, &mut cx2).unwrap();
     assert_eq!(cx2.journal.log.len(), 0);
     assert_eq!(print_model(&again, &PrintOptions::default()), text);
 }
@@ -404,10 +403,7 @@ graph {
     let base = parse_model(src).unwrap();
     let mut model = base.clone();
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(Fp16Compute))
-        .run(&mut model, &mut cx)
-        .unwrap();
+    lossy::run(vec![Box::new(Fp16Compute)], &mut model, &mut cx).unwrap();
     model.graph.verify(false).unwrap();
     let g = &model.graph;
     let names: Vec<&str> = g

@@ -2,12 +2,14 @@
 //! kept float, only as many layers as the budget needs are kept, and the result is
 //! measured, not predicted.
 
+mod lossy;
+
 use whittle_eval::Judge;
 use whittle_ir::Model;
 use whittle_ir::text::parse_model;
 use whittle_passes::quant::QuantizeWeights;
 use whittle_passes::quant::budget::{fit, fit_in_groups};
-use whittle_passes::{ErrorBudget, PassCx, Pipeline};
+use whittle_passes::{ErrorBudget, PassCx};
 
 /// Three MatMuls in a chain; `w2` has one huge entry, so per-tensor int8 flattens the
 /// rest of it to zero: quantizing it costs far more than the others.
@@ -50,13 +52,15 @@ fn quantize(
     cx.settings
         .deny
         .extend(excluded.iter().map(|s| ("*".to_string(), s.clone())));
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(QuantizeWeights {
+    lossy::run(
+        vec![Box::new(QuantizeWeights {
             per_channel: false,
             min_elements: 1,
             ..QuantizeWeights::default()
-        }))
-        .run(m, &mut cx)?;
+        })],
+        m,
+        &mut cx,
+    )?;
     Ok(cx
         .journal
         .log

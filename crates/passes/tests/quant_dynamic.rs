@@ -2,11 +2,13 @@
 //! with run-time activation quantization — the listing, the weight codes, the per-row
 //! activation scaling, and that tract's outputs stay close.
 
+mod lossy;
+
 use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::Model;
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
+use whittle_passes::PassCx;
 use whittle_passes::quant::{ActScale, DynamicInt8};
-use whittle_passes::{PassCx, Pipeline};
 use whittle_testkit::cosine;
 
 #[test]
@@ -35,10 +37,7 @@ graph {
     let original = parse_model(src).unwrap();
     let mut model = original.clone();
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(DynamicInt8::default()))
-        .run(&mut model, &mut cx)
-        .unwrap();
+    lossy::run(vec![Box::new(DynamicInt8::default())], &mut model, &mut cx).unwrap();
     model.graph.verify(false).unwrap();
     let text = print_model(&model, &PrintOptions::default());
     assert_eq!(cx.journal.log.len(), 3, "{text}");
@@ -71,13 +70,15 @@ graph {
 ";
     for (full_range, most) in [(false, 64), (true, 127)] {
         let mut model = parse_model(src).unwrap();
-        Pipeline::from_passes(vec![])
-            .with_lossy(Box::new(DynamicInt8 {
+        lossy::run(
+            vec![Box::new(DynamicInt8 {
                 full_range,
                 ..DynamicInt8::default()
-            }))
-            .run(&mut model, &mut PassCx::default())
-            .unwrap();
+            })],
+            &mut model,
+            &mut PassCx::default(),
+        )
+        .unwrap();
         let g = &model.graph;
         let q = g
             .initializers()
@@ -113,14 +114,16 @@ graph {
     let run = |ops: &[&str]| {
         let mut m = original.clone();
         let mut cx = PassCx::default();
-        Pipeline::from_passes(vec![])
-            .with_lossy(Box::new(DynamicInt8 {
+        lossy::run(
+            vec![Box::new(DynamicInt8 {
                 min_elements: 0,
                 ops: ops.iter().map(|s| s.to_string()).collect(),
                 ..DynamicInt8::default()
-            }))
-            .run(&mut m, &mut cx)
-            .unwrap();
+            })],
+            &mut m,
+            &mut cx,
+        )
+        .unwrap();
         m.graph.verify(false).unwrap();
         (m, cx)
     };
@@ -181,13 +184,15 @@ graph {
 
 fn dynamic(src: &Model, act_scale: ActScale) -> Model {
     let mut model = src.clone();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(DynamicInt8 {
+    lossy::run(
+        vec![Box::new(DynamicInt8 {
             act_scale,
             ..DynamicInt8::default()
-        }))
-        .run(&mut model, &mut PassCx::default())
-        .unwrap();
+        })],
+        &mut model,
+        &mut PassCx::default(),
+    )
+    .unwrap();
     model.graph.verify(false).unwrap();
     model
 }

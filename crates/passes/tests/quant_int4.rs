@@ -1,11 +1,13 @@
 //! `quantize-int4`: the two forms it writes, their packing read back and dequantized in
 //! the test, and tract's outputs through MatMulNBits.
 
+mod lossy;
+
 use whittle_eval::{InputSpec, random_inputs, run_model};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{DataType, Model, Tensor};
+use whittle_passes::PassCx;
 use whittle_passes::quant::{Int4Format, QuantizeInt4};
-use whittle_passes::{PassCx, Pipeline};
 use whittle_testkit::cosine;
 
 fn model(opset: i64) -> String {
@@ -32,13 +34,15 @@ fn quantize(src: &str, format: Int4Format) -> (Model, Model, PassCx) {
     let original = parse_model(src).unwrap();
     let mut m = original.clone();
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(QuantizeInt4 {
+    lossy::run(
+        vec![Box::new(QuantizeInt4 {
             format,
             ..QuantizeInt4::default()
-        }))
-        .run(&mut m, &mut cx)
-        .unwrap();
+        })],
+        &mut m,
+        &mut cx,
+    )
+    .unwrap();
     m.graph.verify(false).unwrap();
     (original, m, cx)
 }
@@ -180,10 +184,7 @@ fn gptq_with_calibration_grams_beats_round_to_nearest_on_the_data() {
     let run = |q: QuantizeInt4| {
         let mut m = original.clone();
         let mut cx = PassCx::default();
-        Pipeline::from_passes(vec![])
-            .with_lossy(Box::new(q))
-            .run(&mut m, &mut cx)
-            .unwrap();
+        lossy::run(vec![Box::new(q)], &mut m, &mut cx).unwrap();
         (m, cx)
     };
     let (rtn, _) = run(QuantizeInt4 {
@@ -224,14 +225,16 @@ fn a_gram_matrix_of_inputs_that_never_varied_falls_back_to_round_to_nearest() {
     let zero: Grams = [("w".to_string(), nalgebra::DMatrix::zeros(64, 64))].into();
     let mut m = original.clone();
     let mut cx = PassCx::default();
-    Pipeline::from_passes(vec![])
-        .with_lossy(Box::new(QuantizeInt4 {
+    lossy::run(
+        vec![Box::new(QuantizeInt4 {
             format: Int4Format::MatMulNBits,
             grams: std::sync::Arc::new(zero),
             ..QuantizeInt4::default()
-        }))
-        .run(&mut m, &mut cx)
-        .unwrap();
+        })],
+        &mut m,
+        &mut cx,
+    )
+    .unwrap();
     assert_eq!(cx.journal.log.len(), 2, "both layers are quantized");
     let notes = &cx.journal.notes;
     assert!(notes.iter().all(|(_, n)| !n.contains("GPTQ")), "{notes:?}");

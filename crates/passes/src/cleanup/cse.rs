@@ -27,6 +27,11 @@ fn key(g: &Graph, n: NodeId) -> Option<(String, Vec<Option<ValueId>>, usize)> {
 }
 
 impl Pass for Cse {
+    /// Safe over any encoding: it only removes what nothing reads, or merges equals.
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Cleanup
+    }
+
     fn name(&self) -> &'static str {
         "cse"
     }

@@ -19,6 +19,11 @@ fn is_dead(g: &Graph, n: NodeId) -> bool {
 }
 
 impl Pass for DeadCode {
+    /// Safe over any encoding: it only removes what nothing reads, or merges equals.
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Cleanup
+    }
+
     fn name(&self) -> &'static str {
         "dead-code"
     }

@@ -17,6 +17,11 @@ type Key = (i32, Vec<i64>, Vec<u8>);
 pub struct DedupInitializers;
 
 impl Pass for DedupInitializers {
+    /// Safe over any encoding: it only removes what nothing reads, or merges equals.
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Cleanup
+    }
+
     fn name(&self) -> &'static str {
         "dedup-initializers"
     }

@@ -179,8 +179,8 @@ impl Pass for DynamicInt8 {
         "MatMul/Gemm in int8 with run-time activation quantization (lossy; --quantize int8-dynamic)"
     }
 
-    fn changes_numerics(&self) -> bool {
-        true
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Lossy
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {

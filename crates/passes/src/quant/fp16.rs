@@ -35,8 +35,8 @@ impl Pass for Fp16Weights {
         "store float weights as float16 behind a Cast (lossy; --quantize fp16-weights)"
     }
 
-    fn changes_numerics(&self) -> bool {
-        true
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Lossy
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {

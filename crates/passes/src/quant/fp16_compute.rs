@@ -59,8 +59,8 @@ impl Pass for Fp16Compute {
         "compute in float16, float32 inputs and outputs kept (lossy; --quantize fp16)"
     }
 
-    fn changes_numerics(&self) -> bool {
-        true
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Lossy
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {

@@ -164,8 +164,8 @@ impl Pass for QuantizeInt4 {
         "MatMul/Gemm weights in 4 bits, blockwise (lossy; --quantize int4)"
     }
 
-    fn changes_numerics(&self) -> bool {
-        true
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Lossy
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {

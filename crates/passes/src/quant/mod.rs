@@ -1,4 +1,4 @@
-//! Weight quantization (opt-in, lossy: [`crate::Pass::changes_numerics`] is true).
+//! Weight quantization (opt-in, lossy: its passes' [`crate::Pass::phase`] is `Lossy`).
 //!
 //! `int8-weights`: constant float weights of MatMul, Gemm, Conv, ConvTranspose and
 //! embedding Gathers are stored as int8 (symmetric, per output channel by default) behind

@@ -104,8 +104,8 @@ impl Pass for QuantizeStatic {
         "QDQ int8 from calibrated activation ranges (lossy; --quantize int8-static --calibrate)"
     }
 
-    fn changes_numerics(&self) -> bool {
-        true
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Lossy
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {

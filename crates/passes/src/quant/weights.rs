@@ -80,8 +80,8 @@ impl Pass for QuantizeWeights {
         "store float weights as int8 behind Cast->Mul or DequantizeLinear (lossy; --quantize int8-weights)"
     }
 
-    fn changes_numerics(&self) -> bool {
-        true
+    fn phase(&self) -> whittle_ir::Phase {
+        whittle_ir::Phase::Lossy
     }
 
     fn run(&self, g: &mut Graph, is_subgraph: bool, cx: &mut PassCx) -> Result<bool, PassError> {
