@@ -49,17 +49,16 @@ pub fn classify(e: &anyhow::Error) -> Kind {
                 whittle::Error::Config(_) | whittle::Error::Calibration { .. } => {
                     return Kind::Settings;
                 }
-                whittle::Error::Verification(_) | whittle::Error::Verify(_) => {
+                whittle::Error::LosslessCheck(_) | whittle::Error::BudgetMissed(_) => {
                     return Kind::Verification;
                 }
+                // Transparent: its cause is the OnnxError's own cause, not the error.
+                whittle::Error::Onnx(o) => return onnx_kind(o),
                 _ => {}
             }
         }
         if let Some(o) = cause.downcast_ref::<OnnxError>() {
-            return match o {
-                OnnxError::Io { .. } | OnnxError::WouldOverwrite(_) => Kind::Io,
-                _ => Kind::Model,
-            };
+            return onnx_kind(o);
         }
         if cause.downcast_ref::<whittle_ir::IrError>().is_some() {
             return Kind::Model;
@@ -69,6 +68,13 @@ pub fn classify(e: &anyhow::Error) -> Kind {
         }
     }
     Kind::Other
+}
+
+fn onnx_kind(e: &OnnxError) -> Kind {
+    match e {
+        OnnxError::Io { .. } | OnnxError::WouldOverwrite(_) => Kind::Io,
+        _ => Kind::Model,
+    }
 }
 
 /// An `optimize` call from Python, as JSON: the settings (the keys of `whittle.toml`),
@@ -158,8 +164,8 @@ fn defaults() -> anyhow::Result<(InputArgs, ToleranceArgs)> {
     }
 }
 
-fn input_args(spec: &OptimizeSpec, flags: &Settings, mut a: InputArgs) -> InputArgs {
-    a.input_shape = flags
+fn input_args(spec: &OptimizeSpec, flags: &Settings, mut inputs: InputArgs) -> InputArgs {
+    inputs.input_shape = flags
         .input_shapes
         .iter()
         .flatten()
@@ -174,11 +180,11 @@ fn input_args(spec: &OptimizeSpec, flags: &Settings, mut a: InputArgs) -> InputA
             format!("{name}={}", dims.join(","))
         })
         .collect();
-    a.input_range = spec.input_range.clone();
-    a.inputs = spec.inputs.clone();
-    a.runs = spec.runs.unwrap_or(a.runs);
-    a.seed = spec.seed.unwrap_or(a.seed);
-    a
+    inputs.input_range = spec.input_range.clone();
+    inputs.inputs = spec.inputs.clone();
+    inputs.runs = spec.runs.unwrap_or(inputs.runs);
+    inputs.seed = spec.seed.unwrap_or(inputs.seed);
+    inputs
 }
 
 fn tolerance_args(spec: &OptimizeSpec, mut t: ToleranceArgs) -> ToleranceArgs {
@@ -191,8 +197,8 @@ fn tolerance_args(spec: &OptimizeSpec, mut t: ToleranceArgs) -> ToleranceArgs {
 /// `whittle dump ARGS…` as text (what the CLI prints).
 pub fn dump(args: &[String]) -> anyhow::Result<String> {
     match parse("dump", args)? {
-        Command::Dump(a) => {
-            let mut out = crate::cmd::dump_render(&a, false)?;
+        Command::Dump(dump) => {
+            let mut out = crate::cmd::dump_render(&dump, false)?;
             if !out.ends_with('\n') {
                 out.push('\n');
             }
@@ -205,7 +211,7 @@ pub fn dump(args: &[String]) -> anyhow::Result<String> {
 /// `whittle verify ARGS…`: what the CLI prints, and whether the models agree.
 pub fn verify(args: &[String]) -> anyhow::Result<(String, bool)> {
     match parse("verify", args)? {
-        Command::Verify(a) => crate::cmd::verify_render(&a),
+        Command::Verify(verify) => crate::cmd::verify_render(&verify),
         _ => anyhow::bail!("internal: not a verify command"),
     }
 }
@@ -232,7 +238,7 @@ mod tests {
     fn errors_are_classified_by_their_first_known_cause() {
         let config: anyhow::Error = whittle::Error::Config("no pass 'x'".into()).into();
         assert_eq!(classify(&config), Kind::Settings);
-        let strict: anyhow::Error = whittle::Error::Verify("misses budget".into()).into();
+        let strict: anyhow::Error = whittle::Error::BudgetMissed("misses budget".into()).into();
         assert_eq!(
             classify(&strict.context("optimizing m.onnx")),
             Kind::Verification
@@ -244,6 +250,13 @@ mod tests {
         };
         assert_eq!(classify(&anyhow::Error::from(decode)), Kind::Model);
         assert_eq!(classify(&anyhow::anyhow!("something else")), Kind::Other);
+        // Through the library's error (the job returns whittle::Error).
+        let refused = whittle::Error::from(OnnxError::WouldOverwrite("taken".into()));
+        assert_eq!(classify(&anyhow::Error::from(refused)), Kind::Io);
+        let garbage = whittle::Error::from(OnnxError::Empty {
+            path: "m.onnx".into(),
+        });
+        assert_eq!(classify(&anyhow::Error::from(garbage)), Kind::Model);
         assert!(
             optimize_request(r#"{"settings": {"levle": 2}}"#)
                 .is_err_and(|e| classify(&e) == Kind::Settings)

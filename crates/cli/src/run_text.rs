@@ -1,7 +1,6 @@
 //! The report of one optimized model for people, as `whittle optimize` prints it.
 
 use crate::job::Outcome;
-use crate::summary::Summary;
 use whittle::{LossyCheck, Verification};
 use whittle_onnx::SaveReport;
 
@@ -12,7 +11,7 @@ pub fn render(o: &Outcome, output: &str, saved: &SaveReport) -> String {
     if let Some(c) = &o.config {
         out += &format!("settings from {}\n", c.display());
     }
-    out += &format!("{}\n", Summary::table(&o.before, &o.after));
+    out += &format!("{}\n", crate::summary::table(&o.before, &o.after));
     for s in &o.done.passes {
         out += &format!(
             "pass {:<16} {:>6} rewrites {:>8.2} ms\n",

@@ -2,7 +2,7 @@
 //! file (top level, then matching `[model."PATTERN"]` sections), then the flags.
 
 use crate::cli::OptimizeArgs;
-use crate::job::{ConfigChoice, VerifyRequest};
+use crate::job::{ConfigChoice, Request, VerifyRequest};
 use crate::shapes;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,9 +11,9 @@ use whittle::config::DimSetting;
 use whittle_ir::Dim;
 
 /// What the flags say (keys they leave unset come from the config or the defaults).
-pub fn from_flags(a: &OptimizeArgs) -> anyhow::Result<Settings> {
-    let shapes = shapes::parse_all(&a.inputs.input_shape)?;
-    let mut settings = a.settings.to_settings();
+pub fn from_flags(args: &OptimizeArgs) -> anyhow::Result<Settings> {
+    let shapes = shapes::parse_all(&args.inputs.input_shape)?;
+    let mut settings = args.settings.to_settings();
     settings.input_shapes = (!shapes.is_empty()).then(|| {
         shapes
             .into_iter()
@@ -33,8 +33,8 @@ fn dim_setting(d: &Dim) -> DimSetting {
 
 /// Which config the flags choose: `--config FILE`, none with `--no-config`, else
 /// `whittle.toml` beside the model.
-pub fn config_choice(a: &OptimizeArgs) -> ConfigChoice {
-    match (&a.config, a.no_config) {
+pub fn config_choice(args: &OptimizeArgs) -> ConfigChoice {
+    match (&args.config, args.no_config) {
         (_, true) => ConfigChoice::Off,
         (Some(p), false) => ConfigChoice::File(p.clone()),
         (None, false) => ConfigChoice::Beside,
@@ -42,15 +42,30 @@ pub fn config_choice(a: &OptimizeArgs) -> ConfigChoice {
 }
 
 /// The settings and optimizer for the model file `model` (see [`crate::job::Resolved`]).
-pub fn optimizer_for(a: &OptimizeArgs, model: &Path) -> anyhow::Result<crate::job::Resolved> {
-    crate::job::optimizer_for(&from_flags(a)?, &config_choice(a), model, true)
+pub fn optimizer_for(args: &OptimizeArgs, model: &Path) -> anyhow::Result<crate::job::Resolved> {
+    Ok(whittle::job::resolve(
+        &from_flags(args)?,
+        &config_choice(args),
+        model,
+        true,
+    )?)
 }
 
 /// `--verify` and its inputs and tolerance, as the driver takes them.
-pub fn verify_request(a: &OptimizeArgs) -> Option<VerifyRequest> {
-    a.verify.as_ref().map(|mode| VerifyRequest {
+pub fn verify_request(args: &OptimizeArgs) -> Option<VerifyRequest> {
+    args.verify.as_ref().map(|mode| VerifyRequest {
         strict: mode == "strict",
-        inputs: a.inputs.clone(),
-        tolerance: a.tolerance.clone(),
+        inputs: args.inputs.clone(),
+        tolerance: args.tolerance.clone(),
+    })
+}
+
+/// What the flags ask of the driver (the settings, their config, verification).
+pub fn request(args: &OptimizeArgs) -> anyhow::Result<Request> {
+    Ok(Request {
+        flags: from_flags(args)?,
+        config: config_choice(args),
+        verify: verify_request(args),
+        rewrite_limit: args.bisect_limit,
     })
 }

@@ -61,10 +61,10 @@ fn ranges(v: &[String]) -> anyhow::Result<Vec<(String, i64, i64)>> {
 }
 
 /// The input sets for `model` and a sentence saying what they are.
-pub fn input_sets(model: &Model, a: &InputArgs) -> anyhow::Result<(Vec<Vec<Tensor>>, String)> {
+pub fn input_sets(model: &Model, args: &InputArgs) -> anyhow::Result<(Vec<Vec<Tensor>>, String)> {
     let mut m = model.clone();
     let opts = InferOptions {
-        input_shapes: shapes::parse_all(&a.input_shape)?,
+        input_shapes: shapes::parse_all(&args.input_shape)?,
     };
     infer(&mut m, &opts)?;
     let g = &m.graph;
@@ -74,20 +74,20 @@ pub fn input_sets(model: &Model, a: &InputArgs) -> anyhow::Result<(Vec<Vec<Tenso
         .filter(|v| g.value(**v).initializer().is_none())
         .map(|v| g.value(*v).name().to_string())
         .collect();
-    if let Some(path) = &a.inputs {
+    if let Some(path) = &args.inputs {
         let sets = read_input_sets(path, &names).map_err(anyhow::Error::msg)?;
         let what = format!("{} input set(s) from {}", sets.len(), path.display());
         return Ok((sets, what));
     }
-    let ranges = ranges(&a.input_range)?;
-    let sets = (0..a.runs.max(1))
+    let ranges = ranges(&args.input_range)?;
+    let sets = (0..args.runs.max(1))
         .map(|i| {
             let spec = InputSpec {
                 dims: default_dims(&m),
                 default_dim: 4,
                 batch_dim: None,
                 int_high: 100,
-                seed: a.seed.wrapping_add(i as u64),
+                seed: args.seed.wrapping_add(i as u64),
                 ranges: ranges.clone(),
             };
             random_inputs(g, &spec).map_err(anyhow::Error::msg)
@@ -104,7 +104,7 @@ pub fn input_sets(model: &Model, a: &InputArgs) -> anyhow::Result<(Vec<Vec<Tenso
     let what = format!(
         "{} random input set(s), seed {} ({})",
         sets.len(),
-        a.seed,
+        args.seed,
         shapes.join(", ")
     );
     Ok((sets, what))

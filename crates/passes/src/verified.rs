@@ -49,7 +49,7 @@ struct Attempt {
 /// What the optimized model is checked on: input sets, how close is equal, and whether
 /// a mismatch fails at once (`--verify=strict`) instead of being bisected and rolled back.
 #[derive(Clone, Copy, Debug)]
-pub struct Check<'a> {
+pub struct LosslessCheck<'a> {
     pub sets: &'a [Vec<Tensor>],
     pub tolerance: &'a Tolerance,
     pub strict: bool,
@@ -130,10 +130,10 @@ pub fn optimize_verified(
     start: &Model,
     pipeline: &Pipeline,
     base: &PassCx,
-    check_on: Check,
+    check_on: LosslessCheck,
     after: &mut dyn FnMut(&str, &Model),
 ) -> Result<(Model, Vec<PassStat>, Verification), VerifyError> {
-    let Check {
+    let LosslessCheck {
         sets,
         tolerance: tol,
         strict,

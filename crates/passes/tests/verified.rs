@@ -5,7 +5,7 @@ use whittle_eval::{InputSpec, Tolerance, random_inputs};
 use whittle_ir::{Graph, NodeId};
 use whittle_onnx::read_model;
 use whittle_passes::cleanup::{DeadCode, Identity};
-use whittle_passes::verified::{Check, VerifyError, optimize_verified};
+use whittle_passes::verified::{LosslessCheck, VerifyError, optimize_verified};
 use whittle_passes::{PassCx, Patch, Pipeline, Rule, RuleCx, RuleSet};
 use whittle_testkit::fixture;
 
@@ -68,7 +68,7 @@ fn a_sign_flip_is_bisected_rolled_back_and_the_rest_kept() {
         &original,
         &pipeline(),
         &PassCx::default(),
-        Check {
+        LosslessCheck {
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: false,
@@ -106,7 +106,7 @@ fn strict_mode_fails_instead_of_rolling_back() {
         &original,
         &pipeline(),
         &PassCx::default(),
-        Check {
+        LosslessCheck {
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: true,
@@ -140,7 +140,7 @@ fn a_correct_pipeline_verifies_in_one_run() {
         &original,
         &Pipeline::for_level(whittle_passes::Level::O2),
         &PassCx::default(),
-        Check {
+        LosslessCheck {
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: false,

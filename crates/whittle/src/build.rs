@@ -1,6 +1,7 @@
 //! For `build.rs`: optimize a model into `OUT_DIR`, watch its files, skip unchanged work.
 
-use crate::{Config, Error, Optimizer};
+use crate::job::ConfigChoice;
+use crate::{Config, Error, Optimizer, Settings};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -28,26 +29,21 @@ pub fn optimize_configured(model: impl AsRef<Path>) -> Result<PathBuf, Error> {
     let model = model.as_ref();
     let manifest =
         std::env::var_os("CARGO_MANIFEST_DIR").map(|d| PathBuf::from(d).join("Cargo.toml"));
-    let optimizer = match project_config(model, manifest.as_deref())? {
-        Some(config) => {
-            println!("cargo:rerun-if-changed={}", config.path.display());
-            Optimizer::from_settings(&config.settings_for(model))?
-        }
-        None => Optimizer::new(),
-    };
-    optimize(model, &optimizer)
+    let choice = ConfigChoice::Project { manifest };
+    let plan = crate::job::resolve(&Settings::default(), &choice, model, true)?;
+    if let Some(config) = &plan.config {
+        println!("cargo:rerun-if-changed={}", config.path.display());
+    }
+    optimize(model, &plan.optimizer)
 }
 
 /// The config that applies to `model`: `whittle.toml` beside it, else the Cargo.toml's
-/// `[package.metadata.whittle]`.
+/// `[package.metadata.whittle]` (the job's [`ConfigChoice::Project`]).
 pub fn project_config(model: &Path, manifest: Option<&Path>) -> Result<Option<Config>, Error> {
-    if let Some(c) = Config::beside(model)? {
-        return Ok(Some(c));
-    }
-    match manifest {
-        Some(m) if m.is_file() => Config::from_cargo_manifest(m),
-        _ => Ok(None),
-    }
+    let choice = ConfigChoice::Project {
+        manifest: manifest.map(Path::to_path_buf),
+    };
+    crate::job::config_for(&choice, model, true)
 }
 
 /// [`optimize`] with an explicit output folder and a sink for the cargo directives.

@@ -23,12 +23,14 @@
 
 pub mod build;
 pub mod config;
+pub mod job;
 mod modes;
 mod optimizer;
 mod report;
 mod session;
 pub mod settings;
 mod steps;
+mod summary;
 
 pub use config::{Config, Settings};
 pub use modes::{
@@ -37,6 +39,7 @@ pub use modes::{
 pub use optimizer::{Error, Optimizer};
 pub use report::{LossyCheck, PassReport, Report, Rewrite, Verification};
 pub use session::{Observer, RunOptions, Verify};
+pub use summary::Summary;
 pub use whittle_ir::Model;
 pub use whittle_passes::Level;
 

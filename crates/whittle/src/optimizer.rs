@@ -41,11 +41,11 @@ pub enum Error {
     /// Verification of the lossless phase failed (strict mismatch, too many roll-backs,
     /// a model tract cannot run).
     #[error(transparent)]
-    Verification(#[from] VerifyError),
+    LosslessCheck(#[from] VerifyError),
     /// The lossy steps miss their budget on the verification inputs (strict), or could
     /// not be judged.
     #[error("{0}")]
-    Verify(String),
+    BudgetMissed(String),
 }
 
 /// Settings for one optimization: level, passes, input shapes, fold limit. Build it with
@@ -332,12 +332,13 @@ impl Optimizer {
     /// Reads `input`, optimizes it and writes `output` atomically (external data, if
     /// any, goes to `<output file name>.data` beside it; no file but those two is
     /// written over, and never the input's files unless `output` is the input).
+    /// This is the job every entry point runs ([`crate::job`]), with these settings.
     pub fn optimize_file(&self, input: &Path, output: &Path) -> Result<Report, Error> {
-        let mut model = whittle_onnx::read_model(input)?;
-        let files = InputFiles::of(&model, input);
-        let report = self.optimize_model(&mut model)?;
-        whittle_onnx::save_model(&model, output, &self.export_options(Some(files)))?;
-        Ok(report)
+        let source = crate::job::Source::File(input.to_path_buf());
+        let job = crate::job::Job::open(&source, crate::job::Resolved::given(self.clone()))?;
+        let outcome = job.run(crate::RunOptions::default())?;
+        outcome.save(output)?;
+        Ok(outcome.done)
     }
 }
 

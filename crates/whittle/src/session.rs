@@ -20,7 +20,7 @@ use crate::report::{LossyCheck, PassReport, Report, Rewrite, size};
 use crate::steps::{self, ModelStep, StepData, merge, prepare};
 use whittle_eval::{Judge, Tolerance};
 use whittle_ir::{Model, Tensor};
-use whittle_passes::verified::{Check, optimize_verified};
+use whittle_passes::verified::{LosslessCheck, optimize_verified};
 use whittle_passes::{PassStat, Pipeline};
 
 /// What `--verify` checks the result on.
@@ -67,7 +67,7 @@ impl Optimizer {
         let lossless = self.lossless_pipeline()?;
         let (mut stats, verification) = match (run.verify, &original) {
             (Some(v), Some(original)) => {
-                let check = Check {
+                let check = LosslessCheck {
                     sets: &v.sets,
                     tolerance: &v.tolerance,
                     strict: v.strict,
@@ -175,8 +175,9 @@ impl Optimizer {
         model: &Model,
         v: &Verify,
     ) -> Result<LossyCheck, Error> {
-        let bad =
-            |e: whittle_eval::EvalError| Error::Verify(format!("judging the lossy steps: {e}"));
+        let bad = |e: whittle_eval::EvalError| {
+            Error::BudgetMissed(format!("judging the lossy steps: {e}"))
+        };
         let score = Judge::new(original, &v.sets)
             .map_err(bad)?
             .score(model)
@@ -193,7 +194,7 @@ impl Optimizer {
                 score.cosine, score.top1
             );
             if v.strict {
-                return Err(Error::Verify(what));
+                return Err(Error::BudgetMissed(what));
             }
             tracing::warn!("{what}");
         }

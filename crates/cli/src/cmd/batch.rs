@@ -2,7 +2,7 @@
 //! combined report.
 
 use crate::cli::OptimizeArgs;
-use crate::job::{Request, Source};
+use crate::job::{Request, Resolved, Source};
 use crate::progress;
 use crate::report::{BatchEntry, BatchReport, Report};
 use crate::settings::optimizer_for;
@@ -112,17 +112,19 @@ fn dedup(jobs: Vec<Job>, out_dir: &Path) -> anyhow::Result<Vec<Job>> {
     Ok(unique)
 }
 
-/// Refuses, before any work, a batch in which two outputs would write one file (a model or
-/// a data file), or an output would write over a file that one of the inputs reads. Each
-/// job's settings are resolved here too, so bad ones fail first. An input that cannot be
-/// read is left to fail on its own.
-fn check_targets(jobs: &[Job], out_dir: &Path, a: &OptimizeArgs) -> anyhow::Result<()> {
+/// Each job's plan (its settings resolved once, here, so bad ones fail before any work),
+/// after refusing a batch in which two outputs would write one file (a model or a data
+/// file), or an output would write over a file that one of the inputs reads. An input
+/// that cannot be read is left to fail on its own.
+fn plan(jobs: &[Job], out_dir: &Path, args: &OptimizeArgs) -> anyhow::Result<Vec<Resolved>> {
+    let mut plans = Vec::with_capacity(jobs.len());
     let mut writes: Vec<(PathBuf, String)> = Vec::new();
     let mut reads: Vec<(PathBuf, PathBuf)> = Vec::new();
     for j in jobs {
-        let optimizer = optimizer_for(a, &j.input)?.optimizer;
+        let plan = optimizer_for(args, &j.input)?;
         let out = out_dir.join(&j.relative);
-        let name = data_name_for(&out, optimizer.external_data_name());
+        let name = data_name_for(&out, plan.optimizer.external_data_name());
+        plans.push(plan);
         if let Ok(model) = whittle_onnx::read_model_lazy(&j.input) {
             let files = InputFiles::of(&model, &j.input);
             reads.extend(files.all().map(|f| (f.to_path_buf(), j.input.clone())));
@@ -148,15 +150,15 @@ fn check_targets(jobs: &[Job], out_dir: &Path, a: &OptimizeArgs) -> anyhow::Resu
             );
         }
     }
-    Ok(())
+    Ok(plans)
 }
 
 /// Optimizes one model into `out` with the settings that apply to it.
-fn one(job: &Job, out: &Path, req: &Request) -> anyhow::Result<Report> {
+fn optimize_one(job: &Job, plan: Resolved, out: &Path, req: &Request) -> anyhow::Result<Report> {
     if out.canonicalize().ok() == job.input.canonicalize().ok() {
         bail!("{}: output is the input file", out.display());
     }
-    let outcome = crate::job::run(&Source::File(job.input.clone()), req, None)?;
+    let outcome = crate::job::run_planned(&Source::File(job.input.clone()), plan, req, None)?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -165,26 +167,27 @@ fn one(job: &Job, out: &Path, req: &Request) -> anyhow::Result<Report> {
     Ok(outcome.report(&out.display().to_string(), saved.model_bytes))
 }
 
-pub fn run(a: &OptimizeArgs) -> anyhow::Result<u8> {
-    let Some(out_dir) = &a.output else {
+pub fn run(args: &OptimizeArgs) -> anyhow::Result<u8> {
+    let Some(out_dir) = &args.output else {
         bail!("several models: give -o OUT_DIR");
     };
-    if a.in_place || a.check || a.print_after.is_some() {
+    if args.in_place || args.check || args.print_after.is_some() {
         bail!("--in-place, --check and --print-after take one model at a time");
     }
-    let jobs = dedup(jobs(&a.models)?, out_dir)?;
+    let jobs = dedup(jobs(&args.models)?, out_dir)?;
     if jobs.is_empty() {
         bail!("no .onnx files in the given inputs");
     }
     // Bad settings (pass names, config keys) and outputs that would collide fail before
     // any work.
-    check_targets(&jobs, out_dir, a)?;
-    let req = crate::cmd::optimize::request(a)?;
+    let plans = plan(&jobs, out_dir, args)?;
+    let req = crate::settings::request(args)?;
     let bar = progress::bar(jobs.len() as u64, "optimizing");
     let results: Vec<anyhow::Result<Report>> = jobs
         .par_iter()
-        .map(|j| {
-            let r = one(j, &out_dir.join(&j.relative), &req);
+        .zip(plans)
+        .map(|(j, plan)| {
+            let r = optimize_one(j, plan, &out_dir.join(&j.relative), &req);
             bar.set_message(j.relative.display().to_string());
             bar.inc(1);
             r
@@ -209,7 +212,7 @@ pub fn run(a: &OptimizeArgs) -> anyhow::Result<u8> {
     } else {
         print!("{}", combined.text());
     }
-    if let Some(path) = &a.report {
+    if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&combined)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }

@@ -29,12 +29,12 @@ fn peak_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn measure(path: &std::path::Path, a: &BenchArgs) -> anyhow::Result<Figures> {
+fn measure(path: &std::path::Path, args: &BenchArgs) -> anyhow::Result<Figures> {
     reset_peak();
     let model = read_model(path)?;
     let inputs = InputArgs {
-        input_shape: a.input_shape.clone(),
-        input_range: a.input_range.clone(),
+        input_shape: args.input_shape.clone(),
+        input_range: args.input_range.clone(),
         inputs: None,
         runs: 1,
         seed: 0,
@@ -45,11 +45,11 @@ fn measure(path: &std::path::Path, a: &BenchArgs) -> anyhow::Result<Figures> {
     let runner = Runner::new(&model, &path.display().to_string(), &set)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     drop(model);
-    for _ in 0..a.warmup {
+    for _ in 0..args.warmup {
         runner.run(&set)?;
     }
-    let mut times: Vec<f64> = Vec::with_capacity(a.timed);
-    for _ in 0..a.timed.max(1) {
+    let mut times: Vec<f64> = Vec::with_capacity(args.timed);
+    for _ in 0..args.timed.max(1) {
         let t = Instant::now();
         runner.run(&set)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -64,17 +64,17 @@ fn measure(path: &std::path::Path, a: &BenchArgs) -> anyhow::Result<Figures> {
     })
 }
 
-pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
-    let figures: Vec<Figures> = a
+pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
+    let figures: Vec<Figures> = args
         .models
         .iter()
-        .map(|p| measure(p, &a))
+        .map(|p| measure(p, &args))
         .collect::<anyhow::Result<_>>()?;
     let mut out = format!(
         "{:<40} {:>10} {:>10} {:>10} {:>10}\n",
         "model", "load ms", "median ms", "p90 ms", "peak MB"
     );
-    for (p, f) in a.models.iter().zip(&figures) {
+    for (p, f) in args.models.iter().zip(&figures) {
         let peak = f.peak_mb.map_or_else(|| "?".into(), |m| format!("{m:.0}"));
         let _ = writeln!(
             out,
@@ -98,8 +98,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
     let _ = writeln!(
         out,
         "{} timed runs after {} warm-up runs (tract)",
-        a.timed.max(1),
-        a.warmup
+        args.timed.max(1),
+        args.warmup
     );
     print!("{out}");
     Ok(0)

@@ -13,10 +13,10 @@ pub use verify::render as verify_render;
 /// Runs one subcommand; the exit code is for outcomes that are not errors.
 pub fn run(cmd: Command) -> anyhow::Result<u8> {
     match cmd {
-        Command::Optimize(a) => optimize::run(*a),
-        Command::Dump(a) => dump::run(a),
-        Command::Verify(a) => verify::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Optimize(args) => optimize::run(*args),
+        Command::Dump(args) => dump::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = crate::cli::Cli::command();

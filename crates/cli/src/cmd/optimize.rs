@@ -1,8 +1,8 @@
 //! `whittle optimize`.
 
 use crate::cli::OptimizeArgs;
-use crate::job::{self, Request, Source};
-use crate::settings::{config_choice, from_flags, optimizer_for, verify_request};
+use crate::job::{self, Source};
+use crate::settings::{optimizer_for, request};
 use crate::summary::Summary;
 use anyhow::{Context, bail};
 use whittle::Optimizer;
@@ -10,22 +10,22 @@ use whittle_ir::text::{PrintOptions, print_model};
 use whittle_onnx::Saved;
 use whittle_passes::pipeline::all_passes;
 
-pub fn run(a: OptimizeArgs) -> anyhow::Result<u8> {
-    if a.check {
+pub fn run(args: OptimizeArgs) -> anyhow::Result<u8> {
+    if args.check {
         // --check distinguishes "would change" (1) from failure (2).
-        return Ok(check(&a).unwrap_or_else(|e| {
+        return Ok(check(&args).unwrap_or_else(|e| {
             eprintln!("error: {}", crate::one_line(&e));
             2
         }));
     }
-    optimize(a)
+    optimize(args)
 }
 
 /// `--check`: optimize in memory and compare with what OUT holds.
-fn check(a: &OptimizeArgs) -> anyhow::Result<u8> {
-    let input = single_input(a)?;
-    let output = a.output.clone().context("--check needs -o OUT")?;
-    let outcome = job::run(&Source::File(input), &request(a)?, None)?;
+fn check(args: &OptimizeArgs) -> anyhow::Result<u8> {
+    let input = single_input(args)?;
+    let output = args.output.clone().context("--check needs -o OUT")?;
+    let outcome = job::run(&Source::File(input), &request(args)?, None)?;
     let opts = outcome.export_options();
     let model = &outcome.model;
     match whittle_onnx::compare_saved(model, &output, &opts)? {
@@ -47,40 +47,30 @@ fn check(a: &OptimizeArgs) -> anyhow::Result<u8> {
     println!("{}: would change", output.display());
     println!(
         "{}",
-        Summary::table_with(&current, &Summary::of(model), ["now", "new"])
+        crate::summary::table_with(&current, &Summary::of(model), ["now", "new"])
     );
     Ok(1)
 }
 
-/// What the flags ask of the driver (the settings, their config, verification).
-pub fn request(a: &OptimizeArgs) -> anyhow::Result<Request> {
-    Ok(Request {
-        flags: from_flags(a)?,
-        config: config_choice(a),
-        verify: verify_request(a),
-        rewrite_limit: a.bisect_limit,
-    })
-}
-
-fn optimize(a: OptimizeArgs) -> anyhow::Result<u8> {
-    if a.list_passes {
+fn optimize(args: OptimizeArgs) -> anyhow::Result<u8> {
+    if args.list_passes {
         return Ok(list_passes());
     }
     let many = |p: &std::path::Path| p.is_dir() || crate::cmd::batch::is_glob(p);
-    if a.models.len() > 1 || a.models.first().is_some_and(|p| many(p)) {
-        return crate::cmd::batch::run(&a);
+    if args.models.len() > 1 || args.models.first().is_some_and(|p| many(p)) {
+        return crate::cmd::batch::run(&args);
     }
-    let input = single_input(&a)?;
-    let output = output_path(&a, &input)?;
-    let optimizer = optimizer_for(&a, &input)?.optimizer;
-    check_print_after(&a, &optimizer)?;
+    let input = single_input(&args)?;
+    let output = output_path(&args, &input)?;
+    let plan = optimizer_for(&args, &input)?;
+    check_print_after(&args, &plan.optimizer)?;
     let spin = crate::progress::spinner(&input.display().to_string());
     // With --verify a pass may run in attempts that are rolled back; the last listing
     // of the pass is the one kept, so listings are printed once the run is done.
     let mut listing: Option<String> = None;
     let mut observe = |pass: &str, m: &whittle_ir::Model| {
         spin.set_message(format!("{pass} done"));
-        if a.print_after.as_deref() == Some(pass) {
+        if args.print_after.as_deref() == Some(pass) {
             let opts = PrintOptions {
                 max_values: Some(4),
                 color: false,
@@ -88,10 +78,11 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<u8> {
             listing = Some(print_model(m, &opts));
         }
     };
-    let req = request(&a)?;
-    let outcome = job::run(&Source::File(input.clone()), &req, Some(&mut observe))?;
+    let req = request(&args)?;
+    let source = Source::File(input.clone());
+    let outcome = job::run_planned(&source, plan, &req, Some(&mut observe))?;
     spin.finish_and_clear();
-    if let (Some(pass), Some(text)) = (&a.print_after, &listing) {
+    if let (Some(pass), Some(text)) = (&args.print_after, &listing) {
         eprint!("# after {pass}\n{text}");
     }
     let saved = outcome.save(&output)?;
@@ -99,7 +90,7 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<u8> {
     if !crate::progress::quiet() {
         print!("{}", outcome.text(&shown, &saved));
     }
-    if let Some(path) = &a.report {
+    if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&outcome.report(&shown, saved.model_bytes))?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
@@ -107,15 +98,15 @@ fn optimize(a: OptimizeArgs) -> anyhow::Result<u8> {
 }
 
 /// Where a single-model run writes: `-o OUT`, or the input with `--in-place`.
-fn output_path(a: &OptimizeArgs, input: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let output = match (&a.output, a.in_place) {
+fn output_path(args: &OptimizeArgs, input: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let output = match (&args.output, args.in_place) {
         (Some(o), _) => o.clone(),
         (None, true) => input.to_path_buf(),
         (None, false) => {
             bail!("no output file: give -o OUT (or --in-place to overwrite the input)")
         }
     };
-    if !a.in_place && job::same_file(input, &output) {
+    if !args.in_place && job::same_file(input, &output) {
         bail!(
             "{}: output is the input file; use --in-place to overwrite it",
             output.display()
@@ -125,8 +116,8 @@ fn output_path(a: &OptimizeArgs, input: &std::path::Path) -> anyhow::Result<std:
 }
 
 /// `--print-after NAME` must name a pass or step of this run.
-fn check_print_after(a: &OptimizeArgs, optimizer: &Optimizer) -> anyhow::Result<()> {
-    let Some(p) = &a.print_after else {
+fn check_print_after(args: &OptimizeArgs, optimizer: &Optimizer) -> anyhow::Result<()> {
+    let Some(p) = &args.print_after else {
         return Ok(());
     };
     let names = optimizer.stage_names()?;
@@ -155,8 +146,8 @@ fn list_passes() -> u8 {
 }
 
 /// The one input of a single-model run.
-fn single_input(a: &OptimizeArgs) -> anyhow::Result<std::path::PathBuf> {
-    match &a.models[..] {
+fn single_input(args: &OptimizeArgs) -> anyhow::Result<std::path::PathBuf> {
+    match &args.models[..] {
         [one] => Ok(one.clone()),
         [] => bail!("no input model given"),
         _ => bail!("several inputs: give -o a folder"),

@@ -10,22 +10,22 @@ use whittle_onnx::read_model;
 /// Schema version of `verify --format json`.
 const SCHEMA_VERSION: u32 = 1;
 
-pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
-    let (out, ok) = render(&a)?;
+pub fn run(args: VerifyArgs) -> anyhow::Result<u8> {
+    let (out, ok) = render(&args)?;
     print!("{out}");
     Ok(if ok { 0 } else { 1 })
 }
 
-/// What `whittle verify` prints for `a`, and whether the models agree.
-pub fn render(a: &VerifyArgs) -> anyhow::Result<(String, bool)> {
-    let ma = read_model(&a.a)?;
-    let mb = read_model(&a.b)?;
-    let (sets, what) = input_sets(&ma, &a.inputs)?;
-    let tol = tolerance(&a.tolerance);
+/// What `whittle verify` prints for `args`, and whether the models agree.
+pub fn render(args: &VerifyArgs) -> anyhow::Result<(String, bool)> {
+    let ma = read_model(&args.a)?;
+    let mb = read_model(&args.b)?;
+    let (sets, what) = input_sets(&ma, &args.inputs)?;
+    let tol = tolerance(&args.tolerance);
     let label = |p: &std::path::Path| p.display().to_string();
     let first = sets.first().cloned().unwrap_or_default();
-    let ra = Runner::new(&ma, &label(&a.a), &first)?;
-    let rb = Runner::new(&mb, &label(&a.b), &first)?;
+    let ra = Runner::new(&ma, &label(&args.a), &first)?;
+    let rb = Runner::new(&mb, &label(&args.b), &first)?;
     let g = &ma.graph;
     let names: Vec<String> = g
         .outputs()
@@ -42,7 +42,7 @@ pub fn render(a: &VerifyArgs) -> anyhow::Result<(String, bool)> {
         }
     }
     let ok = count_ok && rows.iter().all(|(_, d)| d.ok);
-    let out = match a.format {
+    let out = match args.format {
         Format::Json => json_report(&rows, ok, &tol, &what)?,
         _ => text_report(&rows, ok, &tol, &what, count_ok),
     };

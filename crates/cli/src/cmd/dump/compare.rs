@@ -8,16 +8,16 @@ use std::fmt::Write;
 use whittle_ir::infer::Poly;
 use whittle_ir::stats::ModelStats;
 
-pub fn render(a: &DumpArgs, x: &Loaded, y: &Loaded) -> anyhow::Result<String> {
-    if a.format == Format::Json {
+pub fn render(args: &DumpArgs, x: &Loaded, y: &Loaded) -> anyhow::Result<String> {
+    if args.format == Format::Json {
         return json::compare(x, y);
     }
     let (sx, sy) = (ModelStats::of(&x.model), ModelStats::of(&y.model));
     let mut out = format!(
         "{:<32} {:>12} {:>12} {:>12}\n",
         "",
-        short(&a.inputs[0]),
-        short(&a.inputs[1]),
+        short(&args.inputs[0]),
+        short(&args.inputs[1]),
         "change"
     );
     let mut row = |label: &str, p: String, q: String, d: String| {

@@ -38,9 +38,9 @@ pub fn load(path: &Path, input_shapes: &[String]) -> anyhow::Result<Loaded> {
     Ok(Loaded { model, file_size })
 }
 
-pub fn run(a: DumpArgs) -> anyhow::Result<u8> {
+pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let out = render(&a, color)?;
+    let out = render(&args, color)?;
     print!("{out}");
     if !out.ends_with('\n') {
         println!();
@@ -48,30 +48,34 @@ pub fn run(a: DumpArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// What `whittle dump` prints for `a` (`color`: ANSI colors in the text listing).
-pub fn render(a: &DumpArgs, color: bool) -> anyhow::Result<String> {
-    if a.compare != (a.inputs.len() == 2) {
+/// What `whittle dump` prints for `args` (`color`: ANSI colors in the text listing).
+pub fn render(args: &DumpArgs, color: bool) -> anyhow::Result<String> {
+    if args.compare != (args.inputs.len() == 2) {
         bail!("give two models with --compare, and one without");
     }
-    let loaded: Vec<Loaded> = a
+    let loaded: Vec<Loaded> = args
         .inputs
         .iter()
-        .map(|p| load(p, &a.input_shape))
+        .map(|p| load(p, &args.input_shape))
         .collect::<anyhow::Result<_>>()?;
-    Ok(if a.compare {
-        compare::render(a, &loaded[0], &loaded[1])?
+    Ok(if args.compare {
+        compare::render(args, &loaded[0], &loaded[1])?
     } else {
         let l = &loaded[0];
-        match (a.format, a.summary, a.cost) {
+        match (args.format, args.summary, args.cost) {
             (Format::Json, true, _) => json::summary(l)?,
             (Format::Json, false, true) => json::costs(l)?,
             (Format::Json, false, false) => json::graph(l)?,
             (Format::Dot, _, _) => dot::render(&l.model),
             (Format::Text, true, _) => summary::render(l),
-            (Format::Text, false, true) => cost_table::render(&l.model, a.sort),
+            (Format::Text, false, true) => cost_table::render(&l.model, args.sort),
             (Format::Text, false, false) => {
                 let o = PrintOptions {
-                    max_values: if a.full { None } else { Some(a.max_values) },
+                    max_values: if args.full {
+                        None
+                    } else {
+                        Some(args.max_values)
+                    },
                     color,
                 };
                 print_model(&l.model, &o)
