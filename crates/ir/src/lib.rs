@@ -6,6 +6,7 @@
 //! Everything a file says is kept, so an unmodified model exports equal to its input.
 
 pub mod attr;
+pub mod attrs;
 pub mod cost;
 pub mod deferred;
 pub mod dtype;
@@ -24,6 +25,7 @@ pub mod types;
 mod verify;
 
 pub use attr::Attribute;
+pub use attrs::Attributes;
 pub use deferred::Deferred;
 pub use dtype::DataType;
 pub use error::IrError;

@@ -14,7 +14,7 @@ pub struct Node {
     pub domain: Option<String>,
     pub overload: Option<String>,
     pub doc_string: Option<String>,
-    pub attributes: Vec<Attribute>,
+    pub attributes: crate::attrs::Attributes,
     pub metadata_props: Vec<StringPair>,
     pub device_configurations: Vec<Opaque>,
     pub(crate) inputs: Vec<Option<ValueId>>,

@@ -151,7 +151,7 @@ impl Cx<'_> {
         node.domain = n.domain;
         node.overload = n.overload;
         node.doc_string = n.doc_string;
-        node.attributes = attributes;
+        node.attributes = attributes.into();
         node.metadata_props = pairs_in(n.metadata_props);
         node.device_configurations = n.device_configurations.iter().map(opaque_in).collect();
         let label = node.label();

@@ -10,20 +10,32 @@ use whittle_ir::{Graph, NodeId, ValueId};
 /// outputs, and duplicates whose outputs are graph outputs (their names are the interface).
 pub struct Cse;
 
-/// What makes two nodes compute the same thing.
-fn key(g: &Graph, n: NodeId) -> Option<(String, Vec<Option<ValueId>>, usize)> {
+/// What makes two nodes compute the same thing: domain, op, overload, the attributes'
+/// fingerprint (computed once per attribute list, so a tree ensemble's hundreds of MB
+/// are hashed once, not formatted every run), inputs and output count. Nodes with equal
+/// keys are compared in full before they merge ([`same`]).
+type Key = (String, Option<String>, u64, Vec<Option<ValueId>>, usize);
+
+fn key(g: &Graph, n: NodeId) -> Option<Key> {
     let node = g.node(n);
     if node.has_subgraphs() || node.outputs().is_empty() || RANDOM_OPS.contains(&node.op()) {
         return None;
     }
-    let sig = format!(
-        "{}|{}|{:?}|{:?}",
-        node.domain(),
-        node.op(),
-        node.overload,
-        node.attributes
-    );
-    Some((sig, node.inputs().to_vec(), node.outputs().len()))
+    let op = format!("{}|{}", node.domain(), node.op());
+    let fingerprint = node.attributes.fingerprint();
+    let inputs = node.inputs().to_vec();
+    Some((
+        op,
+        node.overload.clone(),
+        fingerprint,
+        inputs,
+        node.outputs().len(),
+    ))
+}
+
+/// Whether two nodes with one key have equal attributes (a fingerprint can collide).
+fn same(g: &Graph, a: NodeId, b: NodeId) -> bool {
+    g.node(a).attributes == g.node(b).attributes
 }
 
 impl Pass for Cse {
@@ -45,7 +57,7 @@ impl Pass for Cse {
             pass: "cse",
             source,
         })?;
-        let mut seen: HashMap<(String, Vec<Option<ValueId>>, usize), NodeId> = HashMap::new();
+        let mut seen: HashMap<Key, NodeId> = HashMap::new();
         let mut changed = false;
         // Topological order: a duplicate's inputs were already merged when it is reached.
         for n in order {
@@ -54,6 +66,9 @@ impl Pass for Cse {
                 seen.insert(k, n);
                 continue;
             };
+            if !same(g, first, n) {
+                continue;
+            }
             let outs: Vec<Option<ValueId>> = g.node(n).outputs().to_vec();
             let keep: Vec<Option<ValueId>> = g.node(first).outputs().to_vec();
             let interface = outs.iter().flatten().any(|v| g.is_output(*v));

@@ -76,7 +76,7 @@ impl Rule for GemmBatchNorm {
         let attrs = if is_gemm {
             prod.attributes.clone()
         } else {
-            Vec::new()
+            whittle_ir::Attributes::default()
         };
         let name = prod.name.clone();
         Some(Box::new(move |g: &mut Graph| {
