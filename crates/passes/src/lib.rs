@@ -1,15 +1,13 @@
-//! whittle's rewrite passes.
+//! whittle's graph rewriting: passes that keep every output (and the framework the lossy
+//! passes of `whittle-compress` plug into).
 //!
 //! A [`Pass`] rewrites one graph; the [`pipeline`] module picks passes per optimization
 //! level and runs them over the main graph and every subgraph, to a fixed point. Each
 //! family lives in its own folder (`cleanup/`, `fold/`, `fuse/`); one rule family per file.
 //! Local rewrites are [`Rule`]s (guards, then a patch) grouped into [`RuleSet`] passes.
 
-pub mod allocate;
 pub mod bisect;
-pub mod budget;
 pub mod cleanup;
-pub mod decompose;
 pub mod edit;
 pub mod fold;
 pub mod fuse;
@@ -17,14 +15,9 @@ pub mod guard;
 pub mod opset;
 pub mod pass;
 pub mod pipeline;
-pub mod prune;
-pub mod quant;
 pub mod rule;
-pub mod timing;
 pub mod verified;
-pub mod weighted;
 
-pub use budget::ErrorBudget;
 pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Journal, Pass, PassCx, PassError, PassSettings, site};
 pub use pipeline::{Level, PassStat, Pipeline};
 pub use rule::{Costed, LossyRule, Patch, Rule, RuleCx, RuleSet, run_lossy};

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Deserializer};
 use std::str::FromStr;
-use whittle_passes::quant::ranges::Method;
-use whittle_passes::quant::{ActScale, DEFAULT_MIN_ELEMENTS, Int4Format};
+use whittle_compress::quant::ranges::Method;
+use whittle_compress::quant::{ActScale, DEFAULT_MIN_ELEMENTS, Int4Format};
 
 /// Lossy compression run after the lossless passes (opt-in; it reports its error).
 /// `quantize = "MODE"` selects the variant; the other keys are the variant's fields.

@@ -5,12 +5,12 @@ use crate::modes::Quantize;
 use crate::report::Report;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use whittle_compress::budget::StepOptions;
+use whittle_compress::decompose::{self, ErrorBudget, Kind};
+use whittle_compress::prune;
+use whittle_compress::quant::QuantError;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
-use whittle_passes::budget::StepOptions;
-use whittle_passes::decompose::{self, ErrorBudget, Kind};
-use whittle_passes::prune;
-use whittle_passes::quant::QuantError;
 use whittle_passes::verified::VerifyError;
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassSettings, Pipeline};
 
@@ -163,7 +163,7 @@ impl Optimizer {
         o.prune = prune_settings(settings)?;
         o.quant_budget = quant_budget(settings, o.quantize.as_ref())?;
         if let Some(Quantize::Int8Dynamic(d)) = &o.quantize
-            && d.act_scale == whittle_passes::quant::ActScale::Auto
+            && d.act_scale == whittle_compress::quant::ActScale::Auto
             && o.quant_budget.is_none()
         {
             return Err(Error::Config(crate::steps::AUTO_NEEDS_BUDGET.into()));

@@ -1,8 +1,8 @@
 //! What an optimization did, as data.
 
 use std::time::Duration;
+use whittle_compress::ErrorBudget;
 use whittle_eval::Score;
-use whittle_passes::ErrorBudget;
 pub use whittle_passes::verified::Verification;
 
 /// One pass's work.
@@ -48,9 +48,9 @@ pub struct Report {
     /// weight error 3.1e-3").
     pub notes: Vec<(String, String)>,
     /// What decomposition did, per layer and in total (when it ran).
-    pub decompose: Option<whittle_passes::decompose::DecomposeReport>,
+    pub decompose: Option<whittle_compress::decompose::DecomposeReport>,
     /// What pruning did, when it ran.
-    pub prune: Option<whittle_passes::prune::PruneReport>,
+    pub prune: Option<whittle_compress::prune::PruneReport>,
     /// What verification of the lossless phase found and rolled back (with verify).
     pub verification: Option<Verification>,
     /// The lossy steps judged on the verification inputs (with verify and a lossy step).

@@ -4,10 +4,10 @@
 
 use crate::optimizer::Error;
 use std::path::{Path, PathBuf};
+use whittle_compress::decompose::{Data, DecomposeReport};
+use whittle_compress::quant::QuantError;
 use whittle_eval::Judge;
 use whittle_ir::{Model, Tensor};
-use whittle_passes::decompose::{Data, DecomposeReport};
-use whittle_passes::quant::QuantError;
 
 /// Random input sets the lossy steps run on when no calibration data is given.
 pub(crate) const RANDOM_SETS: usize = 16;
@@ -24,7 +24,7 @@ pub(crate) struct StepData {
     /// What decomposition did, for the report.
     pub(crate) decomposed: Option<DecomposeReport>,
     /// What pruning did, for the report.
-    pub(crate) pruned: Option<whittle_passes::prune::PruneReport>,
+    pub(crate) pruned: Option<whittle_compress::prune::PruneReport>,
 }
 
 impl StepData {

@@ -3,8 +3,8 @@
 
 use super::{ModelStep, StepData, data_step};
 use crate::optimizer::Error;
+use whittle_compress::decompose;
 use whittle_ir::Model;
-use whittle_passes::decompose;
 use whittle_passes::{PassCx, PassStat, Pipeline};
 
 /// `--decompose`: the options and the lossless pipeline to run after it (what it did

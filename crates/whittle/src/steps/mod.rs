@@ -49,7 +49,7 @@ pub(crate) fn data_step<R>(
     after: &mut dyn FnMut(&str, &Model),
     work: impl FnOnce(
         &mut Model,
-        &whittle_passes::decompose::Data,
+        &whittle_compress::decompose::Data,
         &mut PassCx,
     ) -> Result<(R, usize), Error>,
 ) -> Result<(Vec<PassStat>, R), Error> {

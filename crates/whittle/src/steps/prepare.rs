@@ -4,9 +4,9 @@
 
 use crate::modes::Quantize;
 use crate::optimizer::Error;
+use whittle_compress::quant::Int4Format;
 use whittle_ir::{Model, OpsetImport};
 use whittle_passes::PassCx;
-use whittle_passes::quant::Int4Format;
 
 /// `--opset N`, and the opset 21 that int4 as blocked DequantizeLinear needs: an older
 /// model is upgraded first ([`whittle_passes::opset::upgrade`]), or refused naming the

@@ -4,10 +4,11 @@
 use super::data::spread_random_data;
 use super::{ModelStep, QuantizeStep, StepData, data_step};
 use crate::optimizer::Error;
+use whittle_compress::ErrorBudget;
+use whittle_compress::prune;
+use whittle_compress::quant::QuantError;
 use whittle_ir::Model;
-use whittle_passes::prune;
-use whittle_passes::quant::QuantError;
-use whittle_passes::{ErrorBudget, PassCx, PassStat, Pipeline};
+use whittle_passes::{PassCx, PassStat, Pipeline};
 
 /// What quantization alone is assumed to spend of a shared budget, over what it spent
 /// on the model before pruning: the two errors add only roughly, and quantization meets

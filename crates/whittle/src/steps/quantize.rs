@@ -7,17 +7,18 @@ use super::{ModelStep, StepData};
 use crate::modes::{Int8Dynamic, Int8Form, Quantize};
 use crate::optimizer::Error;
 use std::sync::Arc;
-use whittle_eval::Judge;
-use whittle_ir::Model;
-use whittle_passes::quant::QuantError;
-use whittle_passes::quant::budget::{self, Fitted};
-use whittle_passes::quant::int4::Grams;
-use whittle_passes::quant::qdq::{self, QuantizeStatic};
-use whittle_passes::quant::ranges::{self, Method};
-use whittle_passes::quant::{
+use whittle_compress::ErrorBudget;
+use whittle_compress::quant::QuantError;
+use whittle_compress::quant::budget::{self, Fitted};
+use whittle_compress::quant::int4::Grams;
+use whittle_compress::quant::qdq::{self, QuantizeStatic};
+use whittle_compress::quant::ranges::{self, Method};
+use whittle_compress::quant::{
     ActScale, DynamicInt8, Fp16Compute, Fp16Weights, QuantizeInt4, QuantizeWeights,
 };
-use whittle_passes::{ErrorBudget, Pass, PassCx, PassError, PassStat, Pipeline};
+use whittle_eval::Judge;
+use whittle_ir::Model;
+use whittle_passes::{Pass, PassCx, PassError, PassStat, Pipeline};
 
 /// `--quantize MODE [--budget cosine=X|top1=X]`.
 pub(crate) struct QuantizeStep {
@@ -71,7 +72,7 @@ impl ModelStep for QuantizeStep {
 struct Budgeted<'a> {
     judge: &'a Judge,
     b: ErrorBudget,
-    sets: &'a whittle_passes::decompose::Data,
+    sets: &'a whittle_compress::decompose::Data,
 }
 
 /// Quantizes `model` with the fewest layers kept float that meet the budget, and reports
