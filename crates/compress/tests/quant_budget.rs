@@ -74,7 +74,7 @@ fn site_of(m: &Model, weight: &str) -> String {
     let g = &m.graph;
     let v = g.find(weight).unwrap();
     let reader = g.value(v).uses()[0].node;
-    whittle_passes::site(g, reader)
+    whittle_passes::anchor(g, reader)
 }
 
 #[test]

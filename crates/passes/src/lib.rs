@@ -18,6 +18,6 @@ pub mod pipeline;
 pub mod rule;
 pub mod verified;
 
-pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Journal, Pass, PassCx, PassError, PassSettings, site};
+pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Journal, Pass, PassCx, PassError, PassSettings, anchor};
 pub use pipeline::{Level, PassStat, Pipeline};
 pub use rule::{Costed, LossyRule, Patch, Rule, RuleCx, RuleSet, run_lossy};

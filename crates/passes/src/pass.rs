@@ -105,9 +105,10 @@ pub enum Grant {
     Spent,
 }
 
-/// Where a rewrite happens, for logs and roll-back: the node's name, or for unnamed
-/// nodes the op and first output (`<unnamed Relu> -> y`).
-pub fn site(g: &Graph, n: whittle_ir::NodeId) -> String {
+/// The node a rewrite is anchored at, as logs, roll-back and `--exclude node:NAME` name
+/// it: the node's name, or for unnamed nodes the op and first output
+/// (`<unnamed Relu> -> y`).
+pub fn anchor(g: &Graph, n: whittle_ir::NodeId) -> String {
     let node = g.node(n);
     match (&node.name, node.output(0)) {
         (Some(name), _) if !name.is_empty() => name.clone(),

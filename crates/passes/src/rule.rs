@@ -6,7 +6,7 @@
 //! rewrite budget (`--bisect-limit`) and applies the patch. Rewrites are logged by rule and
 //! node for the report and for bisecting.
 
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Grant, Pass, PassCx, PassError, anchor};
 use whittle_ir::infer::Inference;
 use whittle_ir::{Graph, IrError, NodeId, OpsetImport};
 
@@ -134,7 +134,7 @@ fn sweep(
             if !g.contains_node(n) || cx.denies_op(g.node(n).op()) {
                 continue;
             }
-            let at = site(g, n);
+            let at = anchor(g, n);
             let found = {
                 let rcx = RuleCx {
                     opset: cx.opset,

@@ -4,7 +4,7 @@
 use super::Kind;
 use crate::weighted::{private_weight_of_rank, weight_slot};
 use whittle_ir::{DataType, Graph, NodeId, ValueId};
-use whittle_passes::pass::{PassCx, site};
+use whittle_passes::pass::{PassCx, anchor};
 
 /// A Conv (2-D, constant weight) as the factorizations see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -261,7 +261,7 @@ fn conv(g: &Graph, n: NodeId) -> Option<Layer> {
     }
     Some(Layer {
         node: n,
-        site: site(g, n),
+        site: anchor(g, n),
         x,
         w,
         shape: Shape::Conv(shape),
@@ -299,7 +299,7 @@ fn dense(g: &Graph, n: NodeId) -> Option<Layer> {
     }
     Some(Layer {
         node: n,
-        site: site(g, n),
+        site: anchor(g, n),
         x,
         w,
         shape: Shape::Dense(DenseShape {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use whittle_eval::probe;
 use whittle_ir::infer::Inference;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Model, Node, NodeId, Tensor, ValueId};
-use whittle_passes::pass::{Grant, Pass, PassCx, PassError, site};
+use whittle_passes::pass::{Grant, Pass, PassCx, PassError, anchor};
 
 /// `y = MatMul(x, W)` (and `Gemm(x, W, c)` with alpha = beta = 1, transA = 0) with a
 /// constant 2-D f32 weight becomes
@@ -148,7 +148,7 @@ impl DynamicInt8 {
                 if !eligible(g, m.w, self.min_elements) {
                     return None;
                 }
-                Some((site(g, n), m.x, k_of(g, &m)?))
+                Some((anchor(g, n), m.x, k_of(g, &m)?))
             })
             .collect();
         let xs: Vec<ValueId> = sites.iter().map(|s| s.1).collect();
@@ -294,7 +294,7 @@ impl DynamicInt8 {
         cx: &mut PassCx,
         shared: &mut Activations,
     ) -> Result<Grant, IrError> {
-        let at = site(g, n);
+        let at = anchor(g, n);
         let grant = cx.grant(Pass::name(self), "int8-dynamic-conv", &at);
         if grant == Grant::Yes {
             let xq = shared.per_tensor(g, n, c.x)?;
@@ -313,7 +313,7 @@ impl DynamicInt8 {
         cx: &mut PassCx,
         shared: &mut Activations,
     ) -> Result<Grant, IrError> {
-        let at = site(g, n);
+        let at = anchor(g, n);
         let grant = cx.grant(Pass::name(self), "int8-dynamic", &at);
         if grant != Grant::Yes {
             return Ok(grant);

@@ -7,7 +7,7 @@ use whittle_ir::infer::Inference;
 use whittle_ir::{
     Attribute, DataType, Graph, IrError, Node, NodeId, Slot, Tensor, TypeKind, ValueId,
 };
-use whittle_passes::pass::{Grant, Pass, PassCx, PassError, site};
+use whittle_passes::pass::{Grant, Pass, PassCx, PassError, anchor};
 
 /// Every float32 value of the main graph becomes float16, except around the ops that
 /// must stay float32 ([`KEEP_F32`], ops of other domains, ops with subgraphs, and those
@@ -121,7 +121,7 @@ fn convert(g: &mut Graph, facts: &Inference, cx: &mut PassCx) -> Result<bool, Ir
     let total = g.node_count();
     let mut granted = HashSet::new();
     for n in &chosen {
-        match cx.grant("quantize-fp16", "fp16", &site(g, *n)) {
+        match cx.grant("quantize-fp16", "fp16", &anchor(g, *n)) {
             Grant::Yes => {
                 granted.insert(*n);
             }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use whittle_ir::infer::Inference;
 use whittle_ir::{Attribute, DataType, Graph, IrError, Node, NodeId, Slot, Tensor, ValueId};
 use whittle_passes::guard::is_op;
-use whittle_passes::pass::{Grant, Pass, PassCx, PassError, site};
+use whittle_passes::pass::{Grant, Pass, PassCx, PassError, anchor};
 
 /// Conv, MatMul and Gemm with a constant f32 weight compute on quantized values:
 ///
@@ -139,7 +139,7 @@ impl Pass for QuantizeStatic {
             let (Some(rx), Some(ry)) = (self.range(g, s.x), self.range(g, s.result)) else {
                 continue;
             };
-            let at = site(g, s.node);
+            let at = anchor(g, s.node);
             match cx.grant(self.name(), "int8-static", &at) {
                 Grant::Yes => {}
                 Grant::Denied => continue,
@@ -212,7 +212,10 @@ impl QuantizeStatic {
 }
 
 fn missing(g: &Graph, n: NodeId, what: &str) -> IrError {
-    IrError::Invariant(format!("{}: {what} vanished while quantizing", site(g, n)))
+    IrError::Invariant(format!(
+        "{}: {what} vanished while quantizing",
+        anchor(g, n)
+    ))
 }
 
 /// True when `v` is the output of a DequantizeLinear (already quantized upstream).

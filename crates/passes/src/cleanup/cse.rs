@@ -2,7 +2,7 @@
 //! compute the same values; the later one's readers use the earlier one's outputs.
 
 use crate::guard::RANDOM_OPS;
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Grant, Pass, PassCx, PassError, anchor};
 use std::collections::HashMap;
 use whittle_ir::{Graph, NodeId, ValueId};
 
@@ -79,7 +79,7 @@ impl Pass for Cse {
             if interface || shapes_differ {
                 continue;
             }
-            match cx.grant("cse", "cse", &site(g, n)) {
+            match cx.grant("cse", "cse", &anchor(g, n)) {
                 Grant::Yes => {}
                 Grant::Denied => continue,
                 Grant::Spent => return Ok(changed),

@@ -1,6 +1,6 @@
 //! `dead-code`: nodes whose results nothing reads, and initializers nothing reads.
 
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Grant, Pass, PassCx, PassError, anchor};
 use whittle_ir::{Graph, NodeId};
 
 /// Removes nodes none of whose outputs is read (by a node, a subgraph, or as a graph
@@ -43,7 +43,7 @@ impl Pass for DeadCode {
             if !is_dead(g, n) {
                 continue;
             }
-            match cx.grant("dead-code", "dead-node", &site(g, n)) {
+            match cx.grant("dead-code", "dead-node", &anchor(g, n)) {
                 Grant::Yes => {}
                 Grant::Denied => continue,
                 Grant::Spent => return Ok(changed),

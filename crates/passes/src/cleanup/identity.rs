@@ -1,6 +1,6 @@
 //! `identity`: readers of `Identity(x)` read `x` directly.
 
-use crate::pass::{Grant, Pass, PassCx, PassError, site};
+use crate::pass::{Grant, Pass, PassCx, PassError, anchor};
 use whittle_ir::{Graph, NodeId, ValueId};
 
 /// Removes `Identity` nodes of the default domain. When the result is a graph output, its
@@ -51,7 +51,7 @@ impl Pass for Identity {
                     continue;
                 }
             };
-            match cx.grant("identity", "identity", &site(g, n)) {
+            match cx.grant("identity", "identity", &anchor(g, n)) {
                 Grant::Yes => {}
                 Grant::Denied => continue,
                 Grant::Spent => break,
