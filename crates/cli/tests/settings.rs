@@ -146,7 +146,7 @@ fn quoted_globs_keep_relative_paths_and_one_report_covers_all() {
 }
 
 #[test]
-fn quantize_int8_weights_from_flags_and_config() {
+fn quantize_int8_weights_from_flags() {
     let dir = tempfile::tempdir().unwrap();
     let model = copy("bert_tiny.ts.onnx", dir.path());
     let out = dir.path().join("q.onnx");
@@ -184,6 +184,14 @@ fn quantize_int8_weights_from_flags_and_config() {
         Some(2)
     );
     assert!(r["after"]["op_counts"]["Cast"].as_u64().unwrap() >= 12);
+}
+
+#[test]
+fn quantize_int8_weights_from_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy("bert_tiny.ts.onnx", dir.path());
+    let out = dir.path().join("q.onnx");
+    let rep = dir.path().join("q.json");
     // The same from whittle.toml; min-elements keeps small weights float.
     std::fs::write(
         dir.path().join("whittle.toml"),
@@ -200,6 +208,14 @@ fn quantize_int8_weights_from_flags_and_config() {
     let o = whittle(&["optimize", s(&model), "-o", s(&out)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("int8-weights"));
+}
+
+#[test]
+fn fp16_weights_and_options_without_a_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy("bert_tiny.ts.onnx", dir.path());
+    let out = dir.path().join("q.onnx");
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
     // fp16-weights halves the weights; per-tensor means nothing there.
     let h = dir.path().join("h.onnx");
     let o = whittle(&[

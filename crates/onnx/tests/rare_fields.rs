@@ -53,14 +53,45 @@ fn node(op: &str, domain: &str, i: &[&str], o: &[&str]) -> proto::NodeProto {
 }
 
 fn rich_model() -> proto::ModelProto {
-    let seq = proto::TypeProto {
-        value: Some(proto::type_proto::Value::SequenceType(Box::new(
-            proto::type_proto::Sequence {
-                elem_type: Some(Box::new(tensor_type(1, &[Some(2)]))),
+    let graph = rich_graph();
+    proto::ModelProto {
+        ir_version: Some(11),
+        opset_import: vec![
+            proto::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(21),
             },
-        ))),
-        denotation: None,
-    };
+            proto::OperatorSetIdProto {
+                domain: Some("local".into()),
+                version: Some(1),
+            },
+        ],
+        producer_name: Some("test".into()),
+        producer_version: Some("0".into()),
+        domain: Some("ai.test".into()),
+        model_version: Some(3),
+        doc_string: Some("doc".into()),
+        graph: Some(graph),
+        metadata_props: vec![kv("a", "b")],
+        training_info: vec![proto::TrainingInfoProto {
+            initialization: Some(proto::GraphProto {
+                name: Some("init".into()),
+                ..Default::default()
+            }),
+            update_binding: vec![kv("w", "w_new")],
+            ..Default::default()
+        }],
+        functions: vec![rich_function()],
+        configuration: vec![proto::DeviceConfigurationProto {
+            name: Some("c0".into()),
+            num_devices: Some(2),
+            device: vec!["cpu:0".into(), "cpu:1".into()],
+        }],
+    }
+}
+
+/// A node calling a local function, with an overload, metadata and a device configuration.
+fn rich_call() -> proto::NodeProto {
     let mut call = node("Scale", "local", &["x", ""], &["y"]);
     call.overload = Some("v2".into());
     call.metadata_props = vec![kv("source", "test")];
@@ -73,7 +104,12 @@ fn rich_model() -> proto::ModelProto {
         }],
         pipeline_stage: Some(1),
     }];
-    let func = proto::FunctionProto {
+    call
+}
+
+/// A local function with attributes, a reference attribute and its own opsets.
+fn rich_function() -> proto::FunctionProto {
+    proto::FunctionProto {
         name: Some("Scale".into()),
         domain: Some("local".into()),
         overload: Some("v2".into()),
@@ -102,6 +138,18 @@ fn rich_model() -> proto::ModelProto {
         value_info: vec![vi("c", None)],
         metadata_props: vec![kv("f", "1")],
         doc_string: Some("scales".into()),
+    }
+}
+
+/// The main graph: every rare field of GraphProto, a sparse and a typed initializer.
+fn rich_graph() -> proto::GraphProto {
+    let seq = proto::TypeProto {
+        value: Some(proto::type_proto::Value::SequenceType(Box::new(
+            proto::type_proto::Sequence {
+                elem_type: Some(Box::new(tensor_type(1, &[Some(2)]))),
+            },
+        ))),
+        denotation: None,
     };
     let sparse = proto::SparseTensorProto {
         values: Some(proto::TensorProto {
@@ -128,7 +176,8 @@ fn rich_model() -> proto::ModelProto {
         metadata_props: vec![kv("t", "1")],
         ..Default::default()
     };
-    let graph = proto::GraphProto {
+    let call = rich_call();
+    proto::GraphProto {
         name: Some("g".into()),
         node: vec![
             call,
@@ -150,40 +199,6 @@ fn rich_model() -> proto::ModelProto {
         }],
         metadata_props: vec![kv("g", "1")],
         doc_string: Some("graph doc".into()),
-    };
-    proto::ModelProto {
-        ir_version: Some(11),
-        opset_import: vec![
-            proto::OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(21),
-            },
-            proto::OperatorSetIdProto {
-                domain: Some("local".into()),
-                version: Some(1),
-            },
-        ],
-        producer_name: Some("test".into()),
-        producer_version: Some("0".into()),
-        domain: Some("ai.test".into()),
-        model_version: Some(3),
-        doc_string: Some("doc".into()),
-        graph: Some(graph),
-        metadata_props: vec![kv("a", "b")],
-        training_info: vec![proto::TrainingInfoProto {
-            initialization: Some(proto::GraphProto {
-                name: Some("init".into()),
-                ..Default::default()
-            }),
-            update_binding: vec![kv("w", "w_new")],
-            ..Default::default()
-        }],
-        functions: vec![func],
-        configuration: vec![proto::DeviceConfigurationProto {
-            name: Some("c0".into()),
-            num_devices: Some(2),
-            device: vec!["cpu:0".into(), "cpu:1".into()],
-        }],
     }
 }
 
