@@ -112,21 +112,6 @@ pub fn run_planned(
 }
 
 impl Outcome {
-    /// Writes the model to `output` ([`whittle::job::Outcome::save`]).
-    pub fn save(&self, output: &std::path::Path) -> anyhow::Result<SaveReport> {
-        Ok(self.run.save(output)?)
-    }
-
-    /// Writes the model to `output`, never over its input file.
-    pub fn save_new(&self, output: &std::path::Path) -> anyhow::Result<SaveReport> {
-        Ok(self.run.save_new(output)?)
-    }
-
-    /// The model encoded in one buffer, external tensors embedded (fails past 2 GiB).
-    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
-        Ok(self.run.encode()?)
-    }
-
     /// The `--report` JSON, for a model written to `output` in `out_bytes` bytes.
     pub fn report(&self, output: &str, out_bytes: u64) -> Report {
         let done = &self.done;

@@ -30,10 +30,7 @@ pub fn compare_saved(m: &Model, path: &Path, opts: &ExportOptions) -> Result<Sav
         Some(have) if have != want => return Ok(Saved::Differs(path.to_path_buf())),
         Some(_) => {}
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::targets::folder_of(path);
     for (location, chunks) in &layout.files {
         let target = resolve(&dir, location).map_err(|reason| OnnxError::External {
             tensor: location.clone(),

@@ -53,13 +53,7 @@ pub fn read_model_lazy(path: &Path) -> Result<Model, OnnxError> {
 }
 
 fn read_model_mapped(path: &Path, bytes: Bytes, populate: bool) -> Result<Model, OnnxError> {
-    let base = path.parent().map(|p| {
-        if p.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            p.to_path_buf()
-        }
-    });
+    let base = Some(crate::targets::folder_of(path));
     read_model_with(bytes, path, base, populate)
 }
 

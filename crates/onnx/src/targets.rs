@@ -119,10 +119,9 @@ pub fn check_targets(
     data: &[String],
     input: Option<&InputFiles>,
 ) -> Result<(), OnnxError> {
-    let same = |a: &Path, b: &Path| same_file(a, b);
-    let replaces_input = input.is_some_and(|i| same(&i.model, output));
+    let replaces_input = input.is_some_and(|i| same_file(&i.model, output));
     if let Some(i) = input
-        && i.data.iter().any(|d| same(d, output))
+        && i.data.iter().any(|d| same_file(d, output))
     {
         return Err(refused(format!(
             "{}: the output is a data file the input {} reads; write elsewhere",
@@ -142,7 +141,7 @@ pub fn check_targets(
         }
         if let Some(i) = input
             && !replaces_input
-            && let Some(f) = i.all().find(|f| same(f, &target))
+            && let Some(f) = i.all().find(|f| same_file(f, &target))
         {
             return Err(refused(format!(
                 "{}: its external data file {} is a file the input {} reads ({}); whittle \

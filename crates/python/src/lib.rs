@@ -87,7 +87,7 @@ impl Optimized {
         if let Some(b) = self.encoded.get() {
             return Ok(PyBytes::new(py, b));
         }
-        let bytes = native(py, || self.outcome.encode())?;
+        let bytes = native(py, || Ok(self.outcome.encode()?))?;
         Ok(PyBytes::new(py, self.encoded.get_or_init(|| bytes)))
     }
 

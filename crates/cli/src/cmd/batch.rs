@@ -125,10 +125,14 @@ fn plan(jobs: &[Job], out_dir: &Path, args: &OptimizeArgs) -> anyhow::Result<Vec
         let out = out_dir.join(&j.relative);
         let name = data_name_for(&out, plan.optimizer.external_data_name());
         plans.push(plan);
-        if let Ok(model) = whittle_onnx::read_model_lazy(&j.input) {
-            let files = InputFiles::of(&model, &j.input);
-            reads.extend(files.all().map(|f| (f.to_path_buf(), j.input.clone())));
-        }
+        let files = match whittle_onnx::read_model_lazy(&j.input) {
+            Ok(model) => InputFiles::of(&model, &j.input),
+            Err(_) => InputFiles {
+                model: j.input.clone(),
+                data: Vec::new(),
+            },
+        };
+        reads.extend(files.all().map(|f| (f.to_path_buf(), j.input.clone())));
         writes.push((out.clone(), format!("the output for {}", j.input.display())));
         let data = folder_of(&out).join(name);
         writes.push((data, format!("the data file of {}", out.display())));
@@ -155,9 +159,6 @@ fn plan(jobs: &[Job], out_dir: &Path, args: &OptimizeArgs) -> anyhow::Result<Vec
 
 /// Optimizes one model into `out` with the settings that apply to it.
 fn optimize_one(job: &Job, plan: Resolved, out: &Path, req: &Request) -> anyhow::Result<Report> {
-    if out.canonicalize().ok() == job.input.canonicalize().ok() {
-        bail!("{}: output is the input file", out.display());
-    }
     let outcome = crate::job::run_planned(&Source::File(job.input.clone()), plan, req, None)?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)
