@@ -57,10 +57,10 @@ real-models:
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/real_models.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
 # A tree-ensemble model (trees in node attributes, ~195 MB) through -O0 and -O2: time and
-# peak RSS beside a plain copy (docs/benchmarks.md, "Attributes").
+# peak RSS beside a plain copy, onnxsim and onnxslim (docs/benchmarks.md, "Attributes").
 bench-attributes:
     cargo build --release -p whittle-cli
-    "$(scripts/venv scripts/requirements-conformance.txt)/bin/python" scripts/bench_attributes.py --whittle "$CARGO_TARGET_DIR/release/whittle"
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_attributes.py --whittle "$CARGO_TARGET_DIR/release/whittle" --peers "$(scripts/venv scripts/requirements-gen.txt)/bin"
 
 # Formatting and lints as CI checks them.
 lint:
