@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _whittle
@@ -66,6 +67,17 @@ def _list(x: Optional[ListOrComma]) -> Optional[List[str]]:
     if x is None:
         return None
     return [s for s in x.split(",") if s] if isinstance(x, str) else list(x)
+
+
+def _this_process_ort(table: Dict[str, Any]) -> None:
+    """With ``runtime="ort"`` or ``"auto"`` and no ``ort_lib``: when this process has
+    imported ``onnxruntime``, whittle loads that same library (one ONNX Runtime per
+    process), not whatever ``python3`` on PATH would find."""
+    ort = sys.modules.get("onnxruntime")
+    if table.get("runtime") in ("ort", "auto") and "ort-lib" not in table and ort is not None:
+        where = getattr(ort, "__file__", None)
+        if where:
+            table["ort-lib"] = os.path.join(os.path.dirname(where), "capi")
 
 
 def _settings(named: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
@@ -137,7 +149,8 @@ def optimize(
             them): ``"conv"`` (filters), ``"dense"`` (2-D dense neurons), ``"ffn"``
             (transformer FFN neurons), ``"heads"`` (attention heads).
         opset: raise the default-domain opset to this version first.
-        verify: ``True`` checks the result against the original in tract and rolls back
+        verify: ``True`` checks the result against the original (in tract, or ONNX
+            Runtime with ``runtime="ort"``) and rolls back
             rewrites that change outputs; ``"strict"`` fails instead (and fails when the
             budget is missed).
         config: a ``whittle.toml``; ``None`` uses the one beside a model path (as the
@@ -149,7 +162,10 @@ def optimize(
         **settings: every other setting of ``whittle.toml`` (``-`` as ``_``):
             ``fold_limit``, ``exclude``, ``enable``, ``external_data_threshold``, ``per_tensor``,
             ``min_elements``, ``min_gain``, ``measure``, ``calibration``, ``full_range``,
-            ``block_size``, ``int4_format``, ``ops``, ``int8_form``, ``act_scale``.
+            ``block_size``, ``int4_format``, ``ops``, ``int8_form``, ``act_scale``,
+            ``runtime`` (``"tract"``, ``"ort"`` or ``"auto"``: the runtime that verifies,
+            judges and calibrates; ``"ort"`` uses the ``onnxruntime`` this process imported,
+            if any), ``ort_lib``, ``threads``.
 
     Returns:
         a :class:`Result`: ``.model``, ``.report``, ``.save(path)``, ``.to_bytes()``.
@@ -163,6 +179,7 @@ def optimize(
                  quantize=quantize, budget=budget, decompose=decompose, prune=prune,
                  opset=opset)
     table = _settings(named, settings)
+    _this_process_ort(table)
     if calibrate is not None:
         table["calibrate"] = tensors_path(calibrate, "calibrate", scratch)
     spec: Dict[str, Any] = {"settings": table}

@@ -46,7 +46,9 @@ pub fn classify(e: &anyhow::Error) -> Kind {
         }
         if let Some(w) = cause.downcast_ref::<whittle::Error>() {
             match w {
-                whittle::Error::Config(_) | whittle::Error::Calibration { .. } => {
+                whittle::Error::Config(_)
+                | whittle::Error::Calibration { .. }
+                | whittle::Error::Runtime(_) => {
                     return Kind::Settings;
                 }
                 whittle::Error::LosslessCheck(_) | whittle::Error::BudgetMissed(_) => {

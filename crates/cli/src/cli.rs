@@ -207,9 +207,44 @@ pub struct VerifyArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+}
+
+/// The runtime `whittle verify` and `whittle bench` run models in (`whittle optimize`
+/// takes the same flags from its settings).
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// tract (embedded), ort (ONNX Runtime, loaded in process) or auto (ONNX Runtime when
+    /// its library is found, else tract).
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort", "auto"], value_name = "RUNTIME")]
+    pub runtime: String,
+    /// The ONNX Runtime library (a file, or a folder holding one); else ORT_DYLIB_PATH, else
+    /// the onnxruntime Python package's.
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Intra-op threads for ONNX Runtime (default: its own).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+}
+
+impl RuntimeArgs {
+    /// Loads the runtime these flags name.
+    pub fn load(&self) -> anyhow::Result<whittle_eval::Runtime> {
+        let choice: whittle_eval::RuntimeChoice = self
+            .runtime
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let threads = self.threads.map(|n| n as usize);
+        Ok(whittle_eval::Runtime::choose(
+            choice,
+            self.ort_lib.as_deref(),
+            threads,
+        )?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +264,8 @@ pub struct BenchArgs {
     /// Integer input range [LO, HI) (repeatable).
     #[arg(long = "input-range", value_name = "NAME=LO,HI")]
     pub input_range: Vec<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Expands the settings table ([`whittle::for_each_setting`]) into the flags of

@@ -125,10 +125,11 @@ impl Outcome {
             passes: report::passes(&done.passes),
             rewrites: report::rewrites(&done.rewrites),
             notes: report::notes(&done.notes),
-            verify: done
-                .verification
-                .as_ref()
-                .map(|v| report::verify_json(v, done.lossy.as_ref(), &self.verified_on)),
+            verify: done.verification.as_ref().map(|v| {
+                let mut j = report::verify_json(v, done.lossy.as_ref(), &self.verified_on);
+                j["runtime"] = serde_json::json!(done.runtime);
+                j
+            }),
             read_ms: self.read_ms,
             total_ms: self.elapsed_ms(),
         }

@@ -33,6 +33,9 @@ pub fn render(o: &Outcome, output: &str, saved: &SaveReport) -> String {
     if let Some(v) = &o.done.verification {
         out += &verify_summary(v, o.done.lossy.as_ref(), &o.verified_on);
     }
+    if let Some(rt) = &o.done.runtime {
+        out += &format!("runtime: {rt}\n");
+    }
     out
 }
 

@@ -7,7 +7,7 @@
 //! warm-up.
 
 use std::time::Instant;
-use whittle_eval::{EvalError, Runner};
+use whittle_eval::{EvalError, Runner, Runtime};
 use whittle_ir::{DataType, Dim, Graph, IrError, Model, NodeId, Tensor, Type};
 
 const WARMUP: usize = 3;
@@ -61,7 +61,7 @@ pub fn filled(dims: &[i64]) -> Vec<Tensor> {
 
 /// Median milliseconds of `model` on `input` in tract.
 pub fn median_ms(model: &Model, input: &[Tensor], label: &str) -> Result<f64, EvalError> {
-    let r = Runner::new(model, label, input)?;
+    let r = Runner::new(&Runtime::Tract, model, label, input)?;
     for _ in 0..WARMUP {
         r.run(input)?;
     }
@@ -78,6 +78,7 @@ pub fn median_ms(model: &Model, input: &[Tensor], label: &str) -> Result<f64, Ev
 /// Median milliseconds of `node` of `model` alone on an input of `dims`.
 pub fn layer_ms(model: &Model, node: NodeId, dims: &[i64], label: &str) -> Result<f64, EvalError> {
     let single = one_layer(model, node, dims).map_err(|e| EvalError::Load {
+        runtime: "tract",
         model: label.to_string(),
         reason: e.to_string(),
     })?;

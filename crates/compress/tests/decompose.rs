@@ -34,6 +34,7 @@ fn run(
     let original = parse_model(src).unwrap();
     let mut model = original.clone();
     let data = Data {
+        runtime: whittle_eval::Runtime::Tract,
         sets: sets(&original, 8),
         calibrated,
         source: "test".into(),

@@ -80,7 +80,7 @@ fn site_of(m: &Model, weight: &str) -> String {
 #[test]
 fn the_costliest_layer_is_kept_float_and_the_budget_holds() {
     let m = model();
-    let judge = Judge::new(&m, &sets(&m)).unwrap();
+    let judge = Judge::new(&whittle_eval::Runtime::Tract, &m, &sets(&m)).unwrap();
     let fitted = fit(&m, &judge, ErrorBudget::Cosine(0.9999), quantize).unwrap();
     assert_eq!(fitted.sites.len(), 3);
     assert!(
@@ -113,7 +113,7 @@ fn the_costliest_layer_is_kept_float_and_the_budget_holds() {
 #[test]
 fn a_loose_budget_keeps_nothing_and_tol_is_refused() {
     let m = model();
-    let judge = Judge::new(&m, &sets(&m)).unwrap();
+    let judge = Judge::new(&whittle_eval::Runtime::Tract, &m, &sets(&m)).unwrap();
     let fitted = fit(&m, &judge, ErrorBudget::Cosine(0.5), quantize).unwrap();
     assert!(fitted.kept.is_empty());
     assert_eq!(fitted.evaluations, 1);
@@ -127,7 +127,7 @@ fn a_loose_budget_keeps_nothing_and_tol_is_refused() {
 #[test]
 fn many_sites_are_measured_and_kept_in_groups() {
     let m = model();
-    let judge = Judge::new(&m, &sets(&m)).unwrap();
+    let judge = Judge::new(&whittle_eval::Runtime::Tract, &m, &sets(&m)).unwrap();
     // At most two units: [w1, w2] and [w3]; the group holding w2 is the costly one.
     let fitted = fit_in_groups(&m, &judge, ErrorBudget::Cosine(0.9999), 2, quantize).unwrap();
     let (w1, w2) = (site_of(&m, "w1"), site_of(&m, "w2"));

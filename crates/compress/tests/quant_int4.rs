@@ -179,7 +179,9 @@ fn gptq_with_calibration_grams_beats_round_to_nearest_on_the_data() {
             vec![Tensor::from_f32(vec![2, 64], &x)]
         })
         .collect();
-    let grams: Grams = base.gather_grams(&original, &facts, &sets).unwrap();
+    let grams: Grams = base
+        .gather_grams(&whittle_eval::Runtime::Tract, &original, &facts, &sets)
+        .unwrap();
     assert_eq!(grams.len(), 2, "both dense layers have a Gram matrix");
     let run = |q: QuantizeInt4| {
         let mut m = original.clone();

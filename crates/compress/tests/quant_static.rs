@@ -45,7 +45,14 @@ fn quantize(src: &str, method: Method, full_range: bool) -> (Model, Model, PassC
     let facts = infer(&mut model, &InferOptions::default()).unwrap();
     let found = sites(&model.graph, &facts, 0).unwrap();
     let values = observed_values(&found);
-    let seen = observe(&model, &values, &sets(&original, 0..8), method).unwrap();
+    let seen = observe(
+        &whittle_eval::Runtime::Tract,
+        &model,
+        &values,
+        &sets(&original, 0..8),
+        method,
+    )
+    .unwrap();
     let ranges: HashMap<String, Range> = values
         .iter()
         .zip(seen)

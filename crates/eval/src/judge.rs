@@ -3,6 +3,7 @@
 //! their plans with it.
 
 use crate::run::EvalError;
+use crate::runtime::Runtime;
 use crate::sets::SetRunner;
 use whittle_ir::{Model, Tensor};
 
@@ -23,6 +24,7 @@ pub struct Score {
 
 /// Runs candidate models on the data and scores them against the original's outputs.
 pub struct Judge {
+    runtime: Runtime,
     sets: Vec<Vec<Tensor>>,
     reference: Vec<Vec<Output>>,
 }
@@ -31,18 +33,24 @@ pub struct Judge {
 type Output = (usize, Vec<f32>);
 
 impl Judge {
-    /// Runs the original `model` on `sets` once for the reference outputs.
-    pub fn new(model: &Model, sets: &[Vec<Tensor>]) -> Result<Judge, EvalError> {
-        let reference = run_all(model, sets)?;
+    /// Runs the original `model` on `sets` in `runtime` once for the reference outputs.
+    pub fn new(runtime: &Runtime, model: &Model, sets: &[Vec<Tensor>]) -> Result<Judge, EvalError> {
+        let reference = run_all(runtime, model, sets)?;
         Ok(Judge {
+            runtime: runtime.clone(),
             sets: sets.to_vec(),
             reference,
         })
     }
 
+    /// The runtime the judge runs models in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Scores `model` against the reference.
     pub fn score(&self, model: &Model) -> Result<Score, EvalError> {
-        let outs = run_all(model, &self.sets)?;
+        let outs = run_all(&self.runtime, model, &self.sets)?;
         let (mut cos_sum, mut rows, mut agree, mut top_rows, mut err, mut energy) =
             (0.0, 0usize, 0usize, 0usize, 0.0, 0.0);
         let mut stable = 0usize;
@@ -75,8 +83,12 @@ impl Judge {
     }
 }
 
-fn run_all(model: &Model, sets: &[Vec<Tensor>]) -> Result<Vec<Vec<Output>>, EvalError> {
-    let mut runner = SetRunner::new(model, "judged model", sets);
+fn run_all(
+    runtime: &Runtime,
+    model: &Model,
+    sets: &[Vec<Tensor>],
+) -> Result<Vec<Vec<Output>>, EvalError> {
+    let mut runner = SetRunner::new(runtime, model, "judged model", sets);
     let mut all = Vec::new();
     for set in sets {
         let outs = runner.run(set)?;
@@ -87,6 +99,7 @@ fn run_all(model: &Model, sets: &[Vec<Tensor>]) -> Result<Vec<Vec<Output>>, Eval
                 t.to_f32_vec()
                     .map(|v| (width, v))
                     .map_err(|e| EvalError::Run {
+                        runtime: runner.runtime_name(),
                         model: "judged model".into(),
                         reason: e.to_string(),
                     })

@@ -35,6 +35,7 @@ pub fn eval_node(
     bare.attributes = node.attributes.clone();
     g.add_node(bare, ins, outs.clone())
         .map_err(|e| EvalError::Load {
+            runtime: "tract",
             model: label.clone(),
             reason: e.to_string(),
         })?;

@@ -3,14 +3,16 @@
 //! decomposition).
 
 use crate::run::EvalError;
+use crate::runtime::Runtime;
 use crate::sets::SetRunner;
 use whittle_ir::{Model, Tensor, ValueId};
 
 /// Runs `model` on every set of `sets` with `values` as extra outputs and calls `seen`
 /// once per set with those values' tensors, in the order of `values`. A value that is a
 /// graph input is read from the set itself. tract loads the model once per shape, or once
-/// for all when the sets come in many shapes ([`SetRunner`]).
+/// for all when the sets come in many shapes ([`SetRunner`]); ONNX Runtime once.
 pub fn probe<E: From<EvalError>>(
+    runtime: &Runtime,
     model: &Model,
     values: &[ValueId],
     sets: &[Vec<Tensor>],
@@ -32,7 +34,7 @@ pub fn probe<E: From<EvalError>>(
             }
         })
         .collect();
-    let mut runner = SetRunner::new(&probe, label, sets);
+    let mut runner = SetRunner::new(runtime, &probe, label, sets);
     for set in sets {
         let outs = runner.run(set)?;
         let picked: Vec<&Tensor> = slots

@@ -1,4 +1,4 @@
-//! Whole-model runs in tract.
+//! Whole-model runs in tract (the embedded runtime: needs nothing installed).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -6,18 +6,31 @@ use thiserror::Error;
 use tract_onnx::prelude::*;
 use whittle_ir::{DataType, Model, Tensor, Type, TypeKind};
 
-/// tract could not load or run a model.
+/// A runtime (tract or ONNX Runtime) could not load or run a model.
 #[derive(Debug, Error)]
 pub enum EvalError {
-    #[error("{model}: tract cannot load the model: {reason}")]
-    Load { model: String, reason: String },
-    #[error("{model}: tract failed to run the model: {reason}")]
-    Run { model: String, reason: String },
+    #[error("{model}: {runtime} cannot load the model: {reason}")]
+    Load {
+        runtime: &'static str,
+        model: String,
+        reason: String,
+    },
+    #[error("{model}: {runtime} failed to run the model: {reason}")]
+    Run {
+        runtime: &'static str,
+        model: String,
+        reason: String,
+    },
     #[error("input '{input}': {reason}")]
     Input { input: String, reason: String },
     #[error("{model}: tract panicked: {reason}")]
     Panic { model: String, reason: String },
+    #[error("{0}")]
+    Runtime(#[from] crate::ort_lib::OrtLibError),
 }
+
+/// The name tract goes by in messages.
+pub(crate) const TRACT: &str = "tract";
 
 fn to_tract(t: &Tensor) -> Result<tract_onnx::prelude::Tensor, EvalError> {
     let bad = |reason: String| EvalError::Input {
@@ -81,6 +94,7 @@ fn from_tract(name: &str, t: &tract_onnx::prelude::Tensor) -> Result<Tensor, Str
 /// Runs the model at `path` in tract; see [`run_model`].
 pub fn run_model_file(path: &Path, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
     let model = whittle_onnx::read_model(path).map_err(|e| EvalError::Load {
+        runtime: TRACT,
         model: path.display().to_string(),
         reason: e.to_string(),
     })?;
@@ -95,12 +109,12 @@ pub fn run_model_file(path: &Path, inputs: &[Tensor]) -> Result<Vec<Tensor>, Eva
 /// annotations are not always right), external data inlined, inputs pinned to the fed
 /// shapes. What is computed is unchanged. tract panics are caught.
 pub fn run_model(model: &Model, label: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
-    Runner::new(model, label, inputs)?.run(inputs)
+    TractRunner::new(model, label, inputs)?.run(inputs)
 }
 
 /// A model loaded and optimized by tract for inputs of fixed shapes, ready to run many
 /// times (benchmarks, repeated verification).
-pub struct Runner {
+pub(crate) struct TractRunner {
     plan: std::sync::Arc<TypedRunnableModel>,
     names: Vec<String>,
     label: String,
@@ -114,9 +128,13 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
-impl Runner {
+impl TractRunner {
     /// Loads `model` in tract with its inputs pinned to the shapes and types of `example`.
-    pub fn new(model: &Model, label: &str, example: &[Tensor]) -> Result<Runner, EvalError> {
+    pub(crate) fn new(
+        model: &Model,
+        label: &str,
+        example: &[Tensor],
+    ) -> Result<TractRunner, EvalError> {
         let pins = example
             .iter()
             .map(|t| {
@@ -124,15 +142,20 @@ impl Runner {
                 to_tract(t).map(|t| (t.datum_type(), dims))
             })
             .collect::<Result<_, _>>()?;
-        Runner::pinned(model, label, pins)
+        TractRunner::pinned(model, label, pins)
     }
 
     /// Loads `model` once for every set of `sets` (one tensor per graph input each): a
     /// dim is pinned where all sets agree and left symbolic where they differ, one
     /// symbol per pattern of sizes across the sets (so inputs that share a sequence
     /// length share a symbol).
-    pub fn for_sets(model: &Model, label: &str, sets: &[Vec<Tensor>]) -> Result<Runner, EvalError> {
+    pub(crate) fn for_sets(
+        model: &Model,
+        label: &str,
+        sets: &[Vec<Tensor>],
+    ) -> Result<TractRunner, EvalError> {
         let first = sets.first().ok_or_else(|| EvalError::Load {
+            runtime: TRACT,
             model: label.to_string(),
             reason: "no input sets".into(),
         })?;
@@ -160,23 +183,24 @@ impl Runner {
             }
             pins.push((to_tract(t)?.datum_type(), dims));
         }
-        Runner::pinned(model, label, pins)
+        TractRunner::pinned(model, label, pins)
     }
 
     fn pinned(
         model: &Model,
         label: &str,
         pins: Vec<(DatumType, Vec<Pin>)>,
-    ) -> Result<Runner, EvalError> {
+    ) -> Result<TractRunner, EvalError> {
         let load_err = |reason: String| EvalError::Load {
+            runtime: TRACT,
             model: label.to_string(),
             reason,
         };
         let bytes =
-            whittle_onnx::encode_model(&for_tract(model)).map_err(|e| load_err(e.to_string()))?;
+            whittle_onnx::encode_model(&prepared(model)).map_err(|e| load_err(e.to_string()))?;
         let loaded = catch_unwind(AssertUnwindSafe(|| load(&bytes, pins)));
         match loaded {
-            Ok(Ok((plan, names))) => Ok(Runner {
+            Ok(Ok((plan, names))) => Ok(TractRunner {
                 plan,
                 names,
                 label: label.to_string(),
@@ -190,7 +214,7 @@ impl Runner {
     }
 
     /// Runs on `inputs` (one per graph input, in order) and returns the outputs in order.
-    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    pub(crate) fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
         let feeds = inputs.iter().map(to_tract).collect::<Result<Vec<_>, _>>()?;
         let model = self.label.clone();
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -200,7 +224,13 @@ impl Runner {
         }));
         let outs = match result {
             Ok(Ok(o)) => o,
-            Ok(Err(reason)) => return Err(EvalError::Run { model, reason }),
+            Ok(Err(reason)) => {
+                return Err(EvalError::Run {
+                    runtime: TRACT,
+                    model,
+                    reason,
+                });
+            }
             Err(p) => {
                 return Err(EvalError::Panic {
                     model,
@@ -212,6 +242,7 @@ impl Runner {
             .zip(self.names.iter().chain(std::iter::repeat(&String::new())))
             .map(|(t, n)| {
                 from_tract(n, t).map_err(|reason| EvalError::Run {
+                    runtime: TRACT,
                     model: model.clone(),
                     reason,
                 })
@@ -220,8 +251,9 @@ impl Runner {
     }
 }
 
-/// The copy of `model` that tract is given (see [`run_model`]); nodes get unique names.
-fn for_tract(model: &Model) -> Model {
+/// The copy of `model` that a runtime is given (see [`run_model`]); nodes get unique
+/// names.
+pub(crate) fn prepared(model: &Model) -> Model {
     let mut m = model.clone();
     let g = &mut m.graph;
     g.retain_value_info(|_, _| false);

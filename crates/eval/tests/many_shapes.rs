@@ -40,7 +40,7 @@ fn sets() -> Vec<Vec<Tensor>> {
 fn one_symbolic_load_runs_every_length() {
     let model = parse_model(SRC).unwrap();
     let sets = sets();
-    let shared = Runner::for_sets(&model, "m", &sets).unwrap();
+    let shared = Runner::for_sets(&whittle_eval::Runtime::Tract, &model, "m", &sets).unwrap();
     for set in &sets {
         let a = shared.run(set).unwrap();
         let b = run_model(&model, "m", set).unwrap();
@@ -49,14 +49,24 @@ fn one_symbolic_load_runs_every_length() {
     }
     // The judge and the probe take that path: the model judged against itself is exact,
     // and the probe sees every set's own shape.
-    let score = Judge::new(&model, &sets).unwrap().score(&model).unwrap();
+    let score = Judge::new(&whittle_eval::Runtime::Tract, &model, &sets)
+        .unwrap()
+        .score(&model)
+        .unwrap();
     assert_eq!(score.cosine, 1.0);
     let y = model.graph.find("h").unwrap();
     let mut lens = Vec::new();
-    probe::<whittle_eval::EvalError>(&model, &[y], &sets, "m", |t| {
-        lens.push(t[0].dims[1]);
-        Ok(())
-    })
+    probe::<whittle_eval::EvalError>(
+        &whittle_eval::Runtime::Tract,
+        &model,
+        &[y],
+        &sets,
+        "m",
+        |t| {
+            lens.push(t[0].dims[1]);
+            Ok(())
+        },
+    )
     .unwrap();
     assert_eq!(lens, vec![3, 4, 5, 6, 7]);
 }

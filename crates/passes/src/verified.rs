@@ -5,7 +5,7 @@
 use crate::pass::{PassCx, PassSettings};
 use crate::pipeline::{PassStat, Pipeline};
 use thiserror::Error;
-use whittle_eval::{OutputDiff, Runner, Tolerance, compare_output};
+use whittle_eval::{OutputDiff, Runner, Runtime, Tolerance, compare_output};
 use whittle_ir::{Model, Tensor};
 
 /// At most this many rewrites are rolled back before giving up.
@@ -50,6 +50,8 @@ struct Attempt {
 /// a mismatch fails at once (`--verify=strict`) instead of being bisected and rolled back.
 #[derive(Clone, Copy, Debug)]
 pub struct LosslessCheck<'a> {
+    /// The runtime both models run in.
+    pub runtime: &'a Runtime,
     pub sets: &'a [Vec<Tensor>],
     pub tolerance: &'a Tolerance,
     pub strict: bool,
@@ -81,6 +83,7 @@ fn attempt(
 
 /// The model's outputs on every input set.
 fn outputs(
+    runtime: &Runtime,
     model: &Model,
     label: &str,
     sets: &[Vec<Tensor>],
@@ -88,7 +91,8 @@ fn outputs(
     let Some(first) = sets.first() else {
         return Ok(Vec::new());
     };
-    let runner = Runner::new(model, label, first).map_err(|e| VerifyError::Eval(e.to_string()))?;
+    let runner =
+        Runner::new(runtime, model, label, first).map_err(|e| VerifyError::Eval(e.to_string()))?;
     sets.iter()
         .map(|s| runner.run(s).map_err(|e| VerifyError::Eval(e.to_string())))
         .collect()
@@ -97,12 +101,12 @@ fn outputs(
 /// Compares `model` against the reference outputs; Ok(diffs) with whether all are within.
 fn check(
     model: &Model,
-    sets: &[Vec<Tensor>],
+    on: &LosslessCheck,
     reference: &[Vec<Tensor>],
     names: &[String],
-    tol: &Tolerance,
 ) -> Result<(bool, Vec<Vec<OutputDiff>>), VerifyError> {
-    let got = outputs(model, "optimized model", sets)?;
+    let tol = on.tolerance;
+    let got = outputs(on.runtime, model, "optimized model", on.sets)?;
     let diffs: Vec<Vec<OutputDiff>> = reference
         .iter()
         .zip(&got)
@@ -133,24 +137,19 @@ pub fn optimize_verified(
     check_on: LosslessCheck,
     after: &mut dyn FnMut(&str, &Model),
 ) -> Result<(Model, Vec<PassStat>, Verification), VerifyError> {
-    let LosslessCheck {
-        sets,
-        tolerance: tol,
-        strict,
-    } = check_on;
     let g = &original.graph;
     let names: Vec<String> = g
         .outputs()
         .iter()
         .map(|v| g.value(*v).name().to_string())
         .collect();
-    let reference = outputs(original, "original model", sets)?;
+    let reference = outputs(check_on.runtime, original, "original model", check_on.sets)?;
     let mut deny: Vec<(String, String)> = base.settings.deny.clone();
     let mut report = Verification::default();
     loop {
         let full = attempt(start, pipeline, base, &deny, base.remaining, &mut *after)?;
         report.runs += 1;
-        let (ok, diffs) = check(&full.model, sets, &reference, &names, tol)?;
+        let (ok, diffs) = check(&full.model, &check_on, &reference, &names)?;
         if ok {
             report.diffs = diffs;
             report.log = full.log;
@@ -166,7 +165,7 @@ pub fn optimize_verified(
                     d.name, d.max_abs, d.cosine
                 )
             });
-        if strict {
+        if check_on.strict {
             return Err(VerifyError::Strict(worst));
         }
         if report.rolled_back.len() >= MAX_ROLLBACKS {
@@ -177,7 +176,7 @@ pub fn optimize_verified(
         let hi = crate::bisect::least_true(0, full.log.len(), |k| {
             let probe = attempt(start, pipeline, base, &deny, Some(k), &mut |_, _| {})?;
             report.runs += 1;
-            Ok::<_, VerifyError>(!check(&probe.model, sets, &reference, &names, tol)?.0)
+            Ok::<_, VerifyError>(!check(&probe.model, &check_on, &reference, &names)?.0)
         })?;
         let Some((pass, rule, at)) = full.log.get(hi.saturating_sub(1)).cloned() else {
             return Err(VerifyError::Eval(format!(

@@ -69,6 +69,7 @@ fn a_sign_flip_is_bisected_rolled_back_and_the_rest_kept() {
         &pipeline(),
         &PassCx::default(),
         LosslessCheck {
+            runtime: &whittle_eval::Runtime::Tract,
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: false,
@@ -107,6 +108,7 @@ fn strict_mode_fails_instead_of_rolling_back() {
         &pipeline(),
         &PassCx::default(),
         LosslessCheck {
+            runtime: &whittle_eval::Runtime::Tract,
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: true,
@@ -141,6 +143,7 @@ fn a_correct_pipeline_verifies_in_one_run() {
         &Pipeline::for_level(whittle_passes::Level::O2),
         &PassCx::default(),
         LosslessCheck {
+            runtime: &whittle_eval::Runtime::Tract,
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: false,

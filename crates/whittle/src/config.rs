@@ -245,6 +245,11 @@ impl Config {
         {
             s.calibrate = Some(dir.join(c));
         }
+        if let Some(c) = &s.ort_lib
+            && c.is_relative()
+        {
+            s.ort_lib = Some(dir.join(c));
+        }
         s
     }
 }

@@ -9,6 +9,7 @@ use whittle_compress::budget::StepOptions;
 use whittle_compress::decompose::{self, ErrorBudget, Kind};
 use whittle_compress::prune;
 use whittle_compress::quant::QuantError;
+use whittle_eval::{Runtime, RuntimeChoice};
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
 use whittle_passes::verified::VerifyError;
@@ -46,6 +47,9 @@ pub enum Error {
     /// not be judged.
     #[error("{0}")]
     BudgetMissed(String),
+    /// The runtime asked for cannot be used (ONNX Runtime not found, or too old).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 /// Settings for one optimization: level, passes, input shapes, fold limit. Build it with
@@ -73,6 +77,10 @@ pub struct Optimizer {
     pub(crate) quant_budget: Option<ErrorBudget>,
     /// Raise the default-domain opset to this version first.
     pub(crate) opset: Option<i64>,
+    /// The runtime asked for (`--runtime`), its library (`--ort-lib`) and threads.
+    pub(crate) runtime: RuntimeChoice,
+    pub(crate) ort_lib: Option<PathBuf>,
+    pub(crate) threads: Option<usize>,
 }
 
 impl Default for Optimizer {
@@ -101,6 +109,9 @@ impl Optimizer {
             calibrate: None,
             quant_budget: None,
             opset: None,
+            runtime: RuntimeChoice::Tract,
+            ort_lib: None,
+            threads: None,
         }
     }
 
@@ -120,6 +131,27 @@ impl Optimizer {
     pub fn calibrate(mut self, path: &Path) -> Self {
         self.calibrate = Some(path.to_path_buf());
         self
+    }
+
+    /// The runtime that verifies, judges and calibrates (`--runtime`), with ONNX Runtime's
+    /// library (None: searched for) and intra-op threads (None: its default).
+    pub fn runtime(
+        mut self,
+        choice: RuntimeChoice,
+        ort_lib: Option<&Path>,
+        threads: Option<usize>,
+    ) -> Self {
+        self.runtime = choice;
+        self.ort_lib = ort_lib.map(Path::to_path_buf);
+        self.threads = threads;
+        self
+    }
+
+    /// Loads the runtime the settings ask for (ONNX Runtime's library is loaded here,
+    /// once per process).
+    pub fn load_runtime(&self) -> Result<Runtime, Error> {
+        Runtime::choose(self.runtime, self.ort_lib.as_deref(), self.threads)
+            .map_err(|e| Error::Runtime(e.to_string()))
     }
 
     /// Quantize after the lossless passes.
@@ -169,6 +201,14 @@ impl Optimizer {
             return Err(Error::Config(crate::steps::AUTO_NEEDS_BUDGET.into()));
         }
         o.calibrate = settings.calibrate.clone();
+        if let Some(r) = &settings.runtime {
+            o.runtime = r.parse().map_err(Error::Config)?;
+        }
+        o.ort_lib = settings.ort_lib.clone();
+        o.threads = match settings.threads {
+            Some(0) => return Err(Error::Config("threads 0: expected at least 1".into())),
+            t => t.map(|n| n as usize),
+        };
         o.lossless_pipeline()?; // unknown pass names fail here, not mid-run
         Ok(o)
     }

@@ -55,6 +55,8 @@ pub struct Report {
     pub verification: Option<Verification>,
     /// The lossy steps judged on the verification inputs (with verify and a lossy step).
     pub lossy: Option<LossyCheck>,
+    /// The runtime that verified, judged and calibrated (None when nothing ran the model).
+    pub runtime: Option<String>,
 }
 
 /// Nodes (subgraphs included) and initializer bytes of a model.

@@ -18,7 +18,7 @@
 use crate::optimizer::{Error, Optimizer};
 use crate::report::{LossyCheck, PassReport, Report, Rewrite, size};
 use crate::steps::{self, ModelStep, StepData, merge, prepare};
-use whittle_eval::{Judge, Tolerance};
+use whittle_eval::{Judge, Runtime, Tolerance};
 use whittle_ir::{Model, Tensor};
 use whittle_passes::verified::{LosslessCheck, optimize_verified};
 use whittle_passes::{PassStat, Pipeline};
@@ -65,9 +65,16 @@ impl Optimizer {
         let original = run.verify.map(|_| model.clone());
         prepare::raise(model, self.opset, self.quantize.as_ref(), &mut cx)?;
         let lossless = self.lossless_pipeline()?;
+        let lossy = self.lossy_steps()?;
+        let runtime = match run.verify.is_some() || !lossy.is_empty() {
+            true => Some(self.load_runtime()?),
+            false => None,
+        };
+        let rt = runtime.clone().unwrap_or_default();
         let (mut stats, verification) = match (run.verify, &original) {
             (Some(v), Some(original)) => {
                 let check = LosslessCheck {
+                    runtime: &rt,
                     sets: &v.sets,
                     tolerance: &v.tolerance,
                     strict: v.strict,
@@ -81,8 +88,8 @@ impl Optimizer {
             }
             _ => (lossless.run_observed(model, &mut cx, after)?, None),
         };
-        let lossy = self.lossy_steps()?;
         let mut data = StepData::prepare(
+            &rt,
             model,
             self.calibrate.as_deref(),
             lossy.iter().any(|s| s.needs_data()),
@@ -98,7 +105,7 @@ impl Optimizer {
         }
         prepare::declare_domains(model);
         let lossy_check = match (run.verify, &original, lossy.is_empty()) {
-            (Some(v), Some(original), false) => Some(self.judge_lossy(original, model, v)?),
+            (Some(v), Some(original), false) => Some(self.judge_lossy(&rt, original, model, v)?),
             _ => None,
         };
         let (nodes_after, bytes_after) = size(model);
@@ -119,6 +126,7 @@ impl Optimizer {
             prune: data.pruned,
             verification,
             lossy: lossy_check,
+            runtime: runtime.as_ref().map(Runtime::describe),
         })
     }
 
@@ -171,6 +179,7 @@ impl Optimizer {
     /// it to the plan's budget (quantization's, else decomposition's).
     fn judge_lossy(
         &self,
+        runtime: &Runtime,
         original: &Model,
         model: &Model,
         v: &Verify,
@@ -178,7 +187,7 @@ impl Optimizer {
         let bad = |e: whittle_eval::EvalError| {
             Error::BudgetMissed(format!("judging the lossy steps: {e}"))
         };
-        let score = Judge::new(original, &v.sets)
+        let score = Judge::new(runtime, original, &v.sets)
             .map_err(bad)?
             .score(model)
             .map_err(bad)?;

@@ -139,6 +139,18 @@ macro_rules! for_each_setting {
             /// ops) or auto (per tensor, except the fewest layers --budget needs per row).
             act_scale: String = "act-scale", quantize,
                 [long, value_name = "SCALE", value_parser = ["row", "tensor", "auto"], requires = "quantize"];
+            /// The runtime that runs models for --verify, budgets and calibration: tract
+            /// (embedded, the default), ort (ONNX Runtime, loaded in process from --ort-lib,
+            /// ORT_DYLIB_PATH or the onnxruntime Python package) or auto (ONNX Runtime when
+            /// its library is found, else tract). The report names the one used.
+            runtime: String = "runtime", general,
+                [long, value_name = "RUNTIME", value_parser = ["tract", "ort", "auto"]];
+            /// The ONNX Runtime library (a file, or a folder holding one) for --runtime ort or
+            /// auto; in a config file, relative to the file's folder.
+            ort_lib: std::path::PathBuf = "ort-lib", general, [long, value_name = "PATH"];
+            /// Intra-op threads for ONNX Runtime, as the model is deployed (default: ONNX
+            /// Runtime's own, one per core). tract runs on one thread.
+            threads: u64 = "threads", general, [long, value_name = "N"];
             /// Raise the model's default-domain opset to N (13 to 24) before optimizing: the
             /// ops whose encoding changed on the way are converted; one that cannot be is an
             /// error naming the node. Never lowers an opset.

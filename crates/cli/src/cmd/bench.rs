@@ -1,4 +1,5 @@
-//! `whittle bench MODEL [MODEL2]`: tract latency (median, p90), load time, peak memory.
+//! `whittle bench MODEL [MODEL2]`: latency (median, p90) in tract or ONNX Runtime
+//! (`--runtime`), load time, peak memory.
 
 use crate::cli::{BenchArgs, InputArgs};
 use crate::testinputs::input_sets;
@@ -29,7 +30,11 @@ fn peak_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn measure(path: &std::path::Path, args: &BenchArgs) -> anyhow::Result<Figures> {
+fn measure(
+    rt: &whittle_eval::Runtime,
+    path: &std::path::Path,
+    args: &BenchArgs,
+) -> anyhow::Result<Figures> {
     reset_peak();
     let model = read_model(path)?;
     let inputs = InputArgs {
@@ -42,7 +47,7 @@ fn measure(path: &std::path::Path, args: &BenchArgs) -> anyhow::Result<Figures> 
     let (sets, _) = input_sets(&model, &inputs)?;
     let set = sets.into_iter().next().unwrap_or_default();
     let t0 = Instant::now();
-    let runner = Runner::new(&model, &path.display().to_string(), &set)?;
+    let runner = Runner::new(rt, &model, &path.display().to_string(), &set)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     drop(model);
     for _ in 0..args.warmup {
@@ -65,12 +70,14 @@ fn measure(path: &std::path::Path, args: &BenchArgs) -> anyhow::Result<Figures> 
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
+    let rt = args.runtime.load()?;
     let figures: Vec<Figures> = args
         .models
         .iter()
-        .map(|p| measure(p, &args))
+        .map(|p| measure(&rt, p, &args))
         .collect::<anyhow::Result<_>>()?;
-    let mut out = format!(
+    let mut out = format!("runtime: {}\n", rt.describe());
+    out += &format!(
         "{:<40} {:>10} {:>10} {:>10} {:>10}\n",
         "model", "load ms", "median ms", "p90 ms", "peak MB"
     );

@@ -1,4 +1,5 @@
-//! `whittle verify A B`: both models on the same inputs in tract, every output compared.
+//! `whittle verify A B`: both models on the same inputs in one runtime (`--runtime`),
+//! every output compared.
 
 use crate::cli::{Format, VerifyArgs};
 use crate::testinputs::{input_sets, tolerance};
@@ -24,8 +25,10 @@ pub fn render(args: &VerifyArgs) -> anyhow::Result<(String, bool)> {
     let tol = tolerance(&args.tolerance);
     let label = |p: &std::path::Path| p.display().to_string();
     let first = sets.first().cloned().unwrap_or_default();
-    let ra = Runner::new(&ma, &label(&args.a), &first)?;
-    let rb = Runner::new(&mb, &label(&args.b), &first)?;
+    let rt = args.runtime.load()?;
+    eprintln!("runtime: {}", rt.describe());
+    let ra = Runner::new(&rt, &ma, &label(&args.a), &first)?;
+    let rb = Runner::new(&rt, &mb, &label(&args.b), &first)?;
     let g = &ma.graph;
     let names: Vec<String> = g
         .outputs()

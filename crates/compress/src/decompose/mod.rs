@@ -93,6 +93,8 @@ impl Default for Options {
 pub struct Data {
     /// Input sets, one tensor per graph input each.
     pub sets: Vec<Vec<Tensor>>,
+    /// The runtime that runs the model on them (statistics, judging).
+    pub runtime: whittle_eval::Runtime,
     /// Real calibration data (data-aware factorization, bias correction), or random
     /// inputs (weight SVD; the budget is judged on noise).
     pub calibrated: bool,
@@ -301,14 +303,20 @@ pub fn decompose(
         ));
     }
     let mut layers = layer::find(&model.graph, cx);
-    let stats = stats::gather(model, &mut layers, &data.sets, data.calibrated)?;
+    let stats = stats::gather(
+        &data.runtime,
+        model,
+        &mut layers,
+        &data.sets,
+        data.calibrated,
+    )?;
     let sites: Vec<Site> = layers
         .into_iter()
         .zip(&stats)
         .filter(|(l, _)| l.macs() > 0)
         .map(|(l, s)| prepare(model, l, s, opts, data.calibrated, cx))
         .collect::<Result<_, _>>()?;
-    let judge = whittle_eval::Judge::new(model, &data.sets)?;
+    let judge = whittle_eval::Judge::new(&data.runtime, model, &data.sets)?;
     let mut outcome = match opts.budget {
         ErrorBudget::Exact => search::exact(&sites),
         ErrorBudget::Tol(t) => search::by_tolerance(&sites, t),

@@ -25,6 +25,7 @@ pub struct LayerStats {
 /// gathers their statistics (moments only when `moments` is true). Fills in each layer's
 /// per-sample geometry from the dims seen.
 pub fn gather(
+    runtime: &whittle_eval::Runtime,
     model: &Model,
     layers: &mut [Layer],
     data: &[Vec<Tensor>],
@@ -32,19 +33,26 @@ pub fn gather(
 ) -> Result<Vec<LayerStats>, DecomposeError> {
     let xs: Vec<ValueId> = layers.iter().map(|l| l.x).collect();
     let mut stats: Vec<Option<LayerStats>> = vec![None; layers.len()];
-    probe(model, &xs, data, "decompose (statistics)", |seen| {
-        for ((l, s), t) in layers.iter().zip(stats.iter_mut()).zip(seen) {
-            let s = s.get_or_insert_with(|| LayerStats {
-                dims: t.dims.clone(),
-                moments: Vec::new(),
-                full: None,
-            });
-            if moments {
-                accumulate(l, s, t)?;
+    probe(
+        runtime,
+        model,
+        &xs,
+        data,
+        "decompose (statistics)",
+        |seen| {
+            for ((l, s), t) in layers.iter().zip(stats.iter_mut()).zip(seen) {
+                let s = s.get_or_insert_with(|| LayerStats {
+                    dims: t.dims.clone(),
+                    moments: Vec::new(),
+                    full: None,
+                });
+                if moments {
+                    accumulate(l, s, t)?;
+                }
             }
-        }
-        Ok::<(), DecomposeError>(())
-    })?;
+            Ok::<(), DecomposeError>(())
+        },
+    )?;
     for (l, s) in layers.iter_mut().zip(&stats) {
         if let Some(s) = s {
             set_geometry(l, &s.dims);

@@ -57,13 +57,14 @@ pub(super) fn split(data: &Data) -> Halves {
 
 /// Gathers [`Stats`] on `halves` (the model runs once over all the sets either way).
 pub(super) fn gather_stats(
+    runtime: &whittle_eval::Runtime,
     model: &Model,
     layers: &mut [Layer],
     halves: &Halves,
 ) -> Result<Stats, PruneError> {
-    let fit = gather(model, layers, &halves.fit)?;
+    let fit = gather(runtime, model, layers, &halves.fit)?;
     let check = match halves.held_back {
-        true => Some(gather(model, layers, &halves.check)?),
+        true => Some(gather(runtime, model, layers, &halves.check)?),
         false => None,
     };
     Ok(Stats { fit, check })

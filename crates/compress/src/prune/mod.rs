@@ -227,11 +227,12 @@ fn grant(cx: &mut PassCx, kind: Kind, site: &str) -> bool {
 /// Statistics of the consumers' inputs on `sets` (geometry of every layer set on the
 /// way).
 fn gather(
+    runtime: &whittle_eval::Runtime,
     model: &Model,
     layers: &mut [Layer],
     sets: &[Vec<whittle_ir::Tensor>],
 ) -> Result<Vec<stats::LayerStats>, PruneError> {
-    Ok(stats::gather(model, layers, sets, true)?)
+    Ok(stats::gather(runtime, model, layers, sets, true)?)
 }
 
 #[cfg(test)]

@@ -45,13 +45,13 @@ pub fn prune(
             check: None,
         }
     } else {
-        crossval::gather_stats(model, &mut layers, &halves)?
+        crossval::gather_stats(&data.runtime, model, &mut layers, &halves)?
     };
     let sites: Vec<Site> = groups
         .into_iter()
         .map(|g| site(model, &layers, &stats, g, opts))
         .collect::<Result<_, _>>()?;
-    let judge = Judge::new(model, &halves.check)?;
+    let judge = Judge::new(&data.runtime, model, &halves.check)?;
     let (mut choices, mut why, evaluations) =
         plan(model, &layers, &sites, (&judge, &halves.check), opts.budget)?;
     let latency = match opts.measure {
@@ -278,7 +278,11 @@ fn plan(
         ErrorBudget::Cosine(_) | ErrorBudget::Top1(_) => {
             // Sensitivities (many runs) on the first sets only; plans on all of them.
             let quick = match sets.len() > SENSITIVITY_SETS {
-                true => Some(Judge::new(model, &sets[..SENSITIVITY_SETS])?),
+                true => Some(Judge::new(
+                    judge.runtime(),
+                    model,
+                    &sets[..SENSITIVITY_SETS],
+                )?),
                 false => None,
             };
             let base: Vec<u64> = sites.iter().map(|s| s.macs).collect();

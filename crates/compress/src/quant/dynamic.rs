@@ -131,6 +131,7 @@ impl DynamicInt8 {
     /// per row ([`RowNeed::cost`]), estimated on the float model over `sets`.
     pub fn row_costs(
         &self,
+        runtime: &whittle_eval::Runtime,
         model: &Model,
         facts: &Inference,
         sets: &[Vec<Tensor>],
@@ -153,15 +154,22 @@ impl DynamicInt8 {
             .collect();
         let xs: Vec<ValueId> = sites.iter().map(|s| s.1).collect();
         let mut needs = vec![RowNeed::default(); sites.len()];
-        probe(model, &xs, sets, "int8-dynamic (act-scale auto)", |seen| {
-            for ((need, (name, _, k)), t) in needs.iter_mut().zip(&sites).zip(seen) {
-                let x = t
-                    .to_f32_vec()
-                    .map_err(|e| QuantError::Data(format!("activation of '{name}': {e}")))?;
-                need.add(&x, *k);
-            }
-            Ok::<(), QuantError>(())
-        })?;
+        probe(
+            runtime,
+            model,
+            &xs,
+            sets,
+            "int8-dynamic (act-scale auto)",
+            |seen| {
+                for ((need, (name, _, k)), t) in needs.iter_mut().zip(&sites).zip(seen) {
+                    let x = t
+                        .to_f32_vec()
+                        .map_err(|e| QuantError::Data(format!("activation of '{name}': {e}")))?;
+                    need.add(&x, *k);
+                }
+                Ok::<(), QuantError>(())
+            },
+        )?;
         Ok(sites
             .into_iter()
             .zip(needs)

@@ -130,6 +130,7 @@ impl QuantizeInt4 {
     /// (calibration data), by weight name.
     pub fn gather_grams(
         &self,
+        runtime: &whittle_eval::Runtime,
         model: &Model,
         facts: &Inference,
         sets: &[Vec<Tensor>],
@@ -137,7 +138,7 @@ impl QuantizeInt4 {
         let sites = self.sites(&model.graph, facts);
         let xs: Vec<ValueId> = sites.iter().map(|s| s.x).collect();
         let mut grams: Vec<DMatrix<f64>> = sites.iter().map(|s| DMatrix::zeros(s.k, s.k)).collect();
-        probe(model, &xs, sets, "int4 (calibration)", |seen| {
+        probe(runtime, model, &xs, sets, "int4 (calibration)", |seen| {
             for ((site, gram), t) in sites.iter().zip(grams.iter_mut()).zip(seen) {
                 let values = t.to_f32_vec().map_err(|e| {
                     QuantError::Data(format!("calibration input of '{}': {e}", site.weight))

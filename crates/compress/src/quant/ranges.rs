@@ -234,6 +234,7 @@ fn divergence(p: &[f64], q: &[f64]) -> f64 {
 /// Min/max takes one pass over the data; percentile and entropy a second (the histogram
 /// spans what the first saw).
 pub fn observe(
+    runtime: &whittle_eval::Runtime,
     model: &Model,
     values: &[ValueId],
     sets: &[Vec<Tensor>],
@@ -241,14 +242,14 @@ pub fn observe(
 ) -> Result<Vec<Range>, QuantError> {
     let mut seen = vec![Seen::new(); values.len()];
     let label = "quantize (calibration)";
-    probe(model, values, sets, label, |ts| {
+    probe(runtime, model, values, sets, label, |ts| {
         for (s, t) in seen.iter_mut().zip(ts) {
             s.extend(&floats(model, values, t)?);
         }
         Ok::<(), QuantError>(())
     })?;
     if method != Method::MinMax {
-        probe(model, values, sets, label, |ts| {
+        probe(runtime, model, values, sets, label, |ts| {
             for (s, t) in seen.iter_mut().zip(ts) {
                 s.count(&floats(model, values, t)?, method);
             }

@@ -24,6 +24,7 @@ pub fn options(kinds: &[Kind], budget: ErrorBudget) -> Options {
 pub fn prune_on(original: &Model, opts: &Options, sets: usize) -> (Model, PruneReport) {
     let mut model = original.clone();
     let data = Data {
+        runtime: whittle_eval::Runtime::Tract,
         sets: random_sets(&original.graph, sets).unwrap(),
         calibrated: false,
         source: "test".into(),

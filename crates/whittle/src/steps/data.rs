@@ -6,7 +6,7 @@ use crate::optimizer::Error;
 use std::path::{Path, PathBuf};
 use whittle_compress::decompose::{Data, DecomposeReport};
 use whittle_compress::quant::QuantError;
-use whittle_eval::Judge;
+use whittle_eval::{Judge, Runtime};
 use whittle_ir::{Model, Tensor};
 
 /// Random input sets the lossy steps run on when no calibration data is given.
@@ -15,6 +15,8 @@ pub(crate) const RANDOM_SETS: usize = 16;
 /// What the driver prepares for the lossy steps.
 #[derive(Default)]
 pub(crate) struct StepData {
+    /// The runtime every step runs the model in (its sets carry it too).
+    pub(crate) runtime: Runtime,
     /// Input sets (calibration or random), when a step needs them.
     pub(crate) sets: Option<Data>,
     /// The scorer of a whole-model quantization budget.
@@ -30,12 +32,14 @@ pub(crate) struct StepData {
 impl StepData {
     /// Reads or makes the sets for `model`, and the judge when `judged`.
     pub(crate) fn prepare(
+        runtime: &Runtime,
         model: &Model,
         calibrate: Option<&Path>,
         needed: bool,
         judged: bool,
     ) -> Result<StepData, Error> {
         let mut d = StepData {
+            runtime: runtime.clone(),
             calibrate: calibrate.map(Path::to_path_buf),
             ..StepData::default()
         };
@@ -43,11 +47,11 @@ impl StepData {
             return Ok(d);
         }
         let sets = match calibrate {
-            Some(path) => calibration_data(path, model)?,
-            None => random_data(model)?,
+            Some(path) => calibration_data(path, model, runtime)?,
+            None => random_data(model, runtime)?,
         };
         if judged {
-            d.judge = Some(Judge::new(model, &sets.sets).map_err(QuantError::from)?);
+            d.judge = Some(Judge::new(runtime, model, &sets.sets).map_err(QuantError::from)?);
         }
         d.sets = Some(sets);
         Ok(d)
@@ -55,8 +59,12 @@ impl StepData {
 }
 
 /// Seeded random sets shaped by the model's inputs (free dims 1).
-fn random_data(model: &Model) -> Result<Data, Error> {
-    random_as(whittle_eval::random_sets(&model.graph, RANDOM_SETS), "")
+fn random_data(model: &Model, runtime: &Runtime) -> Result<Data, Error> {
+    random_as(
+        whittle_eval::random_sets(&model.graph, RANDOM_SETS),
+        "",
+        runtime,
+    )
 }
 
 /// Free dims beyond the batch in [`spread_random_data`].
@@ -65,21 +73,27 @@ const SPREAD_WIDTH: i64 = 16;
 /// Seeded random sets whose free dims are 16 beyond the batch (an image's height and
 /// width, a sequence's length): pruning without data ranks channels by how they vary over
 /// positions, and the usual free dims of 1 give it a 1×1 image or a one-token sequence.
-pub(crate) fn spread_random_data(model: &Model) -> Result<Data, Error> {
+pub(crate) fn spread_random_data(model: &Model, runtime: &Runtime) -> Result<Data, Error> {
     random_as(
         whittle_eval::spread_sets(&model.graph, RANDOM_SETS, SPREAD_WIDTH),
         &format!(", free dims {SPREAD_WIDTH} beyond the batch"),
+        runtime,
     )
 }
 
 /// Random `sets` as step data, their source saying how they were drawn (`how`).
-fn random_as(sets: Result<Vec<Vec<Tensor>>, String>, how: &str) -> Result<Data, Error> {
+fn random_as(
+    sets: Result<Vec<Vec<Tensor>>, String>,
+    how: &str,
+    runtime: &Runtime,
+) -> Result<Data, Error> {
     let sets = sets.map_err(|reason| Error::Calibration {
         path: PathBuf::from("(random inputs)"),
         reason,
     })?;
     Ok(Data {
         sets,
+        runtime: runtime.clone(),
         calibrated: false,
         source: format!(
             "random inputs ({RANDOM_SETS} sets{how}; no --calibrate: budget judged on noise)"
@@ -88,7 +102,11 @@ fn random_as(sets: Result<Vec<Vec<Tensor>>, String>, how: &str) -> Result<Data, 
 }
 
 /// The calibration sets in `path`, cut to fit the model's inputs.
-pub(crate) fn calibration_data(path: &Path, model: &Model) -> Result<Data, Error> {
+pub(crate) fn calibration_data(
+    path: &Path,
+    model: &Model,
+    runtime: &Runtime,
+) -> Result<Data, Error> {
     let bad = |reason: String| Error::Calibration {
         path: path.to_path_buf(),
         reason,
@@ -100,6 +118,7 @@ pub(crate) fn calibration_data(path: &Path, model: &Model) -> Result<Data, Error
         .sum();
     Ok(Data {
         sets,
+        runtime: runtime.clone(),
         calibrated: true,
         source: format!(
             "calibration data ({samples} samples from {})",

@@ -68,7 +68,7 @@ impl ModelStep for PruneStep {
                 let sets = match sets.calibrated {
                     true => sets,
                     false => {
-                        spread = spread_random_data(m)?;
+                        spread = spread_random_data(m, &sets.runtime)?;
                         &spread
                     }
                 };

@@ -130,7 +130,8 @@ impl QuantizeStep {
         // Ranked by an estimate from one float probe run: a trial per layer would cost a
         // run of tract's integer kernels each.
         let facts = facts(model, cx)?;
-        let costs = dynamic_pass(o, Vec::new()).row_costs(model, &facts, &sets.sets)?;
+        let costs =
+            dynamic_pass(o, Vec::new()).row_costs(&sets.runtime, model, &facts, &sets.sets)?;
         let fitted = budget::fit_ranked(model, judge, b, costs, |m, rows| {
             let mut cx = cx.fresh();
             with_rows(rows).run(m, &mut cx)?;
@@ -207,9 +208,9 @@ fn gather_grams(
     let Some(path) = &data.calibrate else {
         return Ok(Grams::new());
     };
-    let sets = calibration_data(path, model)?;
+    let sets = calibration_data(path, model, &data.runtime)?;
     let facts = facts(model, cx)?;
-    Ok(pass.gather_grams(model, &facts, &sets.sets)?)
+    Ok(pass.gather_grams(&sets.runtime, model, &facts, &sets.sets)?)
 }
 
 /// The passes of quantization mode `q` (all but int8-static, which calibrates first),
@@ -305,14 +306,14 @@ fn calibrate_static(
             "int8-static needs calibration data (--calibrate PATH)".into(),
         ));
     };
-    let sets = calibration_data(path, model)?;
+    let sets = calibration_data(path, model, &data.runtime)?;
     let facts = facts(model, cx)?;
     let sites = qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
         pass: "quantize-int8-static",
         source,
     })?;
     let values = qdq::observed_values(&sites);
-    let seen = ranges::observe(model, &values, &sets.sets, method)?;
+    let seen = ranges::observe(&sets.runtime, model, &values, &sets.sets, method)?;
     let ranges = values
         .iter()
         .zip(seen)
