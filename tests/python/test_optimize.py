@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -152,6 +153,23 @@ def test_verify_reports_the_check(tmp_path):
     arrays = dict(np.load(DATA / "cnn_bn.ts/inputs.npz"))
     from_arrays = whittle.optimize(model, verify="strict", verify_inputs=arrays)
     assert from_arrays.to_bytes() == strict.to_bytes()
+
+
+def test_runtime_ort_runs_in_the_onnxruntime_this_process_imported(monkeypatch):
+    # Whatever python3 or ORT_DYLIB_PATH would find, the library this process already
+    # loaded is the one whittle loads (one ONNX Runtime per process).
+    monkeypatch.delenv("ORT_DYLIB_PATH", raising=False)
+    model = ROOT / "fixtures/models/cnn_bn.ts.onnx"
+    result = whittle.optimize(model, verify=True, runtime="ort", threads=1)
+    rt = result.report["verify"]["runtime"]
+    assert rt.startswith(f"ONNX Runtime {ort.__version__} "), rt
+    assert str(Path(ort.__file__).parent / "capi") in rt and "1 intra-op thread" in rt, rt
+    assert result.report["settings"]["runtime"] == "ort"
+
+
+def test_an_unknown_runtime_is_a_settings_error():
+    with pytest.raises(whittle.SettingsError, match="runtime"):
+        whittle.optimize(ROOT / "fixtures/models/cnn_bn.ts.onnx", runtime="tvm")
 
 
 def test_saving_beside_a_copy_of_the_input_leaves_the_copy_alone(cli, tmp_path):

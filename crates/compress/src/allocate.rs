@@ -182,12 +182,7 @@ mod tests {
     use super::*;
 
     fn score(cos: f64) -> Score {
-        Score {
-            cosine: cos,
-            top1: 1.0,
-            stable: 1.0,
-            rel_err: 1.0 - cos,
-        }
+        Score::exact(cos, 1.0, 1.0 - cos)
     }
 
     /// Two sites whose candidate j costs error `err[i][j]`, additive: the search must

@@ -101,12 +101,44 @@ impl ErrorBudget {
 
     /// True when `score` (the rewritten model against the original) meets the budget;
     /// per-layer and forced budgets are checked elsewhere and always hold here.
+    ///
+    /// Whole-model budgets hold when the 95 % lower confidence bound meets them (the
+    /// bootstrap bound of the mean cosine; the exact binomial bound of the top-1 agreement
+    /// with half the margin kept), so a plan that passes only by luck on the data does
+    /// not. A top-1 budget the rows cannot show at all (see [`ErrorBudget::unshowable`])
+    /// is held to the agreement itself.
     pub fn holds(&self, score: &Score) -> bool {
         match *self {
-            ErrorBudget::Cosine(x) => score.cosine >= x,
-            ErrorBudget::Top1(x) => score.stable >= x,
+            ErrorBudget::Cosine(x) => score.cosine_low >= x,
+            ErrorBudget::Top1(x) if self.unshowable(score.rows).is_some() => score.stable >= x,
+            ErrorBudget::Top1(x) => score.stable_low >= x,
             ErrorBudget::Tol(_) | ErrorBudget::Exact => true,
         }
+    }
+
+    /// When `rows` judged rows cannot show this budget even if every row agrees: the
+    /// message saying so and how many rows it takes (top-1 budgets only).
+    pub fn unshowable(&self, rows: usize) -> Option<String> {
+        let ErrorBudget::Top1(x) = *self else {
+            return None;
+        };
+        let need = whittle_eval::bounds::rows_to_show(x)?;
+        (rows > 0 && rows < need).then(|| {
+            format!(
+                "budget {self} cannot be shown on {rows} judged rows: even all of them agreeing \
+                 bounds the agreement at {:.4} (95% confidence); it takes at least {need} rows \
+                 (held-out samples of a classifier). The search holds the agreement itself to \
+                 {x}; the report gives the bound",
+                whittle_eval::bounds::agreement_lower(rows, rows)
+            )
+        })
+    }
+}
+
+/// Says (once, as a warning) when the rows `judge` scores on cannot show `budget`.
+pub fn warn_unshowable(budget: ErrorBudget, judge: &whittle_eval::Judge) {
+    if let Some(msg) = budget.unshowable(judge.rows()) {
+        tracing::warn!("{msg}");
     }
 }
 
@@ -132,8 +164,10 @@ pub fn score_note(score: Option<&Score>) -> String {
     score
         .map(|s| {
             format!(
-                "; outputs vs original: cosine {:.6}, top-1 agreement {:.4} ({:.4} with half the margin kept)",
-                s.cosine, s.top1, s.stable
+                "; outputs vs original: cosine {:.6} (>= {:.6} at 95% confidence over {} samples), \
+                 top-1 agreement {:.4} ({:.4} with half the margin kept, >= {:.4} at 95% confidence \
+                 over {} rows)",
+                s.cosine, s.cosine_low, s.samples, s.top1, s.stable, s.stable_low, s.rows
             )
         })
         .unwrap_or_default()
@@ -159,10 +193,8 @@ mod tests {
         );
         assert_eq!(ErrorBudget::Exact.allowance(), None);
         let score = Score {
-            cosine: 0.996,
-            top1: 1.0,
             stable: 0.98,
-            rel_err: 0.0,
+            ..Score::exact(0.996, 1.0, 0.0)
         };
         let spent = |b: ErrorBudget| b.spent(&score).unwrap_or(f64::NAN);
         assert!((spent(b) - 0.004).abs() < 1e-12);

@@ -38,6 +38,7 @@ fn run(
         sets: sets(&original, 8),
         calibrated,
         source: "test".into(),
+        ..Data::default()
     };
     let opts = Options {
         kinds: kinds.to_vec(),

@@ -40,6 +40,104 @@ pub fn calibration_sets(path: &Path, g: &Graph) -> Result<Vec<Vec<Tensor>>, Stri
     Ok(out)
 }
 
+/// Calibration sets cut in two: the sets a lossy step fits on and the held-out sets its
+/// budget is judged on.
+#[derive(Clone, Debug, Default)]
+pub struct Split {
+    pub fit: Vec<Vec<Tensor>>,
+    pub held: Vec<Vec<Tensor>>,
+    /// Samples on each side.
+    pub fit_samples: i64,
+    pub held_samples: i64,
+}
+
+/// Like [`calibration_sets`], with a share `holdout` (0 to 1) of the samples held out:
+/// sample i (counted over the whole file, in order) is held out when ⌊(i+1)·holdout⌋ >
+/// ⌊i·holdout⌋, which spreads the held-out samples evenly through the data (a file
+/// sorted by class gives both sides every class). A model with a fixed batch dim is
+/// split by whole batches.
+pub fn calibration_split(path: &Path, g: &Graph, holdout: f64) -> Result<Split, String> {
+    let names = feed_names(g);
+    let declared: Vec<Option<Vec<Dim>>> = names
+        .iter()
+        .map(|n| {
+            g.find(n)
+                .and_then(|v| g.value(v).info.ty.as_ref())
+                .and_then(|t| t.dims())
+        })
+        .collect();
+    let at = |e: String| format!("{}: {e}", path.display());
+    let holdout = holdout.clamp(0.0, 1.0);
+    let mut out = Split::default();
+    let mut unit_index = 0u64;
+    for set in read_input_sets(path, &names)? {
+        let Some(first) = set.first() else { continue };
+        let unit = batch_unit(first, declared.first().cloned().flatten().as_deref());
+        let units = (first.dims.first().copied().unwrap_or(1).max(1) / unit) as usize;
+        let (mut fit, mut held) = (Vec::new(), Vec::new());
+        for k in 0..units {
+            let i = unit_index as f64;
+            unit_index += 1;
+            match ((i + 1.0) * holdout).floor() > (i * holdout).floor() {
+                true => held.push(k),
+                false => fit.push(k),
+            }
+        }
+        for (idx, sets, count) in [
+            (&fit, &mut out.fit, &mut out.fit_samples),
+            (&held, &mut out.held, &mut out.held_samples),
+        ] {
+            if idx.is_empty() {
+                continue;
+            }
+            let part = set
+                .iter()
+                .map(|t| take_units(t, idx, unit))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(at)?;
+            *count += idx.len() as i64 * unit;
+            sets.extend(split(&part, &declared).map_err(at)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Samples per indivisible unit of `t`: the fixed batch of a model whose input has the
+/// array's rank, else 1.
+fn batch_unit(t: &Tensor, decl: Option<&[Dim]>) -> i64 {
+    match decl {
+        Some(d) if d.len() == t.dims.len() => match d.first() {
+            Some(Dim::Known(b)) if *b > 1 => *b,
+            _ => 1,
+        },
+        _ => 1,
+    }
+}
+
+/// The units `idx` (each `unit` rows along axis 0) of `t`, in order.
+fn take_units(t: &Tensor, idx: &[usize], unit: i64) -> Result<Tensor, String> {
+    let bytes = t.le_bytes().map_err(|e| e.to_string())?;
+    let rows = t.dims.first().copied().unwrap_or(1).max(1);
+    let per = bytes.len() / rows as usize * unit as usize;
+    let mut out = Vec::with_capacity(idx.len() * per);
+    for k in idx {
+        let part = bytes.get(k * per..(k + 1) * per).ok_or_else(|| {
+            format!(
+                "input '{}' has {rows} samples, fewer than the others",
+                t.name()
+            )
+        })?;
+        out.extend_from_slice(part);
+    }
+    let mut dims = t.dims.clone();
+    if let Some(d) = dims.first_mut() {
+        *d = idx.len() as i64 * unit;
+    }
+    let mut taken = Tensor::from_raw(t.dtype(), dims, bytes::Bytes::from(out));
+    taken.name = t.name.clone();
+    Ok(taken)
+}
+
 /// Cuts one set into runnable sets along axis 0 (all inputs cut alike).
 fn split(set: &[Tensor], declared: &[Option<Vec<Dim>>]) -> Result<Vec<Vec<Tensor>>, String> {
     let Some(first) = set.first() else {
@@ -111,6 +209,16 @@ pub fn random_sets(g: &Graph, count: usize) -> Result<Vec<Vec<Tensor>>, String> 
 /// 1×1 image or a one-token sequence does not (a classifier's output on 1×1 noise is
 /// nearly constant, so any pruning "holds" a budget on it).
 pub fn spread_sets(g: &Graph, count: usize, width: i64) -> Result<Vec<Vec<Tensor>>, String> {
+    spread_seeded(g, 0..count as u64, width)
+}
+
+/// [`spread_sets`] drawn from the seeds `seeds` (fit and held-out sets from disjoint
+/// seeds).
+pub fn spread_seeded(
+    g: &Graph,
+    seeds: std::ops::Range<u64>,
+    width: i64,
+) -> Result<Vec<Vec<Tensor>>, String> {
     let mut dims: Vec<(String, i64)> = Vec::new();
     for v in g.inputs() {
         let Some(shape) = g.value(*v).info.ty.as_ref().and_then(|t| t.dims()) else {
@@ -126,7 +234,7 @@ pub fn spread_sets(g: &Graph, count: usize, width: i64) -> Result<Vec<Vec<Tensor
             }
         }
     }
-    (0..count as u64)
+    seeds
         .map(|seed| {
             random_inputs(
                 g,

@@ -3,6 +3,7 @@
 //! timed against its original on the same inputs, and evaluates single nodes in tract for
 //! constant folding. tract and the `ort` crate are only used here.
 
+pub mod bounds;
 mod calibration;
 mod compare;
 mod data;
@@ -16,7 +17,10 @@ mod run;
 mod runtime;
 mod sets;
 
-pub use calibration::{calibration_sets, feed_names, random_sets, seeded_sets, spread_sets};
+pub use calibration::{
+    Split, calibration_sets, calibration_split, feed_names, random_sets, seeded_sets,
+    spread_seeded, spread_sets,
+};
 pub use compare::{OutputDiff, Tolerance, compare_output};
 pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};

@@ -15,6 +15,9 @@ use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
 use whittle_passes::verified::VerifyError;
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassSettings, Pipeline};
 
+/// The share of calibration samples held out to judge budgets on, by default.
+pub const DEFAULT_HOLDOUT: f64 = 0.5;
+
 /// Why an optimization failed.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -81,6 +84,8 @@ pub struct Optimizer {
     pub(crate) runtime: RuntimeChoice,
     pub(crate) ort_lib: Option<PathBuf>,
     pub(crate) threads: Option<usize>,
+    /// Share of calibration samples held out to judge budgets on (`--holdout`).
+    pub(crate) holdout: f64,
 }
 
 impl Default for Optimizer {
@@ -112,6 +117,7 @@ impl Optimizer {
             runtime: RuntimeChoice::Tract,
             ort_lib: None,
             threads: None,
+            holdout: DEFAULT_HOLDOUT,
         }
     }
 
@@ -205,6 +211,14 @@ impl Optimizer {
             o.runtime = r.parse().map_err(Error::Config)?;
         }
         o.ort_lib = settings.ort_lib.clone();
+        if let Some(h) = settings.holdout {
+            if !(0.0..1.0).contains(&h) {
+                return Err(Error::Config(format!(
+                    "holdout {h}: expected a share from 0 (judge on the fit data) to below 1"
+                )));
+            }
+            o.holdout = h;
+        }
         o.threads = match settings.threads {
             Some(0) => return Err(Error::Config("threads 0: expected at least 1".into())),
             t => t.map(|n| n as usize),

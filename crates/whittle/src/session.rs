@@ -89,7 +89,7 @@ impl Optimizer {
             _ => (lossless.run_observed(model, &mut cx, after)?, None),
         };
         let mut data = StepData::prepare(
-            &rt,
+            (&rt, self.holdout),
             model,
             self.calibrate.as_deref(),
             lossy.iter().any(|s| s.needs_data()),

@@ -139,6 +139,10 @@ macro_rules! for_each_setting {
             /// ops) or auto (per tensor, except the fewest layers --budget needs per row).
             act_scale: String = "act-scale", quantize,
                 [long, value_name = "SCALE", value_parser = ["row", "tensor", "auto"], requires = "quantize"];
+            /// With --calibrate: the share of samples held out (0 to below 1; default 0.5):
+            /// lossy steps fit on the rest and their budgets are judged on these, with a 95%
+            /// lower confidence bound. 0 judges on the data the steps were fit on.
+            holdout: f64 = "holdout", general, [long, value_name = "SHARE"];
             /// The runtime that runs models for --verify, budgets and calibration: tract
             /// (embedded, the default), ort (ONNX Runtime, loaded in process from --ort-lib,
             /// ORT_DYLIB_PATH or the onnxruntime Python package) or auto (ONNX Runtime when

@@ -89,10 +89,13 @@ impl Default for Options {
 }
 
 /// The inputs the model is run on while decomposing.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Data {
-    /// Input sets, one tensor per graph input each.
+    /// Input sets a step fits on (statistics, refits, ranges), one tensor per graph
+    /// input each.
     pub sets: Vec<Vec<Tensor>>,
+    /// Input sets held out: what budgets are judged on (empty: judged on `sets`).
+    pub held: Vec<Vec<Tensor>>,
     /// The runtime that runs the model on them (statistics, judging).
     pub runtime: whittle_eval::Runtime,
     /// Real calibration data (data-aware factorization, bias correction), or random
@@ -100,6 +103,16 @@ pub struct Data {
     pub calibrated: bool,
     /// Where the sets came from, for the report.
     pub source: String,
+}
+
+impl Data {
+    /// The sets budgets are judged on: the held-out ones, else those fit on.
+    pub fn judged(&self) -> &[Vec<Tensor>] {
+        match self.held.is_empty() {
+            true => &self.sets,
+            false => &self.held,
+        }
+    }
 }
 
 /// Why a decomposition failed (the model is left as it was).
@@ -316,7 +329,8 @@ pub fn decompose(
         .filter(|(l, _)| l.macs() > 0)
         .map(|(l, s)| prepare(model, l, s, opts, data.calibrated, cx))
         .collect::<Result<_, _>>()?;
-    let judge = whittle_eval::Judge::new(&data.runtime, model, &data.sets)?;
+    let judge = whittle_eval::Judge::new(&data.runtime, model, data.judged())?;
+    crate::budget::warn_unshowable(opts.budget, &judge);
     let mut outcome = match opts.budget {
         ErrorBudget::Exact => search::exact(&sites),
         ErrorBudget::Tol(t) => search::by_tolerance(&sites, t),

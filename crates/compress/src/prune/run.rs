@@ -51,9 +51,16 @@ pub fn prune(
         .into_iter()
         .map(|g| site(model, &layers, &stats, g, opts))
         .collect::<Result<_, _>>()?;
-    let judge = Judge::new(&data.runtime, model, &halves.check)?;
+    // Judged on the held-out sets when there are any (the ridge was chosen on the halves
+    // of the fit sets), else on the check half.
+    let judged = match data.held.is_empty() {
+        true => &halves.check,
+        false => &data.held,
+    };
+    let judge = Judge::new(&data.runtime, model, judged)?;
+    crate::budget::warn_unshowable(opts.budget, &judge);
     let (mut choices, mut why, evaluations) =
-        plan(model, &layers, &sites, (&judge, &halves.check), opts.budget)?;
+        plan(model, &layers, &sites, (&judge, judged), opts.budget)?;
     let latency = match opts.measure {
         true => measure::keep_faster(model, (&layers, &stats.fit), &sites, &mut choices, &mut why)?,
         false => vec![None; sites.len()],
@@ -73,14 +80,20 @@ pub fn prune(
     };
     let report = PruneReport {
         budget: opts.budget,
-        data: match halves.held_back {
-            true => format!(
+        data: match (data.held.is_empty(), halves.held_back) {
+            (false, true) => format!(
+                "{}; ridges chosen on halves of the fit sets ({} and {})",
+                data.source,
+                halves.fit.len(),
+                halves.check.len()
+            ),
+            (true, true) => format!(
                 "{}; refits fit on {} sets, the budget judged on the other {}",
                 data.source,
                 halves.fit.len(),
                 halves.check.len()
             ),
-            false => data.source.clone(),
+            _ => data.source.clone(),
         },
         groups: reports(&layers, &sites, (&granted, &latency), &why, &alone),
         macs_before: total_macs(&layers, &sites, &vec![None; sites.len()]),

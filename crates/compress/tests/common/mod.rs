@@ -28,6 +28,7 @@ pub fn prune_on(original: &Model, opts: &Options, sets: usize) -> (Model, PruneR
         sets: random_sets(&original.graph, sets).unwrap(),
         calibrated: false,
         source: "test".into(),
+        ..Data::default()
     };
     let report = prune(&mut model, opts, &data, &mut PassCx::default()).unwrap();
     model.graph.verify(false).unwrap();

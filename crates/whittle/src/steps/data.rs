@@ -15,6 +15,8 @@ pub(crate) const RANDOM_SETS: usize = 16;
 /// What the driver prepares for the lossy steps.
 #[derive(Default)]
 pub(crate) struct StepData {
+    /// The share of calibration samples held out for judging (`--holdout`).
+    pub(crate) holdout: f64,
     /// The runtime every step runs the model in (its sets carry it too).
     pub(crate) runtime: Runtime,
     /// Input sets (calibration or random), when a step needs them.
@@ -32,7 +34,7 @@ pub(crate) struct StepData {
 impl StepData {
     /// Reads or makes the sets for `model`, and the judge when `judged`.
     pub(crate) fn prepare(
-        runtime: &Runtime,
+        (runtime, holdout): (&Runtime, f64),
         model: &Model,
         calibrate: Option<&Path>,
         needed: bool,
@@ -40,6 +42,7 @@ impl StepData {
     ) -> Result<StepData, Error> {
         let mut d = StepData {
             runtime: runtime.clone(),
+            holdout,
             calibrate: calibrate.map(Path::to_path_buf),
             ..StepData::default()
         };
@@ -47,11 +50,11 @@ impl StepData {
             return Ok(d);
         }
         let sets = match calibrate {
-            Some(path) => calibration_data(path, model, runtime)?,
+            Some(path) => calibration_data(path, model, (runtime, holdout))?,
             None => random_data(model, runtime)?,
         };
         if judged {
-            d.judge = Some(Judge::new(runtime, model, &sets.sets).map_err(QuantError::from)?);
+            d.judge = Some(Judge::new(runtime, model, sets.judged()).map_err(QuantError::from)?);
         }
         d.sets = Some(sets);
         Ok(d)
@@ -60,11 +63,22 @@ impl StepData {
 
 /// Seeded random sets shaped by the model's inputs (free dims 1).
 fn random_data(model: &Model, runtime: &Runtime) -> Result<Data, Error> {
-    random_as(
+    let mut d = random_as(
         whittle_eval::random_sets(&model.graph, RANDOM_SETS),
         "",
         runtime,
-    )
+    )?;
+    let n = RANDOM_SETS as u64;
+    d.held =
+        whittle_eval::seeded_sets(&model.graph, n..2 * n).map_err(|reason| Error::Calibration {
+            path: PathBuf::from("(random inputs)"),
+            reason,
+        })?;
+    d.source = format!(
+        "random inputs ({RANDOM_SETS} sets fit on, {RANDOM_SETS} others judged on; no \
+         --calibrate: budget judged on noise)"
+    );
+    Ok(d)
 }
 
 /// Free dims beyond the batch in [`spread_random_data`].
@@ -74,11 +88,20 @@ const SPREAD_WIDTH: i64 = 16;
 /// width, a sequence's length): pruning without data ranks channels by how they vary over
 /// positions, and the usual free dims of 1 give it a 1×1 image or a one-token sequence.
 pub(crate) fn spread_random_data(model: &Model, runtime: &Runtime) -> Result<Data, Error> {
-    random_as(
+    let mut d = random_as(
         whittle_eval::spread_sets(&model.graph, RANDOM_SETS, SPREAD_WIDTH),
         &format!(", free dims {SPREAD_WIDTH} beyond the batch"),
         runtime,
-    )
+    )?;
+    let n = RANDOM_SETS as u64;
+    d.held =
+        whittle_eval::spread_seeded(&model.graph, n..2 * n, SPREAD_WIDTH).map_err(|reason| {
+            Error::Calibration {
+                path: PathBuf::from("(random inputs)"),
+                reason,
+            }
+        })?;
+    Ok(d)
 }
 
 /// Random `sets` as step data, their source saying how they were drawn (`how`).
@@ -93,6 +116,7 @@ fn random_as(
     })?;
     Ok(Data {
         sets,
+        held: Vec::new(),
         runtime: runtime.clone(),
         calibrated: false,
         source: format!(
@@ -101,28 +125,42 @@ fn random_as(
     })
 }
 
-/// The calibration sets in `path`, cut to fit the model's inputs.
+/// The calibration sets in `path`, cut to fit the model's inputs, with the share
+/// `holdout` of the samples held out for judging budgets.
 pub(crate) fn calibration_data(
     path: &Path,
     model: &Model,
-    runtime: &Runtime,
+    (runtime, holdout): (&Runtime, f64),
 ) -> Result<Data, Error> {
     let bad = |reason: String| Error::Calibration {
         path: path.to_path_buf(),
         reason,
     };
-    let sets = whittle_eval::calibration_sets(path, &model.graph).map_err(bad)?;
-    let samples: i64 = sets
-        .iter()
-        .filter_map(|s| s.first().and_then(|t| t.dims.first().copied()))
-        .sum();
-    Ok(Data {
-        sets,
-        runtime: runtime.clone(),
-        calibrated: true,
-        source: format!(
-            "calibration data ({samples} samples from {})",
+    let split = whittle_eval::calibration_split(path, &model.graph, holdout).map_err(bad)?;
+    let all = split.fit_samples + split.held_samples;
+    let source = match split.held_samples {
+        0 => format!(
+            "calibration data ({all} samples from {}; none held out: budget judged on the \
+             data it was fit on)",
             path.display()
         ),
+        held => format!(
+            "calibration data ({all} samples from {}: fit on {}, budget judged on the other \
+             {held}, held out)",
+            path.display(),
+            split.fit_samples
+        ),
+    };
+    if split.fit.is_empty() {
+        return Err(bad(format!(
+            "{all} samples leave none to fit on with --holdout {holdout}"
+        )));
+    }
+    Ok(Data {
+        sets: split.fit,
+        held: split.held,
+        runtime: runtime.clone(),
+        calibrated: true,
+        source,
     })
 }

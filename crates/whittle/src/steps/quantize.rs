@@ -63,6 +63,7 @@ impl ModelStep for QuantizeStep {
             after("quantize", model);
             return Ok(stats);
         };
+        whittle_compress::budget::warn_unshowable(b, judge);
         let budget = Budgeted { judge, b, sets };
         keep_float_within(model, cx, &budget, &quantizer, after)
     }
@@ -208,7 +209,7 @@ fn gather_grams(
     let Some(path) = &data.calibrate else {
         return Ok(Grams::new());
     };
-    let sets = calibration_data(path, model, &data.runtime)?;
+    let sets = calibration_data(path, model, (&data.runtime, data.holdout))?;
     let facts = facts(model, cx)?;
     Ok(pass.gather_grams(&sets.runtime, model, &facts, &sets.sets)?)
 }
@@ -306,7 +307,7 @@ fn calibrate_static(
             "int8-static needs calibration data (--calibrate PATH)".into(),
         ));
     };
-    let sets = calibration_data(path, model, &data.runtime)?;
+    let sets = calibration_data(path, model, (&data.runtime, data.holdout))?;
     let facts = facts(model, cx)?;
     let sites = qdq::sites(&model.graph, &facts, min_elements).map_err(|source| PassError::Ir {
         pass: "quantize-int8-static",

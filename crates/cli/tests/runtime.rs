@@ -1,0 +1,177 @@
+//! `--runtime`: ONNX Runtime in process for `optimize --verify`, budgets, `whittle verify`
+//! and `whittle bench`. These tests need ONNX Runtime's library (scripts/test points
+//! ORT_DYLIB_PATH at the conformance venv's); without it they fail, never pass.
+
+mod common;
+use common::{s, whittle};
+
+use whittle_onnx::{ExportOptions, save_model};
+use whittle_testkit::fixture;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A model tract cannot load (ai.onnx.ml Scaler) with a clean-up for -O2 to do
+/// (Identity), saved to `dir`.
+fn scaler_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = "ir_version 8
+opset ai.onnx 17
+opset ai.onnx.ml 3
+graph {
+  input x: f32[2,3]
+  output y: f32[2,3]
+  i = Identity(x)
+  y = ai.onnx.ml.Scaler(i) {offset=[1.0, 2.0, 3.0], scale=[2.0, 0.5, -1.0]}
+}
+";
+    let model = whittle_ir::text::parse_model(src).unwrap();
+    let path = dir.join("scaler.onnx");
+    save_model(&model, &path, &ExportOptions::default()).unwrap();
+    path
+}
+
+#[test]
+fn optimize_verify_in_ort_names_the_runtime_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("o.onnx"), dir.path().join("r.json"));
+    let o = whittle(&[
+        "optimize",
+        s(&fixture("bert_tiny.ts.onnx")),
+        "-o",
+        s(&out),
+        "--verify",
+        "--runtime",
+        "ort",
+        "--threads",
+        "1",
+        "--report",
+        s(&report),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("runtime: ONNX Runtime 1.") && stdout(&o).contains("1 intra-op thread"),
+        "{}",
+        stdout(&o)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let rt = r["verify"]["runtime"].as_str().unwrap();
+    assert!(rt.starts_with("ONNX Runtime"), "{rt}");
+}
+
+#[test]
+fn a_model_tract_cannot_load_verifies_in_ort_and_auto() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = scaler_model(dir.path());
+    let out = dir.path().join("o.onnx");
+    let tract = whittle(&["optimize", s(&m), "-o", s(&out), "--verify"]);
+    assert_eq!(tract.status.code(), Some(1));
+    assert!(
+        stderr(&tract).contains("tract cannot load"),
+        "{}",
+        stderr(&tract)
+    );
+    assert!(!out.exists(), "a failed run writes nothing");
+    for rt in ["ort", "auto"] {
+        let o = whittle(&[
+            "optimize",
+            s(&m),
+            "-o",
+            s(&out),
+            "--verify",
+            "--runtime",
+            rt,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{rt}: {}", stderr(&o));
+        assert!(stdout(&o).contains("max abs 0.000e0"), "{}", stdout(&o));
+        let v = whittle(&["verify", s(&m), s(&out), "--runtime", rt]);
+        assert_eq!(v.status.code(), Some(0), "{rt}: {}", stderr(&v));
+    }
+}
+
+#[test]
+fn a_missing_library_is_an_error_naming_where_whittle_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let nowhere = dir.path().join("no-such-lib");
+    let o = whittle(&[
+        "optimize",
+        s(&fixture("cnn_bn.ts.onnx")),
+        "-o",
+        s(&out),
+        "--verify",
+        "--runtime",
+        "ort",
+        "--ort-lib",
+        s(&nowhere),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("ONNX Runtime library not found") && err.contains("no-such-lib"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_quantization_budget_is_judged_in_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("o.onnx"), dir.path().join("r.json"));
+    let o = whittle(&[
+        "optimize",
+        s(&fixture("bert_tiny.ts.onnx")),
+        "-o",
+        s(&out),
+        "--quantize",
+        "int8-dynamic",
+        "--act-scale",
+        "auto",
+        "--budget",
+        "cosine=0.99",
+        "--verify",
+        "--runtime",
+        "ort",
+        "--report",
+        s(&report),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let lossy = &r["verify"]["lossy"];
+    assert_eq!(lossy["held"], true, "{r}");
+    assert!(lossy["cosine"].as_f64().unwrap() >= 0.99, "{lossy}");
+    assert!(
+        r["verify"]["runtime"]
+            .as_str()
+            .unwrap()
+            .starts_with("ONNX Runtime")
+    );
+}
+
+#[test]
+fn bench_in_ort_says_so() {
+    let o = whittle(&[
+        "bench",
+        s(&fixture("cnn_bn.ts.onnx")),
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--runtime",
+        "ort",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("runtime: ONNX Runtime"),
+        "{}",
+        stdout(&o)
+    );
+}
