@@ -111,6 +111,11 @@ bench-fusions:
 
 # Decomposition budgets on the trained vgg_digits CNN: accuracy vs MACs, ORT/tract speed;
 # writes the "Decomposition" section of docs/benchmarks.md.
+# Budgets on held-out data: vgg_digits decomposed and pruned at top1=0.995, judged on 449 unseen images.
+bench-holdout:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_holdout.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
 bench-decompose:
     cargo build --release -p whittle-cli
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_decompose.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
