@@ -175,3 +175,63 @@ fn bench_in_ort_says_so() {
         stdout(&o)
     );
 }
+
+/// The `accuracy_level` attributes of the MatMulNBits nodes of the model at `path`.
+fn levels(path: &std::path::Path) -> Vec<Option<i64>> {
+    let m = whittle_onnx::read_model(path).unwrap();
+    let g = &m.graph;
+    g.node_ids()
+        .filter(|n| g.node(*n).op() == "MatMulNBits")
+        .map(|n| {
+            g.node(n)
+                .attributes
+                .iter()
+                .find(|a| a.name() == "accuracy_level")
+                .and_then(|a| a.i)
+        })
+        .collect()
+}
+
+#[test]
+fn int4_accuracy_level_is_set_asked_or_measured_in_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let m = fixture("bert_tiny.ts.onnx");
+    let base = [
+        s(&m),
+        "-o",
+        s(&out),
+        "--quantize",
+        "int4",
+        "--int4-format",
+        "matmulnbits",
+    ];
+    let run = |extra: &[&str]| {
+        let o = whittle(&[&["optimize"], &base[..], extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (levels(&out), stdout(&o))
+    };
+    let (asked, _) = run(&["--accuracy-level", "4"]);
+    assert!(
+        !asked.is_empty() && asked.iter().all(|l| *l == Some(4)),
+        "{asked:?}"
+    );
+    let (tract, said) = run(&[]);
+    assert!(tract.iter().all(Option::is_none), "{tract:?}");
+    assert!(said.contains("accuracy_level left unset"), "{said}");
+    let (ort, said) = run(&["--runtime", "ort", "--threads", "1"]);
+    let note = said
+        .lines()
+        .find(|l| l.starts_with("int4 accuracy_level "))
+        .unwrap_or_else(|| panic!("no accuracy_level note: {said}"));
+    assert!(
+        note.contains("measured in ONNX Runtime") && note.contains("level 0"),
+        "{note}"
+    );
+    let chosen = if note.starts_with("int4 accuracy_level 4") {
+        Some(4)
+    } else {
+        None
+    };
+    assert!(ort.iter().all(|l| *l == chosen), "{note}: {ort:?}");
+}

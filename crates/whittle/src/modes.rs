@@ -170,6 +170,9 @@ pub struct Int4 {
     pub int4_format: Int4Format,
     /// Weights with fewer elements stay float.
     pub min_elements: u64,
+    /// MatMulNBits' accuracy_level: a level, or measured (`auto`).
+    #[serde(deserialize_with = "parsed")]
+    pub accuracy_level: AccuracyLevel,
 }
 
 impl Default for Int4 {
@@ -178,6 +181,30 @@ impl Default for Int4 {
             block_size: 32,
             int4_format: Int4Format::DequantizeLinear,
             min_elements: DEFAULT_MIN_ELEMENTS,
+            accuracy_level: AccuracyLevel::Auto,
+        }
+    }
+}
+
+/// MatMulNBits' `accuracy_level` (see `steps::int4_level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AccuracyLevel {
+    /// Measured in ONNX Runtime (left unset with tract).
+    #[default]
+    Auto,
+    /// This level (0 to 4).
+    Level(u8),
+}
+
+impl FromStr for AccuracyLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AccuracyLevel::Auto),
+            _ => match s.parse::<u8>() {
+                Ok(l) if l <= 4 => Ok(AccuracyLevel::Level(l)),
+                _ => Err(format!("accuracy-level '{s}': expected 0 to 4 or auto")),
+            },
         }
     }
 }

@@ -122,6 +122,13 @@ macro_rules! for_each_setting {
             /// it) or matmulnbits (com.microsoft MatMulNBits; ORT and tract run it).
             int4_format: String = "int4-format", quantize,
                 [long, value_name = "FORMAT", value_parser = ["dq", "matmulnbits"], requires = "quantize"];
+            /// With --quantize int4 --int4-format matmulnbits: MatMulNBits' accuracy_level, 0
+            /// to 4 (4: ONNX Runtime computes with int8 activations, much faster when
+            /// decoding, one more rounding), or auto (the default: levels 0 and 4 timed and
+            /// judged in ONNX Runtime, 4 kept when faster and within the budget; unset with
+            /// tract, which does not read it).
+            accuracy_level: String = "accuracy-level", quantize,
+                [long, value_name = "LEVEL", value_parser = ["0", "1", "2", "3", "4", "auto"], requires = "quantize"];
             /// With --quantize int8-dynamic: the op types taken, comma-separated (default
             /// MatMul,Gemm; add Conv for ConvInteger).
             ops: Vec<String> = "ops", quantize,

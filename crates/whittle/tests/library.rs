@@ -407,6 +407,11 @@ fn every_setting_changes_the_build_cache_key() {
             "int4-format = \"matmulnbits\"",
         ),
         (
+            "accuracy-level",
+            "quantize = \"int4\"\nint4-format = \"matmulnbits\"\n",
+            "accuracy-level = \"4\"",
+        ),
+        (
             "int8-form",
             "quantize = \"int8-weights\"\n",
             "int8-form = \"dq\"",

@@ -89,17 +89,23 @@ impl Fitted {
         out.push((
             "graph".into(),
             format!(
-                "budget {} on {source}: all {} layers {} gives cosine {:.7}, top-1 {:.2}%; \
-                 {} {} gives cosine {:.7}, top-1 {:.2}% ({} evaluations)",
+                "budget {} on {source}: all {} layers {} gives cosine {:.7} (>= {:.7} at 95% \
+                 confidence), top-1 {:.2}%; {} {} gives cosine {:.7} (>= {:.7}), top-1 {:.2}% \
+                 (>= {:.2}% with half the margin kept, at 95% confidence over {} rows; {} \
+                 evaluations)",
                 self.budget,
                 self.sites.len(),
                 w.all,
                 self.all.cosine,
+                self.all.cosine_low,
                 self.all.top1 * 100.0,
                 self.kept.len(),
                 w.kept,
                 self.score.cosine,
+                self.score.cosine_low,
                 self.score.top1 * 100.0,
+                self.score.stable_low * 100.0,
+                self.score.rows,
                 self.evaluations
             ),
         ));

@@ -3,11 +3,12 @@
 //! the costliest layers float until the model meets it.
 
 use super::data::calibration_data;
-use super::{ModelStep, StepData};
-use crate::modes::{Int8Dynamic, Int8Form, Quantize};
+use super::{ModelStep, StepData, int4_level};
+use crate::modes::{AccuracyLevel, Int8Dynamic, Int8Form, Quantize};
 use crate::optimizer::Error;
 use std::sync::Arc;
 use whittle_compress::ErrorBudget;
+use whittle_compress::quant::Int4Format;
 use whittle_compress::quant::QuantError;
 use whittle_compress::quant::budget::{self, Fitted};
 use whittle_compress::quant::int4::Grams;
@@ -42,10 +43,49 @@ impl ModelStep for QuantizeStep {
     }
 
     fn needs_data(&self) -> bool {
-        self.budget.is_some()
+        self.budget.is_some() || self.level().is_some()
     }
 
     fn run(
+        &self,
+        model: &mut Model,
+        cx: &mut PassCx,
+        data: &mut StepData,
+        after: &mut dyn FnMut(&str, &Model),
+    ) -> Result<Vec<PassStat>, Error> {
+        let Some(level) = self.level() else {
+            return self.run_mode(model, cx, data, after);
+        };
+        let (before, float) = (int4_level::nbits_names(model), model.clone());
+        let stats = self.run_mode(model, cx, data, after)?;
+        let nodes = int4_level::new_nbits(model, &before);
+        let note = match level {
+            AccuracyLevel::Level(l) => {
+                int4_level::set_level(model, &nodes, i64::from(l));
+                format!(
+                    "int4 accuracy_level {l} on {} MatMulNBits (as asked)",
+                    nodes.len()
+                )
+            }
+            AccuracyLevel::Auto => int4_level::choose(&float, model, &nodes, data, self.budget)?,
+        };
+        tracing::info!("{note}");
+        cx.journal.notes.push(("graph".into(), note));
+        Ok(stats)
+    }
+}
+
+impl QuantizeStep {
+    /// The accuracy level asked for, when this step writes MatMulNBits.
+    fn level(&self) -> Option<AccuracyLevel> {
+        match &self.mode {
+            Quantize::Int4(o) if o.int4_format == Int4Format::MatMulNBits => Some(o.accuracy_level),
+            _ => None,
+        }
+    }
+
+    /// The mode's quantization, under the budget when there is one.
+    fn run_mode(
         &self,
         model: &mut Model,
         cx: &mut PassCx,

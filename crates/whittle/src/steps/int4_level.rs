@@ -1,0 +1,146 @@
+//! MatMulNBits' `accuracy_level` for `--quantize int4 --int4-format matmulnbits`: the
+//! precision ONNX Runtime computes in (0: unset, its fp32 path; 4: int8 activations in
+//! its integer kernels, several times faster for memory-bound decoding but with a second
+//! rounding). `--accuracy-level N` sets it; `auto` (the default) measures: in ONNX
+//! Runtime, level 0 and level 4 are each timed and judged on the held-out data, and level
+//! 4 is kept when it is faster and its error stays within the budget (without a budget:
+//! within twice level 0's own error). tract does not read the attribute, so with tract as
+//! the runtime `auto` leaves it unset and says so.
+
+use super::StepData;
+use crate::optimizer::Error;
+use whittle_compress::ErrorBudget;
+use whittle_eval::{Judge, Runner, Runtime};
+use whittle_ir::{Attribute, Model, NodeId};
+
+/// The level `auto` tries against level 0.
+const FAST_LEVEL: i64 = 4;
+
+/// Timed runs per level (after two untimed ones); the median counts.
+const RUNS: usize = 7;
+
+/// A faster level must take at most this share of level 0's time.
+const FASTER: f64 = 0.95;
+
+/// The MatMulNBits nodes of `model` that `before` did not have (whittle's own).
+pub(crate) fn new_nbits(model: &Model, before: &[String]) -> Vec<NodeId> {
+    let g = &model.graph;
+    g.node_ids()
+        .filter(|n| {
+            let node = g.node(*n);
+            node.op() == "MatMulNBits" && !before.iter().any(|b| b == node.name())
+        })
+        .collect()
+}
+
+/// The names of the MatMulNBits nodes of `model`.
+pub(crate) fn nbits_names(model: &Model) -> Vec<String> {
+    let g = &model.graph;
+    g.node_ids()
+        .filter(|n| g.node(*n).op() == "MatMulNBits")
+        .map(|n| g.node(n).name().to_string())
+        .collect()
+}
+
+/// Sets `accuracy_level` on `nodes`.
+pub(crate) fn set_level(model: &mut Model, nodes: &[NodeId], level: i64) {
+    for n in nodes {
+        let attrs = &mut model.graph.node_mut(*n).attributes;
+        attrs.retain(|a| a.name() != "accuracy_level");
+        attrs.push(Attribute::int("accuracy_level", level));
+    }
+}
+
+/// One level's measurement.
+struct Trial {
+    ms: f64,
+    /// 1 − mean cosine to the float model on the judged sets.
+    loss: f64,
+    held: bool,
+}
+
+/// Chooses the level for `nodes` of `model` (quantized from `float`) by measuring in
+/// `data`'s runtime, sets it, and returns the note saying what was measured.
+pub(crate) fn choose(
+    float: &Model,
+    model: &mut Model,
+    nodes: &[NodeId],
+    data: &StepData,
+    budget: Option<ErrorBudget>,
+) -> Result<String, Error> {
+    let rt = &data.runtime;
+    if !matches!(rt, Runtime::Ort { .. }) {
+        return Ok(
+            "int4 accuracy_level left unset (0): it is measured only in ONNX Runtime \
+                   (--runtime ort or auto), and tract does not read it"
+                .to_string(),
+        );
+    }
+    let Some(sets) = &data.sets else {
+        return Ok("int4 accuracy_level left unset (0): no data to measure on".to_string());
+    };
+    let bad = |e: whittle_eval::EvalError| Error::BudgetMissed(format!("accuracy_level: {e}"));
+    let judge = Judge::new(rt, float, sets.judged()).map_err(bad)?;
+    let mut fast = model.clone();
+    set_level(&mut fast, nodes, FAST_LEVEL);
+    let trial = |m: &Model| -> Result<Trial, Error> {
+        let score = judge.score(m).map_err(bad)?;
+        let held = budget.is_none_or(|b| b.holds(&score));
+        let ms = median_ms(rt, m, &sets.sets[0]).map_err(bad)?;
+        Ok(Trial {
+            ms,
+            loss: 1.0 - score.cosine,
+            held,
+        })
+    };
+    let (zero, four) = (trial(model)?, trial(&fast)?);
+    let within = match budget {
+        Some(_) => four.held,
+        None => four.loss <= 2.0 * zero.loss.max(1e-7),
+    };
+    let take = within && four.ms <= FASTER * zero.ms;
+    let level = if take { FAST_LEVEL } else { 0 };
+    if take {
+        *model = fast;
+    }
+    Ok(format!(
+        "int4 accuracy_level {level} on {} MatMulNBits, measured in {}: level 0 {:.2} ms, \
+         1-cosine {:.2e}{}; level {FAST_LEVEL} {:.2} ms, 1-cosine {:.2e}{}",
+        nodes.len(),
+        rt.name(),
+        zero.ms,
+        zero.loss,
+        if zero.held {
+            ""
+        } else {
+            " (misses the budget)"
+        },
+        four.ms,
+        four.loss,
+        if four.held {
+            ""
+        } else {
+            " (misses the budget)"
+        },
+    ))
+}
+
+/// Median milliseconds of `model` on `set` in `rt`.
+fn median_ms(
+    rt: &Runtime,
+    model: &Model,
+    set: &[whittle_ir::Tensor],
+) -> Result<f64, whittle_eval::EvalError> {
+    let r = Runner::new(rt, model, "accuracy_level trial", set)?;
+    for _ in 0..2 {
+        r.run(set)?;
+    }
+    let mut times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            r.run(set).map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[RUNS / 2])
+}
