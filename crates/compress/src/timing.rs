@@ -59,9 +59,14 @@ pub fn filled(dims: &[i64]) -> Vec<Tensor> {
     vec![Tensor::from_f32(dims.to_vec(), &values)]
 }
 
-/// Median milliseconds of `model` on `input` in tract.
-pub fn median_ms(model: &Model, input: &[Tensor], label: &str) -> Result<f64, EvalError> {
-    let r = Runner::new(&Runtime::Tract, model, label, input)?;
+/// Median milliseconds of `model` on `input` in `rt`.
+pub fn median_ms(
+    rt: &Runtime,
+    model: &Model,
+    input: &[Tensor],
+    label: &str,
+) -> Result<f64, EvalError> {
+    let r = Runner::new(rt, model, label, input)?;
     for _ in 0..WARMUP {
         r.run(input)?;
     }
@@ -76,11 +81,17 @@ pub fn median_ms(model: &Model, input: &[Tensor], label: &str) -> Result<f64, Ev
 }
 
 /// Median milliseconds of `node` of `model` alone on an input of `dims`.
-pub fn layer_ms(model: &Model, node: NodeId, dims: &[i64], label: &str) -> Result<f64, EvalError> {
+pub fn layer_ms(
+    rt: &Runtime,
+    model: &Model,
+    node: NodeId,
+    dims: &[i64],
+    label: &str,
+) -> Result<f64, EvalError> {
     let single = one_layer(model, node, dims).map_err(|e| EvalError::Load {
         runtime: "tract",
         model: label.to_string(),
         reason: e.to_string(),
     })?;
-    median_ms(&single, &filled(dims), label)
+    median_ms(rt, &single, &filled(dims), label)
 }

@@ -93,8 +93,9 @@ macro_rules! for_each_setting {
             /// With --decompose or --prune: rewrite a layer (group) only when its MACs fall by
             /// this factor (default 1.2 for --decompose, 1.1 for --prune).
             min_gain: f64 = "min-gain", general, [long, value_name = "FACTOR"];
-            /// With --decompose or --prune: keep a rewrite (a group's size) only if tract also
-            /// runs the layer (the group's layers) faster.
+            /// With --decompose or --prune: keep a rewrite (a group's size) only if the runtime
+            /// (--runtime: tract or ONNX Runtime) also runs the layer (the group's layers)
+            /// faster.
             measure: bool = "measure", general,
                 [long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL"];
             /// Calibration data for --decompose, --prune, --quantize int8-static (activation

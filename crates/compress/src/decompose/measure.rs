@@ -1,4 +1,5 @@
-//! `--measure`: a chosen rewrite is kept only if the layer also runs faster in tract.
+//! `--measure`: a chosen rewrite is kept only if the layer also runs faster in the
+//! runtime (`--runtime`: tract or ONNX Runtime).
 //! Fewer MACs do not always mean less time: depthwise convs with several outputs per
 //! channel are memory-bound and often slower on CPUs.
 //!
@@ -15,6 +16,7 @@ const LABEL: &str = "decompose (timing)";
 
 /// Times each chosen rewrite against its original; drops those that are not faster.
 pub fn keep_faster(
+    rt: &whittle_eval::Runtime,
     model: &Model,
     sites: &[Site],
     stats: &[LayerStats],
@@ -38,14 +40,15 @@ pub fn keep_faster(
         };
         emit(&mut rewritten.graph, &moved, choice)?;
         let input = filled(&dims);
-        let before = median_ms(&single, &input, LABEL)?;
-        let after = median_ms(&rewritten, &input, LABEL)?;
+        let before = median_ms(rt, &single, &input, LABEL)?;
+        let after = median_ms(rt, &rewritten, &input, LABEL)?;
         outcome.latency[i] = Some((before, after));
         if after >= before {
             outcome.choices[i] = None;
             outcome.why[i] = format!(
-                "rank {} cuts MACs but not tract time ({before:.3} -> {after:.3} ms)",
-                choice.rank
+                "rank {} cuts MACs but not {} time ({before:.3} -> {after:.3} ms)",
+                choice.rank,
+                rt.name()
             );
         }
     }

@@ -339,7 +339,7 @@ pub fn decompose(
         }
     };
     if opts.measure {
-        measure::keep_faster(model, &sites, &stats, &mut outcome)?;
+        measure::keep_faster(&data.runtime, model, &sites, &stats, &mut outcome)?;
     }
     let mut rewritten = model.clone();
     let mut report_layers = Vec::new();

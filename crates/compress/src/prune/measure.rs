@@ -20,6 +20,7 @@ pub(super) type Latency = Option<(f64, f64)>;
 /// Times each chosen group before and after; drops the choices that are not faster and
 /// says so in `why`. Returns the milliseconds (before, after) per group that was timed.
 pub(super) fn keep_faster(
+    rt: &whittle_eval::Runtime,
     model: &Model,
     (layers, stats): (&[Layer], &[LayerStats]),
     sites: &[Site],
@@ -49,15 +50,16 @@ pub(super) fn keep_faster(
                 };
                 cut[axis] = width as i64;
             }
-            before += layer_ms(model, layers[l].node, dims, LABEL)?;
-            after += layer_ms(&pruned, layers[l].node, &cut, LABEL)?;
+            before += layer_ms(rt, model, layers[l].node, dims, LABEL)?;
+            after += layer_ms(rt, &pruned, layers[l].node, &cut, LABEL)?;
         }
         latency[i] = Some((before, after));
         if after >= before {
             choices[i] = None;
             why[i] = format!(
-                "{kept}/{} cuts MACs but not tract time ({before:.3} -> {after:.3} ms)",
-                s.group.channels
+                "{kept}/{} cuts MACs but not {} time ({before:.3} -> {after:.3} ms)",
+                s.group.channels,
+                rt.name()
             );
         }
     }

@@ -62,7 +62,14 @@ pub fn prune(
     let (mut choices, mut why, evaluations) =
         plan(model, &layers, &sites, (&judge, judged), opts.budget)?;
     let latency = match opts.measure {
-        true => measure::keep_faster(model, (&layers, &stats.fit), &sites, &mut choices, &mut why)?,
+        true => measure::keep_faster(
+            &data.runtime,
+            model,
+            (&layers, &stats.fit),
+            &sites,
+            &mut choices,
+            &mut why,
+        )?,
         false => vec![None; sites.len()],
     };
     let mut granted: Choices = vec![None; sites.len()];
