@@ -218,9 +218,10 @@ pub struct VerifyArgs {
 /// takes the same flags from its settings).
 #[derive(Args, Debug, Clone)]
 pub struct RuntimeArgs {
-    /// tract (embedded), ort (ONNX Runtime, loaded in process) or auto (ONNX Runtime when
-    /// its library is found, else tract).
-    #[arg(long, default_value = "tract", value_parser = ["tract", "ort", "auto"], value_name = "RUNTIME")]
+    /// tract (embedded), ort (ONNX Runtime, loaded in process), auto (ONNX Runtime when
+    /// its library is found, else tract) or, for `bench` only, all (tract, and ONNX
+    /// Runtime when found, side by side).
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort", "auto", "all"], value_name = "RUNTIME")]
     pub runtime: String,
     /// The ONNX Runtime library (a file, or a folder holding one); else ORT_DYLIB_PATH, else
     /// the onnxruntime Python package's.
@@ -232,8 +233,28 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// The runtimes these flags name: `all` is tract and, when found, ONNX Runtime.
+    pub fn load_all(&self) -> anyhow::Result<Vec<whittle_eval::Runtime>> {
+        if self.runtime != "all" {
+            return Ok(vec![self.load()?]);
+        }
+        let auto = RuntimeArgs {
+            runtime: "auto".into(),
+            ..self.clone()
+        };
+        let mut out = vec![whittle_eval::Runtime::Tract];
+        let other = auto.load()?;
+        if other != whittle_eval::Runtime::Tract {
+            out.push(other);
+        }
+        Ok(out)
+    }
+
     /// Loads the runtime these flags name.
     pub fn load(&self) -> anyhow::Result<whittle_eval::Runtime> {
+        if self.runtime == "all" {
+            anyhow::bail!("--runtime all is for `whittle bench`; give tract, ort or auto");
+        }
         let choice: whittle_eval::RuntimeChoice = self
             .runtime
             .parse()

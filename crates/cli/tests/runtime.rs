@@ -235,3 +235,38 @@ fn int4_accuracy_level_is_set_asked_or_measured_in_ort() {
     };
     assert!(ort.iter().all(|l| *l == chosen), "{note}: {ort:?}");
 }
+
+#[test]
+fn bench_all_times_both_models_in_both_runtimes() {
+    let (a, b) = (fixture("cnn_bn.ts.onnx"), fixture("cnn_bn.dyn.onnx"));
+    let o = whittle(&[
+        "bench",
+        s(&a),
+        s(&b),
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--runtime",
+        "all",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let blocks: Vec<&str> = out.split("runtime: ").filter(|b| !b.is_empty()).collect();
+    assert_eq!(blocks.len(), 2, "{out}");
+    assert!(
+        blocks[0].starts_with("tract") && blocks[1].starts_with("ONNX Runtime"),
+        "{out}"
+    );
+    assert!(
+        blocks.iter().all(|b| b.contains("ratio (second / first)")),
+        "{out}"
+    );
+    let v = whittle(&["verify", s(&a), s(&b), "--runtime", "all"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        stderr(&v).contains("--runtime all is for `whittle bench`"),
+        "{}",
+        stderr(&v)
+    );
+}

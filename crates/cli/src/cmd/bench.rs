@@ -70,11 +70,20 @@ fn measure(
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
-    let rt = args.runtime.load()?;
+    let mut out = String::new();
+    for rt in args.runtime.load_all()? {
+        out += &block(&rt, &args)?;
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+/// The table of every model in `rt`, with the ratio of two.
+fn block(rt: &whittle_eval::Runtime, args: &BenchArgs) -> anyhow::Result<String> {
     let figures: Vec<Figures> = args
         .models
         .iter()
-        .map(|p| measure(&rt, p, &args))
+        .map(|p| measure(rt, p, args))
         .collect::<anyhow::Result<_>>()?;
     let mut out = format!("runtime: {}\n", rt.describe());
     out += &format!(
@@ -104,10 +113,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     }
     let _ = writeln!(
         out,
-        "{} timed runs after {} warm-up runs (tract)",
+        "{} timed runs after {} warm-up runs ({})",
         args.timed.max(1),
-        args.warmup
+        args.warmup,
+        rt.name()
     );
-    print!("{out}");
-    Ok(0)
+    Ok(out)
 }
