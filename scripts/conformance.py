@@ -18,6 +18,7 @@ For every model, whittle's shape inference is compared with onnx's
 the same element type, rank and dims from whittle; the agreement rate is printed.
 """
 import argparse
+import os
 import pathlib
 import re
 import subprocess
@@ -528,29 +529,30 @@ def perplexity(path, windows):
     return float(np.exp(nll))
 
 
-def decoder_int4_quality(whittle, workdir):
-    """The byte decoder trained here (fixtures/gen/make_trained_decoder.py) on its
-    held-out text: GPTQ int4 (`--calibrate`, block 32) must lose at most half the
-    perplexity round-to-nearest int4 loses, and int8-weights stay within 0.5 % of float."""
+def decoder_int4_quality(whittle, workdir, export="ts", runtime="tract"):
+    """The byte decoder trained here (fixtures/gen/make_trained_decoder.py; its dynamo
+    export, make_dynamo_decoder.py) on its held-out text: GPTQ int4 (`--calibrate`, block
+    32, calibrated in `runtime`) must lose at most half the perplexity round-to-nearest
+    int4 loses, and int8-weights stay within 0.5 % of float."""
     import numpy as np
-    model = ROOT / "fixtures/models/char_decoder.ts.onnx"
+    model = ROOT / f"fixtures/models/char_decoder.{export}.onnx"
     data = ROOT / "fixtures/data/char_decoder"
     held = np.load(data / "heldout.npy")
     variants = {
         "int4 round-to-nearest": ["--quantize", "int4", "--int4-format", "matmulnbits"],
         "int4 GPTQ": ["--quantize", "int4", "--int4-format", "matmulnbits",
-                      "--calibrate", str(data / "calib.npy")],
+                      "--calibrate", str(data / "calib.npy"), "--runtime", runtime],
         "int8-weights": ["--quantize", "int8-weights"],
     }
     ppl = {"float": perplexity(model, held)}
     for name, flags in variants.items():
-        out = workdir / ("char_decoder__" + name.replace(" ", "_") + ".onnx")
+        out = workdir / (f"char_decoder_{export}__" + name.replace(" ", "_") + ".onnx")
         r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *flags],
                            capture_output=True, text=True)
         if r.returncode != 0:
             return f"whittle {name} exited {r.returncode}: {r.stderr.strip()[:300]}"
         ppl[name] = perplexity(out, held)
-    INT4_QUALITY.extend(ppl.items())
+    INT4_QUALITY.extend((f"{export} ({runtime}) {k}", v) for k, v in ppl.items())
     rtn, gptq = (ppl[k] - ppl["float"] for k in ("int4 round-to-nearest", "int4 GPTQ"))
     if gptq > 0.5 * rtn:
         return f"GPTQ loses {gptq:.4f} perplexity, more than half of round-to-nearest's {rtn:.4f}"
@@ -617,6 +619,12 @@ def main():
     ap.add_argument("--whittle", required=True)
     ap.add_argument("--sets", default=",".join(BACKEND_SETS))
     args = ap.parse_args()
+    # `--runtime ort` runs load the ONNX Runtime this venv holds (the one the judge uses).
+    import onnxruntime
+    capi = pathlib.Path(onnxruntime.__file__).parent / "capi"
+    libs = sorted(capi.glob("libonnxruntime.so*")) + sorted(capi.glob("onnxruntime.dll"))
+    if libs:
+        os.environ.setdefault("ORT_DYLIB_PATH", str(libs[0]))
     models = list(fixture_models()) + list(backend_models(args.sets.split(",")))
     passed, failed, unjudged_steps = 0, [], []
     with tempfile.TemporaryDirectory() as d:
@@ -663,6 +671,8 @@ def main():
         lossy.append((ROOT / "fixtures/models/bert_tiny.ts.onnx", heads_judge(args.whittle, work)))
         lossy.append((ROOT / "fixtures/models/char_decoder.ts.onnx",
                       decoder_int4_quality(args.whittle, work)))
+        lossy.append((ROOT / "fixtures/models/char_decoder.dyn.onnx",
+                      decoder_int4_quality(args.whittle, work, "dyn", "ort")))
         # Every fusion the judge names must have fired on some fixture at opset 24.
         fired = {op for _, _, ops in DECODERS for op in ops}
         missing = [op for op in DECODER_FUSED_OPS if op not in fired]

@@ -270,3 +270,40 @@ fn bench_all_times_both_models_in_both_runtimes() {
         stderr(&v)
     );
 }
+
+#[test]
+fn gptq_calibrated_in_ort_writes_what_tract_calibration_writes() {
+    // The dynamo export of the trained byte decoder (positions by CumSum over a symbolic
+    // sequence): GPTQ's statistics gathered in either runtime give the same int4 codes.
+    let dir = tempfile::tempdir().unwrap();
+    let m = fixture("char_decoder.dyn.onnx");
+    let calib = whittle_testkit::fixtures_dir().join("../data/char_decoder/calib.npy");
+    let mut outs = Vec::new();
+    for rt in ["tract", "ort"] {
+        let out = dir.path().join(format!("{rt}.onnx"));
+        let o = whittle(&[
+            "optimize",
+            s(&m),
+            "-o",
+            s(&out),
+            "--quantize",
+            "int4",
+            "--calibrate",
+            s(&calib),
+            "--runtime",
+            rt,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{rt}: {}", stderr(&o));
+        assert!(stdout(&o).contains("GPTQ"), "{rt}: {}", stdout(&o));
+        outs.push(std::fs::read(&out).unwrap());
+    }
+    // The runtimes' activations differ in the last bits, so a few rounding decisions may
+    // differ; the files are the same size and all but a sliver of their bytes agree.
+    assert_eq!(outs[0].len(), outs[1].len());
+    let differ = outs[0].iter().zip(&outs[1]).filter(|(a, b)| a != b).count();
+    assert!(
+        differ * 100 < outs[0].len(),
+        "{differ} of {} bytes differ",
+        outs[0].len()
+    );
+}

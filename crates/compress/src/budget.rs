@@ -99,6 +99,12 @@ impl ErrorBudget {
         }
     }
 
+    /// True for budgets judged on the whole model's outputs (cosine, top-1): those need
+    /// data held out to be judged on.
+    pub fn is_whole_model(&self) -> bool {
+        matches!(self, ErrorBudget::Cosine(_) | ErrorBudget::Top1(_))
+    }
+
     /// True when `score` (the rewritten model against the original) meets the budget;
     /// per-layer and forced budgets are checked elsewhere and always hold here.
     ///

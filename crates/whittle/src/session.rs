@@ -89,7 +89,7 @@ impl Optimizer {
             _ => (lossless.run_observed(model, &mut cx, after)?, None),
         };
         let mut data = StepData::prepare(
-            (&rt, self.holdout),
+            (&rt, self.holdout_share()),
             model,
             self.calibrate.as_deref(),
             lossy.iter().any(|s| s.needs_data()),
@@ -128,6 +128,20 @@ impl Optimizer {
             lossy: lossy_check,
             runtime: runtime.as_ref().map(Runtime::describe),
         })
+    }
+
+    /// The share of calibration samples held out: `--holdout` when some step has a
+    /// whole-model budget to judge, else none (nothing is judged, so every sample fits).
+    fn holdout_share(&self) -> f64 {
+        let judged = [
+            self.quant_budget,
+            self.decompose.as_ref().map(|d| d.budget),
+            self.prune.as_ref().map(|p| p.budget),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|b| b.is_whole_model());
+        if judged { self.holdout } else { 0.0 }
     }
 
     /// Every name `--print-after` may take in this plan, in the order they run.
