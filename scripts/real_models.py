@@ -211,11 +211,62 @@ def one(whittle, req, inner, hints, work):
             f"{ms:.0f} ms", f"{tract}; ORT {ort}"]
 
 
+def hint_flags(hints):
+    """The corpus' input hints as verify flags: dims as --input-shape, a value as a
+    one-value --input-range."""
+    flags = []
+    for name, h in hints.items():
+        if isinstance(h, list):
+            flags += ["--input-shape", f"{name}={','.join(map(str, h))}"]
+        else:
+            flags += ["--input-range", f"{name}={h},{h + 1}"]
+    return flags
+
+
+def verify_in(whittle, model, work, runtime, hints):
+    """"verified", "cannot verify: …" or "DIFFERS: …" for `optimize -O2 --verify` in
+    `runtime`, on inputs shaped as `hints` say."""
+    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(work / "v.onnx"),
+                        "--verify", "--runtime", runtime, *hint_flags(hints)],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        return "verified"
+    err = r.stderr.strip().replace("\n", " ")
+    if "cannot load" in err or "failed to run" in err or "panicked" in err:
+        return "cannot verify: " + err[-90:]
+    return "DIFFERS: " + err[:90]
+
+
+def verify_only(whittle):
+    """`--verify` of every corpus model in tract and in ONNX Runtime (issue 32): a table
+    and the counts."""
+    import onnxruntime
+    capi = pathlib.Path(onnxruntime.__file__).parent / "capi"
+    os.environ.setdefault("ORT_DYLIB_PATH", str(sorted(capi.glob("libonnxruntime.so*"))[0]))
+    lines = ["| model | --verify in tract | --verify in ONNX Runtime |", "|---|---|---|"]
+    counts = {"tract": 0, "ort": 0}
+    with tempfile.TemporaryDirectory() as d:
+        for req, inner, hints in MODELS:
+            model = fetch(req, inner)
+            got = {rt: verify_in(whittle, model, pathlib.Path(d), rt, hints) for rt in counts}
+            for rt, v in got.items():
+                counts[rt] += v == "verified"
+            lines.append(f"| {req} {inner.rsplit('/', 1)[-1]} | {got['tract']} | {got['ort']} |")
+            print(lines[-1], file=sys.stderr)
+    lines.append(f"\n{len(MODELS)} models: verified in tract {counts['tract']}, in ONNX "
+                 f"Runtime {counts['ort']}.")
+    print("\n".join(lines))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--whittle", required=True)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--verify-only", action="store_true",
+                    help="only --verify every model in tract and in ONNX Runtime")
     args = ap.parse_args()
+    if args.verify_only:
+        return verify_only(args.whittle)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for req, inner, hints in MODELS:

@@ -6,7 +6,10 @@ use crate::ort_lib::OrtLib;
 use crate::run::{EvalError, prepared};
 use ort::memory::Allocator;
 use ort::session::{Session, SessionInputValue, builder::GraphOptimizationLevel};
-use ort::value::{DynTensor, DynTensorValueType, DynValue, TensorElementType, ValueType};
+use ort::value::{
+    DynMapValueType, DynSequenceValueType, DynTensor, DynTensorValueType, DynValue,
+    TensorElementType, ValueType,
+};
 use std::sync::Mutex;
 use whittle_ir::{DataType, Model, Tensor};
 
@@ -21,13 +24,14 @@ pub(crate) struct OrtRunner {
 const RUNTIME: &str = "ONNX Runtime";
 
 impl OrtRunner {
-    /// Loads `model` with ONNX Runtime's default graph optimizations and `threads`
-    /// intra-op threads (None: ONNX Runtime's default, one per core).
+    /// Loads `model` with `threads` intra-op threads (None: ONNX Runtime's default, one
+    /// per core) and, when `optimized`, ONNX Runtime's graph optimizations as a deployment
+    /// gets them (its own fusions and folding); without, the graph runs as written.
     pub(crate) fn new(
         lib: &OrtLib,
         model: &Model,
         label: &str,
-        threads: Option<usize>,
+        (threads, optimized): (Option<usize>, bool),
     ) -> Result<OrtRunner, EvalError> {
         let load_err = |reason: String| EvalError::Load {
             runtime: RUNTIME,
@@ -38,8 +42,11 @@ impl OrtRunner {
             whittle_onnx::encode_model(&prepared(model)).map_err(|e| load_err(e.to_string()))?;
         let mut builder = Session::builder(&lib.env)
             .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::All)
-                    .map_err(Into::into)
+                b.with_optimization_level(match optimized {
+                    true => GraphOptimizationLevel::All,
+                    false => GraphOptimizationLevel::Disable,
+                })
+                .map_err(Into::into)
             })
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .map_err(|e| load_err(e.to_string()))?;
@@ -92,6 +99,36 @@ impl OrtRunner {
             })
             .collect()
     }
+}
+
+/// A sequence of int64 → float maps as a float tensor [maps, keys] (keys sorted; every
+/// map must have the same keys).
+fn maps_as_tensor(name: &str, v: &DynValue) -> Result<Tensor, String> {
+    let bad = |e: String| format!("output '{name}' (a sequence of maps): {e}");
+    let seq = v
+        .view()
+        .downcast::<DynSequenceValueType>()
+        .map_err(|e| bad(e.to_string()))?;
+    let maps = seq
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut keys: Option<Vec<i64>> = None;
+    let mut values = Vec::new();
+    for m in &maps {
+        let mut kv = m
+            .try_extract_key_values::<i64, f32>()
+            .map_err(|e| bad(e.to_string()))?;
+        kv.sort_by_key(|(k, _)| *k);
+        let ks: Vec<i64> = kv.iter().map(|(k, _)| *k).collect();
+        if keys.get_or_insert_with(|| ks.clone()) != &ks {
+            return Err(bad("maps with different keys".into()));
+        }
+        values.extend(kv.into_iter().map(|(_, x)| x));
+    }
+    let cols = keys.map_or(0, |k| k.len()) as i64;
+    let mut out = Tensor::from_f32(vec![maps.len() as i64, cols], &values);
+    out.name = Some(name.to_string());
+    Ok(out)
 }
 
 /// ONNX Runtime's element type for ours (None: not supported as a runtime value here).
@@ -159,10 +196,15 @@ fn to_ort(t: &Tensor) -> Result<DynTensor, EvalError> {
     Ok(v)
 }
 
-/// Copies an ONNX Runtime output into an IR tensor named `name`.
+/// Copies an ONNX Runtime output into an IR tensor named `name`. A sequence of maps
+/// with int64 keys and float values (what ai.onnx.ml ZipMap makes of class
+/// probabilities) becomes a float tensor [maps, keys], its columns in key order.
 fn from_ort(name: &str, v: &DynValue) -> Result<Tensor, String> {
     let (ty, shape) = match v.dtype() {
         ValueType::Tensor { ty, shape, .. } => (*ty, shape.to_vec()),
+        ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }) => {
+            return maps_as_tensor(name, v);
+        }
         other => return Err(format!("output '{name}' is a {other:?}, not a tensor")),
     };
     let dtype = data_type(ty)

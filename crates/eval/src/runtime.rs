@@ -111,18 +111,42 @@ enum Engine {
 }
 
 impl Runner {
-    /// Loads `model` in `rt` for inputs like `example` (tract pins its inputs to their
-    /// shapes and types; ONNX Runtime takes any shape).
+    /// Loads `model` in `rt` as a deployment runs it (ONNX Runtime with its graph
+    /// optimizations), for inputs like `example` (tract pins its inputs to their shapes
+    /// and types; ONNX Runtime takes any shape). For timing and judging lossy steps.
     pub fn new(
         rt: &Runtime,
         model: &Model,
         label: &str,
         example: &[Tensor],
     ) -> Result<Runner, EvalError> {
+        Runner::load(rt, model, label, example, true)
+    }
+
+    /// Loads `model` in `rt` to run its graph as written: ONNX Runtime's own fusions and
+    /// folding are off, so comparing two models compares what their graphs compute, not
+    /// how ONNX Runtime happened to rewrite each (its Conv+BatchNorm fusion of an original
+    /// rounds differently from whittle's). For lossless checks.
+    pub fn exact(
+        rt: &Runtime,
+        model: &Model,
+        label: &str,
+        example: &[Tensor],
+    ) -> Result<Runner, EvalError> {
+        Runner::load(rt, model, label, example, false)
+    }
+
+    fn load(
+        rt: &Runtime,
+        model: &Model,
+        label: &str,
+        example: &[Tensor],
+        optimized: bool,
+    ) -> Result<Runner, EvalError> {
         let engine = match rt {
             Runtime::Tract => Engine::Tract(TractRunner::new(model, label, example)?),
             Runtime::Ort { lib, threads } => {
-                Engine::Ort(OrtRunner::new(lib, model, label, *threads)?)
+                Engine::Ort(OrtRunner::new(lib, model, label, (*threads, optimized))?)
             }
         };
         Ok(Runner { engine })
@@ -139,7 +163,7 @@ impl Runner {
         let engine = match rt {
             Runtime::Tract => Engine::Tract(TractRunner::for_sets(model, label, sets)?),
             Runtime::Ort { lib, threads } => {
-                Engine::Ort(OrtRunner::new(lib, model, label, *threads)?)
+                Engine::Ort(OrtRunner::new(lib, model, label, (*threads, true))?)
             }
         };
         Ok(Runner { engine })

@@ -306,6 +306,25 @@ impl Graph {
         id
     }
 
+    /// A name not used in this graph, built from `hint`.
+    pub(crate) fn fresh_name(&mut self, hint: &str) -> String {
+        loop {
+            self.fresh += 1;
+            let name = format!("{hint}_w{}", self.fresh);
+            if !self.by_name.contains_key(&name) {
+                return name;
+            }
+        }
+    }
+
+    /// In the subgraphs of `node`, reads of the enclosing value `from` become reads of `to`.
+    pub(crate) fn rename_in_subgraphs(&mut self, node: NodeId, from: &str, to: &str) {
+        let attrs = &mut self.store[node].attributes;
+        for sub in attrs.iter_mut().flat_map(|a| a.subgraphs_mut()) {
+            sub.rename_outer(from, to);
+        }
+    }
+
     /// A new value with a name not used in this graph, built from `hint`.
     pub fn fresh_value(&mut self, hint: &str) -> ValueId {
         loop {
@@ -579,6 +598,11 @@ impl Graph {
             return;
         }
         let uses = self.values[old.index()].uses.clone();
+        // Subgraphs read captured values by name: theirs must follow.
+        let (from, to) = (self.value(old).name.clone(), self.value(new).name.clone());
+        for u in uses.iter().filter(|u| matches!(u.slot, Slot::Capture(_))) {
+            self.rename_in_subgraphs(u.node, &from, &to);
+        }
         for u in uses {
             self.disconnect(u.node, u.slot, old);
             self.connect(u.node, u.slot, new);

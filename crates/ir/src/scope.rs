@@ -47,6 +47,46 @@ impl Graph {
         Ok(())
     }
 
+    /// In this nested graph (and those nested in it), reads of the enclosing scope's
+    /// value `old` become reads of `new`: what the enclosing graph does when it replaces
+    /// a value a subgraph captures. A local value already named `new` is renamed first,
+    /// with the nested graphs that read it; one read from outside too is merged.
+    pub fn rename_outer(&mut self, old: &str, new: &str) {
+        if old == new {
+            return;
+        }
+        let Some(v) = self.find(old).filter(|v| self.value(*v).is_outer()) else {
+            return;
+        };
+        if let Some(there) = self.find(new) {
+            if self.value(there).is_outer() {
+                self.replace_all_uses(v, there);
+                return;
+            }
+            let fresh = self.fresh_name(new);
+            self.rename_with_readers(there, &fresh);
+        }
+        self.rename_with_readers(v, new);
+    }
+
+    /// Renames `v` to the free `name`, and the references to it by name in the subgraphs
+    /// of the nodes that capture it.
+    fn rename_with_readers(&mut self, v: ValueId, name: &str) {
+        let old = self.value(v).name().to_string();
+        let holders: Vec<NodeId> = self
+            .value(v)
+            .uses()
+            .iter()
+            .filter(|u| matches!(u.slot, crate::graph::Slot::Capture(_)))
+            .map(|u| u.node)
+            .collect();
+        for n in holders {
+            self.rename_in_subgraphs(n, &old, name);
+        }
+        // The name is free: `rename_outer` made it so.
+        let _ = self.rename_value(v, name);
+    }
+
     /// Makes node `id` capture exactly the values its subgraphs read from outside them.
     pub fn capture_outer(&mut self, id: NodeId) {
         let mut outer: Vec<String> = Vec::new();

@@ -91,8 +91,8 @@ fn outputs(
     let Some(first) = sets.first() else {
         return Ok(Vec::new());
     };
-    let runner =
-        Runner::new(runtime, model, label, first).map_err(|e| VerifyError::Eval(e.to_string()))?;
+    let runner = Runner::exact(runtime, model, label, first)
+        .map_err(|e| VerifyError::Eval(e.to_string()))?;
     sets.iter()
         .map(|s| runner.run(s).map_err(|e| VerifyError::Eval(e.to_string())))
         .collect()

@@ -3,14 +3,16 @@
 //! Each `tests/rules/*.wt` file holds a model in the IR text form, header comments
 //! `# passes: a,b` (the passes to run), `# rewrites: N` (how many rewrites must happen; 0
 //! for guard cases that must not fire), `# rules: r1,r2` (rules that must have fired) and
-//! `# enable: r1` (rules that are off by default to switch on),
+//! `# enable: r1` (rules that are off by default to switch on), `# runtime: ort` (the
+//! numeric check in ONNX Runtime, for models tract cannot load),
 //! then either a line `# expect:` and the text the rewritten model must print as, or
 //! `# check: TEXT` lines, each a piece of the printed result (partial output). `WHITTLE_BLESS=1 cargo test -p whittle-passes --test
 //! rules` rewrites the expected parts (review the diff). Every case also runs the model
-//! before and after in tract on random inputs: the outputs must agree (rtol 1e-5).
+//! before and after in tract (or ONNX Runtime) on random inputs: the outputs must agree
+//! (rtol 1e-5).
 
 use std::path::{Path, PathBuf};
-use whittle_eval::{InputSpec, random_inputs, run_model};
+use whittle_eval::{InputSpec, Runner, Runtime, RuntimeChoice, random_inputs};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::{PassCx, PassSettings, Pipeline};
 
@@ -117,8 +119,17 @@ fn run_case(path: &Path) -> Result<(), String> {
     }
     let spec = InputSpec::default();
     let inputs = random_inputs(&original.graph, &spec)?;
-    let a = run_model(&original, "before", &inputs).map_err(|e| e.to_string())?;
-    let b = run_model(&model, "after", &inputs).map_err(|e| e.to_string())?;
+    let rt = match header(input, "runtime") {
+        Some("ort") => Runtime::choose(RuntimeChoice::Ort, None, Some(1))
+            .map_err(|e| format!("{e} (scripts/test sets ORT_DYLIB_PATH)"))?,
+        _ => Runtime::Tract,
+    };
+    let run = |m: &whittle_ir::Model, label: &str| {
+        Runner::exact(&rt, m, label, &inputs)
+            .and_then(|r| r.run(&inputs))
+            .map_err(|e| e.to_string())
+    };
+    let (a, b) = (run(&original, "before")?, run(&model, "after")?);
     if a.len() != b.len() || !a.iter().zip(&b).all(|(x, y)| close(x, y)) {
         return Err(format!("outputs changed:\nbefore {a:?}\nafter {b:?}"));
     }

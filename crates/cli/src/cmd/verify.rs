@@ -27,8 +27,8 @@ pub fn render(args: &VerifyArgs) -> anyhow::Result<(String, bool)> {
     let first = sets.first().cloned().unwrap_or_default();
     let rt = args.runtime.load()?;
     eprintln!("runtime: {}", rt.describe());
-    let ra = Runner::new(&rt, &ma, &label(&args.a), &first)?;
-    let rb = Runner::new(&rt, &mb, &label(&args.b), &first)?;
+    let ra = Runner::exact(&rt, &ma, &label(&args.a), &first)?;
+    let rb = Runner::exact(&rt, &mb, &label(&args.b), &first)?;
     let g = &ma.graph;
     let names: Vec<String> = g
         .outputs()
