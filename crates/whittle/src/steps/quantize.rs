@@ -104,7 +104,16 @@ impl QuantizeStep {
             return Ok(stats);
         };
         whittle_compress::budget::warn_unshowable(b, judge);
-        let budget = Budgeted { judge, b, sets };
+        let kept = match self.mode {
+            Quantize::Int4(_) => &KEPT_INT8,
+            _ => &KEPT_FLOAT,
+        };
+        let budget = Budgeted {
+            judge,
+            b,
+            sets,
+            kept,
+        };
         keep_float_within(model, cx, &budget, &quantizer, after)
     }
 }
@@ -114,7 +123,39 @@ struct Budgeted<'a> {
     judge: &'a Judge,
     b: ErrorBudget,
     sets: &'a whittle_compress::decompose::Data,
+    /// What a kept site becomes: float, or int8 (int4's kept layers).
+    kept: &'a Kept,
 }
+
+/// How the layers a budget keeps are treated.
+struct Kept {
+    /// The rule denied at a kept site (`*`: every rule, so the layer stays float).
+    rule: &'static str,
+    /// The pass that takes the kept sites instead, whose rewrites are not sites of the
+    /// search.
+    fallback: Option<&'static str>,
+    wording: budget::Wording,
+}
+
+/// Kept layers stay float.
+const KEPT_FLOAT: Kept = Kept {
+    rule: "*",
+    fallback: None,
+    wording: budget::Wording::FLOAT,
+};
+
+/// int4's kept layers are stored int8 instead (Cast -> Mul, float compute): mixed
+/// precision, each layer at 4 bits unless the budget needs 8 there.
+const KEPT_INT8: Kept = Kept {
+    rule: "int4",
+    fallback: Some("quantize-int8-weights"),
+    wording: budget::Wording {
+        kept: "kept at int8",
+        all: "at int4",
+        doing: "int4 instead of int8",
+        cost: "relative output error",
+    },
+};
 
 /// Quantizes `model` with the fewest layers kept float that meet the budget, and reports
 /// which and why.
@@ -125,12 +166,17 @@ fn keep_float_within(
     quantizer: &dyn Fn() -> Pipeline,
     after: &mut dyn FnMut(&str, &Model),
 ) -> Result<Vec<PassStat>, Error> {
-    let fitted = fit_budget(model, cx, budget.judge, budget.b, quantizer)?;
-    cx.settings
-        .deny
-        .extend(fitted.kept.iter().map(|s| ("*".to_string(), s.clone())));
+    let fitted = fit_budget(model, cx, (budget.judge, budget.b, budget.kept), quantizer)?;
+    cx.settings.deny.extend(
+        fitted
+            .kept
+            .iter()
+            .map(|s| (budget.kept.rule.to_string(), s.clone())),
+    );
     let stats = quantizer().run_observed(model, cx, after)?;
-    cx.journal.notes.extend(fitted.notes(&budget.sets.source));
+    cx.journal
+        .notes
+        .extend(fitted.notes_as(&budget.sets.source, &budget.kept.wording));
     after("quantize", model);
     Ok(stats)
 }
@@ -165,7 +211,12 @@ impl QuantizeStep {
         let mut trial = model.clone();
         all_rows().run(&mut trial, &mut cx.fresh())?;
         if !b.holds(&judge.score(&trial).map_err(QuantError::from)?) {
-            let budget = Budgeted { judge, b, sets };
+            let budget = Budgeted {
+                judge,
+                b,
+                sets,
+                kept: &KEPT_FLOAT,
+            };
             return keep_float_within(model, cx, &budget, &all_rows, after);
         }
         // Ranked by an estimate from one float probe run: a trial per layer would cost a
@@ -203,12 +254,16 @@ impl QuantizeStep {
             }
             Quantize::Int4(o) if data.calibrate.is_some() => {
                 let grams = Arc::new(gather_grams(model, cx, data, &int4_pass(o))?);
-                let o = o.clone();
+                let (o, mixed) = (o.clone(), self.budget.is_some());
                 Box::new(move || {
                     let mut q = int4_pass(&o);
                     q.grams = grams.clone();
-                    Pipeline::once(vec![Box::new(q), tables(o.min_elements)])
+                    Pipeline::once(int4_passes(q, o.min_elements, mixed))
                 })
+            }
+            Quantize::Int4(o) if self.budget.is_some() => {
+                let o = o.clone();
+                Box::new(move || Pipeline::once(int4_passes(int4_pass(&o), o.min_elements, true)))
             }
             other => {
                 let q = other.clone();
@@ -226,6 +281,22 @@ fn int4_pass(o: &crate::modes::Int4) -> QuantizeInt4 {
         min_elements: o.min_elements,
         ..QuantizeInt4::default()
     }
+}
+
+/// int4's passes: the int4 pass, then (`mixed`, under a budget) int8 weights for the
+/// dense layers it was denied, then the embedding tables.
+fn int4_passes(q: QuantizeInt4, min_elements: u64, mixed: bool) -> Vec<Box<dyn Pass>> {
+    let mut out: Vec<Box<dyn Pass>> = vec![Box::new(q)];
+    if mixed {
+        out.push(Box::new(QuantizeWeights {
+            min_elements,
+            ops: &["MatMul", "Gemm"],
+            cast: true,
+            ..QuantizeWeights::default()
+        }));
+    }
+    out.push(tables(min_elements));
+    out
 }
 
 /// Embedding tables are not MatMuls: int4 and int8-dynamic store them as int8 rows.
@@ -309,24 +380,25 @@ const PER_ROW: budget::Wording = budget::Wording {
     cost: "estimated relative activation error",
 };
 
-/// The fewest layers to keep float so that quantizing `model` meets `b`.
+/// The fewest layers to keep (float, or as `kept` says) so that quantizing `model`
+/// meets `b`.
 fn fit_budget(
     model: &Model,
     base: &PassCx,
-    judge: &Judge,
-    b: ErrorBudget,
+    (judge, b, kept): (&Judge, ErrorBudget, &Kept),
     quantizer: &dyn Fn() -> Pipeline,
 ) -> Result<Fitted, Error> {
     let fitted = budget::fit(model, judge, b, |m, excluded| {
         let mut cx = base.fresh();
         cx.settings
             .deny
-            .extend(excluded.iter().map(|s| ("*".to_string(), s.clone())));
+            .extend(excluded.iter().map(|s| (kept.rule.to_string(), s.clone())));
         quantizer().run(m, &mut cx)?;
         Ok(cx
             .journal
             .log
             .into_iter()
+            .filter(|(pass, _, _)| Some(*pass) != kept.fallback)
             .map(|(_, _, site)| site)
             .collect())
     })?;
