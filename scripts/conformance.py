@@ -290,8 +290,8 @@ def static_judge(whittle, model, workdir):
     calib = workdir / (model.stem + "__calib.npz")
     np.savez(calib, **feed)
     out = workdir / (model.stem + "__int8-static.onnx")
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), "--quantize",
-                        "int8-static", "--calibrate", str(calib)], capture_output=True, text=True)
+    r = optimize_in_a_runtime(whittle, model, out,
+                              ["--quantize", "int8-static", "--calibrate", str(calib)])
     if r.returncode != 0:
         return failed_run(r, "--quantize int8-static")
     if checker_verdict(out) != "ok":
@@ -349,6 +349,22 @@ def int4_dq_judge(whittle, workdir):
     return None if worst >= 0.98 else f"int4 output cosine {worst:.5f} < 0.98"
 
 
+IN_ORT = []  # (model, step) judged with --runtime ort because tract cannot load the model
+
+
+def optimize_in_a_runtime(whittle, model, out, flags):
+    """`whittle -q optimize model -o out flags`; when the step needs a runtime and tract
+    cannot load the model, again with `--runtime ort` (issue 32: data-aware steps run in
+    ONNX Runtime where tract cannot). The completed process."""
+    cmd = [whittle, "-q", "optimize", str(model), "-o", str(out), *flags]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0 and "tract cannot load the model" in r.stderr and "--runtime" not in flags:
+        r = subprocess.run([*cmd, "--runtime", "ort"], capture_output=True, text=True)
+        if r.returncode == 0:
+            IN_ORT.append((pathlib.Path(model).name, flags[0]))
+    return r
+
+
 def failed_run(r, what):
     """The verdict for a whittle run that exited non-zero: "not judged" when the step needs
     tract and tract cannot load the model (a tract limitation, reported, not passed)."""
@@ -362,8 +378,7 @@ def lossy_cosine(whittle, model, out, flags):
     """Runs `whittle optimize model -o out flags`; the least ORT output cosine against the
     original, or what went wrong (whittle failed, onnx.checker rejects the output, ORT
     cannot run it)."""
-    r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(out), *flags],
-                       capture_output=True, text=True)
+    r = optimize_in_a_runtime(whittle, model, out, flags)
     if r.returncode != 0:
         return failed_run(r, flags[0])
     if checker_verdict(out) != "ok":
@@ -728,6 +743,9 @@ def main():
     if HEADS:
         print("prune heads cosine=0.95 (ORT, random inputs): " + ", ".join(
             f"bert_tiny.{e} {k} kept, cosine {c:.5f}" for e, k, c in HEADS))
+    if IN_ORT:
+        print("lossy steps run with --runtime ort where tract cannot load the model: " + ", ".join(
+            f"{m} {step}" for m, step in IN_ORT))
     if INT4_QUALITY:
         print("trained byte decoder, held-out perplexity (ORT): " + ", ".join(
             f"{n} {p:.4f}" for n, p in INT4_QUALITY))
