@@ -249,12 +249,18 @@ def verify(
     rtol: float = 1e-4,
     atol: float = 1e-5,
     min_cosine: Optional[float] = None,
+    runtime: str = "tract",
+    ort_lib: Optional[PathLike] = None,
+    threads: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """Runs two models on the same inputs in tract and compares every output, as
-    ``whittle verify A B --format json`` does. Returns its JSON as plain data;
-    ``result["verified"]`` says whether all outputs are within tolerance.
+    """Runs two models on the same inputs and compares every output, as ``whittle verify
+    A B --format json`` does. Returns its JSON as plain data; ``result["verified"]`` says
+    whether all outputs are within tolerance.
 
     ``inputs``: as :func:`optimize`'s ``calibrate``; default ``runs`` random sets.
+    ``runtime``: ``"tract"``, ``"ort"`` (ONNX Runtime in process: the ``onnxruntime`` this
+    process imported, else ``ort_lib``, ``ORT_DYLIB_PATH`` or the package ``python3``
+    finds) or ``"auto"``.
     """
     scratch = Scratch()
     try:
@@ -268,6 +274,15 @@ def verify(
         for k, (lo, hi) in (input_range or {}).items():
             args += ["--input-range", f"{k}={lo},{hi}"]
         args += _shape_args(input_shapes)
+        rt: Dict[str, Any] = {"runtime": runtime}
+        if ort_lib is not None:
+            rt["ort-lib"] = os.fspath(ort_lib)
+        _this_process_ort(rt)
+        args += ["--runtime", runtime]
+        if "ort-lib" in rt:
+            args += ["--ort-lib", rt["ort-lib"]]
+        if threads is not None:
+            args += ["--threads", str(threads)]
         text, _ = _whittle.verify(args)
     except _whittle.WhittleError as e:
         reraise(e)

@@ -167,6 +167,12 @@ def test_runtime_ort_runs_in_the_onnxruntime_this_process_imported(monkeypatch):
     assert result.report["settings"]["runtime"] == "ort"
 
 
+def test_verify_runs_both_models_in_ort():
+    model = ROOT / "fixtures/models/cnn_bn.ts.onnx"
+    out = whittle.verify(model, model, runtime="ort", threads=1)
+    assert out["verified"] and all(d["max_abs"] == 0.0 for d in out["outputs"])
+
+
 def test_an_unknown_runtime_is_a_settings_error():
     with pytest.raises(whittle.SettingsError, match="runtime"):
         whittle.optimize(ROOT / "fixtures/models/cnn_bn.ts.onnx", runtime="tvm")
