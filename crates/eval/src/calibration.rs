@@ -18,6 +18,18 @@ pub fn feed_names(g: &Graph) -> Vec<String> {
         .collect()
 }
 
+/// The declared dims of the inputs `names` (None where unknown).
+fn declared_dims(g: &Graph, names: &[String]) -> Vec<Option<Vec<Dim>>> {
+    names
+        .iter()
+        .map(|n| {
+            g.find(n)
+                .and_then(|v| g.value(v).info.ty.as_ref())
+                .and_then(|t| t.dims())
+        })
+        .collect()
+}
+
 /// Calibration sets from `path` (a `.npy` for a single-input model, an `.npz`, or a folder
 /// of `test_data_set_N` folders), with the first axis of every array read as samples:
 /// arrays one rank above the input are split into single samples; arrays whose first
@@ -25,14 +37,7 @@ pub fn feed_names(g: &Graph) -> Vec<String> {
 /// samples are run up to 64 at a time.
 pub fn calibration_sets(path: &Path, g: &Graph) -> Result<Vec<Vec<Tensor>>, String> {
     let names = feed_names(g);
-    let declared: Vec<Option<Vec<Dim>>> = names
-        .iter()
-        .map(|n| {
-            g.find(n)
-                .and_then(|v| g.value(v).info.ty.as_ref())
-                .and_then(|t| t.dims())
-        })
-        .collect();
+    let declared = declared_dims(g, &names);
     let mut out = Vec::new();
     for set in read_input_sets(path, &names)? {
         out.extend(split(&set, &declared).map_err(|e| format!("{}: {e}", path.display()))?);
@@ -58,14 +63,7 @@ pub struct Split {
 /// split by whole batches.
 pub fn calibration_split(path: &Path, g: &Graph, holdout: f64) -> Result<Split, String> {
     let names = feed_names(g);
-    let declared: Vec<Option<Vec<Dim>>> = names
-        .iter()
-        .map(|n| {
-            g.find(n)
-                .and_then(|v| g.value(v).info.ty.as_ref())
-                .and_then(|t| t.dims())
-        })
-        .collect();
+    let declared = declared_dims(g, &names);
     let at = |e: String| format!("{}: {e}", path.display());
     let holdout = holdout.clamp(0.0, 1.0);
     let mut out = Split::default();

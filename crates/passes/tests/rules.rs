@@ -117,6 +117,16 @@ fn run_case(path: &Path) -> Result<(), String> {
             got.trim()
         ));
     }
+    same_outputs(input, &original, &model)
+}
+
+/// The numeric check: `original` and `model` on the same random inputs, in tract or, with
+/// `# runtime: ort`, ONNX Runtime; the outputs must agree.
+fn same_outputs(
+    input: &str,
+    original: &whittle_ir::Model,
+    model: &whittle_ir::Model,
+) -> Result<(), String> {
     let spec = InputSpec::default();
     let inputs = random_inputs(&original.graph, &spec)?;
     let rt = match header(input, "runtime") {
@@ -129,7 +139,7 @@ fn run_case(path: &Path) -> Result<(), String> {
             .and_then(|r| r.run(&inputs))
             .map_err(|e| e.to_string())
     };
-    let (a, b) = (run(&original, "before")?, run(&model, "after")?);
+    let (a, b) = (run(original, "before")?, run(model, "after")?);
     if a.len() != b.len() || !a.iter().zip(&b).all(|(x, y)| close(x, y)) {
         return Err(format!("outputs changed:\nbefore {a:?}\nafter {b:?}"));
     }

@@ -356,13 +356,10 @@ fn act_scale_auto_scales_per_row_only_the_layer_that_needs_it() {
     assert!(err.to_string().contains("--budget"), "{err}");
 }
 
-/// The build step reuses a cached output while `Optimizer::fingerprint` is unchanged, so
-/// every setting must change it: one left out hands back an output made with other
-/// settings. A row per key; a key without a row fails the test.
-#[test]
-fn every_setting_changes_the_build_cache_key() {
-    let base = "quantize = \"int8-dynamic\"\nprune = [\"conv\"]\n";
-    let rows: &[(&str, &str)] = &[
+/// (key, `whittle.toml` line) per setting the base config of
+/// `every_setting_changes_the_build_cache_key` can take.
+fn setting_rows() -> Vec<(&'static str, &'static str)> {
+    vec![
         ("level", "level = 1"),
         ("passes", "passes = [\"fold-constants\"]"),
         ("disable", "disable = [\"cse\"]"),
@@ -387,9 +384,12 @@ fn every_setting_changes_the_build_cache_key() {
         ("min-elements", "min-elements = 7"),
         ("ops", "ops = [\"MatMul\"]"),
         ("act-scale", "act-scale = \"tensor\""),
-    ];
-    // Keys that belong to another quantize mode: each with its own base.
-    let other_modes: &[(&str, &str, &str)] = &[
+    ]
+}
+
+/// (key, base config of that mode, line) per setting of another quantize mode.
+fn other_mode_rows() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
         (
             "calibration",
             "quantize = \"int8-static\"\ncalibrate = \"c.npy\"\n",
@@ -421,7 +421,18 @@ fn every_setting_changes_the_build_cache_key() {
             "quantize = \"int8-weights\"\n",
             "per-tensor = true",
         ),
-    ];
+    ]
+}
+
+/// The build step reuses a cached output while `Optimizer::fingerprint` is unchanged, so
+/// every setting must change it: one left out hands back an output made with other
+/// settings. A row per key; a key without a row fails the test.
+#[test]
+fn every_setting_changes_the_build_cache_key() {
+    let base = "quantize = \"int8-dynamic\"\nprune = [\"conv\"]\n";
+    let rows = setting_rows();
+    // Keys that belong to another quantize mode: each with its own base.
+    let other_modes = other_mode_rows();
     let fingerprint = |toml: &str| {
         let s = settings(toml);
         whittle::Optimizer::from_settings(&s)

@@ -87,21 +87,7 @@ pub fn prune(
     };
     let report = PruneReport {
         budget: opts.budget,
-        data: match (data.held.is_empty(), halves.held_back) {
-            (false, true) => format!(
-                "{}; ridges chosen on halves of the fit sets ({} and {})",
-                data.source,
-                halves.fit.len(),
-                halves.check.len()
-            ),
-            (true, true) => format!(
-                "{}; refits fit on {} sets, the budget judged on the other {}",
-                data.source,
-                halves.fit.len(),
-                halves.check.len()
-            ),
-            _ => data.source.clone(),
-        },
+        data: data_note(data, &halves),
         groups: reports(&layers, &sites, (&granted, &latency), &why, &alone),
         macs_before: total_macs(&layers, &sites, &vec![None; sites.len()]),
         macs_after: total_macs(&layers, &sites, &granted),
@@ -272,6 +258,22 @@ fn live_channels(fit: &ConsumerFit) -> usize {
     (0..fit.w.ncols() / span.max(1))
         .filter(|c| (c * span..(c + 1) * span).any(|i| fit.sigma[(i, i)].abs() > 1e-12 * total))
         .count()
+}
+
+/// What the report says of the data: where it came from and how it was split.
+fn data_note(data: &Data, halves: &crossval::Halves) -> String {
+    let (fit, check) = (halves.fit.len(), halves.check.len());
+    match (data.held.is_empty(), halves.held_back) {
+        (false, true) => format!(
+            "{}; ridges chosen on halves of the fit sets ({fit} and {check})",
+            data.source
+        ),
+        (true, true) => format!(
+            "{}; refits fit on {fit} sets, the budget judged on the other {check}",
+            data.source
+        ),
+        _ => data.source.clone(),
+    }
 }
 
 /// The size per group the budget allows, why, and how many evaluations it took.
