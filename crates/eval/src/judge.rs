@@ -75,6 +75,24 @@ impl Judge {
         })
     }
 
+    /// A judge whose reference outputs on `sets` were already computed (`outputs`, one
+    /// list per set): a run that checked the lossless phase on the same sets shares them.
+    pub fn with_reference(
+        runtime: &Runtime,
+        sets: &[Vec<Tensor>],
+        outputs: &[Vec<Tensor>],
+    ) -> Result<Judge, EvalError> {
+        let reference = outputs
+            .iter()
+            .map(|set| as_outputs(set, runtime.name()))
+            .collect::<Result<_, _>>()?;
+        Ok(Judge {
+            runtime: runtime.clone(),
+            sets: sets.to_vec(),
+            reference,
+        })
+    }
+
     /// The runtime the judge runs models in.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
@@ -187,31 +205,34 @@ fn run_all(
     let mut runner = SetRunner::new(runtime, model, "judged model", sets);
     let mut all = Vec::new();
     for set in sets {
-        let outs = runner.run(set)?;
-        let outs: Result<Vec<Output>, _> = outs
-            .iter()
-            .map(|t| {
-                let width = t.dims.last().copied().unwrap_or(1).max(1) as usize;
-                let samples = match t.dims.len() {
-                    0 | 1 => 1,
-                    _ => t.dims[0].max(1) as usize,
-                };
-                t.to_f32_vec()
-                    .map(|values| Output {
-                        width,
-                        samples,
-                        values,
-                    })
-                    .map_err(|e| EvalError::Run {
-                        runtime: runner.runtime_name(),
-                        model: "judged model".into(),
-                        reason: e.to_string(),
-                    })
-            })
-            .collect();
-        all.push(outs?);
+        all.push(as_outputs(&runner.run(set)?, runner.runtime_name())?);
     }
     Ok(all)
+}
+
+/// One run's output tensors as the judge compares them.
+fn as_outputs(tensors: &[Tensor], runtime: &'static str) -> Result<Vec<Output>, EvalError> {
+    tensors
+        .iter()
+        .map(|t| {
+            let width = t.dims.last().copied().unwrap_or(1).max(1) as usize;
+            let samples = match t.dims.len() {
+                0 | 1 => 1,
+                _ => t.dims[0].max(1) as usize,
+            };
+            t.to_f32_vec()
+                .map(|values| Output {
+                    width,
+                    samples,
+                    values,
+                })
+                .map_err(|e| EvalError::Run {
+                    runtime,
+                    model: "judged model".into(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {

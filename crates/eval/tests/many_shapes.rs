@@ -70,3 +70,27 @@ fn one_symbolic_load_runs_every_length() {
     .unwrap();
     assert_eq!(lens, vec![3, 4, 5, 6, 7]);
 }
+
+#[test]
+fn a_judge_given_the_reference_scores_as_one_that_ran_it() {
+    // `--verify` computes the original's outputs once and the lossy judge shares them:
+    // scores must be exactly those of a judge that ran the original itself.
+    let model = parse_model(SRC).unwrap();
+    let other = parse_model(&SRC.replace("y = Mul(s, m)", "y = Add(s, m)")).unwrap();
+    let sets = sets();
+    let rt = whittle_eval::Runtime::Tract;
+    let outputs: Vec<Vec<Tensor>> = sets
+        .iter()
+        .map(|s| run_model(&model, "m", s).unwrap())
+        .collect();
+    let ran = Judge::new(&rt, &model, &sets)
+        .unwrap()
+        .score(&other)
+        .unwrap();
+    let given = Judge::with_reference(&rt, &sets, &outputs)
+        .unwrap()
+        .score(&other)
+        .unwrap();
+    assert!(ran.cosine < 0.999, "the two models should differ: {ran:?}");
+    assert_eq!(ran, given);
+}

@@ -52,6 +52,9 @@ struct Attempt {
 pub struct LosslessCheck<'a> {
     /// The runtime both models run in.
     pub runtime: &'a Runtime,
+    /// The original's outputs on `sets`, when the caller already has them
+    /// ([`reference_outputs`]); else they are computed here.
+    pub reference: Option<&'a [Vec<Tensor>]>,
     pub sets: &'a [Vec<Tensor>],
     pub tolerance: &'a Tolerance,
     pub strict: bool,
@@ -79,6 +82,16 @@ fn attempt(
         stats,
         log: cx.journal.log,
     })
+}
+
+/// The original model's outputs on every set of `sets`, run as written (what the
+/// lossless check compares against, and what a lossy judge on the same sets can share).
+pub fn reference_outputs(
+    runtime: &Runtime,
+    original: &Model,
+    sets: &[Vec<Tensor>],
+) -> Result<Vec<Vec<Tensor>>, VerifyError> {
+    outputs(runtime, original, "original model", sets)
 }
 
 /// The model's outputs on every input set.
@@ -143,13 +156,20 @@ pub fn optimize_verified(
         .iter()
         .map(|v| g.value(*v).name().to_string())
         .collect();
-    let reference = outputs(check_on.runtime, original, "original model", check_on.sets)?;
+    let computed;
+    let reference = match check_on.reference {
+        Some(r) => r,
+        None => {
+            computed = reference_outputs(check_on.runtime, original, check_on.sets)?;
+            &computed[..]
+        }
+    };
     let mut deny: Vec<(String, String)> = base.settings.deny.clone();
     let mut report = Verification::default();
     loop {
         let full = attempt(start, pipeline, base, &deny, base.remaining, &mut *after)?;
         report.runs += 1;
-        let (ok, diffs) = check(&full.model, &check_on, &reference, &names)?;
+        let (ok, diffs) = check(&full.model, &check_on, reference, &names)?;
         if ok {
             report.diffs = diffs;
             report.log = full.log;
@@ -176,7 +196,7 @@ pub fn optimize_verified(
         let hi = crate::bisect::least_true(0, full.log.len(), |k| {
             let probe = attempt(start, pipeline, base, &deny, Some(k), &mut |_, _| {})?;
             report.runs += 1;
-            Ok::<_, VerifyError>(!check(&probe.model, &check_on, &reference, &names)?.0)
+            Ok::<_, VerifyError>(!check(&probe.model, &check_on, reference, &names)?.0)
         })?;
         let Some((pass, rule, at)) = full.log.get(hi.saturating_sub(1)).cloned() else {
             return Err(VerifyError::Eval(format!(

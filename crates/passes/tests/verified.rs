@@ -70,6 +70,7 @@ fn a_sign_flip_is_bisected_rolled_back_and_the_rest_kept() {
         &PassCx::default(),
         LosslessCheck {
             runtime: &whittle_eval::Runtime::Tract,
+            reference: None,
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: false,
@@ -109,6 +110,7 @@ fn strict_mode_fails_instead_of_rolling_back() {
         &PassCx::default(),
         LosslessCheck {
             runtime: &whittle_eval::Runtime::Tract,
+            reference: None,
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: true,
@@ -144,6 +146,7 @@ fn a_correct_pipeline_verifies_in_one_run() {
         &PassCx::default(),
         LosslessCheck {
             runtime: &whittle_eval::Runtime::Tract,
+            reference: None,
             sets: &sets,
             tolerance: &Tolerance::default(),
             strict: false,

@@ -20,8 +20,8 @@ use crate::report::{LossyCheck, PassReport, Report, Rewrite, size};
 use crate::steps::{self, ModelStep, StepData, merge, prepare};
 use whittle_eval::{Judge, Runtime, Tolerance};
 use whittle_ir::{Model, Tensor};
-use whittle_passes::verified::{LosslessCheck, optimize_verified};
-use whittle_passes::{PassStat, Pipeline};
+use whittle_passes::verified::{LosslessCheck, Verification, optimize_verified, reference_outputs};
+use whittle_passes::{PassCx, PassStat, Pipeline};
 
 /// What `--verify` checks the result on.
 #[derive(Clone, Debug)]
@@ -50,6 +50,33 @@ pub struct RunOptions<'a> {
     pub observer: Option<Observer<'a>>,
 }
 
+/// A model's outputs, per input set.
+type Outputs = Vec<Vec<Tensor>>;
+
+/// The lossless phase checked against `original` on the verification sets: the original's
+/// outputs are computed once, here, and returned for the lossy judge to share.
+fn verified(
+    original: &Model,
+    model: &mut Model,
+    (lossless, cx): (&Pipeline, &mut PassCx),
+    (rt, v): (&Runtime, &Verify),
+    after: &mut dyn FnMut(&str, &Model),
+) -> Result<(Vec<PassStat>, Verification, Outputs), Error> {
+    let reference = reference_outputs(rt, original, &v.sets)?;
+    let check = LosslessCheck {
+        runtime: rt,
+        reference: Some(&reference),
+        sets: &v.sets,
+        tolerance: &v.tolerance,
+        strict: v.strict,
+    };
+    let (m, stats, ver) = optimize_verified(original, model, lossless, cx, check, after)?;
+    *model = m;
+    cx.remaining = cx.remaining.map(|b| b.saturating_sub(ver.log.len()));
+    cx.journal.log.clone_from(&ver.log);
+    Ok((stats, ver, reference))
+}
+
 impl Optimizer {
     /// Runs every phase the settings ask for on `model` (see the module docs) and
     /// returns what was done. On an error `model` may be part-way rewritten; callers
@@ -71,22 +98,14 @@ impl Optimizer {
             false => None,
         };
         let rt = runtime.clone().unwrap_or_default();
-        let (mut stats, verification) = match (run.verify, &original) {
+        let (mut stats, verification, reference) = match (run.verify, &original) {
             (Some(v), Some(original)) => {
-                let check = LosslessCheck {
-                    runtime: &rt,
-                    sets: &v.sets,
-                    tolerance: &v.tolerance,
-                    strict: v.strict,
-                };
-                let (m, stats, ver) =
-                    optimize_verified(original, model, &lossless, &cx, check, after)?;
-                *model = m;
-                cx.remaining = cx.remaining.map(|b| b.saturating_sub(ver.log.len()));
-                cx.journal.log.clone_from(&ver.log);
-                (stats, Some(ver))
+                let on = (&rt, v);
+                let (stats, ver, reference) =
+                    verified(original, model, (&lossless, &mut cx), on, after)?;
+                (stats, Some(ver), Some(reference))
             }
-            _ => (lossless.run_observed(model, &mut cx, after)?, None),
+            _ => (lossless.run_observed(model, &mut cx, after)?, None, None),
         };
         let mut data = StepData::prepare(
             (&rt, self.holdout_share()),
@@ -105,7 +124,10 @@ impl Optimizer {
         }
         prepare::declare_domains(model);
         let lossy_check = match (run.verify, &original, lossy.is_empty()) {
-            (Some(v), Some(original), false) => Some(self.judge_lossy(&rt, original, model, v)?),
+            (Some(v), Some(original), false) => {
+                let on = (&rt, reference.as_deref());
+                Some(self.judge_lossy(on, original, model, v)?)
+            }
             _ => None,
         };
         let (nodes_after, bytes_after) = size(model);
@@ -193,7 +215,7 @@ impl Optimizer {
     /// it to the plan's budget (quantization's, else decomposition's).
     fn judge_lossy(
         &self,
-        runtime: &Runtime,
+        (runtime, reference): (&Runtime, Option<&[Vec<Tensor>]>),
         original: &Model,
         model: &Model,
         v: &Verify,
@@ -201,10 +223,11 @@ impl Optimizer {
         let bad = |e: whittle_eval::EvalError| {
             Error::BudgetMissed(format!("judging the lossy steps: {e}"))
         };
-        let score = Judge::new(runtime, original, &v.sets)
-            .map_err(bad)?
-            .score(model)
-            .map_err(bad)?;
+        let judge = match reference {
+            Some(r) => Judge::with_reference(runtime, &v.sets, r),
+            None => Judge::new(runtime, original, &v.sets),
+        };
+        let score = judge.map_err(bad)?.score(model).map_err(bad)?;
         let budget = self
             .quant_budget
             .or_else(|| self.decompose.as_ref().map(|d| d.budget))
