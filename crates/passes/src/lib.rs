@@ -16,7 +16,6 @@ pub mod opset;
 pub mod pass;
 pub mod pipeline;
 pub mod rule;
-pub mod verified;
 
 pub use pass::{DEFAULT_FOLD_LIMIT, Grant, Journal, Pass, PassCx, PassError, PassSettings, anchor};
 pub use pipeline::{Level, PassStat, Pipeline};

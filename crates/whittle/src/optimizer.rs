@@ -3,6 +3,7 @@
 use crate::config::Settings;
 use crate::modes::Quantize;
 use crate::report::Report;
+use crate::verified::VerifyError;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use whittle_compress::budget::StepOptions;
@@ -12,7 +13,6 @@ use whittle_compress::quant::QuantError;
 use whittle_eval::{Runtime, RuntimeChoice};
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
-use whittle_passes::verified::VerifyError;
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassSettings, Pipeline};
 
 /// The share of calibration samples held out to judge budgets on, by default.

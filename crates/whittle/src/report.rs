@@ -1,9 +1,9 @@
 //! What an optimization did, as data.
 
+pub use crate::verified::Verification;
 use std::time::Duration;
 use whittle_compress::ErrorBudget;
 use whittle_eval::Score;
-pub use whittle_passes::verified::Verification;
 
 /// One pass's work.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,9 +18,9 @@
 use crate::optimizer::{Error, Optimizer};
 use crate::report::{LossyCheck, PassReport, Report, Rewrite, size};
 use crate::steps::{self, ModelStep, StepData, merge, prepare};
+use crate::verified::{LosslessCheck, Verification, optimize_verified, reference_outputs};
 use whittle_eval::{Judge, Runtime, Tolerance};
 use whittle_ir::{Model, Tensor};
-use whittle_passes::verified::{LosslessCheck, Verification, optimize_verified, reference_outputs};
 use whittle_passes::{PassCx, PassStat, Pipeline};
 
 /// What `--verify` checks the result on.

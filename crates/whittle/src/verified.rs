@@ -1,12 +1,13 @@
-//! Verified optimization: run the pipeline, check the result against the original in
-//! tract on the same inputs, and when it differs, bisect over the rewrites to the first
-//! one that breaks it, roll that rewrite back (deny its rule at that node) and go again.
+//! Verified optimization (`--verify`): run the lossless pipeline, check the result
+//! against the original in the run's runtime (tract or ONNX Runtime) on the same inputs,
+//! and when it differs, bisect over the rewrites to the first one that breaks it, roll
+//! that rewrite back (deny its rule at that node) and go again. It lives with the driver,
+//! not the pass library, because it runs models.
 
-use crate::pass::{PassCx, PassSettings};
-use crate::pipeline::{PassStat, Pipeline};
 use thiserror::Error;
 use whittle_eval::{OutputDiff, Runner, Runtime, Tolerance, compare_output};
 use whittle_ir::{Model, Tensor};
+use whittle_passes::{PassCx, PassSettings, PassStat, Pipeline};
 
 /// At most this many rewrites are rolled back before giving up.
 pub const MAX_ROLLBACKS: usize = 16;
@@ -30,7 +31,7 @@ pub enum VerifyError {
     #[error("cannot verify: {0}")]
     Eval(String),
     #[error("{0}")]
-    Pass(#[from] crate::pass::PassError),
+    Pass(#[from] whittle_passes::PassError),
     #[error(
         "the optimized model differs from the original ({0}) and --verify=strict forbids roll-back"
     )]
@@ -193,7 +194,7 @@ pub fn optimize_verified(
         }
         // The first 0 rewrites are fine and all of them break it: the least k whose
         // first k rewrites break it names the rewrite.
-        let hi = crate::bisect::least_true(0, full.log.len(), |k| {
+        let hi = whittle_passes::bisect::least_true(0, full.log.len(), |k| {
             let probe = attempt(start, pipeline, base, &deny, Some(k), &mut |_, _| {})?;
             report.runs += 1;
             Ok::<_, VerifyError>(!check(&probe.model, &check_on, reference, &names)?.0)

@@ -1,11 +1,11 @@
 //! Verified optimization: a rewrite that changes the outputs is found by bisection,
 //! rolled back, and the rest of the optimization still happens.
 
+use whittle::verified::{LosslessCheck, VerifyError, optimize_verified};
 use whittle_eval::{InputSpec, Tolerance, random_inputs};
 use whittle_ir::{Graph, NodeId};
 use whittle_onnx::read_model;
 use whittle_passes::cleanup::{DeadCode, Identity};
-use whittle_passes::verified::{LosslessCheck, VerifyError, optimize_verified};
 use whittle_passes::{PassCx, Patch, Pipeline, Rule, RuleCx, RuleSet};
 use whittle_testkit::fixture;
 
