@@ -460,3 +460,16 @@ fn every_setting_changes_the_build_cache_key() {
         assert!(covered.contains(&key), "no row for setting `{key}`");
     }
 }
+
+#[test]
+fn a_holdout_outside_zero_to_one_is_a_settings_error() {
+    for bad in ["1.0", "-0.1", "2"] {
+        let s = settings(&format!("holdout = {bad}\n"));
+        let err = whittle::Optimizer::from_settings(&s)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holdout"), "{bad}: {err}");
+    }
+    let ok = settings("holdout = 0.25\n");
+    assert!(whittle::Optimizer::from_settings(&ok).is_ok());
+}
