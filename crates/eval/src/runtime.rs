@@ -160,13 +160,12 @@ impl Runner {
         label: &str,
         sets: &[Vec<Tensor>],
     ) -> Result<Runner, EvalError> {
-        let engine = match rt {
-            Runtime::Tract => Engine::Tract(TractRunner::for_sets(model, label, sets)?),
-            Runtime::Ort { lib, threads } => {
-                Engine::Ort(OrtRunner::new(lib, model, label, (*threads, true))?)
-            }
-        };
-        Ok(Runner { engine })
+        match rt {
+            Runtime::Tract => Ok(Runner {
+                engine: Engine::Tract(TractRunner::for_sets(model, label, sets)?),
+            }),
+            Runtime::Ort { .. } => Runner::new(rt, model, label, &[]),
+        }
     }
 
     /// Runs on `inputs` (one per graph input, in order) and returns the outputs in order.

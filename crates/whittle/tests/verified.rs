@@ -9,6 +9,38 @@ use whittle_passes::cleanup::{DeadCode, Identity};
 use whittle_passes::{PassCx, Patch, Pipeline, Rule, RuleCx, RuleSet};
 use whittle_testkit::fixture;
 
+/// `optimize_verified` of `original` with `pipeline`, checked in tract on `sets` at the
+/// default tolerance.
+fn verify_with(
+    original: &whittle_ir::Model,
+    pipeline: &Pipeline,
+    sets: &[Vec<whittle_ir::Tensor>],
+    strict: bool,
+) -> Result<
+    (
+        whittle_ir::Model,
+        Vec<whittle_passes::PassStat>,
+        whittle::Verification,
+    ),
+    VerifyError,
+> {
+    let check = LosslessCheck {
+        runtime: &whittle_eval::Runtime::Tract,
+        reference: None,
+        sets,
+        tolerance: &Tolerance::default(),
+        strict,
+    };
+    optimize_verified(
+        original,
+        original,
+        pipeline,
+        &PassCx::default(),
+        check,
+        &mut |_, _| {},
+    )
+}
+
 /// The node the broken rule breaks: BERT's embedding sum.
 const TARGET: &str = "/m/embeddings/Add_1";
 
@@ -63,21 +95,7 @@ fn a_sign_flip_is_bisected_rolled_back_and_the_rest_kept() {
     // 19 Identity removals come first, then the broken rewrite, then dead code.
     let original = read_model(&fixture("bert_tiny.ts.onnx")).unwrap();
     let sets = inputs(&original.graph);
-    let (model, _, v) = optimize_verified(
-        &original,
-        &original,
-        &pipeline(),
-        &PassCx::default(),
-        LosslessCheck {
-            runtime: &whittle_eval::Runtime::Tract,
-            reference: None,
-            sets: &sets,
-            tolerance: &Tolerance::default(),
-            strict: false,
-        },
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let (model, _, v) = verify_with(&original, &pipeline(), &sets, false).unwrap();
     assert_eq!(v.rolled_back.len(), 1, "{:?}", v.rolled_back);
     let (pass, rule, site, k) = &v.rolled_back[0];
     assert_eq!(
@@ -103,21 +121,7 @@ fn a_sign_flip_is_bisected_rolled_back_and_the_rest_kept() {
 fn strict_mode_fails_instead_of_rolling_back() {
     let original = read_model(&fixture("bert_tiny.ts.onnx")).unwrap();
     let sets = inputs(&original.graph);
-    let err = optimize_verified(
-        &original,
-        &original,
-        &pipeline(),
-        &PassCx::default(),
-        LosslessCheck {
-            runtime: &whittle_eval::Runtime::Tract,
-            reference: None,
-            sets: &sets,
-            tolerance: &Tolerance::default(),
-            strict: true,
-        },
-        &mut |_, _| {},
-    )
-    .unwrap_err();
+    let err = verify_with(&original, &pipeline(), &sets, true).unwrap_err();
     assert!(matches!(err, VerifyError::Strict(_)), "{err}");
     assert!(err.to_string().contains("last_hidden_state"), "{err}");
 }
@@ -139,19 +143,11 @@ fn a_correct_pipeline_verifies_in_one_run() {
             .unwrap()
         })
         .collect();
-    let (model, _, v) = optimize_verified(
-        &original,
+    let (model, _, v) = verify_with(
         &original,
         &Pipeline::for_level(whittle_passes::Level::O2),
-        &PassCx::default(),
-        LosslessCheck {
-            runtime: &whittle_eval::Runtime::Tract,
-            reference: None,
-            sets: &sets,
-            tolerance: &Tolerance::default(),
-            strict: false,
-        },
-        &mut |_, _| {},
+        &sets,
+        false,
     )
     .unwrap();
     assert_eq!(v.runs, 1);

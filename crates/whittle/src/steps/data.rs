@@ -61,24 +61,14 @@ impl StepData {
     }
 }
 
-/// Seeded random sets shaped by the model's inputs (free dims 1).
+/// Seeded random sets shaped by the model's inputs (free dims 1): 16 fit on, 16 others
+/// (other seeds) judged on.
 fn random_data(model: &Model, runtime: &Runtime) -> Result<Data, Error> {
-    let mut d = random_as(
-        whittle_eval::random_sets(&model.graph, RANDOM_SETS),
+    random_as(
+        |seeds| whittle_eval::seeded_sets(&model.graph, seeds),
         "",
         runtime,
-    )?;
-    let n = RANDOM_SETS as u64;
-    d.held =
-        whittle_eval::seeded_sets(&model.graph, n..2 * n).map_err(|reason| Error::Calibration {
-            path: PathBuf::from("(random inputs)"),
-            reason,
-        })?;
-    d.source = format!(
-        "random inputs ({RANDOM_SETS} sets fit on, {RANDOM_SETS} others judged on; no \
-         --calibrate: budget judged on noise)"
-    );
-    Ok(d)
+    )
 }
 
 /// Free dims beyond the batch in [`spread_random_data`].
@@ -88,39 +78,33 @@ const SPREAD_WIDTH: i64 = 16;
 /// width, a sequence's length): pruning without data ranks channels by how they vary over
 /// positions, and the usual free dims of 1 give it a 1×1 image or a one-token sequence.
 pub(crate) fn spread_random_data(model: &Model, runtime: &Runtime) -> Result<Data, Error> {
-    let mut d = random_as(
-        whittle_eval::spread_sets(&model.graph, RANDOM_SETS, SPREAD_WIDTH),
+    random_as(
+        |seeds| whittle_eval::spread_seeded(&model.graph, seeds, SPREAD_WIDTH),
         &format!(", free dims {SPREAD_WIDTH} beyond the batch"),
         runtime,
-    )?;
-    let n = RANDOM_SETS as u64;
-    d.held =
-        whittle_eval::spread_seeded(&model.graph, n..2 * n, SPREAD_WIDTH).map_err(|reason| {
-            Error::Calibration {
-                path: PathBuf::from("(random inputs)"),
-                reason,
-            }
-        })?;
-    Ok(d)
+    )
 }
 
-/// Random `sets` as step data, their source saying how they were drawn (`how`).
+/// Random step data: the sets `draw` makes from seeds 0..16 to fit on and from 16..32 to
+/// judge on, its source saying how they were drawn (`how`).
 fn random_as(
-    sets: Result<Vec<Vec<Tensor>>, String>,
+    draw: impl Fn(std::ops::Range<u64>) -> Result<Vec<Vec<Tensor>>, String>,
     how: &str,
     runtime: &Runtime,
 ) -> Result<Data, Error> {
-    let sets = sets.map_err(|reason| Error::Calibration {
+    let n = RANDOM_SETS as u64;
+    let bad = |reason: String| Error::Calibration {
         path: PathBuf::from("(random inputs)"),
         reason,
-    })?;
+    };
     Ok(Data {
-        sets,
-        held: Vec::new(),
+        sets: draw(0..n).map_err(bad)?,
+        held: draw(n..2 * n).map_err(bad)?,
         runtime: runtime.clone(),
         calibrated: false,
         source: format!(
-            "random inputs ({RANDOM_SETS} sets{how}; no --calibrate: budget judged on noise)"
+            "random inputs ({n} sets fit on, {n} others judged on{how}; no --calibrate: \
+             budget judged on noise)"
         ),
     })
 }

@@ -10,14 +10,12 @@
 use super::StepData;
 use crate::optimizer::Error;
 use whittle_compress::ErrorBudget;
-use whittle_eval::{Judge, Runner, Runtime};
+use whittle_compress::timing::median_ms;
+use whittle_eval::{Judge, Runtime};
 use whittle_ir::{Attribute, Model, NodeId};
 
 /// The level `auto` tries against level 0.
 const FAST_LEVEL: i64 = 4;
-
-/// Timed runs per level (after two untimed ones); the median counts.
-const RUNS: usize = 7;
 
 /// A faster level must take at most this share of level 0's time.
 const FASTER: f64 = 0.95;
@@ -76,11 +74,20 @@ pub(crate) fn choose(
                 .to_string(),
         );
     }
-    let Some(sets) = &data.sets else {
+    let Some((sets, first)) = data.sets.as_ref().and_then(|d| Some((d, d.sets.first()?))) else {
         return Ok("int4 accuracy_level left unset (0): no data to measure on".to_string());
     };
     let bad = |e: whittle_eval::EvalError| Error::BudgetMissed(format!("accuracy_level: {e}"));
-    let judge = Judge::new(rt, float, sets.judged()).map_err(bad)?;
+    // The budget's judge when there is one (its reference is the model before any lossy
+    // step, what the budget is held against); else one on the float model.
+    let owned;
+    let judge = match &data.judge {
+        Some(j) => j,
+        None => {
+            owned = Judge::new(rt, float, sets.judged()).map_err(bad)?;
+            &owned
+        }
+    };
     let mut fast = model.clone();
     set_level(&mut fast, nodes, FAST_LEVEL);
     let trial = |m: &Model| -> Result<Trial, Error> {
@@ -88,8 +95,9 @@ pub(crate) fn choose(
         let held = budget.is_none_or(|b| b.holds(&score));
         // Timed as a decode step runs: one sample (the first of the first set), else the
         // whole set when the model takes no batch of one.
-        let ms = median_ms(rt, m, &first_sample(&sets.sets[0]))
-            .or_else(|_| median_ms(rt, m, &sets.sets[0]))
+        let label = "accuracy_level trial";
+        let ms = median_ms(rt, m, &first_sample(first), label)
+            .or_else(|_| median_ms(rt, m, first, label))
             .map_err(bad)?;
         Ok(Trial {
             ms,
@@ -148,24 +156,4 @@ fn first_sample(set: &[whittle_ir::Tensor]) -> Vec<whittle_ir::Tensor> {
             out
         })
         .collect()
-}
-
-/// Median milliseconds of `model` on `set` in `rt`.
-fn median_ms(
-    rt: &Runtime,
-    model: &Model,
-    set: &[whittle_ir::Tensor],
-) -> Result<f64, whittle_eval::EvalError> {
-    let r = Runner::new(rt, model, "accuracy_level trial", set)?;
-    for _ in 0..2 {
-        r.run(set)?;
-    }
-    let mut times: Vec<f64> = (0..RUNS)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            r.run(set).map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_, _>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[RUNS / 2])
 }
