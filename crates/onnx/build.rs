@@ -6,16 +6,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // target dir must not point at that checkout's schema.
     let manifest = std::env::var("CARGO_MANIFEST_DIR")?;
     let proto_dir = std::path::Path::new(&manifest).join("../../proto");
-    let file = proto_dir.join("onnx.proto");
-    println!("cargo:rerun-if-changed={}", file.display());
-    let fds = protox::compile([&file], [&proto_dir])?;
+    let files = [
+        proto_dir.join("onnx.proto"),
+        proto_dir.join("attribute_parts.proto"),
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    let fds = protox::compile(&files, [&proto_dir])?;
     prost_build::Config::new()
         // Tensor payloads stay zero-copy views of the file buffer.
         .bytes([
             ".onnx.TensorProto.raw_data",
             ".onnx.TensorProto.string_data",
-            ".onnx.AttributeProto",
+            ".onnx.AttributeProtoHead",
         ])
+        // Attributes are encoded by hand around their lists (attribute_parts.proto).
+        .extern_path(
+            ".onnx.AttributeProto",
+            "crate::attribute_wire::AttributeProto",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

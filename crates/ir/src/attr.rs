@@ -1,6 +1,7 @@
 //! Node attributes.
 
 use crate::graph::Graph;
+use crate::list::List;
 use crate::meta::Opaque;
 use crate::tensor::Tensor;
 use crate::types::Type;
@@ -40,9 +41,9 @@ pub struct Attribute {
     pub g: Option<Box<Graph>>,
     pub sparse_tensor: Option<Opaque>,
     pub tp: Option<Type>,
-    pub floats: Vec<f32>,
-    pub ints: Vec<i64>,
-    pub strings: Vec<Bytes>,
+    pub floats: List<f32>,
+    pub ints: List<i64>,
+    pub strings: List<Bytes>,
     pub tensors: Vec<Tensor>,
     pub graphs: Vec<Graph>,
     pub sparse_tensors: Vec<Opaque>,
@@ -80,7 +81,7 @@ impl Attribute {
         Attribute {
             name: Some(name.into()),
             kind: Some(kind::INTS),
-            ints: v,
+            ints: v.into(),
             ..Default::default()
         }
     }

@@ -41,21 +41,19 @@ impl Attributes {
     }
 }
 
-/// Hashes every field; the bulk lists (floats, ints, strings) element by element, the
-/// rest (tensors, graphs, types: small in practice) through their `Debug` text.
+/// Hashes every field; the bulk lists (floats, ints, strings) element by element and
+/// without decoding a list still held as the file's encoding, the rest (tensors, graphs,
+/// types: small in practice) through their `Debug` text.
 fn hash_attribute(a: &Attribute, h: &mut impl Hasher) {
     (&a.name, &a.ref_attr_name, &a.doc_string, a.kind, a.i).hash(h);
     a.f.map(f32::to_bits).hash(h);
     a.s.as_deref().hash(h);
     a.floats.len().hash(h);
-    for x in &a.floats {
-        h.write_u32(x.to_bits());
-    }
-    a.ints.hash(h);
+    a.floats.for_each(|x| h.write_u32(x.to_bits()));
+    a.ints.len().hash(h);
+    a.ints.for_each(|x| h.write_i64(x));
     a.strings.len().hash(h);
-    for s in &a.strings {
-        s.as_ref().hash(h);
-    }
+    a.strings.for_each(|s| s.as_ref().hash(h));
     let rest = (
         &a.t,
         &a.g,

@@ -13,6 +13,7 @@ pub mod dtype;
 pub mod error;
 pub mod graph;
 pub mod infer;
+pub mod list;
 pub mod meta;
 pub mod model;
 pub mod node;

@@ -30,7 +30,7 @@ pub(crate) fn each_tensor_mut(
             node(n, f);
         }
         for a in &mut func.attribute_proto {
-            for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
+            for t in a.head.t.iter_mut().chain(a.tail.tensors.iter_mut()) {
                 f(t);
             }
         }
@@ -50,10 +50,10 @@ fn graph(g: &mut proto::GraphProto, f: &mut dyn FnMut(&mut proto::TensorProto)) 
 
 fn node(n: &mut proto::NodeProto, f: &mut dyn FnMut(&mut proto::TensorProto)) {
     for a in &mut n.attribute {
-        for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
+        for t in a.head.t.iter_mut().chain(a.tail.tensors.iter_mut()) {
             f(t);
         }
-        for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+        for g in a.head.g.iter_mut().chain(a.tail.graphs.iter_mut()) {
             graph(g, f);
         }
     }

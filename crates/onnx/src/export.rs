@@ -7,6 +7,7 @@ use crate::error::OnnxError;
 use crate::external::{ExternalLayout, Piece};
 use crate::proto;
 use crate::targets::InputFiles;
+use crate::wire_list::WireList;
 use whittle_ir::{
     Attribute, Function, Graph, IoList, Model, Node, StringPair, Tensor, ValueId,
     tensor::DATA_LOCATION_EXTERNAL,
@@ -255,26 +256,15 @@ impl Cx<'_> {
     }
 
     fn attribute(&mut self, a: &Attribute) -> Result<proto::AttributeProto, OnnxError> {
-        Ok(proto::AttributeProto {
+        let head = proto::AttributeProtoHead {
             name: a.name.clone(),
-            ref_attr_name: a.ref_attr_name.clone(),
-            doc_string: a.doc_string.clone(),
-            r#type: a.kind,
             f: a.f,
             i: a.i,
             s: a.s.clone(),
             t: a.t.as_deref().map(|t| self.tensor(t)).transpose()?,
             g: a.g.as_deref().map(|g| self.graph(g)).transpose()?,
-            sparse_tensor: a
-                .sparse_tensor
-                .as_ref()
-                .map(opaque_out)
-                .transpose()
-                .map_err(corrupt)?,
-            tp: a.tp.as_ref().map(type_out),
-            floats: a.floats.clone(),
-            ints: a.ints.clone(),
-            strings: a.strings.clone(),
+        };
+        let tail = proto::AttributeProtoTail {
             tensors: a
                 .tensors
                 .iter()
@@ -285,13 +275,30 @@ impl Cx<'_> {
                 .iter()
                 .map(|g| self.graph(g))
                 .collect::<Result<_, _>>()?,
+            doc_string: a.doc_string.clone(),
+            tp: a.tp.as_ref().map(type_out),
+            type_protos: a.type_protos.iter().map(type_out).collect(),
+            r#type: a.kind,
+            ref_attr_name: a.ref_attr_name.clone(),
+            sparse_tensor: a
+                .sparse_tensor
+                .as_ref()
+                .map(opaque_out)
+                .transpose()
+                .map_err(corrupt)?,
             sparse_tensors: a
                 .sparse_tensors
                 .iter()
                 .map(opaque_out)
                 .collect::<Result<_, _>>()
                 .map_err(corrupt)?,
-            type_protos: a.type_protos.iter().map(type_out).collect(),
+        };
+        Ok(proto::AttributeProto {
+            head,
+            floats: WireList::from_list(&a.floats),
+            ints: WireList::from_list(&a.ints),
+            strings: WireList::from_list(&a.strings),
+            tail,
         })
     }
 

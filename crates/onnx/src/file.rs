@@ -22,7 +22,8 @@ pub fn decode(bytes: Bytes, path: &Path) -> Result<proto::ModelProto, OnnxError>
             path: path.to_path_buf(),
         });
     }
-    let m = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::decode(path, &e))?;
+    let m = crate::wire_list::decode_viewing::<proto::ModelProto>(bytes)
+        .map_err(|e| OnnxError::decode(path, &e))?;
     if m.graph.is_none() && m.ir_version.is_none() {
         return Err(OnnxError::Invalid(format!(
             "{}: does not look like an ONNX model (no graph and no ir_version)",

@@ -163,43 +163,44 @@ impl Cx<'_> {
     }
 
     fn attribute(&mut self, a: proto::AttributeProto) -> Result<Attribute, OnnxError> {
-        let t = match a.t {
+        let (head, tail) = (a.head, a.tail);
+        let t = match head.t {
             Some(t) => Some(Box::new(self.tensor(t)?)),
             None => None,
         };
-        let g = match a.g {
+        let g = match head.g {
             Some(g) => Some(Box::new(self.graph(g, Scope::Nested)?)),
             None => None,
         };
-        let tensors = a
+        let tensors = tail
             .tensors
             .into_iter()
             .map(|t| self.tensor(t))
             .collect::<Result<_, _>>()?;
-        let graphs = a
+        let graphs = tail
             .graphs
             .into_iter()
             .map(|g| self.graph(g, Scope::Nested))
             .collect::<Result<_, _>>()?;
         Ok(Attribute {
-            name: a.name,
-            ref_attr_name: a.ref_attr_name,
-            doc_string: a.doc_string,
-            kind: a.r#type,
-            f: a.f,
-            i: a.i,
-            s: a.s,
+            name: head.name,
+            ref_attr_name: tail.ref_attr_name,
+            doc_string: tail.doc_string,
+            kind: tail.r#type,
+            f: head.f,
+            i: head.i,
+            s: head.s,
             t,
             g,
-            sparse_tensor: a.sparse_tensor.as_ref().map(opaque_in),
-            tp: a.tp.map(type_in),
-            floats: a.floats,
-            ints: a.ints,
-            strings: a.strings,
+            sparse_tensor: tail.sparse_tensor.as_ref().map(opaque_in),
+            tp: tail.tp.map(type_in),
+            floats: a.floats.into_list(),
+            ints: a.ints.into_list(),
+            strings: a.strings.into_list(),
             tensors,
             graphs,
-            sparse_tensors: a.sparse_tensors.iter().map(opaque_in).collect(),
-            type_protos: a.type_protos.into_iter().map(type_in).collect(),
+            sparse_tensors: tail.sparse_tensors.iter().map(opaque_in).collect(),
+            type_protos: tail.type_protos.into_iter().map(type_in).collect(),
         })
     }
 

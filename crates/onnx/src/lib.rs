@@ -5,6 +5,7 @@
 //! place. An unmodified model is written back protobuf-equal to its input. This is the
 //! only crate that sees protobuf types.
 
+mod attribute_wire;
 mod check;
 mod compact;
 pub mod convert;
@@ -18,6 +19,7 @@ pub mod proto;
 pub mod sink;
 pub mod targets;
 mod validate;
+pub mod wire_list;
 
 pub use check::{Saved, compare_saved};
 pub use error::OnnxError;

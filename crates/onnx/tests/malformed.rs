@@ -178,8 +178,14 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let mut g = proto::GraphProto::default().encode_to_vec();
     for _ in 0..3000 {
         let attr = proto::AttributeProto {
-            name: Some("then_branch".into()),
-            r#type: Some(5),
+            head: proto::AttributeProtoHead {
+                name: Some("then_branch".into()),
+                ..Default::default()
+            },
+            tail: proto::AttributeProtoTail {
+                r#type: Some(5),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut a = attr.encode_to_vec();

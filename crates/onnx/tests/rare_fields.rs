@@ -117,16 +117,28 @@ fn rich_function() -> proto::FunctionProto {
         output: vec!["c".into()],
         attribute: vec!["alpha".into()],
         attribute_proto: vec![proto::AttributeProto {
-            name: Some("beta".into()),
-            r#type: Some(1),
-            f: Some(0.5),
+            head: proto::AttributeProtoHead {
+                name: Some("beta".into()),
+                f: Some(0.5),
+                ..Default::default()
+            },
+            tail: proto::AttributeProtoTail {
+                r#type: Some(1),
+                ..Default::default()
+            },
             ..Default::default()
         }],
         node: vec![proto::NodeProto {
             attribute: vec![proto::AttributeProto {
-                name: Some("alpha".into()),
-                ref_attr_name: Some("alpha".into()),
-                r#type: Some(1),
+                head: proto::AttributeProtoHead {
+                    name: Some("alpha".into()),
+                    ..Default::default()
+                },
+                tail: proto::AttributeProtoTail {
+                    ref_attr_name: Some("alpha".into()),
+                    r#type: Some(1),
+                    ..Default::default()
+                },
                 ..Default::default()
             }],
             ..node("Elu", "", &["a"], &["c"])

@@ -190,7 +190,7 @@ fn constant_bias(g: &Graph, b: ValueId) -> bool {
 }
 
 fn ints(g: &Graph, n: NodeId, name: &str) -> Option<Vec<i64>> {
-    g.node(n).attr(name).map(|a| a.ints.clone())
+    g.node(n).attr(name).map(|a| a.ints.to_vec())
 }
 
 fn pair(v: Option<Vec<i64>>, default: usize) -> Option<[usize; 2]> {

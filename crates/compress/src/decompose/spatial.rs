@@ -66,7 +66,7 @@ pub fn emit(
     let mut vert = Node::new("Conv").with_name(format!("{base}_vertical"));
     let ints = |name: &str, default: i64, n: usize| {
         node.attr(name)
-            .map(|a| a.ints.clone())
+            .map(|a| a.ints.to_vec())
             .filter(|v| v.len() == n)
             .unwrap_or_else(|| vec![default; n])
     };

@@ -354,7 +354,7 @@ fn pad_keeps_channels(g: &Graph, n: NodeId, layout: Layout) -> bool {
         return false;
     }
     let pads = match node.attr("pads") {
-        Some(a) => a.ints.clone(),
+        Some(a) => a.ints.to_vec(),
         None => match const_ints(g, node.input(1)) {
             Some(p) => p,
             None => return false,

@@ -96,12 +96,12 @@ impl<'a> Ctx<'a> {
 
     /// Integer-list attribute `name`, if present.
     pub fn ints_attr(&self, name: &str) -> Option<Vec<i64>> {
-        self.attr(name).map(|a| a.ints.clone())
+        self.attr(name).map(|a| a.ints.to_vec())
     }
 
     /// Float-list attribute `name`, if present.
     pub fn floats_attr(&self, name: &str) -> Option<Vec<f32>> {
-        self.attr(name).map(|a| a.floats.clone())
+        self.attr(name).map(|a| a.floats.to_vec())
     }
 
     /// String attribute `name`, or `default`.

@@ -69,7 +69,7 @@ fn passthrough(g: &Graph, n: NodeId, cx: &RuleCx) -> Option<ValueId> {
         }
         "Transpose" => {
             let r = dims(g, x).map(|d| d.len());
-            let perm = node.attr("perm").map(|a| a.ints.clone());
+            let perm = node.attr("perm").map(|a| a.ints.to_vec());
             match (perm, r) {
                 (Some(p), _) if !p.is_empty() => p.iter().enumerate().all(|(i, v)| *v == i as i64),
                 (_, Some(r)) => r <= 1,
@@ -78,7 +78,7 @@ fn passthrough(g: &Graph, n: NodeId, cx: &RuleCx) -> Option<ValueId> {
         }
         "Pad" => {
             let pads = if cx.opset < 11 {
-                node.attr("pads").map(|a| a.ints.clone())
+                node.attr("pads").map(|a| a.ints.to_vec())
             } else {
                 const_ints(g, node.input(1))
             };

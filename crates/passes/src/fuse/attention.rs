@@ -117,7 +117,7 @@ fn repeated(g: &Graph, v: ValueId, heads: i64, nodes: &mut Vec<NodeId>) -> Optio
 /// `Reshape(Transpose(Reshape(k, [-1, L, D]), [0, 2, 1]), [B, H, D, L])`; returns k.
 fn transposed(g: &Graph, v: ValueId, nodes: &mut Vec<NodeId>) -> Option<ValueId> {
     if let Some(t) = producer_op(g, v, "Transpose") {
-        let perm = g.node(t).attr("perm").map(|a| a.ints.clone())?;
+        let perm = g.node(t).attr("perm").map(|a| a.ints.to_vec())?;
         nodes.push(t);
         return (perm == [0, 1, 3, 2]).then(|| g.node(t).input(0)).flatten();
     }
@@ -126,7 +126,7 @@ fn transposed(g: &Graph, v: ValueId, nodes: &mut Vec<NodeId>) -> Option<ValueId>
     let r1 = producer_op(g, g.node(t).input(0)?, "Reshape")?;
     let k = g.node(r1).input(0)?;
     let (kd, md, vd) = (dims(g, k)?, dims(g, g.node(r1).output(0)?)?, dims(g, v)?);
-    let perm = g.node(t).attr("perm").map(|a| a.ints.clone())?;
+    let perm = g.node(t).attr("perm").map(|a| a.ints.to_vec())?;
     let known = |d: &[Dim]| d.iter().all(|x| !matches!(x, Dim::Unknown));
     // The rank-3 middle keeps [L, D] last, so its first dim is B·H and the outer
     // Reshape restores [B, H] in order: a transpose of each head.

@@ -51,7 +51,7 @@ impl Rule for TransposeIntoGemm {
             let tn = g.node(tp);
             let swaps = tn
                 .attr("perm")
-                .is_none_or(|a| a.ints == [1, 0] || a.ints.is_empty());
+                .is_none_or(|a| a.ints[..] == [1, 0] || a.ints.is_empty());
             let two_d = tn
                 .input(0)
                 .and_then(|x| dims(g, x))
@@ -80,7 +80,7 @@ pub struct SqueezeChain;
 fn squeeze_axes(g: &Graph, n: NodeId, opset: i64) -> Option<Vec<i64>> {
     let node = g.node(n);
     let a = if opset < 13 {
-        node.attr("axes")?.ints.clone()
+        node.attr("axes")?.ints.to_vec()
     } else {
         const_ints(g, node.input(1))?
     };

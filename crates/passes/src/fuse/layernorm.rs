@@ -22,7 +22,7 @@ pub(super) fn last_axis_mean(g: &Graph, n: NodeId, opset: i64, rank: usize) -> b
     let node = g.node(n);
     let keep = node.attr("keepdims").and_then(|a| a.i).unwrap_or(1) == 1;
     let axes = if opset < 18 {
-        node.attr("axes").map(|a| a.ints.clone())
+        node.attr("axes").map(|a| a.ints.to_vec())
     } else {
         constant(g, node.input(1)).and_then(|t| t.to_i64_vec().ok())
     };

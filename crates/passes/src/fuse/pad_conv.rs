@@ -63,7 +63,7 @@ impl Rule for PadIntoConv {
         let s = r - 2;
         let old = conv
             .attr("pads")
-            .map(|a| a.ints.clone())
+            .map(|a| a.ints.to_vec())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| vec![0; 2 * s]);
         if old.len() != 2 * s {

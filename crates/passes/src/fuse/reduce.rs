@@ -19,7 +19,7 @@ fn reduce_axes(g: &Graph, n: NodeId, opset: i64) -> Option<Vec<i64>> {
     let a = if opset >= moved {
         const_ints(g, node.input(1))?
     } else {
-        node.attr("axes")?.ints.clone()
+        node.attr("axes")?.ints.to_vec()
     };
     (!a.is_empty()).then_some(a)
 }
@@ -55,7 +55,7 @@ impl Rule for ReduceUnsqueeze {
         let rank = dims(g, rnode.input(0)?)?.len();
         let raxes = normalise(&reduce_axes(g, red, cx.opset)?, rank);
         let uaxes = if cx.opset < 13 {
-            un.attr("axes")?.ints.clone()
+            un.attr("axes")?.ints.to_vec()
         } else {
             const_ints(g, un.input(1))?
         };

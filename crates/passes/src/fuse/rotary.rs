@@ -81,7 +81,7 @@ fn rotate_half(g: &Graph, r: ValueId, d: i64) -> Option<(ValueId, Vec<NodeId>)> 
 fn duplicated_half(g: &Graph, v: ValueId, d: i64, opset: i64) -> Option<Half> {
     let un = producer_op(g, v, "Unsqueeze")?;
     let axes = match opset {
-        ..13 => g.node(un).attr("axes").map(|a| a.ints.clone())?,
+        ..13 => g.node(un).attr("axes").map(|a| a.ints.to_vec())?,
         _ => const_ints(g, g.node(un).input(1))?,
     };
     let v3 = g.node(un).input(0)?;

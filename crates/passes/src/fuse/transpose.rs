@@ -13,7 +13,7 @@ pub struct TransposeChain;
 fn perm(g: &Graph, n: NodeId) -> Option<Vec<i64>> {
     let node = g.node(n);
     match node.attr("perm") {
-        Some(a) if !a.ints.is_empty() => Some(a.ints.clone()),
+        Some(a) if !a.ints.is_empty() => Some(a.ints.to_vec()),
         _ => {
             let r = dims(g, node.input(0)?)?.len() as i64;
             Some((0..r).rev().collect())

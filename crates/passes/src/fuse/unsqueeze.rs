@@ -15,7 +15,7 @@ pub struct UnsqueezeChain;
 fn axes(g: &Graph, n: NodeId, opset: i64) -> Option<Vec<i64>> {
     let node = g.node(n);
     if opset < 13 {
-        node.attr("axes").map(|a| a.ints.clone())
+        node.attr("axes").map(|a| a.ints.to_vec())
     } else {
         const_ints(g, node.input(1))
     }

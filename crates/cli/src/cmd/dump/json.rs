@@ -232,8 +232,8 @@ fn attr_json(a: &Attribute) -> J {
         kind::FLOAT => json!(a.f),
         kind::INT => json!(a.i),
         kind::STRING => json!(String::from_utf8_lossy(a.s.as_deref().unwrap_or(&[]))),
-        kind::FLOATS => json!(a.floats),
-        kind::INTS => json!(a.ints),
+        kind::FLOATS => json!(a.floats[..]),
+        kind::INTS => json!(a.ints[..]),
         kind::STRINGS => json!(
             a.strings
                 .iter()
