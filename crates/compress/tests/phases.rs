@@ -6,7 +6,20 @@ use whittle_compress::quant::QuantizeWeights;
 use whittle_ir::Phase;
 use whittle_ir::text::parse_model;
 use whittle_passes::cleanup::DeadCode;
-use whittle_passes::{Level, PassCx, PassError, Pipeline};
+use whittle_passes::{Level, PassCx, PassError, PassSettings, Pipeline};
+
+/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
+fn settings() -> PassSettings {
+    PassSettings {
+        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
+        ..PassSettings::default()
+    }
+}
+
+/// A pass context with [`settings`].
+fn cx() -> PassCx {
+    PassCx::new(settings())
+}
 
 const MODEL: &str = "
 ir_version 8
@@ -23,7 +36,7 @@ graph {
 fn quantized() -> whittle_ir::Model {
     let mut m = parse_model(MODEL).unwrap();
     Pipeline::for_level(Level::O2)
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap();
     assert!(m.phase <= Phase::Lossless);
     let q = QuantizeWeights {
@@ -31,7 +44,7 @@ fn quantized() -> whittle_ir::Model {
         ..QuantizeWeights::default()
     };
     Pipeline::once(vec![Box::new(q)])
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap();
     m
 }
@@ -42,7 +55,7 @@ fn a_lossless_pass_over_a_lossy_encoding_is_refused() {
     assert_eq!(m.phase, Phase::Lossy);
     let before = m.clone();
     let err = Pipeline::for_level(Level::O2)
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap_err();
     assert!(
         matches!(
@@ -61,7 +74,7 @@ fn a_lossless_pass_over_a_lossy_encoding_is_refused() {
     assert_eq!(m, before, "nothing ran");
     // Clean-up still runs over it.
     Pipeline::from_passes(vec![Box::new(DeadCode)])
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap();
     assert_eq!(m.phase, Phase::Lossy, "clean-up moves no phase");
 }
@@ -70,7 +83,7 @@ fn a_lossless_pass_over_a_lossy_encoding_is_refused() {
 fn a_lossy_pass_runs_once_and_is_no_pass_of_a_level_or_of_passes() {
     let mut m = parse_model(MODEL).unwrap();
     let err = Pipeline::from_passes(vec![Box::new(QuantizeWeights::default())])
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap_err();
     assert!(err.to_string().contains("lossy passes run once"), "{err}");
     assert_eq!(m.phase, Phase::Prepare, "nothing ran");

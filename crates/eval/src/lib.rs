@@ -25,7 +25,7 @@ pub use compare::{OutputDiff, Tolerance, compare_output};
 pub use data::read_input_sets;
 pub use inputs::{InputSpec, random_inputs};
 pub use judge::{Judge, Score};
-pub use node::eval_node;
+pub use node::{TractNodes, eval_node};
 pub use ort_lib::{MIN_ORT_VERSION, OrtLib, OrtLibError, find_library, load_ort};
 pub use probe::probe;
 pub use run::{EvalError, run_model, run_model_file};

@@ -1,7 +1,24 @@
 //! Evaluating one node on constant inputs (constant folding).
 
 use crate::run::{EvalError, run_model};
+use whittle_ir::evaluate::NodeEvaluator;
 use whittle_ir::{Graph, Model, Node, OpsetImport, Tensor};
+
+/// Constant folding's evaluator: each node in tract, whatever runtime a run checks in, so
+/// that a model folds the same everywhere.
+pub struct TractNodes;
+
+impl NodeEvaluator for TractNodes {
+    fn eval_node(
+        &self,
+        node: &Node,
+        inputs: &[Option<&Tensor>],
+        outputs: usize,
+        opsets: &[OpsetImport],
+    ) -> Result<Vec<Tensor>, String> {
+        eval_node(node, inputs, outputs, opsets).map_err(|e| e.to_string())
+    }
+}
 
 /// Runs `node` alone on constant `inputs` (None for omitted ones) in tract and returns its
 /// outputs in order (one per present output). The node is copied into a one-node model

@@ -11,6 +11,7 @@ pub mod cost;
 pub mod deferred;
 pub mod dtype;
 pub mod error;
+pub mod evaluate;
 pub mod graph;
 pub mod infer;
 pub mod list;

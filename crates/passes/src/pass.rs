@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 use whittle_ir::Phase;
+use whittle_ir::evaluate::Evaluator;
 use whittle_ir::infer::Inference;
 use whittle_ir::{Dim, Graph, IrError, OpsetImport};
 
@@ -20,6 +21,9 @@ pub enum PassError {
     },
     #[error("{0}")]
     Infer(#[from] whittle_ir::infer::InferError),
+    /// A pass that evaluates nodes ran without an evaluator in its settings.
+    #[error("pass '{pass}' evaluates nodes, and no evaluator was given (PassSettings::evaluator)")]
+    NoEvaluator { pass: &'static str },
     /// A pass asked to run where its phase does not allow it.
     #[error("pass '{pass}' ({}) cannot run {why}", phase.name())]
     Phase {
@@ -50,6 +54,9 @@ pub struct PassSettings {
     pub enable: Vec<String>,
     /// Rewrites allowed in the whole run (`--bisect-limit`); None = unlimited.
     pub rewrite_limit: Option<usize>,
+    /// What constant folding evaluates nodes with (whittle's driver sets tract's,
+    /// `whittle_eval::TractNodes`). Without one, a pass that folds is an error.
+    pub evaluator: Evaluator,
 }
 
 impl Default for PassSettings {
@@ -61,6 +68,7 @@ impl Default for PassSettings {
             deny_ops: Vec::new(),
             enable: Vec::new(),
             rewrite_limit: None,
+            evaluator: Evaluator::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! node for the report and for bisecting.
 
 use crate::pass::{Grant, Pass, PassCx, PassError, anchor};
+use whittle_ir::evaluate::NodeEvaluator;
 use whittle_ir::infer::Inference;
 use whittle_ir::{Graph, IrError, NodeId, OpsetImport};
 
@@ -25,6 +26,8 @@ pub struct RuleCx<'a> {
     pub is_subgraph: bool,
     /// The model's opset imports.
     pub opsets: &'a [OpsetImport],
+    /// What to evaluate nodes with (`PassSettings::evaluator`).
+    pub evaluator: Option<&'a dyn NodeEvaluator>,
 }
 
 /// A local rewrite.
@@ -37,6 +40,11 @@ pub trait Rule {
     /// only where `--enable rule:NAME` asks for it.
     fn default_on(&self) -> bool {
         true
+    }
+    /// True for a rule that evaluates nodes (`RuleCx::evaluator`): its pass refuses to
+    /// run without one rather than do nothing.
+    fn evaluates(&self) -> bool {
+        false
     }
 }
 
@@ -64,6 +72,9 @@ impl Pass for RuleSet {
             .filter(|r| r.default_on() || cx.enables(r.name()))
             .map(|r| r.as_ref())
             .collect();
+        if active.iter().any(|r| r.evaluates()) && cx.settings.evaluator.get().is_none() {
+            return Err(PassError::NoEvaluator { pass: self.name });
+        }
         sweep(self.name, g, is_subgraph, cx, 8, &|g, n, rcx, denied| {
             active
                 .iter()
@@ -142,6 +153,7 @@ fn sweep(
                     fold_limit: cx.settings.fold_limit,
                     is_subgraph,
                     opsets: &cx.opsets,
+                    evaluator: cx.settings.evaluator.get(),
                 };
                 find(g, n, &rcx, &|rule| cx.denies(rule, &at))
             };

@@ -7,6 +7,19 @@ use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_passes::{Level, PassCx, PassSettings, Pipeline};
 use whittle_testkit::tract_fixtures;
 
+/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
+fn settings() -> PassSettings {
+    PassSettings {
+        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
+        ..PassSettings::default()
+    }
+}
+
+/// A pass context with [`settings`].
+fn cx() -> PassCx {
+    PassCx::new(settings())
+}
+
 /// x -> Identity -> a -> Relu -> b -> Identity -> y (output); plus an unused Neg.
 fn chain() -> Model {
     let mut g = Graph::new();
@@ -70,7 +83,7 @@ fn ops(g: &Graph) -> Vec<String> {
 fn identity_and_dead_code_on_a_chain() {
     let mut m = chain();
     let stats = Pipeline::for_level(Level::O2)
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap();
     m.graph.verify(false).unwrap();
     assert_eq!(ops(&m.graph), ["relu:Relu"]);
@@ -103,7 +116,7 @@ fn identity_of_a_graph_input_to_an_output_stays() {
         ..Default::default()
     };
     Pipeline::for_level(Level::O2)
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap();
     assert_eq!(
         ops(&m.graph),
@@ -120,7 +133,7 @@ fn identity_in_another_domain_stays() {
     }
     Pipeline::with_passes(&["identity".into()])
         .unwrap()
-        .run(&mut m, &mut PassCx::default())
+        .run(&mut m, &mut cx())
         .unwrap();
     assert_eq!(m.graph.node_count(), 4);
 }
@@ -130,7 +143,7 @@ fn bisect_limit_stops_after_n_rewrites() {
     let mut m = chain();
     let mut cx = PassCx::new(PassSettings {
         rewrite_limit: Some(1),
-        ..Default::default()
+        ..settings()
     });
     Pipeline::for_level(Level::O2).run(&mut m, &mut cx).unwrap();
     assert_eq!(m.graph.node_count(), 3);
@@ -159,7 +172,7 @@ fn fixtures_compute_the_same_and_a_second_run_changes_nothing() {
         let mut m = read_model(&path).unwrap();
         let before = m.graph.node_count();
         Pipeline::for_level(Level::O2)
-            .run(&mut m, &mut PassCx::default())
+            .run(&mut m, &mut cx())
             .unwrap();
         m.graph
             .verify(false)
@@ -176,7 +189,7 @@ fn fixtures_compute_the_same_and_a_second_run_changes_nothing() {
 
         let mut again = read_model(&out).unwrap();
         let stats = Pipeline::for_level(Level::O2)
-            .run(&mut again, &mut PassCx::default())
+            .run(&mut again, &mut cx())
             .unwrap();
         assert_eq!(
             stats.iter().map(|s| s.rewrites).sum::<usize>(),
@@ -206,7 +219,7 @@ fn static_input_shapes_fold_and_compute_the_same() {
         let mut m = original.clone();
         let mut cx = PassCx::new(PassSettings {
             input_shapes: vec![("input_ids".into(), vec![Dim::Known(2), Dim::Known(8)])],
-            ..Default::default()
+            ..settings()
         });
         Pipeline::for_level(Level::O2).run(&mut m, &mut cx).unwrap();
         let shapes = m

@@ -7,6 +7,19 @@ use whittle_ir::{Graph, IrError, NodeId};
 use whittle_passes::rule::{Patch, Rule, RuleCx, RuleSet};
 use whittle_passes::{Grant, Pass, PassCx, PassError, PassSettings, Pipeline};
 
+/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
+fn settings() -> PassSettings {
+    PassSettings {
+        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
+        ..PassSettings::default()
+    }
+}
+
+/// A pass context with [`settings`].
+fn cx() -> PassCx {
+    PassCx::new(settings())
+}
+
 const MODEL: &str = "
 ir_version 8
 opset ai.onnx 17
@@ -63,7 +76,7 @@ fn annotated(m: &whittle_ir::Model) -> String {
 fn a_failing_pass_leaves_the_model_and_the_journal_as_they_were() {
     let original = parse_model(MODEL).unwrap();
     let mut model = original.clone();
-    let mut cx = PassCx::default();
+    let mut cx = cx();
     let err = Pipeline::from_passes(vec![Box::new(HalfDone { fail: true })])
         .run(&mut model, &mut cx)
         .unwrap_err();
@@ -82,7 +95,7 @@ fn a_pass_that_breaks_an_invariant_is_named_and_rolled_back() {
     // so every test) names the pass, and the model is restored.
     let original = parse_model(MODEL).unwrap();
     let mut model = original.clone();
-    let mut cx = PassCx::default();
+    let mut cx = cx();
     let err = Pipeline::from_passes(vec![Box::new(HalfDone { fail: false })])
         .run(&mut model, &mut cx)
         .unwrap_err();
@@ -119,7 +132,7 @@ fn ops_after(enable: &[&str]) -> Vec<String> {
     let mut model = parse_model(MODEL).unwrap();
     let mut cx = PassCx::new(PassSettings {
         enable: enable.iter().map(|s| s.to_string()).collect(),
-        ..PassSettings::default()
+        ..settings()
     });
     let set = RuleSet {
         name: "test-rules",
@@ -139,4 +152,35 @@ fn a_rule_off_by_default_runs_only_when_enabled() {
     assert_eq!(ops_after(&[]), ["Relu", "Neg", "Abs"]);
     assert_eq!(ops_after(&["other-rule"]), ["Relu", "Neg", "Abs"]);
     assert_eq!(ops_after(&["drop-neg"]), ["Relu", "Abs"]);
+}
+
+#[test]
+fn folding_without_an_evaluator_is_an_error_not_a_pass_that_does_nothing() {
+    let src = "
+opset ai.onnx 17
+graph {
+  input x: f32[2]
+  output y: f32[2]
+  init a: f32[2] = [1.0, 2.0]
+  b = Neg(a)
+  y = Add(x, b)
+}
+";
+    let original = parse_model(src).unwrap();
+    let mut model = original.clone();
+    let err = Pipeline::for_level(whittle_passes::Level::O1)
+        .run(&mut model, &mut PassCx::default())
+        .unwrap_err();
+    assert!(matches!(err, PassError::NoEvaluator { .. }), "{err}");
+    assert!(err.to_string().contains("fold-constants"), "{err}");
+    assert_eq!(
+        listing(&model),
+        annotated(&original),
+        "the model is as it was"
+    );
+    let mut folded = original.clone();
+    Pipeline::for_level(whittle_passes::Level::O1)
+        .run(&mut folded, &mut cx())
+        .unwrap();
+    assert!(!listing(&folded).contains("Neg"), "{}", listing(&folded));
 }

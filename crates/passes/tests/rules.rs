@@ -16,6 +16,14 @@ use whittle_eval::{InputSpec, Runner, Runtime, RuntimeChoice, random_inputs};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::{PassCx, PassSettings, Pipeline};
 
+/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
+fn settings() -> PassSettings {
+    PassSettings {
+        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
+        ..PassSettings::default()
+    }
+}
+
 const MARK: &str = "# expect:";
 
 fn header<'a>(src: &'a str, key: &str) -> Option<&'a str> {
@@ -71,7 +79,7 @@ fn run_case(path: &Path) -> Result<(), String> {
     });
     let mut cx = PassCx::new(PassSettings {
         enable,
-        ..PassSettings::default()
+        ..settings()
     });
     Pipeline::with_passes(&passes)?
         .run(&mut model, &mut cx)

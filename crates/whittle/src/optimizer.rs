@@ -11,6 +11,7 @@ use whittle_compress::decompose::{self, ErrorBudget, Kind};
 use whittle_compress::prune;
 use whittle_compress::quant::QuantError;
 use whittle_eval::{Runtime, RuntimeChoice};
+use whittle_ir::evaluate::Evaluator;
 use whittle_ir::{Dim, Model};
 use whittle_onnx::{ExportOptions, InputFiles, OnnxError};
 use whittle_passes::{DEFAULT_FOLD_LIMIT, Level, PassCx, PassError, PassSettings, Pipeline};
@@ -343,6 +344,7 @@ impl Optimizer {
             deny_ops: self.exclude_ops.clone(),
             enable: self.enable.clone(),
             rewrite_limit,
+            evaluator: Evaluator::new(whittle_eval::TractNodes),
         })
     }
 

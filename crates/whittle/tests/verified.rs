@@ -6,8 +6,21 @@ use whittle_eval::{InputSpec, Tolerance, random_inputs};
 use whittle_ir::{Graph, NodeId};
 use whittle_onnx::read_model;
 use whittle_passes::cleanup::{DeadCode, Identity};
-use whittle_passes::{PassCx, Patch, Pipeline, Rule, RuleCx, RuleSet};
+use whittle_passes::{PassCx, PassSettings, Patch, Pipeline, Rule, RuleCx, RuleSet};
 use whittle_testkit::fixture;
+
+/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
+fn settings() -> PassSettings {
+    PassSettings {
+        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
+        ..PassSettings::default()
+    }
+}
+
+/// A pass context with [`settings`].
+fn cx() -> PassCx {
+    PassCx::new(settings())
+}
 
 /// `optimize_verified` of `original` with `pipeline`, checked in tract on `sets` at the
 /// default tolerance.
@@ -31,14 +44,7 @@ fn verify_with(
         tolerance: &Tolerance::default(),
         strict,
     };
-    optimize_verified(
-        original,
-        original,
-        pipeline,
-        &PassCx::default(),
-        check,
-        &mut |_, _| {},
-    )
+    optimize_verified(original, original, pipeline, &cx(), check, &mut |_, _| {})
 }
 
 /// The node the broken rule breaks: BERT's embedding sum.

@@ -1,5 +1,5 @@
-//! `fold-constants`: a node whose inputs are all constants is evaluated once (in tract)
-//! and replaced by its results.
+//! `fold-constants`: a node whose inputs are all constants is evaluated once (by the
+//! run's evaluator: tract, in whittle) and replaced by its results.
 //!
 //! Guards: default-domain ops only, no subgraphs, nothing random, not DequantizeLinear
 //! (quantized weights stay quantized); results must come back with the element type and
@@ -10,7 +10,6 @@
 use crate::edit::drop_if_unused;
 use crate::guard::{RANDOM_OPS, dims, elem};
 use crate::rule::{Patch, Rule, RuleCx};
-use whittle_eval::eval_node;
 use whittle_ir::infer::Poly;
 use whittle_ir::{Dim, Graph, NodeId, Tensor, ValueId};
 
@@ -43,7 +42,12 @@ impl Rule for FoldConstants {
         "fold-constants"
     }
 
+    fn evaluates(&self) -> bool {
+        true
+    }
+
     fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Patch> {
+        let evaluator = cx.evaluator?;
         let node = g.node(n);
         if !node.domain().is_empty()
             || node.has_subgraphs()
@@ -84,7 +88,7 @@ impl Rule for FoldConstants {
         if predicted.is_some_and(|b| b > limit) {
             return None;
         }
-        let results = match eval_node(node, &inputs, outs.len(), cx.opsets) {
+        let results = match evaluator.eval_node(node, &inputs, outs.len(), cx.opsets) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(node = %node.label(), "fold-constants: left alone: {e}");
