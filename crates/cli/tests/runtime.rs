@@ -362,3 +362,30 @@ fn gptq_runs_in_ort_on_a_decoder_tract_cannot_load() {
         .count();
     assert!(gptq >= 8, "{}", stdout(&o));
 }
+
+/// A library older than 1.20 is refused with its version, before anything is run or
+/// written. scripts/test fetches onnxruntime 1.19.2's library (scripts/old-ort) and
+/// names it in WHITTLE_OLD_ORT_LIB; without it this test fails, never passes.
+#[test]
+fn a_too_old_onnx_runtime_is_refused_with_its_version() {
+    let lib = std::env::var("WHITTLE_OLD_ORT_LIB")
+        .expect("WHITTLE_OLD_ORT_LIB names an ONNX Runtime older than 1.20 (scripts/old-ort)");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let model = fixture("vgg_digits.ts.onnx");
+    for args in [
+        vec!["verify", s(&model), s(&model)],
+        vec!["optimize", s(&model), "-o", s(&out), "--verify"],
+    ] {
+        let mut args = args;
+        args.extend(["--runtime", "ort", "--ort-lib", &lib]);
+        let o = whittle(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("1.19.2") && e.contains("1.20") && e.contains(&lib),
+            "{args:?}: {e}"
+        );
+        assert!(!out.exists(), "{args:?}: nothing is written");
+    }
+}
