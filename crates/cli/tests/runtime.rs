@@ -176,8 +176,8 @@ fn bench_in_ort_says_so() {
     );
 }
 
-/// The `accuracy_level` attributes of the MatMulNBits nodes of the model at `path`.
-fn levels(path: &std::path::Path) -> Vec<Option<i64>> {
+/// The `attr` attributes of the MatMulNBits nodes of the model at `path`.
+fn nbits_attr(path: &std::path::Path, attr: &str) -> Vec<Option<i64>> {
     let m = whittle_onnx::read_model(path).unwrap();
     let g = &m.graph;
     g.node_ids()
@@ -186,10 +186,69 @@ fn levels(path: &std::path::Path) -> Vec<Option<i64>> {
             g.node(n)
                 .attributes
                 .iter()
-                .find(|a| a.name() == "accuracy_level")
+                .find(|a| a.name() == attr)
                 .and_then(|a| a.i)
         })
         .collect()
+}
+
+/// The `accuracy_level` attributes of the MatMulNBits nodes of the model at `path`.
+fn levels(path: &std::path::Path) -> Vec<Option<i64>> {
+    nbits_attr(path, "accuracy_level")
+}
+
+#[test]
+fn int4_block_size_is_given_or_measured_in_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let m = fixture("bert_tiny.ts.onnx");
+    let run = |extra: &[&str]| {
+        let base = ["optimize", s(&m), "-o", s(&out), "--quantize", "int4"];
+        let o = whittle(&[&base[..], &["--int4-format", "matmulnbits"], extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (nbits_attr(&out, "block_size"), stdout(&o))
+    };
+    let all =
+        |sizes: &[Option<i64>], n: i64| !sizes.is_empty() && sizes.iter().all(|b| *b == Some(n));
+    let (given, said) = run(&["--block-size", "64", "--runtime", "ort", "--threads", "1"]);
+    assert!(
+        all(&given, 64) && !said.contains("int4 block size"),
+        "{given:?} {said}"
+    );
+    let (tract, said) = run(&[]);
+    assert!(
+        all(&tract, 32) && !said.contains("int4 block size"),
+        "{tract:?} {said}"
+    );
+    let (ort, said) = run(&["--runtime", "ort", "--threads", "1"]);
+    let note = said
+        .lines()
+        .find(|l| l.starts_with("int4 block size "))
+        .unwrap_or_else(|| panic!("no block size note: {said}"));
+    assert!(
+        ["32 rows", "64 rows", "128 rows", "measured in ONNX Runtime"]
+            .iter()
+            .all(|w| note.contains(w)),
+        "{note}"
+    );
+    let chosen: i64 = note["int4 block size ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{note}"));
+    assert!(all(&ort, chosen), "{note}: {ort:?}");
+    let bad = whittle(&[
+        "optimize",
+        s(&m),
+        "-o",
+        s(&out),
+        "--quantize",
+        "int4",
+        "--block-size",
+        "24",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("block-size 24"), "{}", stderr(&bad));
 }
 
 #[test]

@@ -35,7 +35,8 @@ pub mod verified;
 
 pub use config::{Config, Settings};
 pub use modes::{
-    DynamicOp, Fp16, Fp16Weights, Int4, Int8Dynamic, Int8Form, Int8Static, Int8Weights, Quantize,
+    BlockSize, DynamicOp, Fp16, Fp16Weights, Int4, Int8Dynamic, Int8Form, Int8Static, Int8Weights,
+    Quantize,
 };
 pub use optimizer::{Error, Optimizer};
 pub use report::{LossyCheck, PassReport, Report, Rewrite, Verification};

@@ -4,7 +4,7 @@
 //! (serde derives both lists from these types), and each default is written once, in
 //! the type's `Default`.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::str::FromStr;
 use whittle_compress::quant::ranges::Method;
 use whittle_compress::quant::{ActScale, DEFAULT_MIN_ELEMENTS, Int4Format};
@@ -37,14 +37,12 @@ impl Quantize {
     /// Checks what serde cannot (ranges of numbers); the message names the key.
     pub(crate) fn validate(&self) -> Result<(), String> {
         match self {
-            Quantize::Int4(o)
-                if !(16..=1 << 20).contains(&o.block_size) || !o.block_size.is_power_of_two() =>
-            {
-                Err(format!(
-                    "block-size {}: expected a power of two, at least 16",
-                    o.block_size
-                ))
-            }
+            Quantize::Int4(Int4 {
+                block_size: BlockSize::Rows(n),
+                ..
+            }) if !(16..=1 << 20).contains(n) || !n.is_power_of_two() => Err(format!(
+                "block-size {n}: expected a power of two, at least 16, or auto"
+            )),
             _ => Ok(()),
         }
     }
@@ -163,8 +161,8 @@ impl Default for Int8Static {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Int4 {
-    /// Rows of K per scale (a power of two, at least 16).
-    pub block_size: u64,
+    /// Rows of K per scale (a power of two, at least 16), or measured (`auto`).
+    pub block_size: BlockSize,
     /// Blocked DequantizeLinear (`dq`, opset ≥ 21) or com.microsoft MatMulNBits.
     #[serde(deserialize_with = "parsed")]
     pub int4_format: Int4Format,
@@ -178,10 +176,67 @@ pub struct Int4 {
 impl Default for Int4 {
     fn default() -> Self {
         Int4 {
-            block_size: 32,
+            block_size: BlockSize::Auto,
             int4_format: Int4Format::DequantizeLinear,
             min_elements: DEFAULT_MIN_ELEMENTS,
             accuracy_level: AccuracyLevel::Auto,
+        }
+    }
+}
+
+/// int4's rows of K per scale (see `steps::int4_block`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BlockSize {
+    /// 32; with MatMulNBits in ONNX Runtime and data to run, each of
+    /// [`BlockSize::MEASURED`] quantized, timed and judged, and the fastest kept that
+    /// stays within the budget.
+    #[default]
+    Auto,
+    /// This many rows.
+    Rows(u64),
+}
+
+impl BlockSize {
+    /// The size `auto` means where nothing is measured.
+    pub const UNMEASURED: u64 = 32;
+    /// The sizes `auto` measures, the first the reference.
+    pub const MEASURED: [u64; 3] = [32, 64, 128];
+}
+
+impl FromStr for BlockSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BlockSize::Auto),
+            _ => s
+                .parse()
+                .map(BlockSize::Rows)
+                .map_err(|_| format!("block-size '{s}': expected a power of two or auto")),
+        }
+    }
+}
+
+impl Serialize for BlockSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BlockSize::Auto => s.serialize_str("auto"),
+            BlockSize::Rows(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A number of rows, or "auto".
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Rows(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Rows(n) => Ok(BlockSize::Rows(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
     }
 }

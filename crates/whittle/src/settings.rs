@@ -115,10 +115,12 @@ macro_rules! for_each_setting {
             /// on x86 CPUs without VNNI saturate on full-range weights.
             full_range: bool = "full-range", quantize,
                 [long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", requires = "quantize"];
-            /// With --quantize int4: rows of K per scale (a power of two, at least 16;
-            /// default 32).
-            block_size: u64 = "block-size", quantize,
-                [long, value_name = "N", requires = "quantize"];
+            /// With --quantize int4: rows of K per scale (a power of two, at least 16), or
+            /// auto (the default: 32; with --int4-format matmulnbits in ONNX Runtime and
+            /// data to run, 32, 64 and 128 are each quantized, timed and judged, and the
+            /// fastest within the budget is kept).
+            block_size: $crate::BlockSize = "block-size", quantize,
+                [long, value_name = "N|auto", requires = "quantize"];
             /// With --quantize int4: dq (blocked DequantizeLinear, needs opset 21; ORT runs
             /// it) or matmulnbits (com.microsoft MatMulNBits; ORT and tract run it).
             int4_format: String = "int4-format", quantize,

@@ -50,61 +50,56 @@ pub(crate) fn set_level(model: &mut Model, nodes: &[NodeId], level: i64) {
 }
 
 /// One level's measurement.
-struct Trial {
-    ms: f64,
+#[derive(Clone, Copy)]
+pub(crate) struct Trial {
+    pub(crate) ms: f64,
     /// 1 − mean cosine to the float model on the judged sets.
-    loss: f64,
-    held: bool,
+    pub(crate) loss: f64,
+    pub(crate) held: bool,
+}
+
+/// The level chosen, what it measured, and the note saying so.
+pub(crate) struct Choice {
+    pub(crate) note: String,
+    /// The measurement of the level kept (None when nothing was measured).
+    pub(crate) kept: Option<Trial>,
+}
+
+/// True when `choose` can measure in `data`: ONNX Runtime, with data to run.
+pub(crate) fn measurable(data: &StepData) -> bool {
+    matches!(data.runtime, Runtime::Ort { .. })
+        && data.sets.as_ref().is_some_and(|d| !d.sets.is_empty())
 }
 
 /// Chooses the level for `nodes` of `model` (quantized from `float`) by measuring in
-/// `data`'s runtime, sets it, and returns the note saying what was measured.
+/// `data`'s runtime, sets it, and returns what was measured.
 pub(crate) fn choose(
     float: &Model,
     model: &mut Model,
     nodes: &[NodeId],
     data: &StepData,
     budget: Option<ErrorBudget>,
-) -> Result<String, Error> {
+) -> Result<Choice, Error> {
     let rt = &data.runtime;
+    let unmeasured = |note: &str| Choice {
+        note: note.to_string(),
+        kept: None,
+    };
     if !matches!(rt, Runtime::Ort { .. }) {
-        return Ok(
+        return Ok(unmeasured(
             "int4 accuracy_level left unset (0): it is measured only in ONNX Runtime \
-                   (--runtime ort or auto), and tract does not read it"
-                .to_string(),
-        );
+             (--runtime ort or auto), and tract does not read it",
+        ));
     }
     let Some((sets, first)) = data.sets.as_ref().and_then(|d| Some((d, d.sets.first()?))) else {
-        return Ok("int4 accuracy_level left unset (0): no data to measure on".to_string());
+        return Ok(unmeasured(
+            "int4 accuracy_level left unset (0): no data to measure on",
+        ));
     };
-    let bad = |e: whittle_eval::EvalError| Error::BudgetMissed(format!("accuracy_level: {e}"));
-    // The budget's judge when there is one (its reference is the model before any lossy
-    // step, what the budget is held against); else one on the float model.
-    let owned;
-    let judge = match &data.judge {
-        Some(j) => j,
-        None => {
-            owned = Judge::new(rt, float, sets.judged()).map_err(bad)?;
-            &owned
-        }
-    };
+    let trials = Trials::new(float, data, sets, first, budget)?;
     let mut fast = model.clone();
     set_level(&mut fast, nodes, FAST_LEVEL);
-    let trial = |m: &Model| -> Result<Trial, Error> {
-        let score = judge.score(m).map_err(bad)?;
-        let held = budget.is_none_or(|b| b.holds(&score));
-        // Timed as a decode step runs: one sample (the first of the first set), else the
-        // whole set when the model takes no batch of one.
-        let label = "accuracy_level trial";
-        let ms = median_ms(rt, m, &first_sample(first), label)
-            .or_else(|_| median_ms(rt, m, first, label))
-            .map_err(bad)?;
-        Ok(Trial {
-            ms,
-            loss: 1.0 - score.cosine,
-            held,
-        })
-    };
+    let trial = |m: &Model| trials.trial(m);
     let (zero, four) = (trial(model)?, trial(&fast)?);
     let within = match budget {
         Some(_) => four.held,
@@ -115,26 +110,103 @@ pub(crate) fn choose(
     if take {
         *model = fast;
     }
-    Ok(format!(
-        "int4 accuracy_level {level} on {} MatMulNBits, measured in {}: level 0 {:.2} ms, \
-         1-cosine {:.2e}{}; level {FAST_LEVEL} {:.2} ms, 1-cosine {:.2e}{}",
-        nodes.len(),
-        rt.name(),
+    let note = level_note(level, nodes.len(), rt.name(), &zero, &four);
+    Ok(Choice {
+        note,
+        kept: Some(if take { four } else { zero }),
+    })
+}
+
+/// Times and judges candidates in `data`'s runtime.
+struct Trials<'a> {
+    /// The budget's judge, or one made here.
+    shared: Option<&'a Judge>,
+    own: Option<Judge>,
+    rt: &'a Runtime,
+    first: &'a [whittle_ir::Tensor],
+    budget: Option<ErrorBudget>,
+}
+
+fn eval_error(e: whittle_eval::EvalError) -> Error {
+    Error::BudgetMissed(format!("int4 trial: {e}"))
+}
+
+impl<'a> Trials<'a> {
+    /// The budget's judge when there is one (its reference is the model before any lossy
+    /// step, what the budget is held against); else one on `float`.
+    fn new(
+        float: &Model,
+        data: &'a StepData,
+        sets: &'a whittle_compress::decompose::Data,
+        first: &'a [whittle_ir::Tensor],
+        budget: Option<ErrorBudget>,
+    ) -> Result<Trials<'a>, Error> {
+        let rt = &data.runtime;
+        let own = match &data.judge {
+            Some(_) => None,
+            None => Some(Judge::new(rt, float, sets.judged()).map_err(eval_error)?),
+        };
+        Ok(Trials {
+            shared: data.judge.as_ref(),
+            own,
+            rt,
+            first,
+            budget,
+        })
+    }
+
+    /// Judges `m` and times it as a decode step runs: one sample (the first of the
+    /// first set), else the whole set when the model takes no batch of one.
+    fn trial(&self, m: &Model) -> Result<Trial, Error> {
+        let judge = self.shared.or(self.own.as_ref());
+        let Some(judge) = judge else {
+            return Err(Error::BudgetMissed("int4 trial: no judge".into()));
+        };
+        let score = judge.score(m).map_err(eval_error)?;
+        let held = self.budget.is_none_or(|b| b.holds(&score));
+        let label = "int4 trial";
+        let ms = median_ms(self.rt, m, &first_sample(self.first), label)
+            .or_else(|_| median_ms(self.rt, m, self.first, label))
+            .map_err(eval_error)?;
+        Ok(Trial {
+            ms,
+            loss: 1.0 - score.cosine,
+            held,
+        })
+    }
+}
+
+/// Measures `model` (quantized from `float`) in `data`'s runtime, when it can be.
+pub(crate) fn measure(
+    float: &Model,
+    model: &Model,
+    data: &StepData,
+    budget: Option<ErrorBudget>,
+) -> Result<Option<Trial>, Error> {
+    let Some((sets, first)) = data.sets.as_ref().and_then(|d| Some((d, d.sets.first()?))) else {
+        return Ok(None);
+    };
+    if !measurable(data) {
+        return Ok(None);
+    }
+    Trials::new(float, data, sets, first, budget)?
+        .trial(model)
+        .map(Some)
+}
+
+/// What the level trials measured, for the report.
+fn level_note(level: i64, nodes: usize, runtime: &str, zero: &Trial, four: &Trial) -> String {
+    let missed = |t: &Trial| if t.held { "" } else { " (misses the budget)" };
+    format!(
+        "int4 accuracy_level {level} on {nodes} MatMulNBits, measured in {runtime}: level 0 \
+         {:.2} ms, 1-cosine {:.2e}{}; level {FAST_LEVEL} {:.2} ms, 1-cosine {:.2e}{}",
         zero.ms,
         zero.loss,
-        if zero.held {
-            ""
-        } else {
-            " (misses the budget)"
-        },
+        missed(zero),
         four.ms,
         four.loss,
-        if four.held {
-            ""
-        } else {
-            " (misses the budget)"
-        },
-    ))
+        missed(four),
+    )
 }
 
 /// The first sample of `set`: each input cut to its first row along axis 0.

@@ -5,6 +5,7 @@
 
 mod data;
 mod decompose;
+mod int4_block;
 mod int4_level;
 pub(crate) mod prepare;
 mod prune;

@@ -3,8 +3,8 @@
 //! the costliest layers float until the model meets it.
 
 use super::data::calibration_data;
-use super::{ModelStep, StepData, int4_level};
-use crate::modes::{AccuracyLevel, Int8Dynamic, Int8Form, Quantize};
+use super::{ModelStep, StepData, int4_block, int4_level};
+use crate::modes::{AccuracyLevel, BlockSize, Int8Dynamic, Int8Form, Quantize};
 use crate::optimizer::Error;
 use std::sync::Arc;
 use whittle_compress::ErrorBudget;
@@ -56,26 +56,48 @@ impl ModelStep for QuantizeStep {
         let Some(level) = self.level() else {
             return self.run_mode(model, cx, data, after);
         };
-        let (before, float) = (int4_level::nbits_names(model), model.clone());
-        let stats = self.run_mode(model, cx, data, after)?;
-        let nodes = int4_level::new_nbits(model, &before);
-        let note = match level {
-            AccuracyLevel::Level(l) => {
-                int4_level::set_level(model, &nodes, i64::from(l));
-                format!(
-                    "int4 accuracy_level {l} on {} MatMulNBits (as asked)",
-                    nodes.len()
-                )
-            }
-            AccuracyLevel::Auto => int4_level::choose(&float, model, &nodes, data, self.budget)?,
-        };
-        tracing::info!("{note}");
-        cx.journal.notes.push(("graph".into(), note));
-        Ok(stats)
+        if let Quantize::Int4(o) = &self.mode
+            && let Some(sizes) = int4_block::measured_sizes(o, data)
+        {
+            return int4_block::choose(self, o, &sizes, model, cx, data, after);
+        }
+        Ok(self.run_level(level, model, cx, data, after)?.0)
     }
 }
 
 impl QuantizeStep {
+    /// The mode's quantization, then MatMulNBits' accuracy level (`level`): the stats and
+    /// the kept level's measurement, when it was measured.
+    pub(super) fn run_level(
+        &self,
+        level: AccuracyLevel,
+        model: &mut Model,
+        cx: &mut PassCx,
+        data: &mut StepData,
+        after: &mut dyn FnMut(&str, &Model),
+    ) -> Result<(Vec<PassStat>, Option<int4_level::Trial>), Error> {
+        let (before, float) = (int4_level::nbits_names(model), model.clone());
+        let stats = self.run_mode(model, cx, data, after)?;
+        let nodes = int4_level::new_nbits(model, &before);
+        let (note, kept) = match level {
+            AccuracyLevel::Level(l) => {
+                int4_level::set_level(model, &nodes, i64::from(l));
+                let note = format!(
+                    "int4 accuracy_level {l} on {} MatMulNBits (as asked)",
+                    nodes.len()
+                );
+                (note, None)
+            }
+            AccuracyLevel::Auto => {
+                let c = int4_level::choose(&float, model, &nodes, data, self.budget)?;
+                (c.note, c.kept)
+            }
+        };
+        tracing::info!("{note}");
+        cx.journal.notes.push(("graph".into(), note));
+        Ok((stats, kept))
+    }
+
     /// The accuracy level asked for, when this step writes MatMulNBits.
     fn level(&self) -> Option<AccuracyLevel> {
         match &self.mode {
@@ -276,7 +298,10 @@ impl QuantizeStep {
 /// The int4 pass of settings `o` (round-to-nearest; GPTQ once given Gram matrices).
 fn int4_pass(o: &crate::modes::Int4) -> QuantizeInt4 {
     QuantizeInt4 {
-        block_size: o.block_size as usize,
+        block_size: match o.block_size {
+            BlockSize::Rows(n) => n,
+            BlockSize::Auto => BlockSize::UNMEASURED,
+        } as usize,
         format: o.int4_format,
         min_elements: o.min_elements,
         ..QuantizeInt4::default()
