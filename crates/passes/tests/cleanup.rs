@@ -1,24 +1,13 @@
 //! Clean-up passes: rewrites on small built graphs (what fires, what must not) and
 //! numeric checks on every fixture.
 
+mod common;
+use common::{cx, settings};
 use whittle_eval::{InputSpec, random_inputs, run_model_file};
 use whittle_ir::{DataType, Dim, Graph, Model, Node, OpsetImport, Tensor, Type};
 use whittle_onnx::{ExportOptions, read_model, save_model};
 use whittle_passes::{Level, PassCx, PassSettings, Pipeline};
 use whittle_testkit::tract_fixtures;
-
-/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
-fn settings() -> PassSettings {
-    PassSettings {
-        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
-        ..PassSettings::default()
-    }
-}
-
-/// A pass context with [`settings`].
-fn cx() -> PassCx {
-    PassCx::new(settings())
-}
 
 /// x -> Identity -> a -> Relu -> b -> Identity -> y (output); plus an unused Neg.
 fn chain() -> Model {

@@ -2,23 +2,12 @@
 //! as it was, a pass that breaks an IR invariant is named, and a rule that is off by
 //! default runs only when enabled.
 
+mod common;
+use common::{cx, settings};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_ir::{Graph, IrError, NodeId};
 use whittle_passes::rule::{Patch, Rule, RuleCx, RuleSet};
 use whittle_passes::{Grant, Pass, PassCx, PassError, PassSettings, Pipeline};
-
-/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
-fn settings() -> PassSettings {
-    PassSettings {
-        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
-        ..PassSettings::default()
-    }
-}
-
-/// A pass context with [`settings`].
-fn cx() -> PassCx {
-    PassCx::new(settings())
-}
 
 const MODEL: &str = "
 ir_version 8

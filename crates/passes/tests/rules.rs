@@ -11,18 +11,12 @@
 //! before and after in tract (or ONNX Runtime) on random inputs: the outputs must agree
 //! (rtol 1e-5).
 
+mod common;
+use common::settings;
 use std::path::{Path, PathBuf};
 use whittle_eval::{InputSpec, Runner, Runtime, RuntimeChoice, random_inputs};
 use whittle_ir::text::{PrintOptions, parse_model, print_model};
 use whittle_passes::{PassCx, PassSettings, Pipeline};
-
-/// Settings with tract as constant folding's evaluator, as whittle's driver gives them.
-fn settings() -> PassSettings {
-    PassSettings {
-        evaluator: whittle_ir::evaluate::Evaluator::new(whittle_eval::TractNodes),
-        ..PassSettings::default()
-    }
-}
 
 const MARK: &str = "# expect:";
 
