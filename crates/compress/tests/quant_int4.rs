@@ -31,12 +31,17 @@ graph {{
 }
 
 fn quantize(src: &str, format: Int4Format) -> (Model, Model, PassCx) {
+    quantize_bits(src, format, 4)
+}
+
+fn quantize_bits(src: &str, format: Int4Format, bits: usize) -> (Model, Model, PassCx) {
     let original = parse_model(src).unwrap();
     let mut m = original.clone();
     let mut cx = PassCx::default();
     lossy::run(
         vec![Box::new(QuantizeInt4 {
             format,
+            bits,
             ..QuantizeInt4::default()
         })],
         &mut m,
@@ -148,6 +153,40 @@ fn mat_mul_nbits_runs_in_tract_and_keeps_the_gemm_bias() {
         let c = cosine(&x.to_f32_vec().unwrap(), &y.to_f32_vec().unwrap());
         assert!(c > 0.99, "cosine {c}");
     }
+}
+
+/// 8 bits: one code per byte, q + 128, within half a step of the weight. tract 0.23 runs
+/// MatMulNBits of 2 and 4 bits only: the outputs are checked in ONNX Runtime
+/// (crates/cli/tests/runtime.rs).
+#[test]
+fn eight_bit_mat_mul_nbits_stores_a_byte_per_weight() {
+    let (original, m, cx) = quantize_bits(&model(17), Int4Format::MatMulNBits, 8);
+    let text = print_model(&m, &PrintOptions::default());
+    assert_eq!(cx.journal.log.len(), 2, "{text}");
+    assert!(
+        text.contains("{K=64, N=32, bits=8, block_size=32}"),
+        "{text}"
+    );
+    let b = init(&m, "w_q8");
+    assert_eq!(b.dims, vec![32, 2, 32]);
+    let bytes = b.le_bytes().unwrap();
+    let scales = init(&m, "w_scales").to_f32_vec().unwrap();
+    let w = init(&original, "w").to_f32_vec().unwrap();
+    for col in [0, 31] {
+        for k in 0..64 {
+            let q = i32::from(bytes[col * 64 + k]) - 128;
+            let s = scales[col * 2 + k / 32];
+            let err = ((q as f32) * s - w[k * 32 + col]).abs();
+            assert!(err <= s.abs() * 0.5 + 1e-6, "column {col} row {k}");
+        }
+    }
+}
+
+#[test]
+fn eight_bits_are_written_only_as_mat_mul_nbits() {
+    let (_, m, cx) = quantize_bits(&model(21), Int4Format::DequantizeLinear, 8);
+    assert_eq!(cx.journal.log.len(), 0);
+    assert!(print_model(&m, &PrintOptions::default()).contains("init w: f32[64,32]"));
 }
 
 #[test]

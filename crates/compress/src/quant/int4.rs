@@ -56,6 +56,9 @@ impl std::str::FromStr for Int4Format {
 /// Guards: those of int8-weights (f32 initializer, one reader, not an input or output,
 /// ≥ `min_elements`); K a multiple of 2; the DequantizeLinear form needs opset ≥ 21.
 pub struct QuantizeInt4 {
+    /// Bits per code: 4, or 8 (MatMulNBits only, rounded to nearest: codes in
+    /// [−128, 127], scale w*/−128, stored q + 128 one per byte).
+    pub bits: usize,
     pub block_size: usize,
     pub format: Int4Format,
     pub min_elements: u64,
@@ -70,6 +73,7 @@ pub type Grams = HashMap<String, DMatrix<f64>>;
 impl Default for QuantizeInt4 {
     fn default() -> Self {
         QuantizeInt4 {
+            bits: 4,
             block_size: 32,
             format: Int4Format::DequantizeLinear,
             min_elements: super::DEFAULT_MIN_ELEMENTS,
@@ -158,11 +162,19 @@ impl QuantizeInt4 {
 
 impl Pass for QuantizeInt4 {
     fn name(&self) -> &'static str {
-        "quantize-int4"
+        match self.bits {
+            8 => "quantize-int8-nbits",
+            _ => "quantize-int4",
+        }
     }
 
     fn description(&self) -> &'static str {
-        "MatMul/Gemm weights in 4 bits, blockwise (lossy; --quantize int4)"
+        match self.bits {
+            8 => {
+                "MatMul/Gemm weights in 8 bits as MatMulNBits, blockwise (lossy; --quantize int8-weights --int8-form matmulnbits)"
+            }
+            _ => "MatMul/Gemm weights in 4 bits, blockwise (lossy; --quantize int4)",
+        }
     }
 
     fn phase(&self) -> whittle_ir::Phase {
@@ -176,13 +188,17 @@ impl Pass for QuantizeInt4 {
 
 impl LossyRule for QuantizeInt4 {
     fn name(&self) -> &'static str {
-        "int4"
+        match self.bits {
+            8 => "int8-nbits",
+            _ => "int4",
+        }
     }
 
     fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Costed> {
-        let opset_ok = match self.format {
-            Int4Format::DequantizeLinear => cx.opset >= 21,
-            Int4Format::MatMulNBits => true,
+        let opset_ok = match (self.format, self.bits) {
+            (Int4Format::DequantizeLinear, 4) => cx.opset >= 21,
+            (Int4Format::MatMulNBits, 4 | 8) => true,
+            _ => false,
         };
         if cx.is_subgraph || !opset_ok || self.block_size < 16 || !self.block_size.is_power_of_two()
         {
@@ -199,6 +215,7 @@ impl LossyRule for QuantizeInt4 {
             n: if m.transposed { rows } else { cols },
             bs: self.block_size,
             transposed: m.transposed,
+            bits: self.bits,
         };
         if !layout.k.is_multiple_of(2) || w.dtype() != DataType::Float {
             return None;
@@ -209,6 +226,7 @@ impl LossyRule for QuantizeInt4 {
         let gptq = self
             .grams
             .get(&name)
+            .filter(|_| self.bits == 4)
             .and_then(|gram| gptq_rounded(w, layout, gram));
         let (encoding, error) = match gptq {
             Some(found) => found,
@@ -226,8 +244,8 @@ impl LossyRule for QuantizeInt4 {
             }
         };
         let note = format!(
-            "int4 {name} [{}, {}] in blocks of {}: {error}",
-            layout.k, layout.n, self.block_size
+            "int{} {name} [{}, {}] in blocks of {}: {error}",
+            self.bits, layout.k, layout.n, self.block_size
         );
         let format = self.format;
         let patch: Patch = Box::new(move |g: &mut Graph| {
@@ -342,8 +360,12 @@ fn mat_mul_nbits(
     let base = g.value(m.w).name().to_string();
     let (cols, blocks) = (l.n as i64, l.blocks() as i64);
     let bv = g.add_initializer(
-        &format!("{base}_q4"),
-        Tensor::from_deferred(DataType::Uint8, vec![cols, blocks, l.bs as i64 / 2], codes),
+        &format!("{base}_q{}", l.bits),
+        Tensor::from_deferred(
+            DataType::Uint8,
+            vec![cols, blocks, l.block_bytes() as i64],
+            codes,
+        ),
     );
     let scale = g.add_initializer(
         &format!("{base}_scales"),
@@ -360,7 +382,12 @@ fn mat_mul_nbits(
     };
     let mut op = Node::new("MatMulNBits").with_name(label);
     op.domain = Some("com.microsoft".into());
-    for (name, v) in [("K", l.k), ("N", l.n), ("bits", 4), ("block_size", l.bs)] {
+    for (name, v) in [
+        ("K", l.k),
+        ("N", l.n),
+        ("bits", l.bits),
+        ("block_size", l.bs),
+    ] {
         op = op.with_attr(Attribute::int(name, v as i64));
     }
     g.remove_node(n);

@@ -1,11 +1,12 @@
-//! The int4 encodings of one weight, computed from its stored bytes: what
-//! `quantize-int4` defers until export writes them (so a 7B model is quantized one weight
-//! at a time, straight from the memory-mapped input).
+//! The blockwise encodings of one weight in 4 or 8 bits, computed from its stored bytes:
+//! what `quantize-int4` defers until export writes them (so a 7B model is quantized one
+//! weight at a time, straight from the memory-mapped input).
 //!
 //! W is read in tiles of [`TILE`] columns (one cache line of each row), tiles in
 //! parallel; each column is cut into blocks of `bs` rows, each block stored as codes
-//! q ∈ [−8, 7] and one scale s = w*/−8 (w* the block's finite value of largest
-//! magnitude, so it maps to −8 exactly; 1 for an all-zero block).
+//! q ∈ [−h, h − 1] (h = 2^(bits−1): 8 for 4 bits, 128 for 8) and one scale s = w*/−h (w*
+//! the block's finite value of largest magnitude, so it maps to −h exactly; 1 for an
+//! all-zero block).
 
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -23,6 +24,8 @@ pub struct Layout {
     pub bs: usize,
     /// Stored [N, K] (Gemm transB = 1) rather than [K, N].
     pub transposed: bool,
+    /// Bits per code: 4 or 8.
+    pub bits: usize,
 }
 
 impl Layout {
@@ -42,9 +45,19 @@ impl Layout {
         f32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
-    /// Bytes of MatMulNBits' B: [N, blocks, bs/2].
+    /// Bytes of one block's codes in MatMulNBits' B (bs/2 for 4 bits, bs for 8).
+    pub fn block_bytes(&self) -> usize {
+        self.bs * self.bits / 8
+    }
+
+    /// Bytes of MatMulNBits' B: [N, blocks, block_bytes].
     pub fn nbits_len(&self) -> u64 {
-        (self.n * self.blocks() * self.bs / 2) as u64
+        (self.n * self.blocks() * self.block_bytes()) as u64
+    }
+
+    /// h = 2^(bits−1): codes lie in [−h, h − 1] and are stored as q + h.
+    pub fn half(&self) -> i16 {
+        1 << (self.bits - 1)
     }
 
     /// Bytes of the scales, one f32 per (block, column).
@@ -90,15 +103,17 @@ fn round_small(x: f32) -> f32 {
     (x + SHIFT) - SHIFT
 }
 
-/// Quantizes one block: writes its codes, returns its scale, adds to `sums`.
-pub fn block(vals: &[f32], codes: &mut [i8], sums: &mut ErrorSums) -> f32 {
+/// Quantizes one block to codes in [−half, half − 1]: writes its codes, returns its
+/// scale, adds to `sums`.
+pub fn block(vals: &[f32], codes: &mut [i8], sums: &mut ErrorSums, half: i16) -> f32 {
+    let h = f32::from(half);
     let peak = vals
         .iter()
         .filter(|v| v.is_finite())
         .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
-    let s = if peak != 0.0 { peak / -8.0 } else { 1.0 };
+    let s = if peak != 0.0 { peak / -h } else { 1.0 };
     for (v, q) in vals.iter().zip(codes.iter_mut()) {
-        let c = round_small(v / s).clamp(-8.0, 7.0);
+        let c = round_small(v / s).clamp(-h, h - 1.0);
         sums.err += f64::from(v - c * s).powi(2);
         sums.norm += f64::from(*v).powi(2);
         *q = c as i8;
@@ -147,6 +162,7 @@ fn tile(src: &[u8], l: Layout, c0: usize, width: usize) -> Tile {
                 &column[at + rows.start..at + rows.end],
                 &mut t.codes[at + rows.start..at + rows.end],
                 &mut t.sums,
+                l.half(),
             );
             t.scales[j * blocks + b] = scale;
         }
@@ -171,12 +187,25 @@ fn f32_bytes(v: &[f32]) -> Bytes {
     Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
 }
 
-/// MatMulNBits' B ([N, blocks, bs/2]: column by column, block by block, codes q + 8
-/// packed low nibble first, a short last block padded with 8, i.e. zero) and its scales
-/// ([N · blocks], column-major); tiles in parallel.
+/// One column's codes (K of them) as MatMulNBits stores them: q + h, two per byte low
+/// nibble first for 4 bits, one per byte for 8; a short last block padded with h (zero).
+fn pack_column(codes: impl Fn(usize) -> Option<i8>, out: &mut [u8], l: Layout) {
+    let h = l.half();
+    let stored = |r: usize| codes(r).map_or(h, |q| i16::from(q) + h) as u8;
+    match l.bits {
+        8 => out.iter_mut().enumerate().for_each(|(r, b)| *b = stored(r)),
+        _ => out
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = stored(2 * i) | (stored(2 * i + 1) << 4)),
+    }
+}
+
+/// MatMulNBits' B ([N, blocks, block bytes]: column by column, block by block, see
+/// [`pack_column`]) and its scales ([N · blocks], column-major); tiles in parallel.
 pub fn mat_mul_nbits(src: &[u8], l: Layout) -> ([Bytes; 2], ErrorSums) {
     let blocks = l.blocks();
-    let per_col = blocks * l.bs / 2;
+    let per_col = blocks * l.block_bytes();
     let mut b = vec![0u8; l.n * per_col];
     let mut scales = vec![0f32; l.n * blocks];
     let sums = b
@@ -189,10 +218,11 @@ pub fn mat_mul_nbits(src: &[u8], l: Layout) -> ([Bytes; 2], ErrorSums) {
             s.copy_from_slice(&t.scales);
             for j in 0..width {
                 let codes = &t.codes[j * l.k..(j + 1) * l.k];
-                let nibble = |r: usize| codes.get(r).map_or(8, |q| (q + 8) as u8);
-                for (i, byte) in b[j * per_col..(j + 1) * per_col].iter_mut().enumerate() {
-                    *byte = nibble(2 * i) | (nibble(2 * i + 1) << 4);
-                }
+                pack_column(
+                    |r| codes.get(r).copied(),
+                    &mut b[j * per_col..(j + 1) * per_col],
+                    l,
+                );
             }
             t.sums
         })
@@ -230,23 +260,14 @@ pub fn kn_floats(src: &[u8], l: Layout) -> Vec<f32> {
 }
 
 /// Codes already chosen (row-major [K, N]) and their scales ([blocks, N]) in
-/// MatMulNBits' layout: B [N, blocks, bs/2] (codes + 8, a short last block padded with 8)
-/// and scales column-major.
+/// MatMulNBits' layout: B as [`mat_mul_nbits`] writes it and scales column-major.
 pub fn mat_mul_nbits_from(codes: &[i8], scales: &[f32], l: Layout) -> [Bytes; 2] {
     let blocks = l.blocks();
-    let per_col = blocks * l.bs / 2;
+    let per_col = blocks * l.block_bytes();
     let mut b = vec![0u8; l.n * per_col];
-    let nibble = |r: usize, c: usize| {
-        if r < l.k {
-            (codes[r * l.n + c] + 8) as u8
-        } else {
-            8
-        }
-    };
     for c in 0..l.n {
-        for (i, byte) in b[c * per_col..(c + 1) * per_col].iter_mut().enumerate() {
-            *byte = nibble(2 * i, c) | (nibble(2 * i + 1, c) << 4);
-        }
+        let column = |r: usize| (r < l.k).then(|| codes[r * l.n + c]);
+        pack_column(column, &mut b[c * per_col..(c + 1) * per_col], l);
     }
     let by_column: Vec<f32> = (0..l.n * blocks)
         .map(|i| scales[(i % blocks) * l.n + i / blocks])
@@ -287,7 +308,7 @@ pub fn sampled_error(src: &[u8], l: Layout, units: usize) -> (ErrorSums, bool) {
         for (b, c) in cuts {
             vals.clear();
             vals.extend((b * l.bs..((b + 1) * l.bs).min(l.k)).map(|r| l.at(src, r, c)));
-            block(&vals, &mut codes[..vals.len()], &mut sums);
+            block(&vals, &mut codes[..vals.len()], &mut sums, l.half());
         }
     }
     (sums, picked.len() < total)
@@ -311,9 +332,9 @@ mod tests {
     fn blocks_map_their_largest_weight_to_minus_8() {
         let mut sums = ErrorSums::default();
         let mut q = [0i8; 2];
-        assert_eq!(block(&[1.0, -2.0], &mut q, &mut sums), 0.25);
+        assert_eq!(block(&[1.0, -2.0], &mut q, &mut sums, 8), 0.25);
         assert_eq!(q, [4, -8]);
-        assert_eq!(block(&[4.0, 1.0], &mut q, &mut sums), -0.5);
+        assert_eq!(block(&[4.0, 1.0], &mut q, &mut sums, 8), -0.5);
         assert_eq!(q, [-8, -2]);
         assert!(sums.relative() < 1e-7);
     }
@@ -322,10 +343,12 @@ mod tests {
     fn opposite_peaks_clamp_at_7_and_zero_blocks_keep_scale_1() {
         let mut sums = ErrorSums::default();
         let mut q = [0i8; 2];
-        assert_eq!(block(&[-8.0, 8.0], &mut q, &mut sums), 1.0);
+        assert_eq!(block(&[-8.0, 8.0], &mut q, &mut sums, 8), 1.0);
         assert_eq!(q, [-8, 7]);
-        assert_eq!(block(&[0.0, 0.0], &mut q, &mut sums), 1.0);
+        assert_eq!(block(&[0.0, 0.0], &mut q, &mut sums, 8), 1.0);
         assert_eq!(q, [0, 0]);
+        assert_eq!(block(&[-128.0, 128.0], &mut q, &mut sums, 128), 1.0);
+        assert_eq!(q, [-128, 127]);
     }
 
     #[test]
@@ -357,6 +380,7 @@ mod tests {
             n: 2,
             bs: 2,
             transposed: false,
+            bits: 4,
         };
         let t = Layout {
             transposed: true,
@@ -385,6 +409,7 @@ mod tests {
             n: 2,
             bs: 2,
             transposed: false,
+            bits: 4,
         };
         let codes = [4, -8, -8, -2, -8, -8, -4, 0];
         let scales = [0.25, -0.5, -0.0625, 0.125];
@@ -405,11 +430,45 @@ mod tests {
             n: 1,
             bs: 2,
             transposed: false,
+            bits: 4,
         };
         let ([b, _], _) = mat_mul_nbits(&le(&[1.0, 2.0, 3.0]), l);
         assert_eq!(l.nbits_len(), 2);
         // Block 0: (1, 2) / -0.25 -> -4, -8 -> +8: 4, 0; block 1: 3 / -0.375 -> -8 -> 0, pad 8.
         assert_eq!(b.as_ref(), [0x04, 0x80]);
+    }
+
+    /// 8 bits: one code per byte, stored q + 128; the peak maps to −128, a short last
+    /// block is padded with 128 (zero); both storage orders agree.
+    #[test]
+    fn eight_bit_codes_take_a_byte_each() {
+        let kn = [1.0, 4.0, -2.0, 1.0, 0.5, -1.0];
+        let nk = [1.0, -2.0, 0.5, 4.0, 1.0, -1.0];
+        let l = Layout {
+            k: 3,
+            n: 2,
+            bs: 2,
+            transposed: false,
+            bits: 8,
+        };
+        assert_eq!((l.block_bytes(), l.nbits_len()), (2, 8));
+        let ([b, s], sums) = mat_mul_nbits(&le(&kn), l);
+        let t = Layout {
+            transposed: true,
+            ..l
+        };
+        assert_eq!(mat_mul_nbits(&le(&nk), t).0, [b.clone(), s.clone()]);
+        // c0: (1, -2) / (-2/-128) -> 64, -128; 0.5 / (0.5/-128) -> -128; c1: (4, 1) /
+        // (4/-128) -> -128, -32; -1 / (-1/-128) -> -128 (stored +128).
+        assert_eq!(b.as_ref(), [192, 0, 0, 128, 0, 96, 0, 128]);
+        assert_eq!(
+            floats(&s),
+            [2.0 / 128.0, -0.5 / 128.0, -4.0 / 128.0, 1.0 / 128.0]
+        );
+        assert!(sums.relative() < 1e-7);
+        let codes = [64, -128, -128, -32, -128, -128];
+        let scales = [2.0 / 128.0, -4.0 / 128.0, -0.5 / 128.0, 1.0 / 128.0];
+        assert_eq!(mat_mul_nbits_from(&codes, &scales, l), [b, s]);
     }
 
     #[test]
@@ -423,6 +482,7 @@ mod tests {
                 n: 8,
                 bs: 16,
                 transposed,
+                bits: 4,
             };
             let (_, full) = mat_mul_nbits(&le(&w), l);
             let (exact, sampled) = sampled_error(&le(&w), l, 8);
