@@ -103,6 +103,13 @@ big-llm:
     cargo build --release -p whittle-cli
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/big_llm.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
+# MatMulNBits on the ~1 GB decoder: whittle's int8 forms and int4 (measured in ORT) vs
+# float and ORT's MatMulNBitsQuantizer, one decode step, with ORT's per-op profile;
+# writes the "MatMulNBits on a 1 GB decoder" section of docs/benchmarks.md.
+bench-nbits:
+    cargo build --release -p whittle-cli
+    "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_nbits.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
+
 # Decoder fusions into standard opset-23 ops, each on and off, timed in ORT and tract;
 # writes the "Decoder fusions" section of docs/benchmarks.md.
 bench-fusions:

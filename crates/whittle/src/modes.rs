@@ -43,22 +43,42 @@ impl Quantize {
             }) if !(16..=1 << 20).contains(n) || !n.is_power_of_two() => Err(format!(
                 "block-size {n}: expected a power of two, at least 16, or auto"
             )),
+            Quantize::Int8Weights(Int8Weights {
+                per_tensor: true,
+                int8_form: Int8Form::Matmulnbits,
+                ..
+            }) => {
+                Err("per-tensor: 8-bit MatMulNBits is blockwise (use int8-form cast or dq)".into())
+            }
             _ => Ok(()),
         }
     }
 }
 
-/// How int8-weights reads its weights back.
+/// How int8-weights reads its weights back (see `steps::int8_form`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Int8Form {
     /// `Cast(int8 → f32) → Mul(scales)`: runtimes fold it to the float weight at load,
-    /// so accuracy and speed stay float's (the default).
-    #[default]
+    /// so accuracy and speed stay float's.
     Cast,
     /// `DequantizeLinear`: ONNX Runtime rewrites `DequantizeLinear → MatMul` into
     /// MatMulNBits, which quantizes the activations too (less accurate, slower on CPUs).
     Dq,
+    /// MatMul/Gemm weights as 8-bit `com.microsoft.MatMulNBits` (blocks of
+    /// [`Int8Form::NBITS_BLOCK`] rows), other weights cast: ONNX Runtime reads the int8
+    /// weights at run time, so a memory-bound model runs faster (with accuracy level 4).
+    Matmulnbits,
+    /// Cast, except where ONNX Runtime is the runtime and data run: there cast and
+    /// matmulnbits are both timed and judged, and matmulnbits is kept when it is faster
+    /// within the budget (the default).
+    #[default]
+    Auto,
+}
+
+impl Int8Form {
+    /// Rows of K per scale of 8-bit MatMulNBits.
+    pub const NBITS_BLOCK: u64 = 128;
 }
 
 /// `int8-weights`.
@@ -71,6 +91,9 @@ pub struct Int8Weights {
     pub min_elements: u64,
     /// How the weights are read back.
     pub int8_form: Int8Form,
+    /// 8-bit MatMulNBits' accuracy_level: a level, or measured (`auto`).
+    #[serde(deserialize_with = "parsed")]
+    pub accuracy_level: AccuracyLevel,
 }
 
 impl Default for Int8Weights {
@@ -79,6 +102,7 @@ impl Default for Int8Weights {
             per_tensor: false,
             min_elements: DEFAULT_MIN_ELEMENTS,
             int8_form: Int8Form::default(),
+            accuracy_level: AccuracyLevel::Auto,
         }
     }
 }
@@ -187,7 +211,7 @@ impl Default for Int4 {
 /// int4's rows of K per scale (see `steps::int4_block`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BlockSize {
-    /// 32; with MatMulNBits in ONNX Runtime and data to run, each of
+    /// 32; in ONNX Runtime with data to run, each of
     /// [`BlockSize::MEASURED`] quantized, timed and judged, and the fastest kept that
     /// stays within the budget.
     #[default]

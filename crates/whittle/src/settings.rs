@@ -116,32 +116,36 @@ macro_rules! for_each_setting {
             full_range: bool = "full-range", quantize,
                 [long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", requires = "quantize"];
             /// With --quantize int4: rows of K per scale (a power of two, at least 16), or
-            /// auto (the default: 32; with --int4-format matmulnbits in ONNX Runtime and
-            /// data to run, 32, 64 and 128 are each quantized, timed and judged, and the
-            /// fastest within the budget is kept).
+            /// auto (the default: 32; in ONNX Runtime with data to run, 32, 64 and 128 are
+            /// each quantized, timed and judged, and the fastest within the budget is
+            /// kept).
             block_size: $crate::BlockSize = "block-size", quantize,
                 [long, value_name = "N|auto", requires = "quantize"];
             /// With --quantize int4: dq (blocked DequantizeLinear, needs opset 21; ORT runs
             /// it) or matmulnbits (com.microsoft MatMulNBits; ORT and tract run it).
             int4_format: String = "int4-format", quantize,
                 [long, value_name = "FORMAT", value_parser = ["dq", "matmulnbits"], requires = "quantize"];
-            /// With --quantize int4 --int4-format matmulnbits: MatMulNBits' accuracy_level, 0
-            /// to 4 (4: ONNX Runtime computes with int8 activations, much faster when
-            /// decoding, one more rounding), or auto (the default: levels 0 and 4 timed and
-            /// judged in ONNX Runtime, 4 kept when faster and within the budget; unset with
-            /// tract, which does not read it).
+            /// With --quantize int4 --int4-format matmulnbits, or int8-weights written as
+            /// MatMulNBits: its accuracy_level, 0 to 4 (4: ONNX Runtime computes with int8
+            /// activations, much faster when decoding, one more rounding), or auto (the
+            /// default: levels 0 and 4 timed and judged in ONNX Runtime, 4 kept when faster
+            /// and within the budget; unset with tract, which does not read it).
             accuracy_level: String = "accuracy-level", quantize,
                 [long, value_name = "LEVEL", value_parser = ["0", "1", "2", "3", "4", "auto"], requires = "quantize"];
             /// With --quantize int8-dynamic: the op types taken, comma-separated (default
             /// MatMul,Gemm; add Conv for ConvInteger).
             ops: Vec<String> = "ops", quantize,
                 [long, value_delimiter = ',', value_name = "OPS", requires = "quantize"];
-            /// With --quantize int8-weights: cast (Cast -> Mul, the default, which ONNX
-            /// Runtime and tract fold into the float weight at load: float compute at float
-            /// speed) or dq (DequantizeLinear; ORT turns DequantizeLinear -> MatMul into
-            /// MatMulNBits, which by default quantizes the activations as well).
+            /// With --quantize int8-weights: cast (Cast -> Mul, which ONNX Runtime and tract
+            /// fold into the float weight at load: float compute at float speed), dq
+            /// (DequantizeLinear; ORT turns DequantizeLinear -> MatMul into MatMulNBits, which
+            /// by default quantizes the activations as well), matmulnbits (MatMul/Gemm
+            /// weights as 8-bit MatMulNBits, which ORT reads as int8 at run time: faster where
+            /// reading weights is the cost) or auto (the default: cast, except in ONNX Runtime
+            /// with data to run, where cast and matmulnbits are timed and judged and
+            /// matmulnbits is kept when faster within the budget).
             int8_form: String = "int8-form", quantize,
-                [long, value_name = "FORM", value_parser = ["cast", "dq"], requires = "quantize"];
+                [long, value_name = "FORM", value_parser = ["cast", "dq", "matmulnbits", "auto"], requires = "quantize"];
             /// With --quantize int8-dynamic: row (default: each row of a MatMul/Gemm
             /// activation, e.g. one token, is divided by its own peak before quantization and
             /// the result multiplied back; far more accurate on transformers for a few cheap

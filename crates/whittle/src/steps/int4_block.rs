@@ -1,15 +1,17 @@
-//! int4's block size for MatMulNBits, `--block-size auto` (the default): rows of K per
-//! scale trade accuracy (smaller blocks follow the weights more closely) against speed
-//! and size (larger blocks read fewer scales). In ONNX Runtime with data to run, each of
-//! [`BlockSize::MEASURED`] is quantized with its own accuracy level chosen
-//! (`int4_level`), timed and judged on the held-out data, and the fastest is kept that
-//! stays within the budget (without a budget: within twice the first size's error),
+//! int4's block size, `--block-size auto` (the default): rows of K per scale trade
+//! accuracy (smaller blocks follow the weights more closely) against speed and size
+//! (larger blocks read fewer scales). In ONNX Runtime with data to run, each of
+//! [`BlockSize::MEASURED`] is quantized (as MatMulNBits with its own accuracy level
+//! chosen, `nbits_level`; or as blocked DequantizeLinear, which ONNX Runtime fuses into
+//! MatMulNBits itself), timed and judged on the held-out data, and the fastest is kept
+//! that stays within the budget (without a budget: within twice the first size's error),
 //! when it is measurably faster than the first. Anywhere else `auto` is 32.
 
 use super::quantize::QuantizeStep;
-use super::{StepData, int4_level};
+use super::{StepData, nbits_level};
 use crate::modes::{BlockSize, Int4, Quantize};
 use crate::optimizer::Error;
+use whittle_compress::quant::Int4Format;
 use whittle_ir::Model;
 use whittle_passes::{PassCx, PassStat};
 
@@ -17,12 +19,10 @@ use whittle_passes::{PassCx, PassStat};
 const FASTER: f64 = 0.95;
 
 /// The sizes to measure for `o`, or None when `auto` is not measured here (a size was
-/// given, the format is not MatMulNBits, or there is no ONNX Runtime or data).
+/// given, or there is no ONNX Runtime or data).
 pub(crate) fn measured_sizes(o: &Int4, data: &StepData) -> Option<Vec<u64>> {
-    (o.block_size == BlockSize::Auto
-        && o.int4_format == whittle_compress::quant::Int4Format::MatMulNBits
-        && int4_level::measurable(data))
-    .then(|| BlockSize::MEASURED.to_vec())
+    (o.block_size == BlockSize::Auto && nbits_level::measurable(data))
+        .then(|| BlockSize::MEASURED.to_vec())
 }
 
 /// One size's result.
@@ -31,7 +31,7 @@ struct Tried {
     model: Model,
     cx: PassCx,
     stats: Vec<PassStat>,
-    trial: int4_level::Trial,
+    trial: nbits_level::Trial,
 }
 
 /// Quantizes `model` at each of `sizes`, keeps the fastest within the budget (see the
@@ -55,11 +55,17 @@ pub(crate) fn choose(
             budget: step.budget,
         };
         let (mut m, mut c) = (model.clone(), cx.clone());
-        let (stats, trial) = sized.run_level(o.accuracy_level, &mut m, &mut c, data, after)?;
-        // A level given by hand is not measured: time it the same way.
+        let (stats, trial) = match o.int4_format {
+            Int4Format::MatMulNBits => {
+                sized.run_level(o.accuracy_level, &mut m, &mut c, data, after)?
+            }
+            Int4Format::DequantizeLinear => (sized.run_mode(&mut m, &mut c, data, after)?, None),
+        };
+        // A level given by hand, and the DequantizeLinear form, are not measured yet:
+        // time them the same way.
         let trial = match trial {
             Some(t) => Some(t),
-            None => int4_level::measure(model, &m, data, step.budget)?,
+            None => nbits_level::measure(model, &m, data, step.budget)?,
         };
         let Some(trial) = trial else {
             return Err(Error::BudgetMissed(format!(
@@ -87,7 +93,7 @@ pub(crate) fn choose(
 /// by [`FASTER`], else the first.
 fn pick(tried: &[Tried], budgeted: bool) -> usize {
     let first = &tried[0].trial;
-    let acceptable = |t: &int4_level::Trial| {
+    let acceptable = |t: &nbits_level::Trial| {
         if budgeted {
             t.held
         } else {

@@ -6,7 +6,8 @@
 mod data;
 mod decompose;
 mod int4_block;
-mod int4_level;
+mod int8_form;
+mod nbits_level;
 pub(crate) mod prepare;
 mod prune;
 mod quantize;

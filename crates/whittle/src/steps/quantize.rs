@@ -3,7 +3,7 @@
 //! the costliest layers float until the model meets it.
 
 use super::data::calibration_data;
-use super::{ModelStep, StepData, int4_block, int4_level};
+use super::{ModelStep, StepData, int4_block, int8_form, nbits_level};
 use crate::modes::{AccuracyLevel, BlockSize, Int8Dynamic, Int8Form, Quantize};
 use crate::optimizer::Error;
 use std::sync::Arc;
@@ -36,6 +36,14 @@ impl ModelStep for QuantizeStep {
         let mut names = vec!["quantize"];
         if let Quantize::Int8Static(_) = self.mode {
             names.push("quantize-int8-static");
+        } else if let Quantize::Int8Weights(o) = &self.mode
+            && o.int8_form == Int8Form::Auto
+        {
+            names.extend(
+                passes(&int8_form::as_form(o, Int8Form::Matmulnbits))
+                    .iter()
+                    .map(|p| p.name()),
+            );
         } else {
             names.extend(passes(&self.mode).iter().map(|p| p.name()));
         }
@@ -43,7 +51,8 @@ impl ModelStep for QuantizeStep {
     }
 
     fn needs_data(&self) -> bool {
-        self.budget.is_some() || self.level().is_some()
+        let block_auto = matches!(&self.mode, Quantize::Int4(o) if o.block_size == BlockSize::Auto);
+        self.budget.is_some() || self.level().is_some() || block_auto
     }
 
     fn run(
@@ -53,13 +62,18 @@ impl ModelStep for QuantizeStep {
         data: &mut StepData,
         after: &mut dyn FnMut(&str, &Model),
     ) -> Result<Vec<PassStat>, Error> {
-        let Some(level) = self.level() else {
-            return self.run_mode(model, cx, data, after);
-        };
         if let Quantize::Int4(o) = &self.mode
             && let Some(sizes) = int4_block::measured_sizes(o, data)
         {
             return int4_block::choose(self, o, &sizes, model, cx, data, after);
+        }
+        let Some(level) = self.level() else {
+            return self.run_mode(model, cx, data, after);
+        };
+        if let Quantize::Int8Weights(o) = &self.mode
+            && o.int8_form == Int8Form::Auto
+        {
+            return int8_form::choose(self, o, model, cx, data, after);
         }
         Ok(self.run_level(level, model, cx, data, after)?.0)
     }
@@ -75,21 +89,23 @@ impl QuantizeStep {
         cx: &mut PassCx,
         data: &mut StepData,
         after: &mut dyn FnMut(&str, &Model),
-    ) -> Result<(Vec<PassStat>, Option<int4_level::Trial>), Error> {
-        let (before, float) = (int4_level::nbits_names(model), model.clone());
+    ) -> Result<(Vec<PassStat>, Option<nbits_level::Trial>), Error> {
+        let (before, float) = (nbits_level::nbits_names(model), model.clone());
         let stats = self.run_mode(model, cx, data, after)?;
-        let nodes = int4_level::new_nbits(model, &before);
+        let nodes = nbits_level::new_nbits(model, &before);
         let (note, kept) = match level {
             AccuracyLevel::Level(l) => {
-                int4_level::set_level(model, &nodes, i64::from(l));
+                nbits_level::set_level(model, &nodes, i64::from(l));
                 let note = format!(
-                    "int4 accuracy_level {l} on {} MatMulNBits (as asked)",
+                    "{} accuracy_level {l} on {} MatMulNBits (as asked)",
+                    self.label(),
                     nodes.len()
                 );
                 (note, None)
             }
             AccuracyLevel::Auto => {
-                let c = int4_level::choose(&float, model, &nodes, data, self.budget)?;
+                let c =
+                    nbits_level::choose(self.label(), &float, model, &nodes, data, self.budget)?;
                 (c.note, c.kept)
             }
         };
@@ -98,16 +114,29 @@ impl QuantizeStep {
         Ok((stats, kept))
     }
 
-    /// The accuracy level asked for, when this step writes MatMulNBits.
+    /// The accuracy level asked for, when this step writes (or may write) MatMulNBits.
     fn level(&self) -> Option<AccuracyLevel> {
         match &self.mode {
             Quantize::Int4(o) if o.int4_format == Int4Format::MatMulNBits => Some(o.accuracy_level),
+            Quantize::Int8Weights(o)
+                if matches!(o.int8_form, Int8Form::Matmulnbits | Int8Form::Auto) =>
+            {
+                Some(o.accuracy_level)
+            }
             _ => None,
         }
     }
 
+    /// The quantization's name in notes about its MatMulNBits.
+    fn label(&self) -> &'static str {
+        match &self.mode {
+            Quantize::Int8Weights(_) => "int8",
+            _ => "int4",
+        }
+    }
+
     /// The mode's quantization, under the budget when there is one.
-    fn run_mode(
+    pub(super) fn run_mode(
         &self,
         model: &mut Model,
         cx: &mut PassCx,
@@ -354,12 +383,19 @@ fn gather_grams(
 /// in the order they run.
 pub(crate) fn passes(q: &Quantize) -> Vec<Box<dyn Pass>> {
     match q {
-        Quantize::Int8Weights(o) => vec![Box::new(QuantizeWeights {
-            per_channel: !o.per_tensor,
-            min_elements: o.min_elements,
-            cast: o.int8_form == Int8Form::Cast,
-            ..QuantizeWeights::default()
-        })],
+        Quantize::Int8Weights(o) => {
+            let cast = Box::new(QuantizeWeights {
+                per_channel: !o.per_tensor,
+                min_elements: o.min_elements,
+                cast: o.int8_form != Int8Form::Dq,
+                ..QuantizeWeights::default()
+            });
+            match o.int8_form {
+                // The dense layers MatMulNBits declines are cast, like every other op.
+                Int8Form::Matmulnbits => vec![Box::new(int8_form::nbits_pass(o)), cast],
+                Int8Form::Cast | Int8Form::Dq | Int8Form::Auto => vec![cast],
+            }
+        }
         Quantize::Fp16(_) => vec![Box::new(Fp16Compute)],
         Quantize::Int4(o) => vec![Box::new(int4_pass(o)), tables(o.min_elements)],
         Quantize::Fp16Weights(o) => vec![Box::new(Fp16Weights {

@@ -1,4 +1,5 @@
-//! MatMulNBits' `accuracy_level` for `--quantize int4 --int4-format matmulnbits`: the
+//! MatMulNBits' `accuracy_level` for `--quantize int4 --int4-format matmulnbits` (and
+//! int8-weights written as 8-bit MatMulNBits): the
 //! precision ONNX Runtime computes in (0: unset, its fp32 path; 4: int8 activations in
 //! its integer kernels, several times faster for memory-bound decoding but with a second
 //! rounding). `--accuracy-level N` sets it; `auto` (the default) measures: in ONNX
@@ -73,7 +74,9 @@ pub(crate) fn measurable(data: &StepData) -> bool {
 
 /// Chooses the level for `nodes` of `model` (quantized from `float`) by measuring in
 /// `data`'s runtime, sets it, and returns what was measured.
+/// `label` names the quantization in the note (int4, int8).
 pub(crate) fn choose(
+    label: &str,
     float: &Model,
     model: &mut Model,
     nodes: &[NodeId],
@@ -81,20 +84,18 @@ pub(crate) fn choose(
     budget: Option<ErrorBudget>,
 ) -> Result<Choice, Error> {
     let rt = &data.runtime;
-    let unmeasured = |note: &str| Choice {
-        note: note.to_string(),
+    let unmeasured = |why: &str| Choice {
+        note: format!("{label} accuracy_level left unset (0): {why}"),
         kept: None,
     };
     if !matches!(rt, Runtime::Ort { .. }) {
         return Ok(unmeasured(
-            "int4 accuracy_level left unset (0): it is measured only in ONNX Runtime \
-             (--runtime ort or auto), and tract does not read it",
+            "it is measured only in ONNX Runtime (--runtime ort or auto), and tract does \
+             not read it",
         ));
     }
     let Some((sets, first)) = data.sets.as_ref().and_then(|d| Some((d, d.sets.first()?))) else {
-        return Ok(unmeasured(
-            "int4 accuracy_level left unset (0): no data to measure on",
-        ));
+        return Ok(unmeasured("no data to measure on"));
     };
     let trials = Trials::new(float, data, sets, first, budget)?;
     let mut fast = model.clone();
@@ -110,7 +111,7 @@ pub(crate) fn choose(
     if take {
         *model = fast;
     }
-    let note = level_note(level, nodes.len(), rt.name(), &zero, &four);
+    let note = level_note(label, level, nodes.len(), rt.name(), (&zero, &four));
     Ok(Choice {
         note,
         kept: Some(if take { four } else { zero }),
@@ -128,7 +129,7 @@ struct Trials<'a> {
 }
 
 fn eval_error(e: whittle_eval::EvalError) -> Error {
-    Error::BudgetMissed(format!("int4 trial: {e}"))
+    Error::BudgetMissed(format!("MatMulNBits trial: {e}"))
 }
 
 impl<'a> Trials<'a> {
@@ -160,11 +161,11 @@ impl<'a> Trials<'a> {
     fn trial(&self, m: &Model) -> Result<Trial, Error> {
         let judge = self.shared.or(self.own.as_ref());
         let Some(judge) = judge else {
-            return Err(Error::BudgetMissed("int4 trial: no judge".into()));
+            return Err(Error::BudgetMissed("MatMulNBits trial: no judge".into()));
         };
         let score = judge.score(m).map_err(eval_error)?;
         let held = self.budget.is_none_or(|b| b.holds(&score));
-        let label = "int4 trial";
+        let label = "MatMulNBits trial";
         let ms = median_ms(self.rt, m, &first_sample(self.first), label)
             .or_else(|_| median_ms(self.rt, m, self.first, label))
             .map_err(eval_error)?;
@@ -195,10 +196,16 @@ pub(crate) fn measure(
 }
 
 /// What the level trials measured, for the report.
-fn level_note(level: i64, nodes: usize, runtime: &str, zero: &Trial, four: &Trial) -> String {
+fn level_note(
+    label: &str,
+    level: i64,
+    nodes: usize,
+    runtime: &str,
+    (zero, four): (&Trial, &Trial),
+) -> String {
     let missed = |t: &Trial| if t.held { "" } else { " (misses the budget)" };
     format!(
-        "int4 accuracy_level {level} on {nodes} MatMulNBits, measured in {runtime}: level 0 \
+        "{label} accuracy_level {level} on {nodes} MatMulNBits, measured in {runtime}: level 0 \
          {:.2} ms, 1-cosine {:.2e}{}; level {FAST_LEVEL} {:.2} ms, 1-cosine {:.2e}{}",
         zero.ms,
         zero.loss,
