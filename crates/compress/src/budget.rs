@@ -143,8 +143,15 @@ impl ErrorBudget {
 
 /// Says (once, as a warning) when the rows `judge` scores on cannot show `budget`.
 pub fn warn_unshowable(budget: ErrorBudget, judge: &whittle_eval::Judge) {
+    /// Messages already given: a process that runs many plans on the same data (`whittle
+    /// tune`, a batch) says it once.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if let Some(msg) = budget.unshowable(judge.rows()) {
-        tracing::warn!("{msg}");
+        let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+        if !said.contains(&msg) {
+            tracing::warn!("{msg}");
+            said.push(msg);
+        }
     }
 }
 
