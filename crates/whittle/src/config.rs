@@ -111,7 +111,7 @@ pub(crate) fn quantize(s: &Settings) -> Result<Option<Quantize>, Error> {
     Ok(Some(q))
 }
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -31,6 +31,7 @@ mod session;
 pub mod settings;
 mod steps;
 mod summary;
+pub mod tune;
 pub mod verified;
 
 pub use config::{Config, Settings};

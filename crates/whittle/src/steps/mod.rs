@@ -14,6 +14,7 @@ mod quantize;
 
 pub(crate) use data::StepData;
 pub(crate) use decompose::DecomposeStep;
+pub(crate) use nbits_level::first_sample;
 pub(crate) use prune::PruneStep;
 pub(crate) use quantize::{AUTO_NEEDS_BUDGET, QuantizeStep};
 

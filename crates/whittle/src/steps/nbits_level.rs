@@ -217,7 +217,7 @@ fn level_note(
 }
 
 /// The first sample of `set`: each input cut to its first row along axis 0.
-fn first_sample(set: &[whittle_ir::Tensor]) -> Vec<whittle_ir::Tensor> {
+pub(crate) fn first_sample(set: &[whittle_ir::Tensor]) -> Vec<whittle_ir::Tensor> {
     set.iter()
         .map(|t| {
             let rows = t.dims.first().copied().unwrap_or(1);
