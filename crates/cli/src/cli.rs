@@ -53,6 +53,13 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Find the fastest (or smallest) model within an accuracy budget, by measurement.
+    #[command(after_help = "Examples:\n  \
+        whittle tune model.onnx -o model.tuned.onnx --budget cosine=0.995 --calibrate calib.npz\n  \
+        whittle tune cnn.onnx -o cnn.tuned.onnx --budget top1=0.99 --calibrate images.npy --runtime ort --html report.html\n  \
+        whittle tune decoder.onnx -o small.onnx --budget cosine=0.99 --objective size --time-limit 5m\n\n\
+        Exit status: 0 a plan met the budget and was written; 1 none did (nothing is written) or an error.")]
+    Tune(Box<TuneArgs>),
     /// Describe a model: typed listing, summary, per-node cost, JSON or Graphviz.
     #[command(after_help = "Examples:\n  whittle dump model.onnx\n  \
         whittle dump model.onnx --summary --input-shape input_ids=1,128\n  \
@@ -92,6 +99,10 @@ pub struct OptimizeArgs {
     /// Write the report (before/after, passes, rewrites) as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+    /// Write a self-contained HTML report (what each pass and step did, per-layer
+    /// figures, ops before and after, the graph around each rewrite, verification).
+    #[arg(long, value_name = "REPORT.html")]
+    pub html: Option<PathBuf>,
     /// Write nothing: exit 0 if OUT already holds what would be written, 1 if it would
     /// change (with a short diff), 2 on error.
     #[arg(long, conflicts_with = "in_place")]
@@ -109,6 +120,41 @@ pub struct OptimizeArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// The model to tune.
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Where to write the chosen plan's model.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Stop measuring after this long (e.g. 90s, 10m) and keep the best plan so far.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub time_limit: Option<std::time::Duration>,
+    /// What to minimise among the plans that meet the budget.
+    #[arg(long, default_value = "latency", value_parser = ["latency", "size"])]
+    pub objective: String,
+    /// Where measurements are cached (default: $XDG_CACHE_HOME/whittle/tune, else
+    /// ~/.cache/whittle/tune).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Measure every plan again, reading and writing no cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+    /// Also write a self-contained HTML report (Pareto chart, per-plan table, what the
+    /// chosen plan did).
+    #[arg(long, value_name = "REPORT.html")]
+    pub html: Option<PathBuf>,
+    /// Report format on stdout.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Fix an input's dims (repeatable); symbols it declared are bound everywhere.
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    pub input_shape: Vec<String>,
+    #[command(flatten)]
+    pub settings: SettingFlags,
 }
 
 /// Output format of `dump`.
@@ -160,6 +206,10 @@ pub struct DumpArgs {
     /// Show every element of every constant (the listing then parses back exactly).
     #[arg(long)]
     pub full: bool,
+    /// Write a self-contained HTML page (ops, inputs and outputs, costliest nodes) to
+    /// this file instead of printing.
+    #[arg(long, value_name = "PAGE.html", conflicts_with_all = ["compare", "format"])]
+    pub html: Option<PathBuf>,
 }
 
 /// Where test inputs come from (verify, bench, optimize --verify).

@@ -5,6 +5,7 @@
 pub mod api;
 mod cli;
 mod cmd;
+mod html;
 mod human;
 pub mod job;
 mod progress;

@@ -23,7 +23,7 @@ pub fn from_flags(args: &OptimizeArgs) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-fn dim_setting(d: &Dim) -> DimSetting {
+pub fn dim_setting(d: &Dim) -> DimSetting {
     match d {
         Dim::Known(n) => DimSetting::Size(*n),
         Dim::Param(s) => DimSetting::Symbol(s.clone()),

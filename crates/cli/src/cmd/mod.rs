@@ -4,9 +4,11 @@ mod batch;
 mod bench;
 mod dump;
 mod optimize;
+mod tune;
 mod verify;
 
 use crate::cli::Command;
+pub use dump::io_text as dump_io;
 pub use dump::render as dump_render;
 pub use verify::render as verify_render;
 
@@ -17,6 +19,7 @@ pub fn run(cmd: Command) -> anyhow::Result<u8> {
         Command::Dump(args) => dump::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Tune(args) => tune::run(*args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = crate::cli::Cli::command();

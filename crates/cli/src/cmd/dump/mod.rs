@@ -38,7 +38,25 @@ pub fn load(path: &Path, input_shapes: &[String]) -> anyhow::Result<Loaded> {
     Ok(Loaded { model, file_size })
 }
 
+/// The model's inputs and outputs with their types, as `--summary` lists them.
+pub fn io_text(g: &whittle_ir::Graph) -> String {
+    format!(
+        "inputs:\n{}outputs:\n{}",
+        summary::io_lines(g, g.inputs()),
+        summary::io_lines(g, g.outputs())
+    )
+}
+
 pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
+    if let Some(path) = &args.html {
+        let [input] = &args.inputs[..] else {
+            bail!("--html describes one model");
+        };
+        let l = load(input, &args.input_shape)?;
+        let page = crate::html::dump_page(input, &l.model);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(0);
+    }
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let out = render(&args, color)?;
     print!("{out}");
