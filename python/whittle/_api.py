@@ -291,6 +291,68 @@ def verify(
     return json.loads(text)
 
 
+def tune(
+    model: Any,
+    output: PathLike,
+    budget: str,
+    *,
+    calibrate: Any = None,
+    runtime: str = "tract",
+    ort_lib: Optional[PathLike] = None,
+    threads: Optional[int] = None,
+    input_shapes: Optional[Shapes] = None,
+    holdout: Optional[float] = None,
+    objective: str = "latency",
+    time_limit: Union[None, float, str] = None,
+    cache: Union[None, bool, PathLike] = None,
+    html: Optional[PathLike] = None,
+) -> Dict[str, Any]:
+    """Finds the fastest (``objective="size"``: smallest) model within ``budget``
+    (``"cosine=X"`` or ``"top1=X"``), as ``whittle tune`` does, writes it to ``output``
+    and returns the report ``whittle tune --format json`` prints: every plan measured
+    (latency, bytes, held-out accuracy and its bound, whether the budget held), the Pareto
+    ``front``, the ``chosen`` index (None when no plan met the budget, and then nothing is
+    written) and the ``toml`` that reproduces the choice with :func:`optimize`.
+
+    ``calibrate``: as :func:`optimize`'s (the held-out part judges every plan).
+    ``time_limit``: seconds or a duration like ``"10m"``. ``cache``: a folder, ``False``
+    for none, or None for the default (``~/.cache/whittle/tune``).
+    """
+    scratch = Scratch()
+    try:
+        args = [model_path(model, scratch), "-o", os.fspath(output), "--budget", budget,
+                "--objective", objective]
+        if calibrate is not None:
+            args += ["--calibrate", tensors_path(calibrate, "calibrate", scratch)]
+        if holdout is not None:
+            args += ["--holdout", repr(holdout)]
+        if time_limit is not None:
+            limit = f"{time_limit}s" if isinstance(time_limit, (int, float)) else time_limit
+            args += ["--time-limit", limit]
+        if cache is False:
+            args += ["--no-cache"]
+        elif cache is not None and cache is not True:
+            args += ["--cache", os.fspath(cache)]
+        if html is not None:
+            args += ["--html", os.fspath(html)]
+        args += _shape_args(input_shapes)
+        rt: Dict[str, Any] = {"runtime": runtime}
+        if ort_lib is not None:
+            rt["ort-lib"] = os.fspath(ort_lib)
+        _this_process_ort(rt)
+        args += ["--runtime", runtime]
+        if "ort-lib" in rt:
+            args += ["--ort-lib", rt["ort-lib"]]
+        if threads is not None:
+            args += ["--threads", str(threads)]
+        text = _whittle.tune(args)
+    except _whittle.WhittleError as e:
+        reraise(e)
+    finally:
+        scratch.close()
+    return json.loads(text)
+
+
 def _shape_args(shapes: Optional[Shapes]) -> List[str]:
     out: List[str] = []
     for name, dims in (shapes or {}).items():
@@ -303,4 +365,4 @@ def setting_names() -> Iterable[str]:
     return sorted(k.replace("-", "_") for k in _KEYS)
 
 
-__all__ = ["Error", "Result", "dump", "optimize", "setting_names", "summary", "verify"]
+__all__ = ["Error", "Result", "dump", "optimize", "setting_names", "summary", "tune", "verify"]

@@ -218,6 +218,14 @@ pub fn verify(args: &[String]) -> anyhow::Result<(String, bool)> {
     }
 }
 
+/// `whittle tune ARGS… --format json`: the report as JSON (the chosen model written).
+pub fn tune(args: &[String]) -> anyhow::Result<String> {
+    match parse("tune", args)? {
+        Command::Tune(tune) => crate::cmd::tune_render(&tune),
+        _ => anyhow::bail!("internal: not a tune command"),
+    }
+}
+
 fn parse(sub: &str, args: &[String]) -> anyhow::Result<Command> {
     let argv = ["whittle", sub]
         .into_iter()

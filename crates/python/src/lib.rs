@@ -147,6 +147,12 @@ fn verify(py: Python<'_>, args: Vec<String>) -> PyResult<(String, bool)> {
 }
 
 /// The keys a settings table may hold (`whittle.toml`; keyword arguments with `_`).
+/// `whittle tune ARGS…`: the report as JSON.
+#[pyfunction]
+fn tune(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
+    native(py, || api::tune(&args))
+}
+
 #[pyfunction]
 fn setting_keys() -> Vec<&'static str> {
     api::setting_keys()
@@ -161,6 +167,7 @@ fn _whittle(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optimize, m)?)?;
     m.add_function(wrap_pyfunction!(dump, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(setting_keys, m)?)?;
     Ok(())
 }

@@ -10,6 +10,7 @@ mod verify;
 use crate::cli::Command;
 pub use dump::io_text as dump_io;
 pub use dump::render as dump_render;
+pub use tune::render_json as tune_render;
 pub use verify::render as verify_render;
 
 /// Runs one subcommand; the exit code is for outcomes that are not errors.

@@ -9,7 +9,26 @@ use whittle::Settings;
 use whittle::tune::{Cache, Measured, TuneOptions, Tuned};
 
 pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
-    let opts = options(&args)?;
+    let (tuned, base, written) = search(&args)?;
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&json(&tuned, &base))?);
+    } else if !crate::progress::quiet() {
+        print!("{}", text(&tuned, &base, &args.output, written));
+    }
+    Ok(if tuned.chosen.is_some() { 0 } else { 1 })
+}
+
+/// `tune` as the Python API runs it: the report as JSON (the chosen plan written, and the
+/// HTML report when asked, as on the command line).
+pub fn render_json(args: &TuneArgs) -> anyhow::Result<String> {
+    let (tuned, base, _) = search(args)?;
+    Ok(serde_json::to_string_pretty(&json(&tuned, &base))?)
+}
+
+/// Runs the search, writes the chosen model (and `--html`); returns what was found, the
+/// user's settings and the bytes written.
+fn search(args: &TuneArgs) -> anyhow::Result<(Tuned, Settings, Option<u64>)> {
+    let opts = options(args)?;
     if crate::job::same_file(&args.model, &args.output) {
         anyhow::bail!(
             "{}: output is the input file; write elsewhere",
@@ -29,15 +48,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
         let page = crate::html::tune_page(&args.model, &tuned, &opts.base);
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
     }
-    if args.format == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json(&tuned, &opts.base))?
-        );
-    } else if !crate::progress::quiet() {
-        print!("{}", text(&tuned, &opts.base, &args.output, written));
-    }
-    Ok(if tuned.chosen.is_some() { 0 } else { 1 })
+    Ok((tuned, opts.base, written))
 }
 
 /// The search's options from the flags.
