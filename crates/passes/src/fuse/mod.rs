@@ -40,7 +40,7 @@ pub use reshape_around::ReshapeAroundElementwise;
 pub use rmsnorm::RmsNormPattern;
 pub use rotary::RotaryPattern;
 pub use swish::SwishPattern;
-pub use transpose::TransposeChain;
+pub use transpose::{TransposeChain, TransposeUnitAxes};
 pub use unsqueeze::UnsqueezeChain;
 
 /// The fusion rules that are off by default (measured slower in some runtime), by name.
@@ -62,6 +62,7 @@ pub fn rules() -> Vec<Box<dyn crate::rule::Rule>> {
         Box::new(MatMulAddToGemm),
         Box::new(MatMulAddFlatten),
         Box::new(TransposeChain),
+        Box::new(TransposeUnitAxes),
         Box::new(ReshapeChain),
         Box::new(ReshapeAroundElementwise),
         Box::new(UnsqueezeChain),
