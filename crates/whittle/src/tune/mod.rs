@@ -169,12 +169,13 @@ pub fn tune(
 ) -> Result<Tuned, Error> {
     let start = Instant::now();
     let (bench, model, source) = Bench::new(input, opts)?;
-    let features = plans::Features::of(&model);
+    let features = plans::Features::of(&model).with_reuse(&model, &bench.sample);
+    let size = opts.objective == Objective::Size;
     let (plans, skipped) = plans::plans(
         &features,
         opts.base.calibrate.is_some(),
         &bench.rt,
-        &opts.budget,
+        (&opts.budget, size),
     );
     let mut measured = vec![bench.reference(&model)?];
     let mut best: Option<(usize, Outcome)> = None;

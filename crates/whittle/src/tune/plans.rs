@@ -31,7 +31,15 @@ pub(crate) struct Features {
     pub(crate) attention: bool,
     /// Inputs named like a KV cache (`past…`): a decoder step.
     pub(crate) decoder: bool,
+    /// Multiply-adds of the dense layers per weight element, for one sample: how many
+    /// rows each weight meets. Reading a weight costs the same once or 128 times, so 4-bit
+    /// weights pay in latency only where this is small (a decode step: 1).
+    pub(crate) reuse: Option<f64>,
 }
+
+/// Dense layers whose weights meet at least this many rows per sample are compute-bound:
+/// int4 is not tried for latency (tried for `--objective size`).
+pub(crate) const COMPUTE_BOUND: f64 = 32.0;
 
 impl Features {
     pub(crate) fn of(model: &Model) -> Features {
@@ -66,6 +74,12 @@ impl Features {
         f
     }
 
+    /// [`Features::reuse`] with the inputs shaped as `sample` (one sample of the data).
+    pub(crate) fn with_reuse(mut self, model: &Model, sample: &[whittle_ir::Tensor]) -> Features {
+        self.reuse = dense_reuse(model, sample);
+        self
+    }
+
     /// The share of weight bytes in dense layers and convs.
     fn share(&self, bytes: u64) -> f64 {
         if self.bytes == 0 {
@@ -74,6 +88,37 @@ impl Features {
             bytes as f64 / self.bytes as f64
         }
     }
+}
+
+/// MACs of the dense layers with big constant weights over their weight elements, with
+/// the graph inputs shaped as `sample`; None when a cost is not a number.
+fn dense_reuse(model: &Model, sample: &[whittle_ir::Tensor]) -> Option<f64> {
+    let mut m = model.clone();
+    let g = &m.graph;
+    let inputs = g
+        .inputs()
+        .iter()
+        .filter(|v| g.value(**v).initializer().is_none());
+    let input_shapes = inputs
+        .zip(sample)
+        .map(|(v, t)| {
+            let dims = t.dims.iter().map(|d| whittle_ir::Dim::Known(*d)).collect();
+            (g.value(*v).name().to_string(), dims)
+        })
+        .collect();
+    whittle_ir::infer::infer(&mut m, &whittle_ir::infer::InferOptions { input_shapes }).ok()?;
+    let g = &m.graph;
+    let (mut macs, mut weights) = (0f64, 0f64);
+    for c in whittle_ir::cost::graph_costs(g) {
+        let node = g.node(c.node);
+        let w = node.input(1).and_then(|v| g.value(v).initializer());
+        let Some(w) = w.filter(|_| matches!(node.op(), "MatMul" | "Gemm")) else {
+            continue;
+        };
+        macs += c.macs.as_ref()?.as_const()? as f64;
+        weights += w.dims.iter().product::<i64>() as f64;
+    }
+    (weights > 0.0).then(|| macs / weights)
 }
 
 fn stored(g: &Graph, values: impl Iterator<Item = whittle_ir::ValueId>) -> u64 {
@@ -91,7 +136,7 @@ pub(crate) fn plans(
     f: &Features,
     data: bool,
     runtime: &Runtime,
-    budget: &str,
+    (budget, size): (&str, bool),
 ) -> (Vec<Plan>, Skipped) {
     let mut skipped = Skipped::new();
     let mut out = vec![Plan {
@@ -110,7 +155,7 @@ pub(crate) fn plans(
         },
         estimate,
     };
-    let mut candidates = quantizations(f, data, runtime, &lossy, &mut skipped);
+    let mut candidates = quantizations(f, (data, size), runtime, &lossy, &mut skipped);
     structural(f, data, &lossy, &mut candidates, &mut skipped);
     for p in candidates {
         if 1.0 - p.estimate < MIN_SAVING {
@@ -139,7 +184,7 @@ fn q(mode: &str) -> Settings {
 /// (the share of weight bytes each one stores smaller).
 fn quantizations(
     f: &Features,
-    data: bool,
+    (data, size): (bool, bool),
     runtime: &Runtime,
     lossy: &dyn Fn(&str, Settings, f64) -> Plan,
     skipped: &mut Skipped,
@@ -163,7 +208,16 @@ fn quantizations(
         };
         out.push(lossy("int8-dynamic", auto, 1.0 - 0.75 * dense));
         out.push(lossy("int8-weights", q("int8-weights"), 1.0 - 0.75 * dense));
-        out.push(lossy("int4", int4, 1.0 - 0.84 * dense));
+        match f.reuse {
+            Some(r) if r >= COMPUTE_BOUND && !size => skipped.push((
+                "int4".into(),
+                format!(
+                    "the dense layers are compute-bound here (each weight meets {r:.0} rows per \
+                     sample): 4-bit weights save reads, not multiplies (--objective size tries it)"
+                ),
+            )),
+            _ => out.push(lossy("int4", int4, 1.0 - 0.84 * dense)),
+        }
     }
     if dense + conv > 0.0 {
         out.push(lossy(
@@ -293,7 +347,7 @@ mod tests {
     fn a_cnn_gets_quantizations_and_with_data_static_and_structural_plans() {
         let f = Features::of(&model(true, false, false));
         assert!(f.conv_bytes > 0 && f.dense_bytes > 0 && !f.attention);
-        let (with, _) = plans(&f, true, &Runtime::Tract, "top1=0.99");
+        let (with, _) = plans(&f, true, &Runtime::Tract, ("top1=0.99", false));
         for p in [
             "-O2",
             "int8-static",
@@ -319,7 +373,7 @@ mod tests {
             Some("matmulnbits"),
             "tract runs MatMulNBits, not blocked DQ"
         );
-        let (without, skipped) = plans(&f, false, &Runtime::Tract, "top1=0.99");
+        let (without, skipped) = plans(&f, false, &Runtime::Tract, ("top1=0.99", false));
         for p in ["int8-static", "prune conv,dense", "decompose conv"] {
             assert!(!names(&without).contains(&p));
             assert!(
@@ -340,7 +394,12 @@ mod tests {
              e = Gather(table, ids)\n  y = MatMul(e, w)\n}\n",
         )
         .unwrap();
-        let (p, skipped) = plans(&Features::of(&m), true, &Runtime::Tract, "cosine=0.99");
+        let (p, skipped) = plans(
+            &Features::of(&m),
+            true,
+            &Runtime::Tract,
+            ("cosine=0.99", false),
+        );
         assert_eq!(names(&p), ["-O2"]);
         assert!(
             skipped
@@ -350,22 +409,49 @@ mod tests {
         );
         let tiny = Features::of(&model(false, false, false));
         assert_eq!(
-            names(&plans(&tiny, true, &Runtime::Tract, "cosine=0.99").0),
+            names(&plans(&tiny, true, &Runtime::Tract, ("cosine=0.99", false)).0),
             ["-O2"]
         );
+    }
+
+    /// A dense layer over `rows` tokens: each weight meets `rows` rows per sample.
+    #[test]
+    fn int4_is_tried_for_latency_only_where_weights_are_read_more_than_used() {
+        let m = parse_model(
+            "ir_version 8\nopset ai.onnx 17\ngraph {\n  input x: f32[1,S,64]\n  output y: f32[1,S,48]\n  \
+             init w: f32[64,48] = random\n  y = MatMul(x, w)\n}\n",
+        )
+        .unwrap();
+        let sample = |rows: i64| {
+            vec![whittle_ir::Tensor::from_f32(
+                vec![1, rows, 64],
+                &vec![0.0; rows as usize * 64],
+            )]
+        };
+        let has_int4 = |rows: i64, size: bool| {
+            let f = Features::of(&m).with_reuse(&m, &sample(rows));
+            assert_eq!(f.reuse, Some(rows as f64));
+            names(&plans(&f, false, &Runtime::Tract, ("cosine=0.99", size)).0).contains(&"int4")
+        };
+        assert!(
+            has_int4(1, false),
+            "a decode step reads each weight for one row"
+        );
+        assert!(!has_int4(128, false), "128 rows per weight: compute-bound");
+        assert!(has_int4(128, true), "--objective size still tries it");
     }
 
     #[test]
     fn heads_are_pruned_in_encoders_not_in_decoder_steps() {
         let enc = Features::of(&model(true, true, false));
         assert!(
-            names(&plans(&enc, true, &Runtime::Tract, "cosine=0.99").0)
+            names(&plans(&enc, true, &Runtime::Tract, ("cosine=0.99", false)).0)
                 .contains(&"prune ffn,heads")
         );
         let dec = Features::of(&model(true, true, true));
         assert!(dec.decoder);
         assert!(
-            !names(&plans(&dec, true, &Runtime::Tract, "cosine=0.99").0)
+            !names(&plans(&dec, true, &Runtime::Tract, ("cosine=0.99", false)).0)
                 .contains(&"prune ffn,heads")
         );
     }
