@@ -106,7 +106,7 @@ impl Rule for TransposeUnitAxes {
 /// only unit axes (see [`TransposeUnitAxes`]).
 fn unit_axes_shape(d: &[Dim], p: &[i64]) -> Option<Vec<i64>> {
     let unit = |i: usize| d[i] == Dim::Known(1);
-    if d.iter().any(|x| *x == Dim::Known(0)) {
+    if d.contains(&Dim::Known(0)) {
         return None;
     }
     let moved: Vec<usize> = p
