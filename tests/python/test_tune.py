@@ -22,6 +22,7 @@ def test_tune_returns_what_the_cli_prints_and_writes_the_same_model(cli, tmp_pat
     # With the cache the CLI filled: the same plans, read back, the same choice.
     got = whittle.tune(model, tmp_path / "py.onnx", "top1=0.9", calibrate=calib,
                        cache=cache, html=tmp_path / "r.html")
+    assert all(got["cached"][1:]), "the default runtime and runtime='tract' share the cache"
     assert got["chosen"] == want["chosen"] is not None
     assert [m["plan"] for m in got["measured"]] == [m["plan"] for m in want["measured"]]
     chosen = got["measured"][got["chosen"]]

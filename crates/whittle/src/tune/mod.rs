@@ -374,9 +374,17 @@ impl<'a> Bench<'a> {
             .map_err(|e| Error::BudgetMissed(format!("timing: {e}")))
     }
 
-    /// The cache key of a plan with settings `full`.
+    /// The cache key of a plan with settings `full`. The runtime enters as the report
+    /// describes it (library, version, threads), not as the keys that chose it, so
+    /// `--runtime tract` and the default share their measurements.
     fn key(&self, full: &Settings) -> String {
-        let settings = serde_json::to_string(full).unwrap_or_default();
+        let plan = Settings {
+            runtime: None,
+            ort_lib: None,
+            threads: None,
+            ..full.clone()
+        };
+        let settings = serde_json::to_string(&plan).unwrap_or_default();
         cache::key(&[
             &self.content[0],
             &self.content[1],
