@@ -7,6 +7,7 @@ mod dedup;
 mod identity;
 mod if_const;
 pub mod noop;
+mod zero_state;
 
 pub use constants::ConstantToInitializer;
 pub use cse::Cse;
@@ -14,3 +15,4 @@ pub use dead_code::DeadCode;
 pub use dedup::DedupInitializers;
 pub use identity::Identity;
 pub use if_const::InlineConstantIf;
+pub use zero_state::ZeroInitialState;
