@@ -52,20 +52,24 @@ impl Rule for ReshapeChain {
 }
 
 /// `s2` with each 0 (a dim copied from the intermediate) replaced by the inner Reshape's
-/// target entry at that index: a literal size, or 0 again (the intermediate copied it
-/// from x at the same index). None when `inner` is not a Reshape with a constant target
-/// and `allowzero` unset, or an entry copied is -1 or past the inner target's end.
+/// target entry at that index: a literal size, 0 again (the intermediate copied it from x
+/// at the same index), or -1 when s2 has no -1 of its own (then the one unknown dim is
+/// the intermediate's, inferred from the same element count). None when `inner` is not a
+/// Reshape with a constant target and `allowzero` unset, or an entry copied is past the
+/// inner target's end, or a second -1 would appear.
 fn through_reshape(g: &Graph, inner: NodeId, s2: &[i64]) -> Option<Vec<i64>> {
     let node = g.node(inner);
     if !is_op(node, "Reshape") || node.attr("allowzero").is_some_and(|a| a.i == Some(1)) {
         return None;
     }
     let s1 = const_ints(g, node.input(1))?;
-    s2.iter()
+    let t: Vec<i64> = s2
+        .iter()
         .enumerate()
         .map(|(j, d)| match d {
-            0 => s1.get(j).copied().filter(|k| *k >= 0),
+            0 => s1.get(j).copied().filter(|k| *k >= -1),
             d => Some(*d),
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    (t.iter().filter(|d| **d == -1).count() <= 1).then_some(t)
 }
