@@ -11,10 +11,15 @@ use crate::guard::{const_all, const_ints, constant, dims, elem, is_op};
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{Dim, Graph, NodeId, ValueId};
 
-/// The rules of the `no-op` pass: ops that do nothing, and inputs given their default
-/// value (a recurrent op's zero initial state).
+/// The rules of the `no-op` pass: ops that do nothing, inputs given their default value
+/// (a recurrent op's zero initial state) and inputs that add nothing (an empty Concat
+/// input).
 pub fn rules() -> Vec<Box<dyn Rule>> {
-    vec![Box::new(NoOp), Box::new(super::ZeroInitialState)]
+    vec![
+        Box::new(NoOp),
+        Box::new(super::ZeroInitialState),
+        Box::new(super::EmptyConcatInput),
+    ]
 }
 
 /// One rule for the whole family: each op has its own proof below.
