@@ -28,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import benchdoc  # noqa: E402
 import benchtime  # noqa: E402
+import big_llm  # noqa: E402
 import big_llm_model  # noqa: E402
 
 HEAD = "## MatMulNBits on a 1 GB decoder"
@@ -49,17 +50,6 @@ def ort_lib():
     import onnxruntime
     capi = pathlib.Path(onnxruntime.__file__).parent / "capi"
     return str(next(capi.glob("libonnxruntime.so*")))
-
-
-def feed(past=512):
-    shape = big_llm_model.PRESETS["1gb"]
-    rng = np.random.default_rng(0)
-    f = {"input_ids": rng.integers(0, shape.vocab, (1, 1))}
-    for i in range(shape.layers):
-        for kind in ("key", "value"):
-            f[f"past_{kind}_{i}"] = rng.standard_normal(
-                (1, shape.heads, past, shape.head_dim), dtype=np.float32)
-    return f
 
 
 def whittle(args, src, dst, *flags):
@@ -126,7 +116,7 @@ def rows(args, src):
 
 
 def table(src, measured):
-    f = feed()
+    f = big_llm.decode_feed()
     base = benchtime.session(src)
     ref = base.run(["logits"], f)[0].ravel()
     float_ops = by_op(src, f)

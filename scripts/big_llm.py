@@ -150,8 +150,8 @@ def runs(args, src, preset):
 session = benchtime.session  # one-thread ORT session
 
 
-def decode_step(src, quantized, past=512):
-    """(int4 speed vs float, logits cosine) for one decode step after `past` tokens."""
+def decode_feed(past=512):
+    """One decode step's inputs for the `1gb` preset: a token and a `past`-token cache."""
     shape = big_llm_model.PRESETS["1gb"]
     rng = np.random.default_rng(0)
     feed = {"input_ids": rng.integers(0, shape.vocab, (1, 1))}
@@ -159,6 +159,12 @@ def decode_step(src, quantized, past=512):
         for kind in ("key", "value"):
             feed[f"past_{kind}_{i}"] = rng.standard_normal(
                 (1, shape.heads, past, shape.head_dim), dtype=np.float32)
+    return feed
+
+
+def decode_step(src, quantized, past=512):
+    """(int4 speed vs float, logits cosine) for one decode step after `past` tokens."""
+    feed = decode_feed(past)
     base, q = session(src), session(quantized)
     a, b = base.run(["logits"], feed)[0].ravel(), q.run(["logits"], feed)[0].ravel()
     cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

@@ -274,15 +274,7 @@ def verify(
         for k, (lo, hi) in (input_range or {}).items():
             args += ["--input-range", f"{k}={lo},{hi}"]
         args += _shape_args(input_shapes)
-        rt: Dict[str, Any] = {"runtime": runtime}
-        if ort_lib is not None:
-            rt["ort-lib"] = os.fspath(ort_lib)
-        _this_process_ort(rt)
-        args += ["--runtime", runtime]
-        if "ort-lib" in rt:
-            args += ["--ort-lib", rt["ort-lib"]]
-        if threads is not None:
-            args += ["--threads", str(threads)]
+        args += _runtime_args(runtime, ort_lib, threads)
         text, _ = _whittle.verify(args)
     except _whittle.WhittleError as e:
         reraise(e)
@@ -336,21 +328,28 @@ def tune(
         if html is not None:
             args += ["--html", os.fspath(html)]
         args += _shape_args(input_shapes)
-        rt: Dict[str, Any] = {"runtime": runtime}
-        if ort_lib is not None:
-            rt["ort-lib"] = os.fspath(ort_lib)
-        _this_process_ort(rt)
-        args += ["--runtime", runtime]
-        if "ort-lib" in rt:
-            args += ["--ort-lib", rt["ort-lib"]]
-        if threads is not None:
-            args += ["--threads", str(threads)]
+        args += _runtime_args(runtime, ort_lib, threads)
         text = _whittle.tune(args)
     except _whittle.WhittleError as e:
         reraise(e)
     finally:
         scratch.close()
     return json.loads(text)
+
+
+def _runtime_args(runtime: str, ort_lib: Optional[PathLike], threads: Optional[int]) -> List[str]:
+    """The runtime flags of verify and tune: ONNX Runtime is the library this process
+    imported when it did (see :func:`_this_process_ort`)."""
+    rt: Dict[str, Any] = {"runtime": runtime}
+    if ort_lib is not None:
+        rt["ort-lib"] = os.fspath(ort_lib)
+    _this_process_ort(rt)
+    args = ["--runtime", runtime]
+    if "ort-lib" in rt:
+        args += ["--ort-lib", rt["ort-lib"]]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    return args
 
 
 def _shape_args(shapes: Optional[Shapes]) -> List[str]:
