@@ -265,10 +265,20 @@ def one(whittle, req, inner, hints, work):
             f"{ms:.0f} ms", f"{tract}; ORT {ort}"]
 
 
-def hint_flags(hints):
+def hint_flags(hints, model):
     """The corpus' input hints as verify flags: dims as --input-shape, a value as a
-    one-value --input-range."""
+    one-value --input-range; `*dims` and `*int_high` as a shape and a range for every
+    input of `model` they apply to."""
     flags = []
+    if "*dims" in hints or "*int_high" in hints:
+        import onnx
+        for i in onnx.load(str(model), load_external_data=False).graph.input:
+            t = i.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else hints.get("*dims", 1)
+                    for d in t.shape.dim]
+            flags += ["--input-shape", f"{i.name}={','.join(map(str, dims))}"]
+            if "*int_high" in hints and t.elem_type in (6, 7):  # int32, int64
+                flags += ["--input-range", f"{i.name}=0,{hints['*int_high']}"]
     for name, h in hints.items():
         if name.startswith("*"):
             continue
@@ -283,7 +293,7 @@ def verify_in(whittle, model, work, runtime, hints):
     """"verified", "cannot verify: …" or "DIFFERS: …" for `optimize -O2 --verify` in
     `runtime`, on inputs shaped as `hints` say."""
     r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(work / "v.onnx"),
-                        "--verify", "--runtime", runtime, *hint_flags(hints)],
+                        "--verify", "--runtime", runtime, *hint_flags(hints, model)],
                        capture_output=True, text=True)
     if r.returncode == 0:
         return "verified"
@@ -314,12 +324,31 @@ def verify_only(whittle):
     print("\n".join(lines))
 
 
+def second_run(whittle):
+    """`optimize -O2` of whittle's own output must change nothing: the bytes of a second
+    run equal the first's, for every corpus model."""
+    same = 0
+    with tempfile.TemporaryDirectory() as d:
+        first, again = pathlib.Path(d) / "1.onnx", pathlib.Path(d) / "2.onnx"
+        for req, inner, _ in MODELS:
+            model = fetch(req, inner)
+            for src, dst in ((model, first), (first, again)):
+                subprocess.run([whittle, "-q", "optimize", str(src), "-o", str(dst)], check=True)
+            if first.read_bytes() == again.read_bytes():
+                same += 1
+            else:
+                print(f"a second run changes {req} {inner}", file=sys.stderr)
+    print(f"{same} of {len(MODELS)} models: a second run changes nothing")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--whittle", required=True)
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--verify-only", action="store_true",
                     help="only --verify every model in tract and in ONNX Runtime")
+    ap.add_argument("--second-run", action="store_true",
+                    help="only check that optimizing whittle's output again changes nothing")
     ap.add_argument("--only", default="",
                     help="only the models whose requirement contains one of these, comma-separated "
                          "(no --write)")
@@ -329,6 +358,8 @@ def main():
         args.write = False
     if args.verify_only:
         return verify_only(args.whittle)
+    if args.second_run:
+        return second_run(args.whittle)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for req, inner, hints in MODELS:
