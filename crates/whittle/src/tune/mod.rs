@@ -177,41 +177,19 @@ pub fn tune(
         &bench.rt,
         (&opts.budget, size),
     );
-    let mut measured = vec![bench.reference(&model)?];
-    let mut best: Option<(usize, Outcome)> = None;
-    let mut stopped = None;
-    let total = plans.len();
-    let mut queue: Vec<Plan> = plans;
-    let mut combined = false;
-    let mut i = 0;
-    while i < queue.len() {
-        if let Some(limit) = opts.time_limit
-            && start.elapsed() >= limit
-        {
-            stopped = Some(format!(
-                "time limit {:?} reached after {} of {} plans",
-                limit,
-                measured.len() - 1,
-                queue.len()
-            ));
-            break;
-        }
-        let plan = queue[i].clone();
-        progress(&format!(
-            "{} ({}/{})",
-            plan.name,
-            i + 1,
-            total.max(queue.len())
-        ));
-        let (m, outcome) = bench.measure(&plan)?;
-        measured.push(m);
-        keep_best(&mut best, &measured, outcome, opts.objective);
-        i += 1;
-        if i == queue.len() && !combined {
-            combined = true;
-            queue.extend(combination(&queue, &measured[1..], opts.objective));
-        }
+    let mut search = Search {
+        bench: &bench,
+        measured: vec![bench.reference(&model)?],
+        best: None,
+        start,
+    };
+    let mut stopped = search.measure_all(&plans, progress)?;
+    if stopped.is_none()
+        && let Some(c) = combination(&plans, &search.measured[1..], opts.objective)
+    {
+        stopped = search.measure_all(&[c], progress)?;
     }
+    let Search { measured, best, .. } = search;
     let chosen = front::choose(&measured, opts.objective);
     let outcome = match (chosen, best) {
         (Some(c), Some((b, o))) if b == c => Some(o),
@@ -233,16 +211,42 @@ pub fn tune(
     })
 }
 
-/// Keeps the run of the last plan when it is the best so far (one model in memory).
-fn keep_best(
-    best: &mut Option<(usize, Outcome)>,
-    measured: &[Measured],
-    outcome: Option<Outcome>,
-    objective: Objective,
-) {
-    let last = measured.len() - 1;
-    if outcome.is_some() && front::choose(measured, objective) == Some(last) {
-        *best = outcome.map(|o| (last, o));
+/// The measurements so far, and the run of the best plan (one model in memory).
+struct Search<'a> {
+    bench: &'a Bench<'a>,
+    measured: Vec<Measured>,
+    best: Option<(usize, Outcome)>,
+    start: Instant,
+}
+
+impl Search<'_> {
+    /// Measures `plans` in order; stops between plans at the time limit and says so.
+    fn measure_all(
+        &mut self,
+        plans: &[Plan],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Option<String>, Error> {
+        let objective = self.bench.opts.objective;
+        for (k, plan) in plans.iter().enumerate() {
+            if let Some(limit) = self.bench.opts.time_limit
+                && self.start.elapsed() >= limit
+            {
+                let done = self.measured.len() - 1;
+                return Ok(Some(format!(
+                    "time limit {limit:?} reached after {done} plans, {} not measured",
+                    plans.len() - k
+                )));
+            }
+            progress(&format!("{} ({}/{})", plan.name, k + 1, plans.len()));
+            let (m, outcome) = self.bench.measure(plan)?;
+            self.measured.push(m);
+            // Keep the run of the last plan when it is the best so far.
+            let last = self.measured.len() - 1;
+            if outcome.is_some() && front::choose(&self.measured, objective) == Some(last) {
+                self.best = outcome.map(|o| (last, o));
+            }
+        }
+        Ok(None)
     }
 }
 
