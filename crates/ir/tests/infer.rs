@@ -344,6 +344,54 @@ fn if_merges_branches_and_loop_carries() {
     assert_eq!(t["scan"], "f32[4]");
 }
 
+/// A carried value that grows: what the body sees (and scans out) is what holds on
+/// every iteration, not the first one's shape; the body's declared types say so too.
+#[test]
+fn loop_and_scan_carried_values_hold_on_every_iteration() {
+    let src = r#"graph {
+          input x: f32[2]
+          output last: ?
+          output rows: ?
+          output st: ?
+          output seen: ?
+          init n: i64[] = [3]
+          last, rows = Loop(n, "", x) {
+            body=graph body {
+              input i: i64[]
+              input cond: bool[]
+              input acc: ?
+              output co: ?
+              output grown: ?
+              output row: ?
+              co = Identity(cond)
+              grown = Concat(acc, x) {axis=0}
+              row = Identity(acc)
+            }
+          }
+          init xs: f32[4,2] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+          st, seen = Scan(x, xs) {num_scan_inputs=1,
+            body=graph sbody {
+              input s: ?
+              input v: f32[2]
+              output s2: ?
+              output o: ?
+              s2 = Concat(s, v) {axis=0}
+              o = Identity(s)
+            }
+          }
+        }"#;
+    let t = types(src);
+    assert_eq!(t["last"], "f32[?]");
+    assert_eq!(t["rows"], "f32[3,?]");
+    assert_eq!(t["st"], "f32[?]");
+    assert_eq!(t["seen"], "f32[4,?]");
+    let mut m = parse_model(src).expect("test graph parses");
+    infer(&mut m, &InferOptions::default()).expect("inference runs");
+    let text = whittle_ir::text::print_model(&m, &Default::default());
+    assert!(text.contains("input acc: f32[?]"), "{text}");
+    assert!(text.contains("input s: f32[?]"), "{text}");
+}
+
 #[test]
 fn reductions_and_normalisations() {
     let t = types(

@@ -3,7 +3,7 @@
 use thiserror::Error;
 use whittle_ir::Phase;
 use whittle_ir::evaluate::Evaluator;
-use whittle_ir::infer::Inference;
+use whittle_ir::infer::{Inference, ScopeStep};
 use whittle_ir::{Dim, Graph, IrError, OpsetImport};
 
 /// A pass failed; the model is left as it was before the pass.
@@ -97,9 +97,14 @@ pub struct PassCx {
     pub opset: i64,
     /// The model's opset imports (folding evaluates nodes in one-node models).
     pub opsets: Vec<OpsetImport>,
-    /// Inferred facts of the main graph, refreshed by the pipeline before each pass
-    /// (keyed by main-graph value ids: never for subgraphs).
+    /// Inferred facts of the main graph and of its `If` branches, refreshed by the
+    /// pipeline before each pass.
     pub facts: Option<Inference>,
+    /// The subgraph being rewritten, as steps from the main graph (empty: the main graph).
+    pub scope: Vec<ScopeStep>,
+    /// False before IR version 4, where every initializer must also be a graph input:
+    /// subgraphs then get no initializers (an `If` branch has no inputs).
+    pub subgraph_initializers: bool,
 }
 
 /// The answer to a request to rewrite.
@@ -142,6 +147,8 @@ impl PassCx {
             opset: 0,
             opsets: Vec::new(),
             facts: None,
+            scope: Vec::new(),
+            subgraph_initializers: true,
         }
     }
 
@@ -149,6 +156,16 @@ impl PassCx {
     /// the same plan starts from.
     pub fn fresh(&self) -> PassCx {
         PassCx::new(self.settings.clone())
+    }
+
+    /// The facts of the graph being rewritten: the main graph's, or an `If` branch's
+    /// where subgraphs may hold the constants that rules derive from them.
+    pub fn scope_facts(&self) -> Option<&Inference> {
+        let facts = self.facts.as_ref()?;
+        if !self.scope.is_empty() && !self.subgraph_initializers {
+            return None;
+        }
+        facts.within(&self.scope)
     }
 
     /// True when no rewrite may be anchored at a node of `op` (`--exclude op:TYPE`).

@@ -4,7 +4,7 @@ use crate::pass::{Pass, PassCx, PassError};
 use crate::rule::RuleSet;
 use crate::{cleanup, fold, fuse};
 use std::time::{Duration, Instant};
-use whittle_ir::infer::{InferOptions, infer};
+use whittle_ir::infer::{InferOptions, ScopeStep, infer};
 use whittle_ir::{Dim, Graph, Model, NodeId, Phase, Type};
 
 /// Optimization level.
@@ -198,6 +198,7 @@ impl Pipeline {
     ) -> Result<Vec<PassStat>, PassError> {
         cx.opset = model.opset("").unwrap_or(0);
         cx.opsets = model.opset_imports.clone();
+        cx.subgraph_initializers = model.ir_version.is_none_or(|v| v >= 4);
         if self.passes.is_empty() {
             return Ok(Vec::new());
         }
@@ -351,8 +352,18 @@ fn run_on_graph(
     for n in holders {
         let mut attrs = std::mem::take(&mut g.node_mut(n).attributes);
         let mut sub_changed = false;
-        for sub in attrs.iter_mut().flat_map(|a| a.subgraphs_mut()) {
-            sub_changed |= run_on_graph(pass, sub, true, cx)?;
+        for a in attrs.iter_mut() {
+            let attr = a.name().to_string();
+            for (index, sub) in a.subgraphs_mut().enumerate() {
+                cx.scope.push(ScopeStep {
+                    node: n,
+                    attr: attr.clone(),
+                    index,
+                });
+                let ran = run_on_graph(pass, sub, true, cx);
+                cx.scope.pop();
+                sub_changed |= ran?;
+            }
         }
         g.node_mut(n).attributes = attrs;
         if sub_changed {

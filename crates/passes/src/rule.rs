@@ -18,12 +18,15 @@ pub type Patch = Box<dyn FnOnce(&mut Graph) -> Result<(), IrError>>;
 pub struct RuleCx<'a> {
     /// Default-domain opset of the model.
     pub opset: i64,
-    /// Facts of the main graph (None inside subgraphs, whose value ids differ).
+    /// Facts of the graph being rewritten (the main graph or an `If` branch; None in
+    /// Loop and Scan bodies, whose carried values inference sees only once).
     pub facts: Option<&'a Inference>,
     /// Largest constant (bytes) folding may create (`--fold-limit`).
     pub fold_limit: u64,
     /// True inside If/Loop/Scan bodies.
     pub is_subgraph: bool,
+    /// Whether this graph may hold initializers (subgraphs may not before IR version 4).
+    pub initializers: bool,
     /// The model's opset imports.
     pub opsets: &'a [OpsetImport],
     /// What to evaluate nodes with (`PassSettings::evaluator`).
@@ -127,8 +130,8 @@ type Finder<'a> = &'a dyn Fn(&Graph, NodeId, &RuleCx, &dyn Fn(&str) -> bool) -> 
 /// The one rewrite loop: visits the nodes of `g` in topological order, asks `find` (given
 /// which rules are denied at the node) for a rewrite, asks [`PassCx::grant`], applies it
 /// and logs it; up to `sweeps` sweeps, until one changes nothing. Nodes of an excluded op
-/// (`--exclude op:TYPE`) are never anchors; subgraphs see no facts (they are keyed by the
-/// main graph's value ids).
+/// (`--exclude op:TYPE`) are never anchors; a subgraph sees the facts of its own scope
+/// (`PassCx::scope_facts`).
 fn sweep(
     pass: &'static str,
     g: &mut Graph,
@@ -149,9 +152,10 @@ fn sweep(
             let found = {
                 let rcx = RuleCx {
                     opset: cx.opset,
-                    facts: if is_subgraph { None } else { cx.facts.as_ref() },
+                    facts: cx.scope_facts(),
                     fold_limit: cx.settings.fold_limit,
                     is_subgraph,
+                    initializers: !is_subgraph || cx.subgraph_initializers,
                     opsets: &cx.opsets,
                     evaluator: cx.settings.evaluator.get(),
                 };

@@ -2,7 +2,7 @@
 //! bodies with the carried values' facts. Subgraph values get their types too.
 
 use super::fact::Fact;
-use super::{State, infer_graph};
+use super::{Inference, ScopeStep, State, infer_graph};
 use crate::dtype::DataType;
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::types::Dim;
@@ -33,22 +33,27 @@ pub fn infer_control(
                 .iter_mut()
                 .filter(|a| matches!(a.name(), "then_branch" | "else_branch"))
             {
+                let step = ScopeStep {
+                    node: n,
+                    attr: a.name().to_string(),
+                    index: 0,
+                };
                 if let Some(body) = a.g.as_deref_mut() {
-                    branches.push(outputs_of(body, &outer, &[], st));
+                    branches.push(branch_outputs(body, &outer, step, st));
                 }
             }
             merge_branches(&branches)
         }
-        (true, "Loop") => loop_(&mut attrs, &outer, &ins, st),
-        (true, "Scan") => scan(&mut attrs, &outer, &ins, st),
-        _ => {
+        (true, "Loop") => below_loop(st, |st| loop_(&mut attrs, &outer, &ins, st)),
+        (true, "Scan") => below_loop(st, |st| scan(&mut attrs, &outer, &ins, st)),
+        _ => below_loop(st, |st| {
             for a in attrs.iter_mut() {
                 for body in a.subgraphs_mut() {
                     infer_graph(body, &outer, &[], st);
                 }
             }
             Vec::new()
-        }
+        }),
     };
     st.depth -= 1;
     g.node_mut(n).attributes = attrs;
@@ -66,6 +71,39 @@ fn outer_facts(g: &Graph, n: NodeId, facts: &[Option<Fact>]) -> HashMap<String, 
         }
     }
     m
+}
+
+/// Infers an `If` branch and, while every enclosing step is an `If` branch, keeps its
+/// facts under its path.
+fn branch_outputs(
+    body: &mut Graph,
+    outer: &HashMap<String, Fact>,
+    step: ScopeStep,
+    st: &mut State,
+) -> Vec<Fact> {
+    let Some(mut path) = st.path.clone() else {
+        return outputs_of(body, outer, &[], st);
+    };
+    path.push(step);
+    let saved = st.path.replace(path.clone());
+    let facts = infer_graph(body, outer, &[], st);
+    st.path = saved;
+    let outs = body
+        .outputs()
+        .iter()
+        .map(|v| facts.get(v.index()).cloned().flatten().unwrap_or_default())
+        .collect();
+    st.branches.insert(path, Inference::of_facts(facts));
+    outs
+}
+
+/// Runs `f` with the path cleared: nothing under a loop body (or an op whose bodies
+/// inference does not know) is kept.
+fn below_loop<T>(st: &mut State, f: impl FnOnce(&mut State) -> T) -> T {
+    let saved = st.path.take();
+    let out = f(st);
+    st.path = saved;
+    out
 }
 
 fn outputs_of(
@@ -130,17 +168,16 @@ fn loop_(
     else {
         return Vec::new();
     };
-    let mut formal = vec![
+    let head = [
         Some(Fact::tensor(Some(DataType::Int64), vec![])),
         Some(Fact::tensor(Some(DataType::Bool), vec![])),
     ];
-    formal.extend(ins.iter().skip(2).map(|f| {
-        f.clone().map(|mut f| {
-            f.value = None;
-            f
-        })
-    }));
-    let outs = outputs_of(body, outer, &formal, st);
+    let layout = |carried: &[Option<Fact>]| -> Vec<Option<Fact>> {
+        head.iter().chain(carried).cloned().collect()
+    };
+    let init: Vec<Option<Fact>> = ins.iter().skip(2).cloned().collect();
+    let carried = carried_facts(body, outer, init, &layout, 1, st);
+    let outs = outputs_of(body, outer, &layout(&carried), st);
     let n_carried = ins.len().saturating_sub(2);
     let trip = ins
         .first()
@@ -190,10 +227,10 @@ fn scan(
         return Vec::new();
     };
     let n_state = ins.len().saturating_sub(n_scan);
-    let mut formal: Vec<Option<Fact>> = ins[..n_state].to_vec();
+    let mut slices: Vec<Option<Fact>> = Vec::new();
     let mut len = Dim::Unknown;
     for f in &ins[n_state..] {
-        formal.push(f.clone().map(|f| {
+        slices.push(f.clone().map(|f| {
             let dims = f.dims.map(|d| {
                 if let Some(first) = d.first() {
                     len = first.clone();
@@ -207,12 +244,18 @@ fn scan(
             }
         }));
     }
-    let outs = outputs_of(body, outer, &formal, st);
+    let layout = |state: &[Option<Fact>]| -> Vec<Option<Fact>> {
+        state.iter().chain(&slices).cloned().collect()
+    };
+    let state = carried_facts(body, outer, ins[..n_state].to_vec(), &layout, 0, st);
+    let outs = outputs_of(body, outer, &layout(&state), st);
     outs.into_iter()
         .enumerate()
         .map(|(k, f)| {
             if k < n_state {
-                f
+                // No slices at all: the initial state comes out as it went in.
+                let init = ins.get(k).cloned().flatten().unwrap_or_default();
+                merge_branches(&[vec![init], vec![f]]).remove(0)
             } else {
                 let dims = f
                     .dims
@@ -223,6 +266,65 @@ fn scan(
                     value: None,
                 }
             }
+        })
+        .collect()
+}
+
+/// Places carried facts among a body's inputs.
+type Layout<'a> = dyn Fn(&[Option<Fact>]) -> Vec<Option<Fact>> + 'a;
+
+/// Probes of a body before its carried facts are given up as unknown dims.
+const MAX_PROBES: usize = 4;
+
+/// Facts for a body's carried inputs that hold on every iteration, not only the first:
+/// from the initial values' facts (their values dropped), each probe infers a copy of
+/// the body and widens each carried fact to what it and the body's matching output
+/// (`out_at` + k) agree on, until nothing changes. `layout` places the carried facts
+/// among the body's inputs. Probes write nothing to the body and leave no warnings.
+fn carried_facts(
+    body: &Graph,
+    outer: &HashMap<String, Fact>,
+    init: Vec<Option<Fact>>,
+    layout: &Layout,
+    out_at: usize,
+    st: &mut State,
+) -> Vec<Option<Fact>> {
+    let mut carried: Vec<Option<Fact>> = init
+        .into_iter()
+        .map(|f| {
+            f.map(|mut f| {
+                f.value = None;
+                f
+            })
+        })
+        .collect();
+    for _ in 0..MAX_PROBES {
+        let mut probe = body.clone();
+        let warned = st.warnings.len();
+        let outs = outputs_of(&mut probe, outer, &layout(&carried), st);
+        st.warnings.truncate(warned);
+        let widened: Vec<Option<Fact>> = carried
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let out = outs.get(out_at + k).cloned().unwrap_or_default();
+                c.clone()
+                    .map(|c| merge_branches(&[vec![c], vec![out]]).remove(0))
+            })
+            .collect();
+        if widened == carried {
+            return carried;
+        }
+        carried = widened;
+    }
+    carried
+        .into_iter()
+        .map(|f| {
+            f.map(|f| Fact {
+                elem: f.elem,
+                dims: f.dims.map(|d| vec![Dim::Unknown; d.len()]),
+                value: None,
+            })
         })
         .collect()
 }

@@ -21,7 +21,7 @@ pub use fact::Fact;
 pub use poly::Poly;
 pub use rules::Equation;
 
-use crate::graph::{Graph, ValueId};
+use crate::graph::{Graph, NodeId, ValueId};
 use crate::model::Model;
 use crate::types::{Dim, Type, TypeKind};
 use std::collections::{BTreeMap, HashMap};
@@ -50,6 +50,15 @@ pub enum InferError {
     Conflict { symbol: String, a: i64, b: i64 },
 }
 
+/// One step from a graph into a subgraph: the node holding it, the attribute, and the
+/// graph's position within the attribute.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScopeStep {
+    pub node: NodeId,
+    pub attr: String,
+    pub index: usize,
+}
+
 /// The result for the main graph: a fact per value, and what went wrong on the way.
 #[derive(Clone, Debug, Default)]
 pub struct Inference {
@@ -58,12 +67,34 @@ pub struct Inference {
     pub warnings: Vec<String>,
     /// Symbols fixed by `--input-shape`.
     pub bindings: BTreeMap<String, i64>,
+    /// Facts of `If` branches reached through `If` branches only, by path from the main
+    /// graph. A branch runs with the enclosing values as they are, so what is known
+    /// outside holds inside. Loop and Scan bodies are left out: their carried values
+    /// change from one iteration to the next, and inference sees only the first.
+    branches: HashMap<Vec<ScopeStep>, Inference>,
 }
 
 impl Inference {
     /// What is known about `v` of the main graph.
     pub fn fact(&self, v: ValueId) -> Option<&Fact> {
         self.facts.get(v.index()).and_then(|f| f.as_ref())
+    }
+
+    /// A branch's facts.
+    pub(crate) fn of_facts(facts: Vec<Option<Fact>>) -> Inference {
+        Inference {
+            facts,
+            ..Default::default()
+        }
+    }
+
+    /// The facts of the `If` branch at `path` (empty: the main graph), when every step
+    /// on the way is an `If` branch.
+    pub fn within(&self, path: &[ScopeStep]) -> Option<&Inference> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        self.branches.get(path)
     }
 }
 
@@ -78,6 +109,11 @@ pub(crate) struct State {
     /// runtimes treat them as constants; from 4 on an input's initializer is a default
     /// the caller may override, so its values are not assumed.
     pub inputs_constant: bool,
+    /// Where inference is: the steps from the main graph, while they are all `If`
+    /// branches (None below a Loop or Scan body).
+    pub path: Option<Vec<ScopeStep>>,
+    /// Facts of the branches met so far, by path.
+    pub branches: HashMap<Vec<ScopeStep>, Inference>,
 }
 
 /// Nesting past this depth is not inferred (hostile files nest thousands of `If`s).
@@ -94,12 +130,15 @@ pub fn infer(model: &mut Model, opts: &InferOptions) -> Result<Inference, InferE
         fresh: 0,
         depth: 0,
         inputs_constant: model.ir_version.is_some_and(|v| v < 4),
+        path: Some(Vec::new()),
+        branches: HashMap::new(),
     };
     let facts = infer_graph(&mut model.graph, &HashMap::new(), &[], &mut st);
     Ok(Inference {
         facts,
         warnings: st.warnings,
         bindings: st.bindings,
+        branches: st.branches,
     })
 }
 

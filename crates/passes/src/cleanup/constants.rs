@@ -4,9 +4,10 @@ use crate::guard::is_op;
 use crate::rule::{Patch, Rule, RuleCx};
 use whittle_ir::{Graph, NodeId, Tensor};
 
-/// `y = Constant() {value=...}` becomes the initializer `y`. Kept: graph outputs (the
-/// interface), subgraph constants (not every runtime reads subgraph initializers), sparse
-/// and string constants.
+/// `y = Constant() {value=...}` becomes the initializer `y`, in subgraphs too (their
+/// initializers are read by ONNX Runtime and tract alike, and folding inside a body
+/// needs them). Kept: graph outputs (the interface), constants of subgraphs before IR
+/// version 4 (whose initializers would have to be inputs), sparse and string constants.
 pub struct ConstantToInitializer;
 
 /// The tensor a Constant node defines, for the forms folding understands.
@@ -34,7 +35,7 @@ impl Rule for ConstantToInitializer {
 
     fn find(&self, g: &Graph, n: NodeId, cx: &RuleCx) -> Option<Patch> {
         let node = g.node(n);
-        if !is_op(node, "Constant") || cx.is_subgraph {
+        if !is_op(node, "Constant") || !cx.initializers {
             return None;
         }
         let y = node.output(0)?;
