@@ -289,35 +289,18 @@ def one(whittle, req, inner, hints, work):
             f"{ms:.0f} ms", f"{tract}; ORT {ort}"]
 
 
-def hint_flags(hints, model):
-    """The corpus' input hints as verify flags: dims as --input-shape, a value as a
-    one-value --input-range; `*dims` and `*int_high` as a shape and a range for every
-    input of `model` they apply to."""
-    flags = []
-    if "*dims" in hints or "*int_high" in hints:
-        import onnx
-        for i in onnx.load(str(model), load_external_data=False).graph.input:
-            t = i.type.tensor_type
-            dims = [d.dim_value if d.HasField("dim_value") else hints.get("*dims", 1)
-                    for d in t.shape.dim]
-            flags += ["--input-shape", f"{i.name}={','.join(map(str, dims))}"]
-            if "*int_high" in hints and t.elem_type in (6, 7):  # int32, int64
-                flags += ["--input-range", f"{i.name}=0,{hints['*int_high']}"]
-    for name, h in hints.items():
-        if name.startswith("*"):
-            continue
-        if isinstance(h, list):
-            flags += ["--input-shape", f"{name}={','.join(map(str, h))}"]
-        else:
-            flags += ["--input-range", f"{name}={h},{h + 1}"]
-    return flags
-
-
 def verify_in(whittle, model, work, runtime, hints):
     """"verified", "cannot verify: …" or "DIFFERS: …" for `optimize -O2 --verify` in
-    `runtime`, on inputs shaped as `hints` say."""
+    `runtime`, on the corpus' feed for the model (`--inputs`: the same arrays ORT is
+    judged on, without fixing the declared dims the way `--input-shape` would)."""
+    import numpy as np
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    feed_file = work / "feed.npz"
+    np.savez(feed_file, **feed(ort.InferenceSession(str(model), so), hints))
     r = subprocess.run([whittle, "-q", "optimize", str(model), "-o", str(work / "v.onnx"),
-                        "--verify", "--runtime", runtime, *hint_flags(hints, model)],
+                        "--verify", "--runtime", runtime, "--inputs", str(feed_file)],
                        capture_output=True, text=True)
     if r.returncode == 0:
         return "verified"
