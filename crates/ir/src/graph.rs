@@ -151,6 +151,8 @@ pub struct Graph {
     initializers: Vec<ValueId>,
     next_seq: u64,
     fresh: u64,
+    /// Edits noted for a certificate, while recording (`edits.rs`).
+    pub(crate) recording: Option<Box<crate::edits::Recording>>,
 }
 
 impl PartialEq for Graph {
@@ -234,6 +236,7 @@ impl Graph {
 
     /// The node with id `n`, mutably. Inputs and outputs stay under the graph's control.
     pub fn node_mut(&mut self, n: NodeId) -> &mut Node {
+        self.touch_node(n);
         &mut self.store[n]
     }
 
@@ -319,6 +322,7 @@ impl Graph {
 
     /// In the subgraphs of `node`, reads of the enclosing value `from` become reads of `to`.
     pub(crate) fn rename_in_subgraphs(&mut self, node: NodeId, from: &str, to: &str) {
+        self.touch_node(node);
         let attrs = &mut self.store[node].attributes;
         for sub in attrs.iter_mut().flat_map(|a| a.subgraphs_mut()) {
             sub.rename_outer(from, to);
@@ -338,11 +342,13 @@ impl Graph {
 
     /// Appends `v` to the graph inputs.
     pub fn push_input(&mut self, v: ValueId) {
+        self.touch_interface();
         self.inputs.push(v);
     }
 
     /// Appends `v` to the graph outputs.
     pub fn push_output(&mut self, v: ValueId) {
+        self.touch_interface();
         self.outputs.push(v);
     }
 
@@ -353,6 +359,7 @@ impl Graph {
 
     /// Replaces the output list.
     pub fn set_outputs(&mut self, outs: Vec<ValueId>) {
+        self.touch_interface();
         self.outputs = outs;
     }
 
@@ -378,6 +385,7 @@ impl Graph {
     /// Makes `v` an initializer holding `t` (appended to the initializer list if new);
     /// the tensor takes the value's name.
     pub fn set_initializer(&mut self, v: ValueId, mut t: Tensor) {
+        self.touch_value(v);
         let val = &mut self.values[v.index()];
         if val.initializer.is_none() {
             self.initializers.push(v);
@@ -396,12 +404,14 @@ impl Graph {
 
     /// The tensor of initializer `v`, mutably.
     pub fn initializer_mut(&mut self, v: ValueId) -> Option<&mut Tensor> {
+        self.touch_value(v);
         self.values[v.index()].initializer.as_mut()
     }
 
     /// Drops the initializer of `v` (the value stays if still defined otherwise). Its
     /// bytes are released to their owner ([`Tensor::release`]).
     pub fn remove_initializer(&mut self, v: ValueId) -> Option<Tensor> {
+        self.touch_value(v);
         self.initializers.retain(|x| *x != v);
         let t = self.values[v.index()].initializer.take();
         self.reap(v);
@@ -413,6 +423,7 @@ impl Graph {
 
     /// Removes `v` from the graph inputs.
     pub fn remove_input(&mut self, v: ValueId) {
+        self.touch_interface();
         self.inputs.retain(|x| *x != v);
         self.reap(v);
     }
@@ -460,6 +471,7 @@ impl Graph {
         node.outputs = outputs.clone();
         node.captures = Vec::new();
         let id = self.store.add_node(node);
+        self.touch_new_node(id);
         for (i, v) in outputs.iter().enumerate() {
             if let Some(v) = v {
                 self.values[v.index()].producer = Some((id, i as u32));
@@ -501,6 +513,7 @@ impl Graph {
 
     /// Records that `node` reads `v` at `slot`.
     fn connect(&mut self, node: NodeId, slot: Slot, v: ValueId) {
+        self.touch_node(node);
         match slot {
             Slot::Input(i) => self.store[node].inputs[i as usize] = Some(v),
             Slot::Capture(i) => self.store[node].captures[i as usize] = v,
@@ -513,6 +526,7 @@ impl Graph {
 
     /// Forgets that `node` reads `v` at `slot`.
     fn disconnect(&mut self, node: NodeId, slot: Slot, v: ValueId) {
+        self.touch_node(node);
         let uses = &mut self.values[v.index()].uses;
         if let Some(i) = uses.iter().position(|u| u.node == node && u.slot == slot) {
             uses.swap_remove(i);
@@ -544,6 +558,7 @@ impl Graph {
     /// Makes input `slot` of `node` read `v` (None = omitted). Extends the input list with
     /// omitted inputs when `slot` is past its end.
     pub fn set_input(&mut self, node: NodeId, slot: usize, v: Option<ValueId>) {
+        self.touch_node(node);
         while self.store[node].inputs.len() <= slot {
             self.store[node].inputs.push(None);
         }
@@ -559,6 +574,7 @@ impl Graph {
 
     /// Truncates the input list of `node` to `len` slots.
     pub fn truncate_inputs(&mut self, node: NodeId, len: usize) {
+        self.touch_node(node);
         while self.store[node].inputs.len() > len {
             let last = self.store[node].inputs.len() - 1;
             self.set_input(node, last, None);
@@ -569,6 +585,7 @@ impl Graph {
     /// Removes `node`. Its outputs become undefined (and are dropped when nothing refers
     /// to them any more); values it read lose that use.
     pub fn remove_node(&mut self, node: NodeId) -> Option<Node> {
+        self.touch_node(node);
         let n = self.store.node_weight(node)?;
         let inputs = n.inputs.clone();
         let captures = n.captures.clone();
@@ -607,6 +624,9 @@ impl Graph {
             self.disconnect(u.node, u.slot, old);
             self.connect(u.node, u.slot, new);
         }
+        if self.outputs.contains(&old) {
+            self.touch_interface();
+        }
         for o in self.outputs.iter_mut().filter(|o| **o == old) {
             *o = new;
         }
@@ -619,6 +639,21 @@ impl Graph {
             return Err(IrError::Invariant(format!(
                 "cannot rename to '{name}': the name is taken"
             )));
+        }
+        if self.recording.is_some() {
+            // The producer and readers name the value: their records change with it.
+            let val = self.value(v);
+            let nodes: Vec<NodeId> = val
+                .producer
+                .map(|(p, _)| p)
+                .into_iter()
+                .chain(val.uses.iter().map(|u| u.node))
+                .collect();
+            for n in nodes {
+                self.touch_node(n);
+            }
+            self.touch_value(v);
+            self.touch_interface();
         }
         let old = std::mem::replace(&mut self.values[v.index()].name, name.to_string());
         self.by_name.remove(&old);

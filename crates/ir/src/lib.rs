@@ -10,6 +10,7 @@ pub mod attrs;
 pub mod cost;
 pub mod deferred;
 pub mod dtype;
+pub mod edits;
 pub mod error;
 pub mod evaluate;
 pub mod graph;
