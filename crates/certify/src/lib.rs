@@ -1,0 +1,386 @@
+//! Certificates of lossless rewrites, and the checker that judges them.
+//!
+//! `whittle optimize --certificate` records, for every rewrite of the lossless pipeline,
+//! the region it changed: the nodes before and after as [`record::NodeRec`]s and the
+//! initializers by digest ([`record::Region`]). [`certify`] replays those regions on the
+//! original model ([`replay`]): each must find exactly what it says it removed, and the
+//! end must be exactly the optimized model. Each rewrite then gets a [`Verdict`]: proved
+//! exact by its rule's lemma ([`lemma`], checked here with the checker's own arithmetic),
+//! checked by evaluating the region before and after in a runtime ([`Evaluator`], given
+//! by the caller), or not certified, with the reason.
+//!
+//! The checker shares no code with the passes it checks: it reads two models and a JSON
+//! file, and its only link to whittle's rewriting is the record format.
+
+pub mod components;
+pub mod lemma;
+pub mod record;
+pub mod replay;
+
+use components::Component;
+use record::{Certificate, Rewrite};
+use replay::ModelState;
+use serde::Serialize;
+use thiserror::Error;
+use whittle_ir::Model;
+
+/// What the checker concluded about one rewrite.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Its rule's lemma holds on the recorded nodes: equal for every input.
+    ProvedExact { lemma: String },
+    /// The region before and after gave the same outputs in an independent runtime.
+    CheckedByEvaluation {
+        runtime: String,
+        max_abs: f64,
+        with: Vec<usize>,
+    },
+    /// A lossy step: outside proof; what it measured.
+    Lossy { measured: String },
+    /// Neither: why not.
+    NotCertified { reason: String },
+}
+
+/// A rewrite the checker refuses: the optimized model is not what the certificate says.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Rejection {
+    /// 1-based rewrite number (0: the model as a whole).
+    pub rewrite: usize,
+    pub rule: String,
+    pub site: String,
+    pub why: String,
+}
+
+/// The checker's answer.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Report {
+    pub verdicts: Vec<(usize, String, String, Verdict)>,
+    pub rejected: Option<Rejection>,
+    /// True when the replay reached the end and matched the optimized model.
+    pub replayed: bool,
+}
+
+impl Report {
+    /// Counts of proved, checked, lossy and not certified rewrites.
+    pub fn counts(&self) -> [usize; 4] {
+        let mut c = [0; 4];
+        for (_, _, _, v) in &self.verdicts {
+            c[match v {
+                Verdict::ProvedExact { .. } => 0,
+                Verdict::CheckedByEvaluation { .. } => 1,
+                Verdict::Lossy { .. } => 2,
+                Verdict::NotCertified { .. } => 3,
+            }] += 1;
+        }
+        c
+    }
+}
+
+/// How a region's outputs compared before and after.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Compared {
+    /// Largest |before - after| over the outputs.
+    pub max_abs: f64,
+    /// Whether every element is within [`ATOL`] + [`RTOL`] * |before|.
+    pub within: bool,
+}
+
+/// Evaluates a component's region before (nodes of the original) and after (nodes of
+/// the optimized model) on the same inputs.
+pub trait Evaluator {
+    /// The runtime, as the verdict names it.
+    fn name(&self) -> String;
+    /// Sees every component before the first `compare` (to compute what they read in
+    /// one run).
+    fn prepare(&self, _components: &[Component]) {}
+    /// How the outputs compared, or why the region could not be evaluated.
+    fn compare(&self, component: &Component) -> Result<Compared, String>;
+}
+
+/// Why the checker could not run at all.
+#[derive(Debug, Error)]
+pub enum CertifyError {
+    #[error("certificate format {0} is not one this checker reads (it reads {1})")]
+    Format(u32, u32),
+}
+
+/// Outputs agree when |a - b| <= ATOL + RTOL * |b| (onnxsim's certify uses the same).
+pub const ATOL: f64 = 1e-5;
+/// See [`ATOL`].
+pub const RTOL: f64 = 1e-4;
+
+/// Replays `cert` on `original`, compares the result with `optimized` and judges every
+/// rewrite; `evaluator` (if any) checks the regions no lemma covers.
+pub fn certify(
+    original: &Model,
+    optimized: &Model,
+    cert: &Certificate,
+    evaluator: Option<&dyn Evaluator>,
+) -> Result<Report, CertifyError> {
+    if cert.format != record::FORMAT {
+        return Err(CertifyError::Format(cert.format, record::FORMAT));
+    }
+    let mut report = Report::default();
+    let mut state = ModelState::of(original);
+    let mut lemmas: Vec<Option<String>> = vec![None; cert.rewrites.len()];
+    let mut replayed_upto = cert.rewrites.len();
+    for (k, rw) in cert.rewrites.iter().enumerate() {
+        let Some(region) = &rw.region else {
+            replayed_upto = k;
+            break;
+        };
+        match step(&mut state, rw, region) {
+            Ok(lemma) => lemmas[k] = lemma,
+            Err(why) => {
+                report.rejected = Some(reject(k, rw, why));
+                return Ok(report);
+            }
+        }
+    }
+    if replayed_upto == cert.rewrites.len() {
+        let diff = state.differences(&ModelState::of(optimized), 5);
+        if !diff.is_empty() {
+            report.rejected = Some(Rejection {
+                rewrite: 0,
+                rule: String::new(),
+                site: String::new(),
+                why: format!(
+                    "the optimized model is not the original with the logged rewrites: {}",
+                    diff.join("; ")
+                ),
+            });
+            return Ok(report);
+        }
+        report.replayed = true;
+    }
+    let comps = components::of(&cert.rewrites[..replayed_upto]);
+    if let Some(e) = evaluator {
+        let open: Vec<Component> = comps
+            .iter()
+            .filter(|c| c.members.iter().any(|k| lemmas[*k].is_none()))
+            .cloned()
+            .collect();
+        e.prepare(&open);
+    }
+    judge(&mut report, cert, &lemmas, &comps, replayed_upto, evaluator);
+    Ok(report)
+}
+
+/// Applies one region with its lemma's checks around it.
+fn step(
+    state: &mut ModelState,
+    rw: &Rewrite,
+    region: &record::Region,
+) -> Result<Option<String>, String> {
+    let lemma = lemma::lemma_of(&rw.rule);
+    let before = state.scopes.get(&region.scope);
+    let forward = match (&lemma, before) {
+        (Some(_), Some(g)) => Some(lemma::check_before(&rw.rule, region, g)?),
+        _ => None,
+    };
+    state.apply(region)?;
+    if let (Some(l), Some(fwd), Some(after)) = (&lemma, forward, state.scopes.get(&region.scope)) {
+        lemma::check_after(&rw.rule, region, after, &fwd)?;
+        return Ok(Some(format!("{}: {}", l.name, l.statement)));
+    }
+    Ok(None)
+}
+
+fn reject(k: usize, rw: &Rewrite, why: String) -> Rejection {
+    Rejection {
+        rewrite: k + 1,
+        rule: rw.rule.clone(),
+        site: rw.site.clone(),
+        why,
+    }
+}
+
+/// Gives every rewrite its verdict.
+fn judge(
+    report: &mut Report,
+    cert: &Certificate,
+    lemmas: &[Option<String>],
+    comps: &[Component],
+    replayed_upto: usize,
+    evaluator: Option<&dyn Evaluator>,
+) {
+    let mut by_rewrite: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
+    for c in comps {
+        if c.members.iter().all(|k| lemmas[*k].is_some()) {
+            continue;
+        }
+        let v = match evaluate(c, evaluator) {
+            Ok(v) => v,
+            Err(max_abs) => {
+                let k = c.members[0];
+                report.rejected = Some(reject(
+                    k,
+                    &cert.rewrites[k],
+                    format!(
+                        "the region before and after differs by up to {max_abs:.3e} in {} \
+                         (rewrites {})",
+                        evaluator.map(|e| e.name()).unwrap_or_default(),
+                        c.members
+                            .iter()
+                            .map(|m| (m + 1).to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+                return;
+            }
+        };
+        for k in &c.members {
+            by_rewrite[*k] = Some(v.clone());
+        }
+    }
+    for (k, rw) in cert.rewrites.iter().enumerate() {
+        let v = if let Some(lemma) = &lemmas[k] {
+            Verdict::ProvedExact {
+                lemma: lemma.clone(),
+            }
+        } else if k >= replayed_upto {
+            outside_replay(cert, rw)
+        } else {
+            by_rewrite[k].clone().unwrap_or(Verdict::NotCertified {
+                reason: "no lemma and no evaluation".into(),
+            })
+        };
+        report
+            .verdicts
+            .push((k + 1, rw.rule.clone(), rw.site.clone(), v));
+    }
+}
+
+/// The verdict of a component from its evaluation; Err(max abs) when the outputs differ.
+fn evaluate(c: &Component, evaluator: Option<&dyn Evaluator>) -> Result<Verdict, f64> {
+    let Some(e) = evaluator else {
+        return Ok(Verdict::NotCertified {
+            reason: "no lemma for this rule, and no runtime to evaluate the region in".into(),
+        });
+    };
+    if !c.scope.is_empty() {
+        return Ok(Verdict::NotCertified {
+            reason: "no lemma for this rule; regions inside subgraphs are not evaluated".into(),
+        });
+    }
+    match e.compare(c) {
+        Ok(d) if d.within => Ok(Verdict::CheckedByEvaluation {
+            runtime: e.name(),
+            max_abs: d.max_abs,
+            with: c.members.iter().map(|k| k + 1).collect(),
+        }),
+        Ok(d) => Err(d.max_abs),
+        Err(why) => Ok(Verdict::NotCertified {
+            reason: format!("no lemma for this rule; evaluation failed: {why}"),
+        }),
+    }
+}
+
+/// A rewrite after the first one without a region (a lossy step's): not replayed.
+fn outside_replay(cert: &Certificate, rw: &Rewrite) -> Verdict {
+    if rw.region.is_none() {
+        let measured = cert
+            .lossy
+            .iter()
+            .filter(|l| l.site == rw.site)
+            .map(|l| l.measured.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Verdict::Lossy {
+            measured: if measured.is_empty() {
+                "judged as a whole by the run's budget".into()
+            } else {
+                measured
+            },
+        };
+    }
+    Verdict::NotCertified {
+        reason: "after a lossy step: the lossy phase changes the graph outside proof, so \
+                 the replay stops there"
+            .into(),
+    }
+}
+
+/// Without a certificate: translation validation by structure. Nodes with equal records
+/// in both models are proved unchanged; what differs in each graph is one region,
+/// evaluated before and after (main graph) or named as not proved (subgraphs).
+pub fn without_certificate(
+    original: &Model,
+    optimized: &Model,
+    evaluator: Option<&dyn Evaluator>,
+) -> Report {
+    let (a, b) = (ModelState::of(original), ModelState::of(optimized));
+    let mut report = Report::default();
+    let mut regions: Vec<Component> = Vec::new();
+    let mut same = 0usize;
+    let empty = replay::GraphState::default();
+    let scopes: std::collections::BTreeSet<&Vec<String>> =
+        a.scopes.keys().chain(b.scopes.keys()).collect();
+    for scope in scopes {
+        let ga = a.scopes.get(scope).unwrap_or(&empty);
+        let gb = b.scopes.get(scope).unwrap_or(&empty);
+        let mut c = Component {
+            scope: scope.clone(),
+            ..Component::default()
+        };
+        for (k, r) in &ga.nodes {
+            match gb.nodes.get(k) {
+                Some(o) if o == r => same += 1,
+                _ => {
+                    c.before.insert(k.clone());
+                }
+            }
+        }
+        c.after = gb
+            .nodes
+            .iter()
+            .filter(|(k, r)| ga.nodes.get(*k) != Some(*r))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let inits_differ = ga.inits != gb.inits || ga.outputs != gb.outputs;
+        if !c.before.is_empty() || !c.after.is_empty() || inits_differ {
+            regions.push(c);
+        }
+    }
+    report.verdicts.push((
+        1,
+        "unchanged".into(),
+        format!("{same} nodes"),
+        Verdict::ProvedExact {
+            lemma: "structural equality: same op, attributes and inputs by name".into(),
+        },
+    ));
+    if let Some(e) = evaluator {
+        e.prepare(&regions);
+    }
+    for (i, c) in regions.iter().enumerate() {
+        let site = format!(
+            "{}{} nodes before, {} after",
+            match c.scope.is_empty() {
+                true => String::new(),
+                false => format!("{}: ", c.scope.join(" / ")),
+            },
+            c.before.len(),
+            c.after.len()
+        );
+        let v = match evaluate(c, evaluator) {
+            Ok(v) => v,
+            Err(max_abs) => {
+                report.rejected = Some(Rejection {
+                    rewrite: 0,
+                    rule: "changed region".into(),
+                    site,
+                    why: format!("the models differ by up to {max_abs:.3e} in the region"),
+                });
+                return report;
+            }
+        };
+        report
+            .verdicts
+            .push((i + 2, "changed region".into(), site, v));
+    }
+    report.replayed = true;
+    report
+}
