@@ -150,6 +150,7 @@ pub fn optimize_request(spec: &str) -> anyhow::Result<Request> {
         config,
         verify,
         rewrite_limit: spec.bisect_limit,
+        record_edits: false,
     })
 }
 

@@ -60,6 +60,16 @@ pub enum Command {
         whittle tune decoder.onnx -o small.onnx --budget cosine=0.99 --objective size --time-limit 5m\n\n\
         Exit status: 0 a plan met the budget and was written; 1 none did (nothing is written) or an error.")]
     Tune(Box<TuneArgs>),
+    /// Check a certificate: replay its rewrites on the original, compare with the
+    /// optimized model, and judge each rewrite (proved, checked, or not certified).
+    #[command(after_help = "Examples:\n  \
+        whittle optimize model.onnx -o model.opt.onnx --certificate model.cert\n  \
+        whittle certify model.onnx model.opt.onnx model.cert\n  \
+        whittle certify model.onnx model.opt.onnx model.cert --runtime ort --format json\n  \
+        whittle certify model.onnx model.opt.onnx    (no certificate: structural comparison)\n\n\
+        Exit status: 0 every rewrite replays and none is refuted; 1 the certificate does not \
+        describe the two models, a rewrite is wrong, or an error.")]
+    Certify(CertifyArgs),
     /// Describe a model: typed listing, summary, per-node cost, JSON or Graphviz.
     #[command(after_help = "Examples:\n  whittle dump model.onnx\n  \
         whittle dump model.onnx --summary --input-shape input_ids=1,128\n  \
@@ -103,6 +113,10 @@ pub struct OptimizeArgs {
     /// figures, ops before and after, the graph around each rewrite, verification).
     #[arg(long, value_name = "REPORT.html")]
     pub html: Option<PathBuf>,
+    /// Write a certificate: every rewrite with the nodes it changed and the constants it
+    /// made (by digest), for `whittle certify` to check.
+    #[arg(long, value_name = "OUT.cert", conflicts_with = "check")]
+    pub certificate: Option<PathBuf>,
     /// Write nothing: exit 0 if OUT already holds what would be written, 1 if it would
     /// change (with a short diff), 2 on error.
     #[arg(long, conflicts_with = "in_place")]
@@ -257,6 +271,28 @@ pub struct VerifyArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub tolerance: ToleranceArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// `whittle certify`.
+#[derive(Args, Debug)]
+pub struct CertifyArgs {
+    /// The model as it was before `whittle optimize`.
+    pub original: PathBuf,
+    /// What `whittle optimize` wrote.
+    pub optimized: PathBuf,
+    /// The certificate `--certificate` wrote (without one, the two models are compared
+    /// structurally and what differs is evaluated as one region).
+    pub certificate: Option<PathBuf>,
+    /// Inputs the original is run on to feed the regions that are evaluated.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Where regions are evaluated (ONNX Runtime is independent of whittle's folding,
+    /// which uses tract; `auto` takes it when found).
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Output format.

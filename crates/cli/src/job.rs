@@ -33,6 +33,8 @@ pub struct Request {
     pub verify: Option<VerifyRequest>,
     /// `--bisect-limit`.
     pub rewrite_limit: Option<usize>,
+    /// Record each rewrite's region (`--certificate`).
+    pub record_edits: bool,
 }
 
 /// The verification inputs for `model` and a sentence saying what they are.
@@ -94,6 +96,7 @@ pub fn run_planned(
     let run = RunOptions {
         verify: verify.as_ref().map(|v| &v.0),
         rewrite_limit: req.rewrite_limit,
+        record_edits: req.record_edits,
         // A reborrow: the observer need only live as long as this run.
         observer: match observer {
             Some(o) => Some(o),

@@ -67,5 +67,6 @@ pub fn request(args: &OptimizeArgs) -> anyhow::Result<Request> {
         config: config_choice(args),
         verify: verify_request(args),
         rewrite_limit: args.bisect_limit,
+        record_edits: args.certificate.is_some(),
     })
 }

@@ -1,6 +1,7 @@
 //! The pass interface.
 
 use thiserror::Error;
+use whittle_certify::record::Region;
 use whittle_ir::Phase;
 use whittle_ir::evaluate::Evaluator;
 use whittle_ir::infer::{Inference, ScopeStep};
@@ -57,6 +58,8 @@ pub struct PassSettings {
     /// What constant folding evaluates nodes with (whittle's driver sets tract's,
     /// `whittle_eval::TractNodes`). Without one, a pass that folds is an error.
     pub evaluator: Evaluator,
+    /// Record the region each rewrite changes, for a certificate (`--certificate`).
+    pub record_edits: bool,
 }
 
 impl Default for PassSettings {
@@ -69,6 +72,7 @@ impl Default for PassSettings {
             enable: Vec::new(),
             rewrite_limit: None,
             evaluator: Evaluator::default(),
+            record_edits: false,
         }
     }
 }
@@ -81,6 +85,9 @@ pub struct Journal {
     pub log: Vec<(&'static str, &'static str, String)>,
     /// What lossy passes measured per site (node, text), for the report.
     pub notes: Vec<(String, String)>,
+    /// With `PassSettings::record_edits`: the region each rewrite changed, by log index
+    /// (rewrites of passes that do not record have none).
+    pub regions: Vec<(usize, Region)>,
 }
 
 /// What passes share while they run: the settings, the journal, the rewrites still
@@ -102,6 +109,8 @@ pub struct PassCx {
     pub facts: Option<Inference>,
     /// The subgraph being rewritten, as steps from the main graph (empty: the main graph).
     pub scope: Vec<ScopeStep>,
+    /// The same steps as certificates name them (`holder-output:attribute:index`).
+    pub scope_names: Vec<String>,
     /// False before IR version 4, where every initializer must also be a graph input:
     /// subgraphs then get no initializers (an `If` branch has no inputs).
     pub subgraph_initializers: bool,
@@ -148,6 +157,7 @@ impl PassCx {
             opsets: Vec::new(),
             facts: None,
             scope: Vec::new(),
+            scope_names: Vec::new(),
             subgraph_initializers: true,
         }
     }
@@ -166,6 +176,24 @@ impl PassCx {
             return None;
         }
         facts.within(&self.scope)
+    }
+
+    /// With a certificate asked for, starts recording what the rewrite just granted
+    /// changes in `g`.
+    pub fn begin_edit(&self, g: &mut Graph) {
+        if self.settings.record_edits {
+            g.start_recording();
+        }
+    }
+
+    /// Ends the recording [`PassCx::begin_edit`] started: the region goes to the
+    /// journal beside the rewrite's log entry.
+    pub fn end_edit(&mut self, g: &mut Graph) {
+        if let Some(edit) = g.finish_recording() {
+            let at = self.journal.log.len().saturating_sub(1);
+            let region = Region::of_edit(&edit, self.scope_names.clone());
+            self.journal.regions.push((at, region));
+        }
     }
 
     /// True when no rewrite may be anchored at a node of `op` (`--exclude op:TYPE`).

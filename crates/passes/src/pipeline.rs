@@ -246,6 +246,7 @@ impl Pipeline {
                         *model = before;
                         cx.journal.log.truncate(log);
                         cx.journal.notes.truncate(notes);
+                        cx.journal.regions.retain(|(k, _)| *k < log);
                         return Err(e);
                     }
                 }
@@ -352,6 +353,13 @@ fn run_on_graph(
     for n in holders {
         let mut attrs = std::mem::take(&mut g.node_mut(n).attributes);
         let mut sub_changed = false;
+        let holder = g
+            .node(n)
+            .outputs()
+            .first()
+            .copied()
+            .flatten()
+            .map_or(String::new(), |v| g.value(v).name().to_string());
         for a in attrs.iter_mut() {
             let attr = a.name().to_string();
             for (index, sub) in a.subgraphs_mut().enumerate() {
@@ -360,8 +368,10 @@ fn run_on_graph(
                     attr: attr.clone(),
                     index,
                 });
+                cx.scope_names.push(format!("{holder}:{attr}:{index}"));
                 let ran = run_on_graph(pass, sub, true, cx);
                 cx.scope.pop();
+                cx.scope_names.pop();
                 sub_changed |= ran?;
             }
         }

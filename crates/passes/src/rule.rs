@@ -169,7 +169,10 @@ fn sweep(
                 Grant::Denied => continue,
                 Grant::Spent => return Ok(changed),
             }
-            patch(g).map_err(|source| PassError::Rule {
+            cx.begin_edit(g);
+            let applied = patch(g);
+            cx.end_edit(g);
+            applied.map_err(|source| PassError::Rule {
                 pass,
                 rule,
                 node: at.clone(),

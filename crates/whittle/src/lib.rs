@@ -22,6 +22,8 @@
 //! cargo which files to watch, and skips the work when nothing changed.
 
 pub mod build;
+pub mod certificate;
+pub mod certify_eval;
 pub mod config;
 pub mod job;
 mod modes;

@@ -345,6 +345,7 @@ impl Optimizer {
             enable: self.enable.clone(),
             rewrite_limit,
             evaluator: Evaluator::new(whittle_eval::TractNodes),
+            record_edits: false,
         })
     }
 

@@ -57,6 +57,9 @@ pub struct Report {
     pub lossy: Option<LossyCheck>,
     /// The runtime that verified, judged and calibrated (None when nothing ran the model).
     pub runtime: Option<String>,
+    /// With `RunOptions::record_edits`: the region each rewrite changed, by index into
+    /// `rewrites` (a certificate's content).
+    pub regions: Vec<(usize, whittle_certify::record::Region)>,
 }
 
 /// Nodes (subgraphs included) and initializer bytes of a model.

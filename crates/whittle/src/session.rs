@@ -48,6 +48,8 @@ pub struct RunOptions<'a> {
     /// (`--print-after`, progress). With verification it also sees the attempts that
     /// were rolled back; the last call for a pass is the model that was kept.
     pub observer: Option<Observer<'a>>,
+    /// Record the region every rewrite changes (`--certificate`).
+    pub record_edits: bool,
 }
 
 /// A model's outputs, per input set.
@@ -74,6 +76,7 @@ fn verified(
     *model = m;
     cx.remaining = cx.remaining.map(|b| b.saturating_sub(ver.log.len()));
     cx.journal.log.clone_from(&ver.log);
+    cx.journal.regions.clone_from(&ver.regions);
     Ok((stats, ver, reference))
 }
 
@@ -89,6 +92,7 @@ impl Optimizer {
             None => &mut noop,
         };
         let mut cx = self.pass_cx(run.rewrite_limit);
+        cx.settings.record_edits = run.record_edits;
         let original = run.verify.map(|_| model.clone());
         prepare::raise(model, self.opset, self.quantize.as_ref(), &mut cx)?;
         let lossless = self.lossless_pipeline()?;
@@ -144,6 +148,7 @@ impl Optimizer {
                 .map(|(pass, rule, node)| Rewrite { pass, rule, node })
                 .collect(),
             notes: cx.journal.notes,
+            regions: cx.journal.regions,
             decompose: data.decomposed,
             prune: data.pruned,
             verification,

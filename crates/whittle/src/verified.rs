@@ -23,6 +23,8 @@ pub struct Verification {
     pub runs: usize,
     /// The rewrites of the accepted run: (pass, rule, site).
     pub log: Vec<(&'static str, &'static str, String)>,
+    /// The regions they changed, when a certificate records them (by log index).
+    pub regions: Vec<(usize, whittle_certify::record::Region)>,
 }
 
 /// Why a verified optimization could not finish.
@@ -45,6 +47,7 @@ struct Attempt {
     model: Model,
     stats: Vec<PassStat>,
     log: Vec<(&'static str, &'static str, String)>,
+    regions: Vec<(usize, whittle_certify::record::Region)>,
 }
 
 /// What the optimized model is checked on: input sets, how close is equal, and whether
@@ -82,6 +85,7 @@ fn attempt(
         model,
         stats,
         log: cx.journal.log,
+        regions: cx.journal.regions,
     })
 }
 
@@ -174,6 +178,7 @@ pub fn optimize_verified(
         if ok {
             report.diffs = diffs;
             report.log = full.log;
+            report.regions = full.regions;
             return Ok((full.model, full.stats, report));
         }
         let worst = diffs

@@ -172,8 +172,8 @@ pub fn run(args: &OptimizeArgs) -> anyhow::Result<u8> {
     let Some(out_dir) = &args.output else {
         bail!("several models: give -o OUT_DIR");
     };
-    if args.in_place || args.check || args.print_after.is_some() {
-        bail!("--in-place, --check and --print-after take one model at a time");
+    if args.in_place || args.check || args.print_after.is_some() || args.certificate.is_some() {
+        bail!("--in-place, --check, --print-after and --certificate take one model at a time");
     }
     let jobs = dedup(jobs(&args.models)?, out_dir)?;
     if jobs.is_empty() {

@@ -2,6 +2,7 @@
 
 mod batch;
 mod bench;
+mod certify;
 mod dump;
 mod optimize;
 mod tune;
@@ -21,6 +22,7 @@ pub fn run(cmd: Command) -> anyhow::Result<u8> {
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tune(args) => tune::run(*args),
+        Command::Certify(args) => certify::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = crate::cli::Cli::command();

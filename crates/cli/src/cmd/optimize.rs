@@ -94,6 +94,12 @@ fn optimize(args: OptimizeArgs) -> anyhow::Result<u8> {
         let json = serde_json::to_string_pretty(&outcome.report(&shown, saved.model_bytes))?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &args.certificate {
+        let cert = whittle::certificate::certificate(&outcome.done, &input, &output)
+            .with_context(|| format!("reading {} for the certificate", output.display()))?;
+        let json = serde_json::to_string(&cert)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(path) = &args.html {
         let original = whittle_onnx::read_model(&input)?;
         let page = crate::html::optimize_page(&input, &output, &original, &outcome);

@@ -84,12 +84,14 @@ impl Pass for Cse {
                 Grant::Denied => continue,
                 Grant::Spent => return Ok(changed),
             }
+            cx.begin_edit(g);
             g.remove_node(n);
             for (o, k) in outs.into_iter().zip(keep) {
                 if let (Some(o), Some(k)) = (o, k) {
                     g.replace_all_uses(o, k);
                 }
             }
+            cx.end_edit(g);
             changed = true;
         }
         Ok(changed)

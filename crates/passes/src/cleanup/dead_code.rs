@@ -49,7 +49,9 @@ impl Pass for DeadCode {
                 Grant::Spent => return Ok(changed),
             }
             tracing::debug!(node = %g.node(n).label(), "dead-code: removed");
+            cx.begin_edit(g);
             g.remove_node(n);
+            cx.end_edit(g);
             changed = true;
         }
         // Unused initializers, including graph inputs that only shadow one (an optional
@@ -67,10 +69,12 @@ impl Pass for DeadCode {
                 Grant::Spent => return Ok(changed),
             }
             tracing::debug!(initializer = g.value(v).name(), "dead-code: removed");
+            cx.begin_edit(g);
             if g.inputs().contains(&v) {
                 g.remove_input(v);
             }
             g.remove_initializer(v);
+            cx.end_edit(g);
             changed = true;
         }
         Ok(changed)

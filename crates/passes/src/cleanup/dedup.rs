@@ -86,8 +86,10 @@ impl Pass for DedupInitializers {
                     Grant::Denied => continue,
                     Grant::Spent => return Ok(changed),
                 }
+                cx.begin_edit(g);
                 g.replace_all_uses(v, k);
                 g.remove_initializer(v);
+                cx.end_edit(g);
                 changed = true;
             }
         }

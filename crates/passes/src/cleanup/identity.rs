@@ -58,6 +58,7 @@ impl Pass for Identity {
             }
             let keep_name = g.is_output(y).then(|| g.value(y).name().to_string());
             let info = g.value(y).info.clone();
+            cx.begin_edit(g);
             g.remove_node(n);
             g.replace_all_uses(y, x);
             if let Some(name) = keep_name {
@@ -66,6 +67,7 @@ impl Pass for Identity {
                 g.rename_value(x, &name).map_err(err)?;
                 g.value_mut(x).info = info;
             }
+            cx.end_edit(g);
             changed = true;
         }
         Ok(changed)

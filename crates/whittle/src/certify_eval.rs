@@ -1,0 +1,266 @@
+//! The certificate checker's evaluator: a component's region before (its nodes in the
+//! original) and after (its nodes in the optimized model), each run as a model of its
+//! own in a runtime, fed the values the original computes on one input set.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use whittle_certify::components::Component;
+use whittle_certify::record::NodeRec;
+use whittle_certify::{ATOL, Compared, Evaluator, RTOL};
+use whittle_eval::{Runner, Runtime};
+use whittle_ir::{Graph, Model, NodeId, Tensor, ValueId};
+
+/// Runs regions in `runtime`, fed from one run of the original on `inputs`.
+pub struct RegionEvaluator<'a> {
+    original: &'a Model,
+    optimized: &'a Model,
+    runtime: Runtime,
+    inputs: Vec<Tensor>,
+    /// The original's values by name, computed once for every name a region reads.
+    values: RefCell<Option<Result<HashMap<String, Tensor>, String>>>,
+    /// Every name some component's region reads (set by `prepare`).
+    wanted: RefCell<BTreeSet<String>>,
+}
+
+impl<'a> RegionEvaluator<'a> {
+    /// An evaluator over the two models, fed from `inputs` (one per original input).
+    pub fn new(
+        original: &'a Model,
+        optimized: &'a Model,
+        runtime: Runtime,
+        inputs: Vec<Tensor>,
+    ) -> RegionEvaluator<'a> {
+        RegionEvaluator {
+            original,
+            optimized,
+            runtime,
+            inputs,
+            values: RefCell::new(None),
+            wanted: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// The original's values for every name `wanted` holds (one run, extra outputs).
+    fn values(&self) -> Result<HashMap<String, Tensor>, String> {
+        if let Some(v) = self.values.borrow().as_ref() {
+            return v.clone();
+        }
+        let computed = self.compute_values();
+        *self.values.borrow_mut() = Some(computed.clone());
+        computed
+    }
+
+    fn compute_values(&self) -> Result<HashMap<String, Tensor>, String> {
+        let mut m = self.original.clone();
+        let g = &mut m.graph;
+        let wanted: Vec<ValueId> = self
+            .wanted
+            .borrow()
+            .iter()
+            .filter_map(|n| g.find(n))
+            .filter(|v| g.value(*v).producer().is_some() && !g.is_output(*v))
+            .collect();
+        let first_extra = g.outputs().len();
+        for v in &wanted {
+            g.push_output(*v);
+        }
+        whittle_ir::infer::infer(&mut m, &Default::default()).map_err(|e| e.to_string())?;
+        let runner = Runner::exact(&self.runtime, &m, "original model", &self.inputs)
+            .map_err(|e| e.to_string())?;
+        let outs = runner.run(&self.inputs).map_err(|e| e.to_string())?;
+        let g = &m.graph;
+        let mut values: HashMap<String, Tensor> = HashMap::new();
+        for (v, t) in g.inputs().iter().zip(&self.inputs) {
+            values.insert(g.value(*v).name().to_string(), t.clone());
+        }
+        for (k, t) in outs.into_iter().enumerate() {
+            let v = g.outputs()[k];
+            if k >= first_extra || g.is_output(v) {
+                values.insert(g.value(v).name().to_string(), t);
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// The main-graph nodes of `g` whose records have these keys.
+fn nodes_by_key(g: &Graph, keys: &BTreeSet<String>) -> Vec<NodeId> {
+    g.node_ids()
+        .filter(|n| keys.contains(&NodeRec::of(g, *n).key()))
+        .collect()
+}
+
+/// Names the nodes read that none of them defines, and names they define.
+fn boundary(g: &Graph, nodes: &[NodeId]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let name = |v: ValueId| g.value(v).name().to_string();
+    let defined: BTreeSet<String> = nodes
+        .iter()
+        .flat_map(|n| g.node(*n).outputs().iter().flatten().map(|v| name(*v)))
+        .collect();
+    let read: BTreeSet<String> = nodes
+        .iter()
+        .flat_map(|n| {
+            let node = g.node(*n);
+            let caps = node.captures().iter().copied();
+            node.inputs().iter().flatten().copied().chain(caps)
+        })
+        .map(name)
+        .filter(|n| !defined.contains(n))
+        .collect();
+    (read, defined)
+}
+
+/// The names of `defs` (defined by `nodes`) that the rest of `g` reads or that are
+/// graph outputs: what the region hands on, and so what must agree before and after.
+fn seen_outside(g: &Graph, nodes: &[NodeId], defs: &BTreeSet<String>) -> BTreeSet<String> {
+    defs.iter()
+        .filter(|name| {
+            let Some(v) = g.find(name) else { return false };
+            g.is_output(v) || g.value(v).uses().iter().any(|u| !nodes.contains(&u.node))
+        })
+        .cloned()
+        .collect()
+}
+
+/// A model of `nodes` of `src`, reading `reads` (initializers of `src`, and the values
+/// the original computed for the rest, all as initializers) and giving `outputs`.
+fn region_model(
+    src: &Model,
+    nodes: &[NodeId],
+    reads: &BTreeSet<String>,
+    outputs: &[String],
+    values: &HashMap<String, Tensor>,
+) -> Result<Model, String> {
+    let g = &src.graph;
+    let mut r = Graph::new();
+    for name in reads {
+        let v = r.intern(name);
+        match g.find(name).and_then(|s| g.value(s).initializer()) {
+            Some(t) => r.set_initializer(v, t.clone()),
+            // The original's value on the input set, as a constant: shape inputs stay
+            // static (tract needs them so), and both sides read the same numbers.
+            None => {
+                let t = values
+                    .get(name)
+                    .ok_or_else(|| format!("no value for '{name}' from the original"))?;
+                r.set_initializer(v, t.clone());
+            }
+        }
+    }
+    let order = g.nodes_in_order().map_err(|e| e.to_string())?;
+    for n in order.into_iter().filter(|n| nodes.contains(n)) {
+        let node = g.node(n);
+        let ins = node
+            .inputs()
+            .iter()
+            .map(|v| v.map(|v| r.intern(g.value(v).name())))
+            .collect();
+        let outs = node
+            .outputs()
+            .iter()
+            .map(|v| v.map(|v| r.intern(g.value(v).name())))
+            .collect();
+        r.add_node(node.clone(), ins, outs)
+            .map_err(|e| e.to_string())?;
+    }
+    for name in outputs {
+        let v = r.intern(name);
+        r.push_output(v);
+    }
+    let mut m = Model {
+        graph: r,
+        opset_imports: src.opset_imports.clone(),
+        ir_version: src.ir_version,
+        has_graph: true,
+        ..Model::default()
+    };
+    whittle_ir::infer::infer(&mut m, &Default::default()).map_err(|e| e.to_string())?;
+    Ok(m)
+}
+
+/// Largest difference, and whether every element is within tolerance.
+fn compare(a: &[Tensor], b: &[Tensor]) -> Result<Compared, String> {
+    let mut out = Compared {
+        max_abs: 0.0,
+        within: true,
+    };
+    for (x, y) in a.iter().zip(b) {
+        if x.dims != y.dims || x.dtype() != y.dtype() {
+            return Ok(Compared {
+                max_abs: f64::INFINITY,
+                within: false,
+            });
+        }
+        let (Ok(p), Ok(q)) = (x.to_f32_vec(), y.to_f32_vec()) else {
+            let same = x.le_bytes().ok() == y.le_bytes().ok();
+            out.within &= same;
+            continue;
+        };
+        for (p, q) in p.iter().zip(&q) {
+            let (p, q) = (*p as f64, *q as f64);
+            if p.is_nan() && q.is_nan() || p == q {
+                continue;
+            }
+            let d = (p - q).abs();
+            out.max_abs = out.max_abs.max(d);
+            out.within &= d <= ATOL + RTOL * p.abs();
+        }
+    }
+    Ok(out)
+}
+
+impl Evaluator for RegionEvaluator<'_> {
+    fn name(&self) -> String {
+        self.runtime.name().to_string()
+    }
+
+    fn prepare(&self, components: &[Component]) {
+        let g = &self.original.graph;
+        let mut wanted = self.wanted.borrow_mut();
+        for c in components.iter().filter(|c| c.scope.is_empty()) {
+            let (reads, _) = boundary(g, &nodes_by_key(g, &c.before));
+            wanted.extend(reads);
+            let o = &self.optimized.graph;
+            let (reads, _) = boundary(o, &nodes_by_key(o, &c.after));
+            wanted.extend(reads);
+        }
+    }
+
+    fn compare(&self, c: &Component) -> Result<Compared, String> {
+        let (g, o) = (&self.original.graph, &self.optimized.graph);
+        let before = nodes_by_key(g, &c.before);
+        let after = nodes_by_key(o, &c.after);
+        if before.len() != c.before.len() || after.len() != c.after.len() {
+            return Err("the region's nodes are not all in the two files".into());
+        }
+        let (reads_b, defs_b) = boundary(g, &before);
+        let (reads_a, defs_a) = boundary(o, &after);
+        // What the optimized model reads of the region must be what the original's
+        // region computed under those names; names the original read but the optimized
+        // model no longer does were taken over by other rewrites, checked on their own.
+        let outputs: Vec<String> = seen_outside(o, &after, &defs_a).into_iter().collect();
+        if let Some(x) = outputs.iter().find(|n| !defs_b.contains(*n)) {
+            return Err(format!(
+                "the region after gives '{x}', which it did not give before"
+            ));
+        }
+        if outputs.is_empty() {
+            // Nothing the region computes is read any more: nothing to compare.
+            return Ok(Compared {
+                max_abs: 0.0,
+                within: true,
+            });
+        }
+        let values = self.values()?;
+        let mb = region_model(self.original, &before, &reads_b, &outputs, &values)?;
+        let ma = region_model(self.optimized, &after, &reads_a, &outputs, &values)?;
+        let run = |m: &Model, label: &str| -> Result<Vec<Tensor>, String> {
+            Runner::exact(&self.runtime, m, label, &[])
+                .and_then(|r| r.run(&[]))
+                .map_err(|e| e.to_string())
+        };
+        let x = run(&mb, "region before")?;
+        let y = run(&ma, "region after")?;
+        compare(&x, &y)
+    }
+}
