@@ -8,10 +8,12 @@ The same engine as the ``whittle`` command (installed with this package), in pro
 
 :func:`optimize` takes a path, bytes, an ``onnx.ModelProto`` or a
 ``torch.onnx.ONNXProgram``; :func:`dump`, :func:`summary` and :func:`verify` describe and
-compare models; :func:`tune` finds the fastest model within an accuracy budget. Failures raise :class:`Error` subclasses with the CLI's message.
+compare models; :func:`tune` finds the fastest model within an accuracy budget;
+:func:`certify` checks the certificate of an optimization. Failures raise :class:`Error`
+subclasses with the CLI's message.
 """
 
-from ._api import Result, dump, optimize, setting_names, summary, tune, verify
+from ._api import Result, certify, dump, optimize, setting_names, summary, tune, verify
 from ._errors import (
     Error,
     FileError,
@@ -31,6 +33,7 @@ __all__ = [
     "SettingsError",
     "VerificationError",
     "__version__",
+    "certify",
     "dump",
     "optimize",
     "setting_names",

@@ -283,6 +283,46 @@ def verify(
     return json.loads(text)
 
 
+def certify(
+    original: PathLike,
+    optimized: PathLike,
+    certificate: Optional[PathLike] = None,
+    *,
+    inputs: Any = None,
+    input_shapes: Optional[Shapes] = None,
+    runtime: str = "auto",
+    ort_lib: Optional[PathLike] = None,
+    threads: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Checks a certificate that ``whittle optimize --certificate`` wrote, as ``whittle
+    certify ORIGINAL OPTIMIZED CERT --format json`` does: the logged rewrites are replayed
+    on ``original`` and must give exactly ``optimized``; each rewrite gets a verdict
+    (``proved-exact``, ``checked-by-evaluation``, ``lossy`` or ``not-certified`` with its
+    reason). Returns that JSON as plain data; ``result["rejected"]`` is None when the
+    certificate holds. Without ``certificate`` the two models are compared structurally.
+
+    ``inputs``: what the original is run on to feed the regions that are evaluated (as
+    :func:`optimize`'s ``calibrate``). ``runtime``: where they are evaluated; ONNX Runtime
+    (``"auto"`` finds it) is independent of the tract that folded whittle's constants.
+    """
+    scratch = Scratch()
+    try:
+        args = [os.fspath(original), os.fspath(optimized)]
+        if certificate is not None:
+            args.append(os.fspath(certificate))
+        args += ["--format", "json"]
+        if inputs is not None:
+            args += ["--inputs", tensors_path(inputs, "inputs", scratch)]
+        args += _shape_args(input_shapes)
+        args += _runtime_args(runtime, ort_lib, threads)
+        text, _ = _whittle.certify(args)
+    except _whittle.WhittleError as e:
+        reraise(e)
+    finally:
+        scratch.close()
+    return json.loads(text)
+
+
 def tune(
     model: Any,
     output: PathLike,

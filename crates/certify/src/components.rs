@@ -11,6 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 pub struct Component {
     /// Rewrite indices (0-based, in log order).
     pub members: Vec<usize>,
+    /// Their rules, in the same order.
+    pub rules: Vec<String>,
     /// The graph they changed (empty: the main graph).
     pub scope: Vec<String>,
     /// Keys (`NodeRec::key`) of the original's nodes the group removed.
@@ -74,6 +76,7 @@ pub fn of(rewrites: &[Rewrite]) -> Vec<Component> {
         let root = sets.find(k);
         let c = groups.entry(root).or_default();
         c.members.push(k);
+        c.rules.push(rw.rule.clone());
         c.scope = r.scope.clone();
         c.before.extend(from_original[k].drain(..));
     }

@@ -352,6 +352,25 @@ fn identity(region: &Region) -> Result<Forwarding, String> {
     }
 }
 
+/// The one permutation `r` with Transpose(Transpose(x, p), q) = Transpose(x, r):
+/// output axis i of the pair is axis q[i] of the inner result, which is axis p[q[i]] of
+/// x. None when p and q are not permutations of one rank.
+pub fn compose(p: &[i64], q: &[i64]) -> Option<Vec<i64>> {
+    let is_perm = |v: &[i64]| {
+        let mut seen = vec![false; v.len()];
+        v.iter().all(|&a| {
+            usize::try_from(a)
+                .ok()
+                .and_then(|a| seen.get_mut(a))
+                .is_some_and(|s| !std::mem::replace(s, true))
+        })
+    };
+    if p.len() != q.len() || !is_perm(p) || !is_perm(q) {
+        return None;
+    }
+    Some(q.iter().map(|&i| p[i as usize]).collect())
+}
+
 /// Parses `perm=ints:a,b,c`.
 fn perm_of(r: &NodeRec) -> Option<Vec<i64>> {
     r.attr("perm")?
@@ -375,12 +394,7 @@ fn transpose_chain(region: &Region) -> Result<Forwarding, String> {
     let (Some(p), Some(q)) = (perm_of(inner), perm_of(outer)) else {
         return Err("a default perm: the rank it reverses is not in the records".into());
     };
-    let r: Option<Vec<i64>> = q
-        .iter()
-        .map(|i| usize::try_from(*i).ok().and_then(|i| p.get(i).copied()))
-        .collect();
-    let r = r.filter(|r| p.len() == q.len() && r.len() == p.len());
-    let r = r.ok_or("the perms do not compose")?;
+    let r = compose(&p, &q).ok_or("the perms do not compose")?;
     let x = inner.inputs.first().cloned().unwrap_or_default();
     let y = outer.outputs.first().cloned().unwrap_or_default();
     let eliminated = vec![inner.key(), outer.key()];

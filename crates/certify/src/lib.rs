@@ -140,15 +140,22 @@ pub fn certify(
     }
     if replayed_upto == cert.rewrites.len() {
         let diff = state.differences(&ModelState::of(optimized), 5);
-        if !diff.is_empty() {
-            report.rejected = Some(Rejection {
-                rewrite: 0,
-                rule: String::new(),
-                site: String::new(),
-                why: format!(
-                    "the optimized model is not the original with the logged rewrites: {}",
-                    diff.join("; ")
-                ),
+        if let Some((key, _)) = diff.first() {
+            let why = format!(
+                "the optimized model is not the original with the logged rewrites: {}",
+                diff.iter()
+                    .map(|d| d.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            report.rejected = Some(match last_touching(&cert.rewrites, key) {
+                Some(k) => reject(k, &cert.rewrites[k], why),
+                None => Rejection {
+                    rewrite: 0,
+                    rule: String::new(),
+                    site: String::new(),
+                    why,
+                },
             });
             return Ok(report);
         }
@@ -187,6 +194,21 @@ fn step(
     Ok(None)
 }
 
+/// The last rewrite whose region added or removed the node (by key) or initializer
+/// (by name) `key`: the one a difference there is charged to.
+fn last_touching(rewrites: &[Rewrite], key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    rewrites.iter().rposition(|rw| {
+        rw.region.as_ref().is_some_and(|r| {
+            let nodes = r.added.iter().chain(&r.removed);
+            let inits = r.inits_added.iter().chain(&r.inits_removed);
+            nodes.map(|n| n.key()).any(|k| k == key) || inits.map(|t| &t.name).any(|n| n == key)
+        })
+    })
+}
+
 fn reject(k: usize, rw: &Rewrite, why: String) -> Rejection {
     Rejection {
         rewrite: k + 1,
@@ -206,11 +228,15 @@ fn judge(
     evaluator: Option<&dyn Evaluator>,
 ) {
     let mut by_rewrite: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
+    let lossy = |k: &usize| cert.rewrites[*k].region.as_ref().is_some_and(|r| r.lossy);
     for c in comps {
-        if c.members.iter().all(|k| lemmas[*k].is_some()) {
+        if c.members.iter().all(|k| lemmas[*k].is_some() || lossy(k)) {
             continue;
         }
-        let v = match evaluate(c, evaluator) {
+        let shared = c.members.iter().any(lossy).then(|| Verdict::NotCertified {
+            reason: "its region is shared with a lossy step's, which changes the values".into(),
+        });
+        let v = match shared.map(Ok).unwrap_or_else(|| evaluate(c, evaluator)) {
             Ok(v) => v,
             Err(max_abs) => {
                 let k = c.members[0];
@@ -236,7 +262,9 @@ fn judge(
         }
     }
     for (k, rw) in cert.rewrites.iter().enumerate() {
-        let v = if let Some(lemma) = &lemmas[k] {
+        let v = if lossy(&k) {
+            lossy_verdict(cert, rw)
+        } else if let Some(lemma) = &lemmas[k] {
             Verdict::ProvedExact {
                 lemma: lemma.clone(),
             }
@@ -265,6 +293,14 @@ fn evaluate(c: &Component, evaluator: Option<&dyn Evaluator>) -> Result<Verdict,
             reason: "no lemma for this rule; regions inside subgraphs are not evaluated".into(),
         });
     }
+    let folded = c.rules.iter().any(|r| r == "fold-constants");
+    if folded && e.name() == "tract" {
+        return Ok(Verdict::NotCertified {
+            reason: "tract folded these constants, so tract cannot judge them again: \
+                     a second evaluator is needed (--runtime ort)"
+                .into(),
+        });
+    }
     match e.compare(c) {
         Ok(d) if d.within => Ok(Verdict::CheckedByEvaluation {
             runtime: e.name(),
@@ -278,23 +314,28 @@ fn evaluate(c: &Component, evaluator: Option<&dyn Evaluator>) -> Result<Verdict,
     }
 }
 
+/// A lossy step's rewrite: outside proof, with what was measured at its site.
+fn lossy_verdict(cert: &Certificate, rw: &Rewrite) -> Verdict {
+    let measured = cert
+        .lossy
+        .iter()
+        .filter(|l| l.site == rw.site)
+        .map(|l| l.measured.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Verdict::Lossy {
+        measured: if measured.is_empty() {
+            "judged as a whole by the run's budget".into()
+        } else {
+            measured
+        },
+    }
+}
+
 /// A rewrite after the first one without a region (a lossy step's): not replayed.
 fn outside_replay(cert: &Certificate, rw: &Rewrite) -> Verdict {
     if rw.region.is_none() {
-        let measured = cert
-            .lossy
-            .iter()
-            .filter(|l| l.site == rw.site)
-            .map(|l| l.measured.clone())
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Verdict::Lossy {
-            measured: if measured.is_empty() {
-                "judged as a whole by the run's budget".into()
-            } else {
-                measured
-            },
-        };
+        return lossy_verdict(cert, rw);
     }
     Verdict::NotCertified {
         reason: "after a lossy step: the lossy phase changes the graph outside proof, so \

@@ -160,6 +160,9 @@ pub struct Region {
     pub outputs: Option<(Vec<String>, Vec<String>)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<(Vec<String>, Vec<String>)>,
+    /// Made by a lossy step: replayed, but outside proof.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lossy: bool,
 }
 
 impl Region {

@@ -85,8 +85,9 @@ impl ModelState {
         }
     }
 
-    /// What differs between this state and `other` (empty when equal), at most `limit`.
-    pub fn differences(&self, other: &ModelState, limit: usize) -> Vec<String> {
+    /// What differs between this state and `other` (empty when equal), at most `limit`:
+    /// the node key or initializer name, and what differs.
+    pub fn differences(&self, other: &ModelState, limit: usize) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let scopes: std::collections::BTreeSet<&Vec<String>> =
             self.scopes.keys().chain(other.scopes.keys()).collect();
@@ -98,8 +99,10 @@ impl ModelState {
             };
             match (self.scopes.get(scope), other.scopes.get(scope)) {
                 (Some(a), Some(b)) => graph_differences(a, b, &at, &mut out),
-                (Some(_), None) => out.push(format!("subgraph{at} is missing")),
-                (None, Some(_)) => out.push(format!("subgraph{at} was not expected")),
+                (Some(_), None) => out.push((String::new(), format!("subgraph{at} is missing"))),
+                (None, Some(_)) => {
+                    out.push((String::new(), format!("subgraph{at} was not expected")))
+                }
                 (None, None) => {}
             }
         }
@@ -175,41 +178,47 @@ fn swap_list(
     Ok(())
 }
 
-fn graph_differences(a: &GraphState, b: &GraphState, at: &str, out: &mut Vec<String>) {
+fn graph_differences(a: &GraphState, b: &GraphState, at: &str, out: &mut Vec<(String, String)>) {
+    let mut push = |k: &str, msg: String| out.push((k.to_string(), msg));
     for (k, rec) in &a.nodes {
         match b.nodes.get(k) {
-            None => out.push(format!("node {k} ({}){at} is missing", rec.op)),
-            Some(other) if other != rec => out.push(format!("{at} {}", node_differs(rec, other))),
+            None => push(k, format!("node {k} ({}){at} is missing", rec.op)),
+            Some(other) if other != rec => {
+                // The optimized model's node against the replay's.
+                push(k, format!("{}{at}", node_differs(rec, other)))
+            }
             _ => {}
         }
     }
     for (k, rec) in &b.nodes {
         if !a.nodes.contains_key(k) {
-            out.push(format!("node {k} ({}){at} was not expected", rec.op));
+            push(k, format!("node {k} ({}){at} was not expected", rec.op));
         }
     }
     for (k, t) in &a.inits {
         match b.inits.get(k) {
-            None => out.push(format!("initializer '{k}'{at} is missing")),
-            Some(o) if o != t => out.push(format!("initializer '{k}'{at} holds other data")),
+            None => push(k, format!("initializer '{k}'{at} is missing")),
+            Some(o) if o != t => push(k, format!("initializer '{k}'{at} holds other data")),
             _ => {}
         }
     }
     for k in b.inits.keys().filter(|k| !a.inits.contains_key(*k)) {
-        out.push(format!("initializer '{k}'{at} was not expected"));
+        push(k, format!("initializer '{k}'{at} was not expected"));
     }
     if a.outputs != b.outputs {
-        out.push(format!(
+        let msg = format!(
             "graph outputs{at} are [{}], expected [{}]",
             b.outputs.join(", "),
             a.outputs.join(", ")
-        ));
+        );
+        push("", msg);
     }
     if a.inputs != b.inputs {
-        out.push(format!(
+        let msg = format!(
             "graph inputs{at} are [{}], expected [{}]",
             b.inputs.join(", "),
             a.inputs.join(", ")
-        ));
+        );
+        push("", msg);
     }
 }

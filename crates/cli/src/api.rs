@@ -219,6 +219,14 @@ pub fn verify(args: &[String]) -> anyhow::Result<(String, bool)> {
     }
 }
 
+/// `whittle certify ARGS…`: what the CLI prints, and whether the certificate holds.
+pub fn certify(args: &[String]) -> anyhow::Result<(String, bool)> {
+    match parse("certify", args)? {
+        Command::Certify(c) => crate::cmd::certify_render(&c),
+        _ => anyhow::bail!("internal: not a certify command"),
+    }
+}
+
 /// `whittle tune ARGS… --format json`: the report as JSON (the chosen model written).
 pub fn tune(args: &[String]) -> anyhow::Result<String> {
     match parse("tune", args)? {

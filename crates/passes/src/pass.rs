@@ -111,6 +111,8 @@ pub struct PassCx {
     pub scope: Vec<ScopeStep>,
     /// The same steps as certificates name them (`holder-output:attribute:index`).
     pub scope_names: Vec<String>,
+    /// True while a lossy pass runs (its regions are marked lossy in a certificate).
+    pub lossy: bool,
     /// False before IR version 4, where every initializer must also be a graph input:
     /// subgraphs then get no initializers (an `If` branch has no inputs).
     pub subgraph_initializers: bool,
@@ -158,6 +160,7 @@ impl PassCx {
             facts: None,
             scope: Vec::new(),
             scope_names: Vec::new(),
+            lossy: false,
             subgraph_initializers: true,
         }
     }
@@ -191,7 +194,8 @@ impl PassCx {
     pub fn end_edit(&mut self, g: &mut Graph) {
         if let Some(edit) = g.finish_recording() {
             let at = self.journal.log.len().saturating_sub(1);
-            let region = Region::of_edit(&edit, self.scope_names.clone());
+            let mut region = Region::of_edit(&edit, self.scope_names.clone());
+            region.lossy = self.lossy;
             self.journal.regions.push((at, region));
         }
     }

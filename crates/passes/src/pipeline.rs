@@ -215,6 +215,7 @@ impl Pipeline {
             changing.clear();
             for (pass, stat) in self.passes.iter().zip(stats.iter_mut()) {
                 self.check_phase(pass.as_ref(), model)?;
+                cx.lossy = pass.phase() == Phase::Lossy;
                 let start = Instant::now();
                 cx.rewrites = 0;
                 let opts = InferOptions {

@@ -146,13 +146,19 @@ fn verify(py: Python<'_>, args: Vec<String>) -> PyResult<(String, bool)> {
     native(py, || api::verify(&args))
 }
 
-/// The keys a settings table may hold (`whittle.toml`; keyword arguments with `_`).
+/// `whittle certify ARGS…`: what the CLI prints, and whether the certificate holds.
+#[pyfunction]
+fn certify(py: Python<'_>, args: Vec<String>) -> PyResult<(String, bool)> {
+    native(py, || api::certify(&args))
+}
+
 /// `whittle tune ARGS…`: the report as JSON.
 #[pyfunction]
 fn tune(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
     native(py, || api::tune(&args))
 }
 
+/// The keys a settings table may hold (`whittle.toml`; keyword arguments with `_`).
 #[pyfunction]
 fn setting_keys() -> Vec<&'static str> {
     api::setting_keys()
@@ -168,6 +174,7 @@ fn _whittle(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
+    m.add_function(wrap_pyfunction!(certify, m)?)?;
     m.add_function(wrap_pyfunction!(setting_keys, m)?)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod tune;
 mod verify;
 
 use crate::cli::Command;
+pub use certify::render as certify_render;
 pub use dump::io_text as dump_io;
 pub use dump::render as dump_render;
 pub use tune::render_json as tune_render;
