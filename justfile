@@ -127,6 +127,11 @@ bench-decompose:
     cargo build --release -p whittle-cli
     "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_decompose.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write
 
+# whittle certify beside onnxsim's certify (Z3) on the same model pairs
+bench-certify:
+    cargo build --release -p whittle-cli
+    HF_HUB_OFFLINE=1 "$(scripts/venv scripts/requirements-gen.txt)/bin/python" scripts/bench_certify.py --whittle "$CARGO_TARGET_DIR/release/whittle" --write --big
+
 # whittle tune against the README's single flag on a trained CNN, MiniLM and the byte
 # decoder, two budgets each (ORT and tract speeds, held-out metrics, tune's wall time with
 # and without its cache); writes the "tune" section of docs/benchmarks.md.
