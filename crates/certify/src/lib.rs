@@ -82,7 +82,7 @@ impl Report {
 pub struct Compared {
     /// Largest |before - after| over the outputs.
     pub max_abs: f64,
-    /// Whether every element is within [`ATOL`] + [`RTOL`] * |before|.
+    /// Whether every element is within [`ATOL`] + [`RTOL`] * the output's largest |before|.
     pub within: bool,
 }
 
@@ -105,7 +105,8 @@ pub enum CertifyError {
     Format(u32, u32),
 }
 
-/// Outputs agree when |a - b| <= ATOL + RTOL * |b| (onnxsim's certify uses the same).
+/// A region's outputs agree when |a - b| <= ATOL + RTOL * max|b| over each output (fp32
+/// rounding of a reassociated sum is bounded relative to its terms, not its result).
 pub const ATOL: f64 = 1e-5;
 /// See [`ATOL`].
 pub const RTOL: f64 = 1e-4;
@@ -285,7 +286,7 @@ fn judge(
 fn evaluate(c: &Component, evaluator: Option<&dyn Evaluator>) -> Result<Verdict, f64> {
     let Some(e) = evaluator else {
         return Ok(Verdict::NotCertified {
-            reason: "no lemma for this rule, and no runtime to evaluate the region in".into(),
+            reason: "no lemma for this rule, and regions were not evaluated (--no-evaluate)".into(),
         });
     };
     if !c.scope.is_empty() {

@@ -85,11 +85,15 @@ impl TensorRec {
 }
 
 /// Hex SHA-256 of a tensor's little-endian bytes ("unreadable" when they cannot be read).
+/// Pages of a memory-mapped tensor are handed back once hashed, so hashing a model's
+/// weights does not keep them resident.
 pub fn tensor_digest(t: &Tensor) -> String {
-    match t.le_bytes() {
+    let digest = match t.le_bytes() {
         Ok(b) => hex(&Sha256::digest(&b)),
         Err(_) => "unreadable".into(),
-    }
+    };
+    t.release();
+    digest
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -3,6 +3,7 @@
 //! state holds exactly what it says it removed.
 
 use crate::record::{NodeRec, Region, TensorRec};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use whittle_ir::{Graph, Model};
 
@@ -125,12 +126,16 @@ fn add_graph(s: &mut ModelState, g: &Graph, scope: Vec<String>) {
         }
         st.nodes.insert(rec.key(), rec);
     }
-    for v in g.initializers() {
-        if let Some(t) = g.value(*v).initializer() {
-            let name = g.value(*v).name();
-            st.inits.insert(name.to_string(), TensorRec::of(name, t));
-        }
-    }
+    // Hashing the weights is most of the work: both cores share it.
+    let inits: Vec<(&str, &whittle_ir::Tensor)> = g
+        .initializers()
+        .iter()
+        .filter_map(|v| Some((g.value(*v).name(), g.value(*v).initializer()?)))
+        .collect();
+    st.inits = inits
+        .par_iter()
+        .map(|(name, t)| (name.to_string(), TensorRec::of(name, t)))
+        .collect();
     let names = |ids: &[whittle_ir::ValueId]| -> Vec<String> {
         ids.iter().map(|v| g.value(*v).name().to_string()).collect()
     };

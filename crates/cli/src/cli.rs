@@ -295,6 +295,13 @@ pub struct CertifyArgs {
     /// which uses tract; `auto` takes it when found).
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// Replay and lemmas only: evaluating regions runs the original once, whole, which
+    /// a model larger than memory cannot do.
+    #[arg(long)]
+    pub no_evaluate: bool,
+    /// Also write a self-contained HTML page of the verdicts.
+    #[arg(long, value_name = "PAGE.html")]
+    pub html: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,

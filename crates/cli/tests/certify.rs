@@ -405,3 +405,24 @@ fn lossy_steps_are_outside_proof_and_say_what_they_measured() {
         assert!(measured.contains("relative weight error"), "{r}");
     }
 }
+
+#[test]
+fn the_html_page_lists_every_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = whittle_testkit::fixture("mobile_block.ts.onnx");
+    let (out, cert) = optimize(&model, dir.path());
+    let page = dir.path().join("c.html");
+    let o = whittle(&["certify", s(&model), s(&out), s(&cert), "--html", s(&page)]);
+    assert_eq!(o.status.code(), Some(0));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("The certificate holds."), "{html}");
+    // One row per rewrite, after the header row.
+    let (_, r) = certify(&model, &out, &cert);
+    let rewrites = r["verdicts"].as_array().unwrap().len();
+    assert!(rewrites > 0);
+    assert_eq!(html.matches("<tr>").count(), 2 + 1 + rewrites, "{html}");
+    assert!(
+        !html.contains("http"),
+        "the page refers to nothing on the network"
+    );
+}

@@ -21,10 +21,16 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<u8> {
 pub fn render(args: &CertifyArgs) -> anyhow::Result<(String, bool)> {
     let original = read_model(&args.original)?;
     let optimized = read_model(&args.optimized)?;
-    let rt = args.runtime.load()?;
-    let (sets, _) = input_sets(&original, &args.inputs)?;
-    let first = sets.into_iter().next().unwrap_or_default();
-    let eval = RegionEvaluator::new(&original, &optimized, rt, first);
+    let eval = match args.no_evaluate {
+        true => None,
+        false => {
+            let rt = args.runtime.load()?;
+            let (sets, _) = input_sets(&original, &args.inputs)?;
+            let first = sets.into_iter().next().unwrap_or_default();
+            Some(RegionEvaluator::new(&original, &optimized, rt, first))
+        }
+    };
+    let eval = eval.as_ref().map(|e| e as &dyn whittle_certify::Evaluator);
     let report = match &args.certificate {
         Some(path) => {
             let cert = read_certificate(path)?;
@@ -33,12 +39,16 @@ pub fn render(args: &CertifyArgs) -> anyhow::Result<(String, bool)> {
                     rejected: Some(rejection),
                     ..Report::default()
                 },
-                None => whittle_certify::certify(&original, &optimized, &cert, Some(&eval))?,
+                None => whittle_certify::certify(&original, &optimized, &cert, eval)?,
             }
         }
-        None => whittle_certify::without_certificate(&original, &optimized, Some(&eval)),
+        None => whittle_certify::without_certificate(&original, &optimized, eval),
     };
     let ok = report.rejected.is_none();
+    if let Some(path) = &args.html {
+        let page = crate::html::certify_page(&args.original, &args.optimized, &report);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     let out = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         _ => text(&report, args),

@@ -113,6 +113,52 @@ pub fn optimize_page(input: &Path, output: &Path, original: &Model, o: &Outcome)
     page(&format!("whittle optimize {}", input.display()), body)
 }
 
+/// `whittle certify --html`: the verdict of the whole, the counts, and every rewrite's
+/// verdict (those not proved or checked first).
+pub fn certify_page(original: &Path, optimized: &Path, r: &whittle_certify::Report) -> String {
+    use whittle_certify::Verdict;
+    let [proved, checked, lossy, open] = r.counts();
+    let order = |v: &Verdict| match v {
+        Verdict::NotCertified { .. } => 0,
+        Verdict::Lossy { .. } => 1,
+        Verdict::CheckedByEvaluation { .. } => 2,
+        Verdict::ProvedExact { .. } => 3,
+    };
+    let mut rows: Vec<&(usize, String, String, Verdict)> = r.verdicts.iter().collect();
+    rows.sort_by_key(|(k, _, _, v)| (order(v), *k));
+    let body = html! {
+        h1 { "whittle certify: " (original.display()) " → " (optimized.display()) }
+        @match &r.rejected {
+            Some(x) => p { strong { "Rejected" }
+                @if x.rewrite > 0 { " at rewrite " (x.rewrite) " (" (x.rule) " at " (x.site) ")" }
+                ": " (x.why) },
+            None => p { strong { "The certificate holds." }
+                @if r.replayed { " The optimized model is exactly the original with the logged rewrites." } },
+        }
+        table {
+            tr { th { "proved exact" } th { "checked by evaluation" } th { "lossy" } th { "not certified" } }
+            tr { td.num { (proved) } td.num { (checked) } td.num { (lossy) } td.num { (open) } }
+        }
+        h2 { "Rewrites" }
+        table {
+            tr { th.num { "#" } th { "rule" } th { "site" } th { "verdict" } th { "why" } }
+            @for (k, rule, site, v) in rows {
+                tr {
+                    td.num { (k) } td { (rule) } td { code { (site) } }
+                    @match v {
+                        Verdict::ProvedExact { lemma } => { td { "proved exact" } td { (lemma) } },
+                        Verdict::CheckedByEvaluation { runtime, max_abs, .. } => {
+                            td { "checked by evaluation" } td { (runtime) ", max abs " (format!("{max_abs:.1e}")) } },
+                        Verdict::Lossy { measured } => { td { "lossy (outside proof)" } td { (measured) } },
+                        Verdict::NotCertified { reason } => { td { strong { "not certified" } } td { (reason) } },
+                    }
+                }
+            }
+        }
+    };
+    page(&format!("whittle certify {}", original.display()), body)
+}
+
 /// `whittle dump --html`: the model's ops, inputs, outputs and costliest nodes.
 pub fn dump_page(path: &Path, m: &Model) -> String {
     let s = whittle::Summary::of(m);
