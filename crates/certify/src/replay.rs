@@ -70,20 +70,132 @@ impl ModelState {
         Ok(())
     }
 
-    /// Subgraphs of holders the region removed and did not add back go with them.
+    /// Subgraphs follow their holders. A holder the region changed in place keeps them; one
+    /// whose outputs it renamed has them renamed; one it removed loses them, except the
+    /// holders inside them that the region put in its place (an inlined `If` branch's own
+    /// `If`s move up with their subgraphs, their outputs now the `If`'s).
     fn drop_removed_holders(&mut self, region: &Region) {
-        for rec in &region.removed {
-            let kept = region.added.iter().any(|a| a.key() == rec.key());
-            if kept || !rec.attrs.iter().any(|a| a.ends_with("=graph")) {
+        let at = &region.scope;
+        let is_holder = |r: &NodeRec| r.attrs.iter().any(|x| x.ends_with("=graph"));
+        let same = |a: &NodeRec, b: &NodeRec| {
+            a.op == b.op && a.name == b.name && a.attrs == b.attrs && a.inputs == b.inputs
+        };
+        for rec in region.removed.iter().filter(|r| is_holder(r)) {
+            let prefix = format!("{}:", rec.outputs.first().cloned().unwrap_or_default());
+            let moves = self.inlined_holders(at, rec, &prefix, region);
+            if moves.is_empty() {
+                // Changed in place (rewired: same key and op) or renamed (same node).
+                if region
+                    .added
+                    .iter()
+                    .any(|a| a.key() == rec.key() && a.op == rec.op)
+                {
+                    continue;
+                }
+                if let Some(a) = region.added.iter().find(|a| same(a, rec)) {
+                    let to = format!("{}:", a.outputs.first().cloned().unwrap_or_default());
+                    self.rename_step(at, &prefix, &to);
+                    continue;
+                }
+            }
+            let under = |scope: &Vec<String>| {
+                scope.len() > at.len()
+                    && scope[..at.len()] == at[..]
+                    && scope[at.len()].starts_with(&prefix)
+            };
+            let moved: Vec<(Vec<String>, GraphState)> = self
+                .scopes
+                .iter()
+                .filter(|(scope, _)| under(scope) && scope.len() > at.len() + 1)
+                .filter_map(|(scope, g)| {
+                    let (branch, step) = (&scope[at.len()], &scope[at.len() + 1]);
+                    let (from, to) = moves
+                        .iter()
+                        .find(|(b, f, _)| b == branch && step.starts_with(f.as_str()))
+                        .map(|(_, f, t)| (f, t))?;
+                    let mut new = at.clone();
+                    new.push(format!("{to}{}", &step[from.len()..]));
+                    new.extend(scope[at.len() + 2..].iter().cloned());
+                    Some((new, g.clone()))
+                })
+                .collect();
+            self.scopes.retain(|scope, _| !under(scope));
+            self.scopes.extend(moved);
+        }
+    }
+
+    /// For a removed holder `rec` at `at`: the holders inside its subgraphs that the region
+    /// added at `at`, as (branch step, old step prefix, new step prefix). A branch's
+    /// outputs are the holder's, so a nested holder defining branch output i now defines
+    /// the holder's output i.
+    fn inlined_holders(
+        &self,
+        at: &[String],
+        rec: &NodeRec,
+        prefix: &str,
+        region: &Region,
+    ) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for (scope, g) in &self.scopes {
+            let direct = scope.len() == at.len() + 1
+                && scope[..at.len()] == at[..]
+                && scope[at.len()].starts_with(prefix);
+            if !direct {
                 continue;
             }
-            let prefix = format!("{}:", rec.outputs.first().cloned().unwrap_or_default());
-            self.scopes.retain(|scope, _| {
-                scope.len() <= region.scope.len()
-                    || scope[..region.scope.len()] != region.scope[..]
-                    || !scope[region.scope.len()].starts_with(&prefix)
-            });
+            let rename: std::collections::HashMap<&String, &String> =
+                g.outputs.iter().zip(&rec.outputs).collect();
+            for n in g
+                .nodes
+                .values()
+                .filter(|n| n.attrs.iter().any(|x| x.ends_with("=graph")))
+            {
+                // Inlining keeps the branch's name unless the If's output is an interface
+                // name, which the branch's value then takes.
+                let old = n.outputs.first().cloned().unwrap_or_default();
+                let renamed = rename.get(&old).map(|v| (*v).clone());
+                let found = [Some(old.clone()), renamed]
+                    .into_iter()
+                    .flatten()
+                    .find(|new| {
+                        region.added.iter().any(|a| {
+                            a.outputs.first() == Some(new)
+                                && a.op == n.op
+                                && a.attrs == n.attrs
+                                && a.inputs == n.inputs
+                        })
+                    });
+                if let Some(new) = found {
+                    out.push((
+                        scope[at.len()].clone(),
+                        format!("{old}:"),
+                        format!("{new}:"),
+                    ));
+                }
+            }
         }
+        out
+    }
+
+    /// Scopes below `at` whose next step starts with `from` start with `to` instead.
+    fn rename_step(&mut self, at: &[String], from: &str, to: &str) {
+        let hit = |scope: &Vec<String>| {
+            scope.len() > at.len()
+                && scope[..at.len()] == at[..]
+                && scope[at.len()].starts_with(from)
+        };
+        let moved: Vec<(Vec<String>, GraphState)> = self
+            .scopes
+            .iter()
+            .filter(|(scope, _)| hit(scope))
+            .map(|(scope, g)| {
+                let mut s = scope.clone();
+                s[at.len()] = format!("{to}{}", &scope[at.len()][from.len()..]);
+                (s, g.clone())
+            })
+            .collect();
+        self.scopes.retain(|scope, _| !hit(scope));
+        self.scopes.extend(moved);
     }
 
     /// What differs between this state and `other` (empty when equal), at most `limit`:

@@ -426,3 +426,51 @@ fn the_html_page_lists_every_verdict() {
         "the page refers to nothing on the network"
     );
 }
+
+const NESTED_IF: &str = "graph {
+  input x: f32[2]
+  input c: bool[]
+  output y: f32[2]
+  init yes: bool[] = [true]
+  y = If(yes) {
+    then_branch=graph th {
+      output o: f32[2]
+      o = If(c) {
+        then_branch=graph t2 {
+          output p: f32[2]
+          k = Constant() {value=tensor f32[2] [1.0, 2.0]}
+          p = Add(x, k)
+        },
+        else_branch=graph e2 {
+          output q: f32[2]
+          j = Constant() {value=tensor f32[2] [3.0, 4.0]}
+          q = Mul(x, j)
+        }
+      }
+    },
+    else_branch=graph el {
+      output o2: f32[2]
+      o2 = Neg(x)
+    }
+  }
+}";
+
+#[test]
+fn rewrites_inside_branches_replay_when_their_if_is_inlined_into_its_parent() {
+    // The inner If's branches are rewritten in their own scope, then the outer If is
+    // inlined and the inner one moves up to the main graph with its branches.
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.onnx", NESTED_IF);
+    let (out, cert) = optimize(&model, dir.path());
+    let (code, r) = certify(&model, &out, &cert);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(r["replayed"], true, "{r}");
+    let rules: Vec<&str> = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[1].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"inline-constant-if"), "{r}");
+    assert!(rules.contains(&"constant-to-initializer"), "{r}");
+}
