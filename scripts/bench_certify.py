@@ -92,6 +92,7 @@ def whittle_row(whittle, name, model, d):
                                   if v[3]["verdict"] == "not-certified")
     verdict = "REJECTED: " + r["rejected"]["why"][:80] if r["rejected"] else (
         f"{sum(counts.values())} rewrites: {counts['proved-exact']} proved exact, "
+        f"{counts['proved-within-bound']} proved within an fp32 bound, "
         f"{counts['checked-by-evaluation']} checked by evaluation, "
         f"{counts['not-certified']} not certified"
         + ("".join(f" ({n}: {why})" for why, n in reasons.items()) if reasons else ""))

@@ -13,6 +13,7 @@
 //! file, and its only link to whittle's rewriting is the record format.
 
 pub mod components;
+pub mod folded;
 pub mod lemma;
 pub mod record;
 pub mod replay;
@@ -30,6 +31,9 @@ use whittle_ir::Model;
 pub enum Verdict {
     /// Its rule's lemma holds on the recorded nodes: equal for every input.
     ProvedExact { lemma: String },
+    /// Its rule's identity holds over the reals and the constants it wrote are the exact
+    /// values within a stated fp32 rounding bound.
+    ProvedWithinBound { lemma: String },
     /// The region before and after gave the same outputs in an independent runtime.
     CheckedByEvaluation {
         runtime: String,
@@ -62,15 +66,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// Counts of proved, checked, lossy and not certified rewrites.
-    pub fn counts(&self) -> [usize; 4] {
-        let mut c = [0; 4];
+    /// Counts of rewrites proved exact, proved within an fp32 bound, checked by
+    /// evaluation, lossy and not certified.
+    pub fn counts(&self) -> [usize; 5] {
+        let mut c = [0; 5];
         for (_, _, _, v) in &self.verdicts {
             c[match v {
                 Verdict::ProvedExact { .. } => 0,
-                Verdict::CheckedByEvaluation { .. } => 1,
-                Verdict::Lossy { .. } => 2,
-                Verdict::NotCertified { .. } => 3,
+                Verdict::ProvedWithinBound { .. } => 1,
+                Verdict::CheckedByEvaluation { .. } => 2,
+                Verdict::Lossy { .. } => 3,
+                Verdict::NotCertified { .. } => 4,
             }] += 1;
         }
         c
@@ -124,14 +130,17 @@ pub fn certify(
     }
     let mut report = Report::default();
     let mut state = ModelState::of(original);
-    let mut lemmas: Vec<Option<String>> = vec![None; cert.rewrites.len()];
+    let last = ModelState::of(optimized);
+    let mut store = state.tensors.clone();
+    store.extend(last.tensors.iter().map(|(k, t)| (k.clone(), t.clone())));
+    let mut lemmas: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
     let mut replayed_upto = cert.rewrites.len();
     for (k, rw) in cert.rewrites.iter().enumerate() {
         let Some(region) = &rw.region else {
             replayed_upto = k;
             break;
         };
-        match step(&mut state, rw, region) {
+        match step(&mut state, rw, region, &store) {
             Ok(lemma) => lemmas[k] = lemma,
             Err(why) => {
                 report.rejected = Some(reject(k, rw, why));
@@ -140,7 +149,7 @@ pub fn certify(
         }
     }
     if replayed_upto == cert.rewrites.len() {
-        let diff = state.differences(&ModelState::of(optimized), 5);
+        let diff = state.differences(&last, 5);
         if let Some((key, _)) = diff.first() {
             let why = format!(
                 "the optimized model is not the original with the logged rewrites: {}",
@@ -175,12 +184,25 @@ pub fn certify(
     Ok(report)
 }
 
-/// Applies one region with its lemma's checks around it.
+/// Applies one region with its lemma's checks around it: the verdict its lemma gives, if
+/// any (Err: the lemma is refuted, or the region does not apply).
 fn step(
     state: &mut ModelState,
     rw: &Rewrite,
     region: &record::Region,
-) -> Result<Option<String>, String> {
+    store: &folded::Store,
+) -> Result<Option<Verdict>, String> {
+    if rw.rule == "conv-batchnorm" && !region.lossy {
+        let outcome = match state.scopes.get(&region.scope) {
+            Some(g) => folded::conv_batchnorm(region, g, store)?,
+            None => folded::Outcome::Inconclusive,
+        };
+        state.apply(region)?;
+        return Ok(match outcome {
+            folded::Outcome::Proved(lemma) => Some(Verdict::ProvedWithinBound { lemma }),
+            folded::Outcome::Inconclusive => None,
+        });
+    }
     let lemma = lemma::lemma_of(&rw.rule);
     let before = state.scopes.get(&region.scope);
     let forward = match (&lemma, before) {
@@ -190,7 +212,9 @@ fn step(
     state.apply(region)?;
     if let (Some(l), Some(fwd), Some(after)) = (&lemma, forward, state.scopes.get(&region.scope)) {
         lemma::check_after(&rw.rule, region, after, &fwd)?;
-        return Ok(Some(format!("{}: {}", l.name, l.statement)));
+        return Ok(Some(Verdict::ProvedExact {
+            lemma: format!("{}: {}", l.name, l.statement),
+        }));
     }
     Ok(None)
 }
@@ -223,7 +247,7 @@ fn reject(k: usize, rw: &Rewrite, why: String) -> Rejection {
 fn judge(
     report: &mut Report,
     cert: &Certificate,
-    lemmas: &[Option<String>],
+    lemmas: &[Option<Verdict>],
     comps: &[Component],
     replayed_upto: usize,
     evaluator: Option<&dyn Evaluator>,
@@ -265,10 +289,8 @@ fn judge(
     for (k, rw) in cert.rewrites.iter().enumerate() {
         let v = if lossy(&k) {
             lossy_verdict(cert, rw)
-        } else if let Some(lemma) = &lemmas[k] {
-            Verdict::ProvedExact {
-                lemma: lemma.clone(),
-            }
+        } else if let Some(proved) = &lemmas[k] {
+            proved.clone()
         } else if k >= replayed_upto {
             outside_replay(cert, rw)
         } else {

@@ -17,9 +17,11 @@ pub struct GraphState {
 }
 
 /// Every graph of a model, by scope (empty: the main graph).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ModelState {
     pub scopes: BTreeMap<Vec<String>, GraphState>,
+    /// Its initializers' and Constants' tensors, by digest (to read values from).
+    pub tensors: crate::folded::Store,
 }
 
 impl ModelState {
@@ -248,6 +250,14 @@ fn add_graph(s: &mut ModelState, g: &Graph, scope: Vec<String>) {
         .par_iter()
         .map(|(name, t)| (name.to_string(), TensorRec::of(name, t)))
         .collect();
+    for (name, t) in inits {
+        s.tensors.insert(st.inits[name].sha256.clone(), t.clone());
+    }
+    for n in g.node_ids().filter(|n| g.node(*n).op() == "Constant") {
+        if let Some(t) = g.node(n).attr("value").and_then(|a| a.t.as_deref()) {
+            s.tensors.insert(crate::record::tensor_digest(t), t.clone());
+        }
+    }
     let names = |ids: &[whittle_ir::ValueId]| -> Vec<String> {
         ids.iter().map(|v| g.value(*v).name().to_string()).collect()
     };

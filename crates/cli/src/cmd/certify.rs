@@ -91,6 +91,7 @@ fn files_match(cert: &Certificate, args: &CertifyArgs) -> anyhow::Result<Option<
 fn verdict_text(v: &Verdict) -> String {
     match v {
         Verdict::ProvedExact { lemma } => format!("proved exact ({lemma})"),
+        Verdict::ProvedWithinBound { lemma } => format!("proved within an fp32 bound ({lemma})"),
         Verdict::CheckedByEvaluation {
             runtime, max_abs, ..
         } => format!("checked by evaluation in {runtime} (max abs {max_abs:.1e})"),
@@ -132,11 +133,11 @@ fn text(report: &Report, args: &CertifyArgs) -> String {
     for (k, rule, site, v) in &report.verdicts {
         let _ = writeln!(out, "{k:>5}  {rule:<26} {site:<40} {}", verdict_text(v));
     }
-    let [proved, checked, lossy, not] = report.counts();
+    let [proved, bound, checked, lossy, not] = report.counts();
     let _ = writeln!(
         out,
-        "summary: {proved} proved exact, {checked} checked by evaluation, {lossy} lossy, \
-         {not} not certified"
+        "summary: {proved} proved exact, {bound} proved within an fp32 bound, {checked} \
+         checked by evaluation, {lossy} lossy, {not} not certified"
     );
     out
 }

@@ -117,12 +117,13 @@ pub fn optimize_page(input: &Path, output: &Path, original: &Model, o: &Outcome)
 /// verdict (those not proved or checked first).
 pub fn certify_page(original: &Path, optimized: &Path, r: &whittle_certify::Report) -> String {
     use whittle_certify::Verdict;
-    let [proved, checked, lossy, open] = r.counts();
+    let [proved, bound, checked, lossy, open] = r.counts();
     let order = |v: &Verdict| match v {
         Verdict::NotCertified { .. } => 0,
         Verdict::Lossy { .. } => 1,
         Verdict::CheckedByEvaluation { .. } => 2,
-        Verdict::ProvedExact { .. } => 3,
+        Verdict::ProvedWithinBound { .. } => 3,
+        Verdict::ProvedExact { .. } => 4,
     };
     let mut rows: Vec<&(usize, String, String, Verdict)> = r.verdicts.iter().collect();
     rows.sort_by_key(|(k, _, _, v)| (order(v), *k));
@@ -136,8 +137,8 @@ pub fn certify_page(original: &Path, optimized: &Path, r: &whittle_certify::Repo
                 @if r.replayed { " The optimized model is exactly the original with the logged rewrites." } },
         }
         table {
-            tr { th { "proved exact" } th { "checked by evaluation" } th { "lossy" } th { "not certified" } }
-            tr { td.num { (proved) } td.num { (checked) } td.num { (lossy) } td.num { (open) } }
+            tr { th { "proved exact" } th { "proved within an fp32 bound" } th { "checked by evaluation" } th { "lossy" } th { "not certified" } }
+            tr { td.num { (proved) } td.num { (bound) } td.num { (checked) } td.num { (lossy) } td.num { (open) } }
         }
         h2 { "Rewrites" }
         table {
@@ -147,6 +148,7 @@ pub fn certify_page(original: &Path, optimized: &Path, r: &whittle_certify::Repo
                     td.num { (k) } td { (rule) } td { code { (site) } }
                     @match v {
                         Verdict::ProvedExact { lemma } => { td { "proved exact" } td { (lemma) } },
+                        Verdict::ProvedWithinBound { lemma } => { td { "proved within an fp32 bound" } td { (lemma) } },
                         Verdict::CheckedByEvaluation { runtime, max_abs, .. } => {
                             td { "checked by evaluation" } td { (runtime) ", max abs " (format!("{max_abs:.1e}")) } },
                         Verdict::Lossy { measured } => { td { "lossy (outside proof)" } td { (measured) } },
