@@ -112,6 +112,10 @@ pub fn conv_batchnorm(
     before: &GraphState,
     store: &Store,
 ) -> Result<Outcome, String> {
+    // ConvTranspose's weights are [C, M/g, k…]: its channel map is not recomputed here.
+    if region.removed.iter().any(|r| r.op == "|ConvTranspose") {
+        return Ok(Outcome::Inconclusive);
+    }
     let (conv, bn, folded) = shape(region)?;
     let init = |name: &String| before.inits.get(name);
     let added = |name: &String| region.inits_added.iter().find(|t| &t.name == name);

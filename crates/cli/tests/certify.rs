@@ -486,3 +486,32 @@ fn rewrites_inside_branches_replay_when_their_if_is_inlined_into_its_parent() {
     assert!(rules.contains(&"inline-constant-if"), "{r}");
     assert!(rules.contains(&"constant-to-initializer"), "{r}");
 }
+
+const CONVT_BN: &str = "graph {
+  input x: f32[1,2,4,4]
+  output y: f32[1,3,5,5]
+  init w: f32[2,3,2,2] = [0.1, -0.2, 0.3, 0.05, 0.2, -0.1, 0.4, 0.1, -0.3, 0.2, 0.1, 0.0, -0.1, 0.3, 0.2, 0.1, -0.2, 0.1, 0.3, -0.1, 0.2, 0.1, 0.0, 0.2]
+  init gamma: f32[3] = [1.5, 0.5, 2.0]
+  init beta: f32[3] = [0.1, -0.2, 0.3]
+  init mean: f32[3] = [0.2, -0.1, 0.05]
+  init var: f32[3] = [1.2, 0.8, 0.5]
+  c = ConvTranspose(x, w) {kernel_shape=[2, 2]}
+  y = BatchNormalization(c, gamma, beta, mean, var) {epsilon=0.00001}
+}";
+
+#[test]
+fn a_folded_batchnorm_after_a_transposed_conv_is_left_to_evaluation() {
+    // Its weights are [C, M/g, k…]: the checker does not recompute that channel map, so
+    // the fold is evaluated (and passes), not refused.
+    let dir = tempfile::tempdir().unwrap();
+    let (model, out, cert) = certified(dir.path(), CONVT_BN);
+    let (code, r) = certify(&model, &out, &cert);
+    assert_eq!(code, Some(0), "{r}");
+    let bn = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[1] == "conv-batchnorm")
+        .expect("the BatchNorm was folded");
+    assert_eq!(bn[3]["verdict"], "checked-by-evaluation", "{r}");
+}
