@@ -299,6 +299,11 @@ pub struct CertifyArgs {
     /// a model larger than memory cannot do.
     #[arg(long)]
     pub no_evaluate: bool,
+    /// What regions are fed: `original` (the values one run of the whole original
+    /// computes on the input set) or `random` (random values of the dims inference gives
+    /// for it; no run of the whole model, for models larger than memory).
+    #[arg(long, default_value = "original", value_parser = ["original", "random"], value_name = "FROM")]
+    pub region_inputs: String,
     /// Also write a self-contained HTML page of the verdicts.
     #[arg(long, value_name = "PAGE.html")]
     pub html: Option<PathBuf>,

@@ -515,3 +515,27 @@ fn a_folded_batchnorm_after_a_transposed_conv_is_left_to_evaluation() {
         .expect("the BatchNorm was folded");
     assert_eq!(bn[3]["verdict"], "checked-by-evaluation", "{r}");
 }
+
+#[test]
+fn regions_fed_random_values_are_checked_without_running_the_whole_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = whittle_testkit::fixture("llama_step.dyn.onnx");
+    let (out, cert) = optimize(&model, dir.path());
+    let o = whittle(&[
+        "certify",
+        s(&model),
+        s(&out),
+        s(&cert),
+        "--region-inputs",
+        "random",
+        "--format",
+        "json",
+    ]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{r}");
+    let v = verdicts(&r);
+    assert!(
+        v.get("checked-by-evaluation").copied().unwrap_or(0) > 0,
+        "{r}"
+    );
+}

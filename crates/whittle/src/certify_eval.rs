@@ -10,12 +10,25 @@ use whittle_certify::{ATOL, Compared, Evaluator, RTOL};
 use whittle_eval::{Runner, Runtime};
 use whittle_ir::{Graph, Model, NodeId, Tensor, ValueId};
 
-/// Runs regions in `runtime`, fed from one run of the original on `inputs`.
+/// Where the values a region reads come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// One run of the whole original on the input set: the values it really sees.
+    Original,
+    /// Random values of the types and dims inference gives for the input set (shape
+    /// values where inference knows them): no run of the whole model, for models larger
+    /// than memory.
+    Random,
+}
+
+/// Runs regions in `runtime`, fed from one run of the original on `inputs` (or, with
+/// [`Feed::Random`], from random values shaped by it).
 pub struct RegionEvaluator<'a> {
     original: &'a Model,
     optimized: &'a Model,
     runtime: Runtime,
     inputs: Vec<Tensor>,
+    feed: Feed,
     /// The original's values by name, computed once for every name a region reads.
     values: RefCell<Option<Result<HashMap<String, Tensor>, String>>>,
     /// Every name some component's region reads (set by `prepare`).
@@ -29,12 +42,14 @@ impl<'a> RegionEvaluator<'a> {
         optimized: &'a Model,
         runtime: Runtime,
         inputs: Vec<Tensor>,
+        feed: Feed,
     ) -> RegionEvaluator<'a> {
         RegionEvaluator {
             original,
             optimized,
             runtime,
             inputs,
+            feed,
             values: RefCell::new(None),
             wanted: RefCell::new(BTreeSet::new()),
         }
@@ -45,9 +60,44 @@ impl<'a> RegionEvaluator<'a> {
         if let Some(v) = self.values.borrow().as_ref() {
             return v.clone();
         }
-        let computed = self.compute_values();
+        let computed = match self.feed {
+            Feed::Original => self.compute_values(),
+            Feed::Random => self.random_values(),
+        };
         *self.values.borrow_mut() = Some(computed.clone());
         computed
+    }
+
+    /// Random values for every wanted name, typed and shaped by inference on the
+    /// original with the input set's dims; integer values inference knows (shapes) are
+    /// those values.
+    fn random_values(&self) -> Result<HashMap<String, Tensor>, String> {
+        let mut m = self.original.clone();
+        let g = &m.graph;
+        let input_shapes = g
+            .inputs()
+            .iter()
+            .filter(|v| g.value(**v).initializer().is_none())
+            .zip(&self.inputs)
+            .map(|(v, t)| {
+                let dims = t.dims.iter().map(|d| whittle_ir::Dim::Known(*d)).collect();
+                (g.value(*v).name().to_string(), dims)
+            })
+            .collect();
+        let opts = whittle_ir::infer::InferOptions { input_shapes };
+        let facts = whittle_ir::infer::infer(&mut m, &opts).map_err(|e| e.to_string())?;
+        let g = &m.graph;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = HashMap::new();
+        for name in self.wanted.borrow().iter() {
+            let Some(fact) = g.find(name).and_then(|v| facts.fact(v)) else {
+                continue;
+            };
+            if let Some(t) = random_tensor(fact, &mut seed) {
+                values.insert(name.clone(), t);
+            }
+        }
+        Ok(values)
     }
 
     fn compute_values(&self) -> Result<HashMap<String, Tensor>, String> {
@@ -80,6 +130,43 @@ impl<'a> RegionEvaluator<'a> {
             }
         }
         Ok(values)
+    }
+}
+
+/// A random tensor of `fact`'s type and (known) dims: floats in [-1, 1), integers in
+/// [0, 4), or the integers inference knows. None for other types or unknown dims.
+fn random_tensor(fact: &whittle_ir::infer::Fact, seed: &mut u64) -> Option<Tensor> {
+    let dims: Vec<i64> = fact
+        .dims
+        .as_ref()?
+        .iter()
+        .map(|d| match d {
+            whittle_ir::Dim::Known(k) => Some(*k),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let n = dims.iter().product::<i64>().max(0) as usize;
+    let mut next = || {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*seed >> 33) as u32
+    };
+    match fact.elem? {
+        whittle_ir::DataType::Float => {
+            let v: Vec<f32> = (0..n)
+                .map(|_| next() as f32 / 2f32.powi(30) - 1.0)
+                .collect();
+            Some(Tensor::from_f32(dims, &v))
+        }
+        whittle_ir::DataType::Int64 => {
+            let v: Vec<i64> = match fact.ints().filter(|v| v.len() == n) {
+                Some(known) => known,
+                None => (0..n).map(|_| i64::from(next() % 4)).collect(),
+            };
+            Some(Tensor::from_i64(dims, &v))
+        }
+        _ => None,
     }
 }
 

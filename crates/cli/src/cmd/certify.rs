@@ -6,7 +6,7 @@ use crate::testinputs::input_sets;
 use anyhow::Context;
 use std::fmt::Write;
 use whittle::certificate::file_sha256;
-use whittle::certify_eval::RegionEvaluator;
+use whittle::certify_eval::{Feed, RegionEvaluator};
 use whittle_certify::record::Certificate;
 use whittle_certify::{Rejection, Report, Verdict};
 use whittle_onnx::read_model;
@@ -27,7 +27,11 @@ pub fn render(args: &CertifyArgs) -> anyhow::Result<(String, bool)> {
             let rt = args.runtime.load()?;
             let (sets, _) = input_sets(&original, &args.inputs)?;
             let first = sets.into_iter().next().unwrap_or_default();
-            Some(RegionEvaluator::new(&original, &optimized, rt, first))
+            let feed = match args.region_inputs.as_str() {
+                "random" => Feed::Random,
+                _ => Feed::Original,
+            };
+            Some(RegionEvaluator::new(&original, &optimized, rt, first, feed))
         }
     };
     let eval = eval.as_ref().map(|e| e as &dyn whittle_certify::Evaluator);
