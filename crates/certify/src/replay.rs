@@ -332,20 +332,17 @@ fn graph_differences(a: &GraphState, b: &GraphState, at: &str, out: &mut Vec<(St
     for k in b.inits.keys().filter(|k| !a.inits.contains_key(*k)) {
         push(k, format!("initializer '{k}'{at} was not expected"));
     }
-    if a.outputs != b.outputs {
-        let msg = format!(
-            "graph outputs{at} are [{}], expected [{}]",
-            b.outputs.join(", "),
-            a.outputs.join(", ")
-        );
-        push("", msg);
-    }
-    if a.inputs != b.inputs {
-        let msg = format!(
-            "graph inputs{at} are [{}], expected [{}]",
-            b.inputs.join(", "),
-            a.inputs.join(", ")
-        );
-        push("", msg);
+    for (what, want, have) in [
+        ("outputs", &a.outputs, &b.outputs),
+        ("inputs", &a.inputs, &b.inputs),
+    ] {
+        if want != have {
+            let msg = format!(
+                "graph {what}{at} are [{}], expected [{}]",
+                have.join(", "),
+                want.join(", ")
+            );
+            push("", msg);
+        }
     }
 }
