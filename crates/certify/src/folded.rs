@@ -3,9 +3,10 @@
 //! are the exact values rounded to fp32. The checker recomputes them in f64 from the
 //! tensors before (the original's, found by digest) and bounds the written ones.
 //!
-//! Conv then BatchNormalization (inference): BN(c) = (c − μ)·s + β with s = γ/√(σ² + ε)
-//! per output channel, and Conv is linear in its weights per output channel, so
-//! BN(Conv(x, W, b)) = Conv(x, W·s, (b − μ)·s + β) for every x.
+//! A per-channel affine map after a Conv (BatchNormalization in inference, or an Add or
+//! Mul of one value per output channel) is y = a·c + d per channel, and Conv is linear in
+//! its weights per output channel, so a·Conv(x, W, b) + d = Conv(x, W·a, b·a + d) for
+//! every x.
 
 use crate::record::{NodeRec, Region, TensorRec};
 use crate::replay::GraphState;
@@ -38,6 +39,21 @@ fn epsilon(bn: &NodeRec) -> f64 {
         .map_or(1e-5, |b| f64::from(f32::from_bits(b)))
 }
 
+/// The values a written constant holds: from `store` by digest, or, when neither file
+/// holds it, `want` rounded to fp32 if that has the recorded digest (then stored).
+fn written(store: &mut Store, rec: &TensorRec, want: &[f64]) -> Option<Vec<f64>> {
+    if let Some(v) = values(store, Some(rec)) {
+        return Some(v);
+    }
+    let rounded: Vec<f32> = want.iter().map(|x| *x as f32).collect();
+    let t = Tensor::from_f32(rec.dims.clone(), &rounded);
+    if rec.dtype != 1 || crate::record::tensor_digest(&t) != rec.sha256 {
+        return None;
+    }
+    store.insert(rec.sha256.clone(), t);
+    Some(rounded.into_iter().map(f64::from).collect())
+}
+
 /// Largest |got − want| in ulps of want (0 where both are equal).
 fn worst_ulps(got: &[f64], want: &[f64]) -> f64 {
     got.iter()
@@ -49,26 +65,35 @@ fn worst_ulps(got: &[f64], want: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The structural side: one Conv and one BatchNormalization removed, one Conv added
-/// reading the same input with new weights, the readers of the BN's output now reading
-/// the Conv's (unless the Conv took that name). Returns (conv, bn, folded conv).
-fn shape(region: &Region) -> Result<(&NodeRec, &NodeRec, &NodeRec), String> {
-    let conv = region.removed.iter().find(|r| r.op == "|Conv");
-    let bn = region
+/// The ops whose per-channel affine map folds into a Conv, by rule.
+fn post_ops(rule: &str) -> &'static [&'static str] {
+    match rule {
+        "conv-batchnorm" => &["|BatchNormalization"],
+        "conv-add-mul" => &["|Add", "|Mul"],
+        _ => &[],
+    }
+}
+
+/// The structural side: a Conv and the node after it (`post_ops`) removed, one Conv
+/// added reading the same input with new constants, the readers of the second node's
+/// output now reading the Conv's (unless the Conv took that name). Returns (conv, the
+/// node after it, the folded conv).
+fn shape<'a>(
+    rule: &str,
+    region: &'a Region,
+) -> Result<(&'a NodeRec, &'a NodeRec, &'a NodeRec), String> {
+    let conv = region
         .removed
         .iter()
-        .find(|r| r.op == "|BatchNormalization");
-    let (Some(conv), Some(bn)) = (conv, bn) else {
-        return Err("not a Conv and a BatchNormalization".into());
-    };
+        .find(|r| r.op == "|Conv")
+        .ok_or("no Conv removed")?;
     let c = conv.outputs.first().ok_or("the Conv has no output")?;
-    let y = bn
-        .outputs
-        .first()
-        .ok_or("the BatchNormalization has no output")?;
-    if bn.inputs.first() != Some(c) || bn.inputs.len() != 5 {
-        return Err("the BatchNormalization does not read the Conv".into());
-    }
+    let post = region
+        .removed
+        .iter()
+        .find(|r| post_ops(rule).contains(&r.op.as_str()) && r.inputs.contains(c))
+        .ok_or("nothing after the Conv that folds into it")?;
+    let y = post.outputs.first().ok_or("the folded op has no output")?;
     let folded = region
         .added
         .iter()
@@ -85,7 +110,7 @@ fn shape(region: &Region) -> Result<(&NodeRec, &NodeRec, &NodeRec), String> {
     for r in region
         .removed
         .iter()
-        .filter(|r| r.key() != conv.key() && r.key() != bn.key())
+        .filter(|r| r.key() != conv.key() && r.key() != post.key())
     {
         let mut e = r.clone();
         e.inputs
@@ -102,75 +127,187 @@ fn shape(region: &Region) -> Result<(&NodeRec, &NodeRec, &NodeRec), String> {
     if want != got {
         return Err(format!("the readers of '{y}' are not rewired to '{out}'"));
     }
-    Ok((conv, bn, folded))
+    Ok((conv, post, folded))
 }
 
-/// The conv-batchnorm lemma on `region`, with `before` the graph before it and `store`
-/// the tensors both files hold.
-pub fn conv_batchnorm(
+/// A per-channel constant read against a Conv output of rank `rank` with `m` channels:
+/// its dims are 1 but for the channel axis (1), right-aligned; one value is broadcast.
+fn per_channel(
+    rec: &TensorRec,
+    values: Vec<f64>,
+    rank: usize,
+    m: usize,
+) -> Result<Vec<f64>, String> {
+    let off = rank
+        .checked_sub(rec.dims.len())
+        .ok_or("the constant has a higher rank")?;
+    let ok = rec
+        .dims
+        .iter()
+        .enumerate()
+        .all(|(i, d)| *d == 1 || (off + i == 1 && *d == m as i64));
+    match values.len() {
+        _ if !ok => Err(format!(
+            "'{}' is not one value per output channel",
+            rec.name
+        )),
+        1 => Ok(vec![values[0]; m]),
+        n if n == m => Ok(values),
+        _ => Err(format!(
+            "'{}' is not one value per output channel",
+            rec.name
+        )),
+    }
+}
+
+/// The affine map y = a·c + d (per output channel) the node after the Conv applies,
+/// with the lemma it rests on; None when a constant is in neither file.
+type Affine = (Vec<f64>, Vec<f64>, &'static str);
+
+/// A constant's record and values, by name.
+type Lookup<'a> = dyn Fn(&String) -> Option<(TensorRec, Vec<f64>)> + 'a;
+
+fn affine(
+    post: &NodeRec,
+    conv_out: &str,
+    (m, rank): (usize, usize),
+    lookup: &Lookup,
+) -> Result<Option<Affine>, String> {
+    if post.op == "|BatchNormalization" {
+        if post.inputs.len() != 5 || post.inputs[0] != conv_out {
+            return Err("the BatchNormalization does not read the Conv".into());
+        }
+        let Some(p) = post.inputs[1..]
+            .iter()
+            .map(lookup)
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        let (gamma, beta, mean, var) = (&p[0].1, &p[1].1, &p[2].1, &p[3].1);
+        if [gamma, beta, mean, var].iter().any(|v| v.len() != m) {
+            return Err(
+                "the BatchNormalization's parameters do not match the Conv's channels".into(),
+            );
+        }
+        let eps = epsilon(post);
+        let a: Vec<f64> = (0..m).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
+        let d: Vec<f64> = (0..m).map(|i| beta[i] - mean[i] * a[i]).collect();
+        return Ok(Some((
+            a,
+            d,
+            "BN(Conv(x, W, b)) = Conv(x, W·s, (b − μ)·s + β), s = γ/√(σ² + ε)",
+        )));
+    }
+    let other = post
+        .inputs
+        .iter()
+        .find(|i| *i != conv_out)
+        .ok_or("the op reads the Conv twice")?;
+    let Some((rec, v)) = lookup(other) else {
+        return Ok(None);
+    };
+    let c = per_channel(&rec, v, rank, m)?;
+    Ok(Some(match post.op.as_str() {
+        "|Add" => (
+            vec![1.0; m],
+            c,
+            "Conv(x, W, b) + c = Conv(x, W, b + c), c per output channel",
+        ),
+        _ => (
+            c,
+            vec![0.0; m],
+            "Conv(x, W, b)·s = Conv(x, W·s, b·s), s per output channel",
+        ),
+    }))
+}
+
+/// The lemma of a fold of a per-channel affine op into a Conv (`conv-batchnorm`,
+/// `conv-add-mul`) on `region`, with `before` the graph before it and `store` the
+/// tensors known by digest. Conv is linear in W per output channel, so
+/// a·Conv(x, W, b) + d = Conv(x, W·a, b·a + d) over the reals; the written constants
+/// must be those values within the fp32 bound. A written constant in neither file (a
+/// later fold consumed it) is proved when its f64 value rounded to fp32 has the recorded
+/// digest, and then joins `store` for the folds after it.
+pub fn conv_affine(
+    rule: &str,
     region: &Region,
     before: &GraphState,
-    store: &Store,
+    store: &mut Store,
 ) -> Result<Outcome, String> {
     // ConvTranspose's weights are [C, M/g, k…]: its channel map is not recomputed here.
     if region.removed.iter().any(|r| r.op == "|ConvTranspose") {
         return Ok(Outcome::Inconclusive);
     }
-    let (conv, bn, folded) = shape(region)?;
-    let init = |name: &String| before.inits.get(name);
-    let added = |name: &String| region.inits_added.iter().find(|t| &t.name == name);
-    let w = values(store, conv.inputs.get(1).and_then(init));
-    let b = match conv.inputs.get(2).filter(|n| !n.is_empty()) {
-        Some(n) => values(store, init(n)),
-        None => Some(Vec::new()),
+    let (conv, post, folded) = shape(rule, region)?;
+    let rec_of = |name: &String| -> Option<TensorRec> {
+        region
+            .inits_added
+            .iter()
+            .find(|t| &t.name == name)
+            .or_else(|| before.inits.get(name))
+            .cloned()
     };
-    let p: Option<Vec<Vec<f64>>> = bn.inputs[1..]
-        .iter()
-        .map(|n| values(store, init(n)))
-        .collect();
-    let w2 = values(
-        store,
-        folded
-            .inputs
-            .get(1)
-            .and_then(|n| added(n).or_else(|| init(n))),
-    );
-    let b2 = values(
-        store,
-        folded
-            .inputs
-            .get(2)
-            .and_then(|n| added(n).or_else(|| init(n))),
-    );
-    let (Some(w), Some(b), Some(p), Some(w2), Some(b2)) = (w, b, p, w2, b2) else {
+    let snapshot: &Store = store;
+    let found = |name: &String| -> Option<(TensorRec, Vec<f64>)> {
+        let rec = rec_of(name)?;
+        let v = values(snapshot, Some(&rec))?;
+        Some((rec, v))
+    };
+    let Some((w_rec, w)) = conv
+        .inputs
+        .get(1)
+        .and_then(|n| before.inits.get(n))
+        .and_then(|r| Some((r.clone(), values(snapshot, Some(r))?)))
+    else {
         return Ok(Outcome::Inconclusive);
     };
-    let (gamma, beta, mean, var) = (&p[0], &p[1], &p[2], &p[3]);
-    let m = gamma.len();
-    if m == 0 || [beta, mean, var].iter().any(|v| v.len() != m) || w.len() % m != 0 {
-        return Err("the BatchNormalization's parameters do not match the Conv's channels".into());
+    let m = usize::try_from(*w_rec.dims.first().ok_or("the weights have no dims")?)
+        .map_err(|_| "negative dims")?;
+    if m == 0 || w.len() % m != 0 {
+        return Err("the weights do not split into output channels".into());
     }
-    if w2.len() != w.len() || b2.len() != m || !(b.is_empty() || b.len() == m) {
+    let b = match conv.inputs.get(2).filter(|n| !n.is_empty()) {
+        Some(n) => match before.inits.get(n).and_then(|r| values(snapshot, Some(r))) {
+            Some(b) if b.len() == m => b,
+            Some(_) => return Err("the Conv's bias has the wrong size".into()),
+            None => return Ok(Outcome::Inconclusive),
+        },
+        None => vec![0.0; m],
+    };
+    let conv_out = conv.outputs.first().cloned().unwrap_or_default();
+    let Some((a, d, identity)) = affine(post, &conv_out, (m, w_rec.dims.len()), &found)? else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let (w_name, b_name) = match (folded.inputs.get(1), folded.inputs.get(2)) {
+        (Some(x), Some(y)) => (x.clone(), y.clone()),
+        _ => return Err("the folded Conv has no weights or bias".into()),
+    };
+    let (Some(w2_rec), Some(b2_rec)) = (rec_of(&w_name), rec_of(&b_name)) else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let per = w.len() / m;
+    let w_ref: Vec<f64> = w.iter().enumerate().map(|(i, x)| x * a[i / per]).collect();
+    let b_ref: Vec<f64> = (0..m).map(|i| b[i] * a[i] + d[i]).collect();
+    let (Some(w2), Some(b2)) = (
+        written(store, &w2_rec, &w_ref),
+        written(store, &b2_rec, &b_ref),
+    ) else {
+        return Ok(Outcome::Inconclusive);
+    };
+    if w2.len() != w.len() || b2.len() != m {
         return Err("the folded constants have the wrong sizes".into());
     }
-    let eps = epsilon(bn);
-    let s: Vec<f64> = (0..m).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
-    let per = w.len() / m;
-    let w_ref: Vec<f64> = w.iter().enumerate().map(|(i, x)| x * s[i / per]).collect();
-    let b_ref: Vec<f64> = (0..m)
-        .map(|i| (b.get(i).copied().unwrap_or(0.0) - mean[i]) * s[i] + beta[i])
-        .collect();
     let (uw, ub) = (worst_ulps(&w2, &w_ref), worst_ulps(&b2, &b_ref));
     if uw > ULPS || ub > ULPS {
         return Err(format!(
-            "the folded constants are {:.1} ulp (weights) and {:.1} ulp (bias) from W·s and \
-             (b − μ)·s + β, more than {ULPS}",
-            uw, ub
+            "the folded constants are {uw:.1} ulp (weights) and {ub:.1} ulp (bias) from their \
+             f64 values, more than {ULPS}"
         ));
     }
     Ok(Outcome::Proved(format!(
-        "BN(Conv(x, W, b)) = Conv(x, W·s, (b − μ)·s + β), s = γ/√(σ² + ε), exact over the \
-         reals; the written constants are within {:.1} ulp of their f64 values",
+        "{identity}: exact over the reals, Conv being linear in W per output channel; the \
+         written constants are within {:.1} ulp of their f64 values",
         uw.max(ub)
     )))
 }

@@ -140,7 +140,7 @@ pub fn certify(
             replayed_upto = k;
             break;
         };
-        match step(&mut state, rw, region, &store) {
+        match step(&mut state, rw, region, &mut store) {
             Ok(lemma) => lemmas[k] = lemma,
             Err(why) => {
                 report.rejected = Some(reject(k, rw, why));
@@ -190,11 +190,11 @@ fn step(
     state: &mut ModelState,
     rw: &Rewrite,
     region: &record::Region,
-    store: &folded::Store,
+    store: &mut folded::Store,
 ) -> Result<Option<Verdict>, String> {
-    if rw.rule == "conv-batchnorm" && !region.lossy {
+    if matches!(rw.rule.as_str(), "conv-batchnorm" | "conv-add-mul") && !region.lossy {
         let outcome = match state.scopes.get(&region.scope) {
-            Some(g) => folded::conv_batchnorm(region, g, store)?,
+            Some(g) => folded::conv_affine(&rw.rule, region, g, store)?,
             None => folded::Outcome::Inconclusive,
         };
         state.apply(region)?;

@@ -539,3 +539,33 @@ fn regions_fed_random_values_are_checked_without_running_the_whole_model() {
         "{r}"
     );
 }
+
+const CONV_MUL_ADD: &str = "graph {
+  input x: f32[1,2,5,5]
+  output y: f32[1,3,5,5]
+  init w: f32[3,2,1,1] = [0.1, -0.2, 0.3, 0.05, 0.2, -0.1]
+  init b: f32[3] = [0.5, -0.5, 0.25]
+  init s: f32[1,3,1,1] = [1.5, 0.5, 2.0]
+  init c: f32[1,3,1,1] = [0.1, -0.2, 0.3]
+  t = Conv(x, w, b) {kernel_shape=[1, 1]}
+  u = Mul(t, s)
+  y = Add(u, c)
+}";
+
+#[test]
+fn per_channel_mul_and_add_folded_into_a_conv_are_proved_within_an_fp32_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, out, cert) = certified(dir.path(), CONV_MUL_ADD);
+    let (code, r) = certify(&model, &out, &cert);
+    assert_eq!(code, Some(0), "{r}");
+    let folds: Vec<&Value> = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v[1] == "conv-add-mul")
+        .collect();
+    assert_eq!(folds.len(), 2, "the Mul and the Add both fold: {r}");
+    for f in folds {
+        assert_eq!(f[3]["verdict"], "proved-within-bound", "{r}");
+    }
+}
