@@ -222,6 +222,39 @@ fn affine(
     }))
 }
 
+/// The Conv's weights (record and values) and bias (zeros without one), checked to split
+/// into output channels; None when a value is in neither file.
+type ConvConstants = (TensorRec, Vec<f64>, Vec<f64>);
+
+fn conv_constants(
+    conv: &NodeRec,
+    before: &GraphState,
+    store: &Store,
+) -> Result<Option<ConvConstants>, String> {
+    let Some((w_rec, w)) = conv
+        .inputs
+        .get(1)
+        .and_then(|n| before.inits.get(n))
+        .and_then(|r| Some((r.clone(), values(store, Some(r))?)))
+    else {
+        return Ok(None);
+    };
+    let m = usize::try_from(*w_rec.dims.first().ok_or("the weights have no dims")?)
+        .map_err(|_| "negative dims")?;
+    if m == 0 || w.len() % m != 0 {
+        return Err("the weights do not split into output channels".into());
+    }
+    let b = match conv.inputs.get(2).filter(|n| !n.is_empty()) {
+        Some(n) => match before.inits.get(n).and_then(|r| values(store, Some(r))) {
+            Some(b) if b.len() == m => b,
+            Some(_) => return Err("the Conv's bias has the wrong size".into()),
+            None => return Ok(None),
+        },
+        None => vec![0.0; m],
+    };
+    Ok(Some((w_rec, w, b)))
+}
+
 /// The lemma of a fold of a per-channel affine op into a Conv (`conv-batchnorm`,
 /// `conv-add-mul`) on `region`, with `before` the graph before it and `store` the
 /// tensors known by digest. Conv is linear in W per output channel, so
@@ -254,27 +287,10 @@ pub fn conv_affine(
         let v = values(snapshot, Some(&rec))?;
         Some((rec, v))
     };
-    let Some((w_rec, w)) = conv
-        .inputs
-        .get(1)
-        .and_then(|n| before.inits.get(n))
-        .and_then(|r| Some((r.clone(), values(snapshot, Some(r))?)))
-    else {
+    let Some((w_rec, w, b)) = conv_constants(conv, before, snapshot)? else {
         return Ok(Outcome::Inconclusive);
     };
-    let m = usize::try_from(*w_rec.dims.first().ok_or("the weights have no dims")?)
-        .map_err(|_| "negative dims")?;
-    if m == 0 || w.len() % m != 0 {
-        return Err("the weights do not split into output channels".into());
-    }
-    let b = match conv.inputs.get(2).filter(|n| !n.is_empty()) {
-        Some(n) => match before.inits.get(n).and_then(|r| values(snapshot, Some(r))) {
-            Some(b) if b.len() == m => b,
-            Some(_) => return Err("the Conv's bias has the wrong size".into()),
-            None => return Ok(Outcome::Inconclusive),
-        },
-        None => vec![0.0; m],
-    };
+    let m = b.len();
     let conv_out = conv.outputs.first().cloned().unwrap_or_default();
     let Some((a, d, identity)) = affine(post, &conv_out, (m, w_rec.dims.len()), &found)? else {
         return Ok(Outcome::Inconclusive);
