@@ -17,11 +17,13 @@ pub mod folded;
 pub mod lemma;
 pub mod record;
 pub mod replay;
+pub mod symbolic;
 
 use components::Component;
 use record::{Certificate, Rewrite};
 use replay::ModelState;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use thiserror::Error;
 use whittle_ir::Model;
 
@@ -131,6 +133,7 @@ pub fn certify(
     let mut report = Report::default();
     let mut state = ModelState::of(original);
     let last = ModelState::of(optimized);
+    let first_inits = main_inits(&state);
     let mut store = state.tensors.clone();
     store.extend(last.tensors.iter().map(|(k, t)| (k.clone(), t.clone())));
     let mut lemmas: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
@@ -172,6 +175,8 @@ pub fn certify(
         report.replayed = true;
     }
     let comps = components::of(&cert.rewrites[..replayed_upto]);
+    let inits = (first_inits, main_inits(&last));
+    prove_symbolically(original, optimized, cert, &comps, &inits, &mut lemmas);
     if let Some(e) = evaluator {
         let open: Vec<Component> = comps
             .iter()
@@ -182,6 +187,59 @@ pub fn certify(
     }
     judge(&mut report, cert, &lemmas, &comps, replayed_upto, evaluator);
     Ok(report)
+}
+
+/// Proves by symbolic evaluation the components no lemma proved (none with a lossy
+/// member): each proved rewrite gets its verdict in `lemmas`. `inits` are the main
+/// graphs' initializer records, original and optimized.
+fn prove_symbolically(
+    original: &Model,
+    optimized: &Model,
+    cert: &Certificate,
+    comps: &[Component],
+    inits: &(
+        BTreeMap<String, record::TensorRec>,
+        BTreeMap<String, record::TensorRec>,
+    ),
+    lemmas: &mut [Option<Verdict>],
+) {
+    let lossy = |k: &usize| cert.rewrites[*k].region.as_ref().is_some_and(|r| r.lossy);
+    let open = |c: &Component, lemmas: &[Option<Verdict>]| {
+        !c.members.iter().any(lossy) && c.members.iter().any(|k| lemmas[*k].is_none())
+    };
+    if !comps.iter().any(|c| open(c, lemmas)) {
+        return;
+    }
+    let mut prover = symbolic::Prover::new(original, &inits.0, optimized, &inits.1);
+    for c in comps {
+        if !open(c, lemmas) {
+            continue;
+        }
+        if let Some(n) = prover.prove(c) {
+            for k in &c.members {
+                lemmas[*k].get_or_insert_with(|| symbolic_verdict(n));
+            }
+        }
+    }
+}
+
+/// The main graph's initializer records.
+fn main_inits(state: &ModelState) -> BTreeMap<String, record::TensorRec> {
+    state
+        .scopes
+        .get(&Vec::new())
+        .map(|g| g.inits.clone())
+        .unwrap_or_default()
+}
+
+/// The verdict of a region proved by symbolic evaluation, handing on `n` values.
+fn symbolic_verdict(n: usize) -> Verdict {
+    Verdict::ProvedExact {
+        lemma: format!(
+            "symbolic evaluation: the region after hands on the same {n} term(s) as before, \
+             dims as polynomials of the inputs' dims, for every input"
+        ),
+    }
 }
 
 /// Applies one region with its lemma's checks around it: the verdict its lemma gives, if
@@ -377,6 +435,64 @@ pub fn without_certificate(
 ) -> Report {
     let (a, b) = (ModelState::of(original), ModelState::of(optimized));
     let mut report = Report::default();
+    let (regions, same) = changed_regions(&a, &b);
+    report.verdicts.push((
+        1,
+        "unchanged".into(),
+        format!("{same} nodes"),
+        Verdict::ProvedExact {
+            lemma: "structural equality: same op, attributes and inputs by name".into(),
+        },
+    ));
+    let (ia, ib) = (main_inits(&a), main_inits(&b));
+    let mut prover = symbolic::Prover::new(original, &ia, optimized, &ib);
+    let proved: Vec<Option<usize>> = regions.iter().map(|c| prover.prove(c)).collect();
+    if let Some(e) = evaluator {
+        let open: Vec<Component> = regions
+            .iter()
+            .zip(&proved)
+            .filter(|(_, p)| p.is_none())
+            .map(|(c, _)| c.clone())
+            .collect();
+        e.prepare(&open);
+    }
+    for (i, c) in regions.iter().enumerate() {
+        let site = format!(
+            "{}{} nodes before, {} after",
+            match c.scope.is_empty() {
+                true => String::new(),
+                false => format!("{}: ", c.scope.join(" / ")),
+            },
+            c.before.len(),
+            c.after.len()
+        );
+        let v = match proved[i].map(symbolic_verdict).map(Ok) {
+            Some(v) => v,
+            None => evaluate(c, evaluator),
+        };
+        let v = match v {
+            Ok(v) => v,
+            Err(max_abs) => {
+                report.rejected = Some(Rejection {
+                    rewrite: 0,
+                    rule: "changed region".into(),
+                    site,
+                    why: format!("the models differ by up to {max_abs:.3e} in the region"),
+                });
+                return report;
+            }
+        };
+        report
+            .verdicts
+            .push((i + 2, "changed region".into(), site, v));
+    }
+    report.replayed = true;
+    report
+}
+
+/// Each graph's differing part as one region (nodes whose records differ, before and
+/// after), and the number of nodes equal in both.
+fn changed_regions(a: &ModelState, b: &ModelState) -> (Vec<Component>, usize) {
     let mut regions: Vec<Component> = Vec::new();
     let mut same = 0usize;
     let empty = replay::GraphState::default();
@@ -408,43 +524,5 @@ pub fn without_certificate(
             regions.push(c);
         }
     }
-    report.verdicts.push((
-        1,
-        "unchanged".into(),
-        format!("{same} nodes"),
-        Verdict::ProvedExact {
-            lemma: "structural equality: same op, attributes and inputs by name".into(),
-        },
-    ));
-    if let Some(e) = evaluator {
-        e.prepare(&regions);
-    }
-    for (i, c) in regions.iter().enumerate() {
-        let site = format!(
-            "{}{} nodes before, {} after",
-            match c.scope.is_empty() {
-                true => String::new(),
-                false => format!("{}: ", c.scope.join(" / ")),
-            },
-            c.before.len(),
-            c.after.len()
-        );
-        let v = match evaluate(c, evaluator) {
-            Ok(v) => v,
-            Err(max_abs) => {
-                report.rejected = Some(Rejection {
-                    rewrite: 0,
-                    rule: "changed region".into(),
-                    site,
-                    why: format!("the models differ by up to {max_abs:.3e} in the region"),
-                });
-                return report;
-            }
-        };
-        report
-            .verdicts
-            .push((i + 2, "changed region".into(), site, v));
-    }
-    report.replayed = true;
-    report
+    (regions, same)
 }

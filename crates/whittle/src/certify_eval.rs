@@ -101,6 +101,20 @@ impl<'a> RegionEvaluator<'a> {
     }
 
     fn compute_values(&self) -> Result<HashMap<String, Tensor>, String> {
+        let g = &self.original.graph;
+        let bytes: u64 = g
+            .initializers()
+            .iter()
+            .filter_map(|v| g.value(*v).initializer())
+            .map(Tensor::stored_bytes)
+            .sum();
+        if bytes > MAX_WHOLE_RUN {
+            return Err(format!(
+                "the original holds {:.1} GiB of constants, too many to run it whole here \
+                 (more than 4 GiB): --region-inputs random feeds regions without that run",
+                bytes as f64 / (1u64 << 30) as f64
+            ));
+        }
         let mut m = self.original.clone();
         let g = &mut m.graph;
         let wanted: Vec<ValueId> = self
@@ -265,6 +279,33 @@ fn region_model(
     Ok(m)
 }
 
+/// The original is run whole (to feed the regions) only below this many bytes of
+/// constants: the runtime takes the model, weights and all, as one message.
+const MAX_WHOLE_RUN: u64 = 4 << 30;
+
+/// A region model holds the constants it reads, and a runtime takes it as one protobuf
+/// message: past this many bytes of them it is not built.
+const MAX_REGION_CONSTANTS: u64 = 1 << 30;
+
+/// Err when the initializers of `m` that `reads` names are too large to copy into a
+/// region model.
+fn constants_fit(m: &Model, reads: &BTreeSet<String>) -> Result<(), String> {
+    let g = &m.graph;
+    let bytes: u64 = reads
+        .iter()
+        .filter_map(|n| g.value(g.find(n)?).initializer())
+        .map(Tensor::stored_bytes)
+        .sum();
+    if bytes > MAX_REGION_CONSTANTS {
+        return Err(format!(
+            "the region reads {:.1} GiB of constants, more than a region model holds \
+             (1 GiB): not evaluated",
+            bytes as f64 / (1u64 << 30) as f64
+        ));
+    }
+    Ok(())
+}
+
 /// Largest difference, and whether every element is within tolerance.
 fn compare(a: &[Tensor], b: &[Tensor]) -> Result<Compared, String> {
     let mut out = Compared {
@@ -341,6 +382,9 @@ impl Evaluator for RegionEvaluator<'_> {
                 max_abs: 0.0,
                 within: true,
             });
+        }
+        for (m, reads) in [(self.original, &reads_b), (self.optimized, &reads_a)] {
+            constants_fit(m, reads)?;
         }
         let values = self.values()?;
         let mb = region_model(self.original, &before, &reads_b, &outputs, &values)?;

@@ -1,0 +1,524 @@
+//! Evaluating graphs as terms: every node of the original once, then each region's
+//! nodes of the optimized model on the original's terms, compared output by output.
+
+use super::arith::{self, tracked};
+use super::poly::Poly;
+use super::terms::{Sym, Term, TermId, Terms};
+use super::{Out, nn, shape_ops};
+use crate::components::Component;
+use crate::record::{NodeRec, TensorRec, attribute_text, tensor_digest};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use whittle_ir::{Graph, Model, Node, NodeId, Tensor, ValueId};
+
+/// Integer tensors up to this many elements are followed element by element.
+const MAX_INTS: u64 = 4096;
+
+/// Ops whose outputs are random: equal to nothing.
+const RANDOM: [&str; 6] = [
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+];
+
+/// The original model evaluated as terms, ready to judge regions of the optimized one.
+pub struct Prover<'a> {
+    optimized: &'a Graph,
+    /// The optimized model's initializer records (their digests), by name.
+    opt_inits: &'a BTreeMap<String, TensorRec>,
+    terms: Terms,
+    /// The original's values, by name.
+    syms: HashMap<String, Sym>,
+    /// The optimized main graph's nodes by record key, in topological order.
+    opt_order: Vec<(String, NodeId)>,
+    /// The optimized model's opset (ops are named with it: an op's meaning can change
+    /// between opsets).
+    opt_opset: i64,
+}
+
+impl<'a> Prover<'a> {
+    /// Evaluates `original`'s main graph; `inits` are its initializer records (the
+    /// digests the replay computed, so no weight is hashed twice).
+    pub fn new(
+        original: &Model,
+        inits: &BTreeMap<String, TensorRec>,
+        optimized: &'a Model,
+        opt_inits: &'a BTreeMap<String, TensorRec>,
+    ) -> Prover<'a> {
+        let mut terms = Terms::default();
+        let mut syms = HashMap::new();
+        let opset = original.opset("").unwrap_or(1);
+        eval_graph(&original.graph, opset, inits, &mut terms, &mut syms);
+        let o = &optimized.graph;
+        let opt_order = o
+            .nodes_in_order()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| (NodeRec::of(o, n).key(), n))
+            .collect();
+        Prover {
+            optimized: o,
+            opt_inits,
+            terms,
+            syms,
+            opt_order,
+            opt_opset: optimized.opset("").unwrap_or(1),
+        }
+    }
+
+    /// Whether `c`'s region after gives the same terms as the original for everything
+    /// the rest of the optimized model reads of it: the number of values compared, or
+    /// None when some differ or are not known.
+    pub fn prove(&mut self, c: &Component) -> Option<usize> {
+        if !c.scope.is_empty() {
+            return None;
+        }
+        let o = self.optimized;
+        let nodes: Vec<NodeId> = self
+            .opt_order
+            .iter()
+            .filter(|(k, _)| c.after.contains(k))
+            .map(|(_, n)| *n)
+            .collect();
+        if nodes.len() != c.after.len() {
+            return None;
+        }
+        let mut local: HashMap<String, Sym> = HashMap::new();
+        for n in &nodes {
+            let node = o.node(*n);
+            let mut ins: Vec<Option<Sym>> = Vec::new();
+            for v in node.inputs() {
+                ins.push(match v {
+                    Some(v) => Some(self.read(*v, &local)?),
+                    None => None,
+                });
+            }
+            let refs: Vec<Option<&Sym>> = ins.iter().map(Option::as_ref).collect();
+            let outs = eval_node(&mut self.terms, node, self.opt_opset, &refs);
+            for (v, s) in node.outputs().iter().zip(outs) {
+                if let Some(v) = v {
+                    local.insert(o.value(*v).name().to_string(), s);
+                }
+            }
+        }
+        let handed = handed_on(o, &nodes);
+        for name in &handed {
+            let (after, before) = (local.get(name)?, self.syms.get(name)?);
+            if after.term != before.term {
+                return None;
+            }
+        }
+        Some(handed.len())
+    }
+
+    /// What a region node of the optimized model reads under `v`: a value the region
+    /// computed, an initializer of the optimized model, or the original's value.
+    fn read(&mut self, v: ValueId, local: &HashMap<String, Sym>) -> Option<Sym> {
+        let o = self.optimized;
+        let name = o.value(v).name();
+        if let Some(s) = local.get(name) {
+            return Some(s.clone());
+        }
+        if let Some(t) = o.value(v).initializer() {
+            let digest = self.opt_inits.get(name).map(|r| r.sha256.clone());
+            return Some(tensor_sym(&mut self.terms, t, digest));
+        }
+        self.syms.get(name).cloned()
+    }
+}
+
+/// Names the `nodes` define that the rest of `g` reads or that are graph outputs.
+fn handed_on(g: &Graph, nodes: &[NodeId]) -> Vec<String> {
+    let inside: HashSet<NodeId> = nodes.iter().copied().collect();
+    nodes
+        .iter()
+        .flat_map(|n| g.node(*n).outputs().iter().flatten())
+        .filter(|v| {
+            g.is_output(**v)
+                || g.value(**v)
+                    .uses()
+                    .iter()
+                    .any(|u| !inside.contains(&u.node))
+        })
+        .map(|v| g.value(*v).name().to_string())
+        .collect()
+}
+
+/// Every value of `g` (its main graph) as terms, in `syms`.
+fn eval_graph(
+    g: &Graph,
+    opset: i64,
+    inits: &BTreeMap<String, TensorRec>,
+    terms: &mut Terms,
+    syms: &mut HashMap<String, Sym>,
+) {
+    let mut next_symbol = 0u32;
+    for v in g.inputs() {
+        let value = g.value(*v);
+        if value.initializer().is_none() {
+            let s = input_sym(
+                terms,
+                value.name(),
+                value.info.ty.as_ref(),
+                &mut next_symbol,
+            );
+            syms.insert(value.name().to_string(), s);
+        }
+    }
+    for v in g.initializers() {
+        if let Some(t) = g.value(*v).initializer() {
+            let name = g.value(*v).name();
+            let digest = inits.get(name).map(|r| r.sha256.clone());
+            syms.insert(name.to_string(), tensor_sym(terms, t, digest));
+        }
+    }
+    for n in g.nodes_in_order().unwrap_or_default() {
+        let node = g.node(n);
+        let ins: Option<Vec<Option<&Sym>>> = node
+            .inputs()
+            .iter()
+            .map(|v| match v {
+                Some(v) => syms.get(g.value(*v).name()).map(Some),
+                None => Some(None),
+            })
+            .collect();
+        let outs = match ins {
+            Some(ins) => eval_node(terms, node, opset, &ins),
+            None => fresh(terms, node.outputs().len()),
+        };
+        for (v, s) in node.outputs().iter().zip(outs) {
+            if let Some(v) = v {
+                syms.insert(g.value(*v).name().to_string(), s);
+            }
+        }
+    }
+}
+
+/// A graph input: its declared type; each open dim its own symbol.
+fn input_sym(terms: &mut Terms, name: &str, ty: Option<&whittle_ir::Type>, next: &mut u32) -> Sym {
+    let shape: Option<Vec<Option<Poly>>> = ty.and_then(|t| t.dims()).map(|dims| {
+        dims.iter()
+            .map(|d| match d {
+                whittle_ir::Dim::Known(k) if *k >= 0 => Some(Poly::constant(*k)),
+                _ => {
+                    *next += 1;
+                    Some(Poly::symbol(*next - 1))
+                }
+            })
+            .collect()
+    });
+    let dims = shape.as_ref().and_then(|s| s.iter().cloned().collect());
+    Sym {
+        dtype: ty.and_then(|t| t.elem()).map_or(0, |e| e.code()),
+        term: terms.intern(Term::Leaf(format!("in:{name}")), dims),
+        shape,
+        ints: None,
+        splat: None,
+    }
+}
+
+/// A constant: a small integer tensor is its elements; anything else is a leaf named by
+/// its type, dims and digest (computed only when `digest` is not given).
+pub fn tensor_sym(terms: &mut Terms, t: &Tensor, digest: Option<String>) -> Sym {
+    let dtype = t.dtype().code();
+    let dims: Vec<Poly> = t.dims.iter().map(|d| Poly::constant(*d)).collect();
+    let small = t.element_count().is_ok_and(|n| n <= MAX_INTS);
+    let ints: Option<Vec<Poly>> = (tracked(dtype) && small)
+        .then(|| tensor_ints(t))
+        .flatten()
+        .map(|v| v.into_iter().map(Poly::constant).collect());
+    let term = match &ints {
+        Some(v) => terms.intern(
+            Term::Value(dtype, dims.clone(), v.clone()),
+            Some(dims.clone()),
+        ),
+        None => {
+            let sha = digest.unwrap_or_else(|| tensor_digest(t));
+            let key = format!("t:{dtype}:{:?}:{sha}", t.dims);
+            terms.intern(Term::Leaf(key), Some(dims.clone()))
+        }
+    };
+    let splat = splat(t, ints.as_deref());
+    if let Some(v) = splat {
+        terms.set_splat(term, v);
+    }
+    Sym {
+        dtype,
+        shape: Some(dims.into_iter().map(Some).collect()),
+        splat,
+        ints,
+        term,
+    }
+}
+
+/// Float constants up to this many elements are read to see whether all are equal.
+const MAX_SPLAT: u64 = 1 << 16;
+
+/// The value all of `t`'s elements have, if they are all equal.
+fn splat(t: &Tensor, ints: Option<&[Poly]>) -> Option<f64> {
+    let all = |v: Vec<f64>| {
+        let first = *v.first()?;
+        v.iter()
+            .all(|x| x.to_bits() == first.to_bits())
+            .then_some(first)
+    };
+    if let Some(v) = ints {
+        return all(v
+            .iter()
+            .map(|p| p.as_const().map(|c| c as f64))
+            .collect::<Option<_>>()?);
+    }
+    if !t.dtype().is_float() || t.element_count().ok()? > MAX_SPLAT {
+        return None;
+    }
+    all(t.to_f32_vec().ok()?.into_iter().map(f64::from).collect())
+}
+
+/// The elements of an int32, int64 or bool tensor.
+fn tensor_ints(t: &Tensor) -> Option<Vec<i64>> {
+    match t.dtype().code() {
+        9 => Some(
+            t.le_bytes()
+                .ok()?
+                .iter()
+                .map(|b| i64::from(*b != 0))
+                .collect(),
+        ),
+        _ => t.to_i64_vec().ok(),
+    }
+}
+
+/// `n` outputs equal to nothing.
+fn fresh(terms: &mut Terms, n: usize) -> Vec<Sym> {
+    (0..n)
+        .map(|_| Sym {
+            dtype: 0,
+            shape: None,
+            ints: None,
+            term: terms.fresh(),
+            splat: None,
+        })
+        .collect()
+}
+
+/// The outputs of `node` (an op of the standard domain at `opset`) on `ins` (None: an
+/// omitted input). Ops of other domains, random ops and ops with subgraphs equal nothing.
+pub fn eval_node(terms: &mut Terms, node: &Node, opset: i64, ins: &[Option<&Sym>]) -> Vec<Sym> {
+    let n = node.outputs().len();
+    let standard = matches!(node.domain(), "" | "ai.onnx");
+    if node.has_subgraphs() || !standard || random(node, ins) {
+        return fresh(terms, n);
+    }
+    if node.op() == "Constant" {
+        return match constant_tensor(node) {
+            Some(t) => vec![tensor_sym(terms, &t, None)],
+            None => fresh(terms, n),
+        };
+    }
+    let outs = semantics(terms, node, ins);
+    let input_terms: Vec<Option<TermId>> = ins.iter().map(|s| s.map(|s| s.term)).collect();
+    let mut attrs: Vec<String> = node.attributes.iter().map(attribute_text).collect();
+    attrs.sort();
+    // The output count is part of the op: Split without sizes splits by it.
+    let op = format!("{}@{opset}/{n}", node.op());
+    (0..n)
+        .map(|i| {
+            let out = outs.get(i).cloned().unwrap_or_default();
+            finish(terms, out, || {
+                Term::App(op.clone(), attrs.clone(), input_terms.clone(), i)
+            })
+        })
+        .collect()
+}
+
+/// An output's Sym: a known integer tensor is its value; an identity is its term; else
+/// the op applied.
+fn finish(terms: &mut Terms, out: Out, app: impl FnOnce() -> Term) -> Sym {
+    let dims: Option<Vec<Poly>> = out.shape.as_ref().and_then(|s| s.iter().cloned().collect());
+    let count: Option<i64> = dims
+        .as_ref()
+        .and_then(|d| d.iter().map(Poly::as_const).product::<Option<i64>>());
+    let ints = out
+        .ints
+        .filter(|v| tracked(out.dtype) && count == Some(v.len() as i64));
+    let term = match (&ints, out.term) {
+        (Some(v), _) => {
+            let d = dims.clone().unwrap_or_default();
+            terms.intern(Term::Value(out.dtype, d.clone(), v.clone()), Some(d))
+        }
+        (None, Some(t)) => t,
+        (None, None) => terms.intern(app(), dims),
+    };
+    Sym {
+        dtype: out.dtype,
+        shape: out.shape,
+        splat: ints
+            .as_deref()
+            .and_then(|v| {
+                let c = v.first()?.as_const()?;
+                v.iter()
+                    .all(|p| p.as_const() == Some(c))
+                    .then_some(c as f64)
+            })
+            .or_else(|| terms.splat(term)),
+        ints,
+        term,
+    }
+}
+
+/// A Constant node's value as a tensor (`value`, `value_int(s)`, `value_float(s)`).
+fn constant_tensor(node: &Node) -> Option<Tensor> {
+    let a = node.attributes.first()?;
+    match a.name() {
+        "value" => a.t.as_deref().cloned(),
+        "value_int" => Some(Tensor::from_i64(vec![], &[a.i?])),
+        "value_ints" => Some(Tensor::from_i64(vec![a.ints.len() as i64], &a.ints)),
+        "value_float" => Some(Tensor::from_f32(vec![], &[a.f?])),
+        "value_floats" => Some(Tensor::from_f32(vec![a.floats.len() as i64], &a.floats)),
+        _ => None,
+    }
+}
+
+/// The checker's semantics of a standard op: one [`Out`] per output it knows.
+fn semantics(terms: &mut Terms, node: &Node, ins: &[Option<&Sym>]) -> Vec<Out> {
+    let at = |i: usize| ins.get(i).copied().flatten();
+    let Some(x) = at(0) else {
+        return match node.op() {
+            "Range" => vec![shape_ops::range(ins)],
+            _ => Vec::new(),
+        };
+    };
+    let op = node.op();
+    let one = match op {
+        "Identity" => Out {
+            term: Some(x.term),
+            ..Out::float(x.dtype, x.shape.clone())
+        }
+        .with_ints(x),
+        "Dropout" => Out {
+            term: Some(x.term),
+            ..Out::float(x.dtype, x.shape.clone())
+        }
+        .with_ints(x),
+        "Cast" => arith::cast(node, x),
+        "Shape" => shape_ops::shape(node, x),
+        "Size" => shape_ops::size(x),
+        "Reshape" => shape_ops::reshape(node, terms, x, at(1)),
+        "Flatten" => shape_ops::flatten(node, terms, x),
+        "Squeeze" => shape_ops::squeeze(node, terms, x, at(1)),
+        "Unsqueeze" => shape_ops::unsqueeze(node, terms, x, at(1)),
+        "Concat" => shape_ops::concat(node, ins),
+        "Gather" => shape_ops::gather(node, x, at(1)),
+        "GatherElements" => Out::float(x.dtype, at(1).and_then(|i| i.shape.clone())),
+        "Transpose" => shape_ops::transpose(node, terms, x),
+        "Expand" => shape_ops::expand(x, at(1)),
+        "Slice" => shape_ops::slice(node, x, ins),
+        "ConstantOfShape" => shape_ops::constant_of_shape(node, Some(x)),
+        "Range" => shape_ops::range(ins),
+        "Where" => match (at(1), at(2)) {
+            (Some(a), Some(b)) => arith::where_(x, a, b),
+            _ => Out::unknown(),
+        },
+        "MatMul" => at(1).map_or_else(Out::unknown, |b| nn::matmul(x, b)),
+        "Gemm" => at(1).map_or_else(Out::unknown, |b| nn::gemm(node, x, b)),
+        "Conv" => nn::window(node, x, at(1)),
+        "MaxPool" | "AveragePool" | "LpPool" if node.outputs().len() == 1 => {
+            nn::window(node, x, None)
+        }
+        "GlobalAveragePool" | "GlobalMaxPool" => nn::global_pool(x),
+        "Split" => return nn::split(node, x, at(1), node.outputs().len()),
+        op if op.starts_with("Reduce") || op == "ArgMax" || op == "ArgMin" => {
+            nn::reduce(op, node, x, at(1))
+        }
+        op if BINARY.contains(&op) => at(1).map_or_else(Out::unknown, |b| arith::binary(op, x, b)),
+        op if UNARY.contains(&op) => arith::unary(op, x),
+        _ => return Vec::new(),
+    };
+    vec![one]
+}
+
+impl Out {
+    /// With `x`'s elements (an identity).
+    fn with_ints(mut self, x: &Sym) -> Out {
+        self.ints = x.ints.clone();
+        self
+    }
+}
+
+/// Whether `node`'s outputs are random: a random op, or a Dropout that may be training
+/// (`is_test = 0` before opset 7, a `training_mode` input not known to be false). A
+/// Dropout outside training is the identity on its first output.
+fn random(node: &Node, ins: &[Option<&Sym>]) -> bool {
+    match node.op() {
+        "Dropout" => {
+            let training = ins.get(2).copied().flatten();
+            super::attr_i(node, "is_test") == Some(0)
+                || training.is_some_and(|t| t.const_ints() != Some(vec![0]))
+        }
+        op => RANDOM.contains(&op),
+    }
+}
+
+/// Element-wise binary ops (broadcast dims).
+const BINARY: [&str; 17] = [
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Max",
+    "Min",
+    "Mod",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "PRelu",
+];
+
+/// Ops whose output has their first input's dims.
+const UNARY: [&str; 37] = [
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Erf",
+    "Reciprocal",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
+    "Not",
+    "IsNaN",
+    "IsInf",
+    "Softmax",
+    "LogSoftmax",
+    "Hardmax",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "HardSigmoid",
+    "HardSwish",
+    "Softplus",
+    "Softsign",
+    "Gelu",
+    "Mish",
+    "Clip",
+    "ThresholdedRelu",
+    "LayerNormalization",
+    "BatchNormalization",
+    "InstanceNormalization",
+];
