@@ -23,7 +23,6 @@ use components::Component;
 use record::{Certificate, Rewrite};
 use replay::ModelState;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use thiserror::Error;
 use whittle_ir::Model;
 
@@ -133,7 +132,7 @@ pub fn certify(
     let mut report = Report::default();
     let mut state = ModelState::of(original);
     let last = ModelState::of(optimized);
-    let first_inits = main_inits(&state);
+    let first_inits = all_inits(&state);
     let mut store = state.tensors.clone();
     store.extend(last.tensors.iter().map(|(k, t)| (k.clone(), t.clone())));
     let mut lemmas: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
@@ -175,7 +174,7 @@ pub fn certify(
         report.replayed = true;
     }
     let comps = components::of(&cert.rewrites[..replayed_upto]);
-    let inits = (first_inits, main_inits(&last));
+    let inits = (first_inits, all_inits(&last));
     prove_symbolically(original, optimized, cert, &comps, &inits, &mut lemmas);
     if let Some(e) = evaluator {
         let open: Vec<Component> = comps
@@ -197,10 +196,7 @@ fn prove_symbolically(
     optimized: &Model,
     cert: &Certificate,
     comps: &[Component],
-    inits: &(
-        BTreeMap<String, record::TensorRec>,
-        BTreeMap<String, record::TensorRec>,
-    ),
+    inits: &(symbolic::Inits, symbolic::Inits),
     lemmas: &mut [Option<Verdict>],
 ) {
     let lossy = |k: &usize| cert.rewrites[*k].region.as_ref().is_some_and(|r| r.lossy);
@@ -223,13 +219,13 @@ fn prove_symbolically(
     }
 }
 
-/// The main graph's initializer records.
-fn main_inits(state: &ModelState) -> BTreeMap<String, record::TensorRec> {
+/// Every graph's initializer records, by scope.
+fn all_inits(state: &ModelState) -> symbolic::Inits {
     state
         .scopes
-        .get(&Vec::new())
-        .map(|g| g.inits.clone())
-        .unwrap_or_default()
+        .iter()
+        .map(|(k, g)| (k.clone(), g.inits.clone()))
+        .collect()
 }
 
 /// The verdict of a region proved by symbolic evaluation, handing on `n` values.
@@ -444,7 +440,7 @@ pub fn without_certificate(
             lemma: "structural equality: same op, attributes and inputs by name".into(),
         },
     ));
-    let (ia, ib) = (main_inits(&a), main_inits(&b));
+    let (ia, ib) = (all_inits(&a), all_inits(&b));
     let mut prover = symbolic::Prover::new(original, &ia, optimized, &ib);
     let proved: Vec<Option<usize>> = regions.iter().map(|c| prover.prove(c)).collect();
     if let Some(e) = evaluator {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use whittle_certify::components::Component;
 use whittle_certify::replay::ModelState;
-use whittle_certify::symbolic::Prover;
+use whittle_certify::symbolic::{Inits, Prover};
 use whittle_ir::Model;
 use whittle_ir::text::parse_model;
 
@@ -31,7 +31,14 @@ fn proved(original: &str, optimized: &str) -> bool {
         ..Component::default()
     };
     assert!(!c.after.is_empty(), "the optimized model differs");
-    let mut p = Prover::new(&a, &ga.inits, &b, &gb.inits);
+    let inits = |s: &ModelState| -> Inits {
+        s.scopes
+            .iter()
+            .map(|(k, g)| (k.clone(), g.inits.clone()))
+            .collect()
+    };
+    let (ia, ib) = (inits(&sa), inits(&sb));
+    let mut p = Prover::new(&a, &ia, &b, &ib);
     p.prove(&c).is_some()
 }
 

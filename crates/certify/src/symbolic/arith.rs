@@ -212,6 +212,8 @@ pub fn cast(node: &Node, x: &Sym) -> Out {
                 .map(|i| Poly::constant(i64::from(*i != 0)))
                 .collect()
         }),
+        // Widening to int64 keeps every value, known or symbolic.
+        (true, 7) => x.ints.clone(),
         (true, _) => x
             .const_ints()
             .filter(|v| v.iter().all(|i| fits(*i)))

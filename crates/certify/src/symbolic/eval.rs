@@ -23,75 +23,76 @@ const RANDOM: [&str; 6] = [
     "Bernoulli",
 ];
 
+/// Initializer records (their digests) of every graph of a model, by scope.
+pub type Inits = BTreeMap<Vec<String>, BTreeMap<String, TensorRec>>;
+
 /// The original model evaluated as terms, ready to judge regions of the optimized one.
 pub struct Prover<'a> {
-    optimized: &'a Graph,
-    /// The optimized model's initializer records (their digests), by name.
-    opt_inits: &'a BTreeMap<String, TensorRec>,
+    optimized: &'a Model,
+    /// The optimized model's initializer records.
+    opt_inits: &'a Inits,
     terms: Terms,
-    /// The original's values, by name.
-    syms: HashMap<String, Sym>,
-    /// The optimized main graph's nodes by record key, in topological order.
-    opt_order: Vec<(String, NodeId)>,
+    /// The original's values in each graph (a subgraph's holds the values it sees of
+    /// the graphs around it), by scope.
+    syms: HashMap<Vec<String>, HashMap<String, Sym>>,
     /// The optimized model's opset (ops are named with it: an op's meaning can change
     /// between opsets).
     opt_opset: i64,
 }
 
 impl<'a> Prover<'a> {
-    /// Evaluates `original`'s main graph; `inits` are its initializer records (the
+    /// Evaluates every graph of `original`; `inits` are its initializer records (the
     /// digests the replay computed, so no weight is hashed twice).
     pub fn new(
         original: &Model,
-        inits: &BTreeMap<String, TensorRec>,
+        inits: &Inits,
         optimized: &'a Model,
-        opt_inits: &'a BTreeMap<String, TensorRec>,
+        opt_inits: &'a Inits,
     ) -> Prover<'a> {
-        let mut terms = Terms::default();
-        let mut syms = HashMap::new();
-        let opset = original.opset("").unwrap_or(1);
-        eval_graph(&original.graph, opset, inits, &mut terms, &mut syms);
-        let o = &optimized.graph;
-        let opt_order = o
-            .nodes_in_order()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|n| (NodeRec::of(o, n).key(), n))
-            .collect();
-        Prover {
-            optimized: o,
+        let mut p = Prover {
+            optimized,
             opt_inits,
-            terms,
-            syms,
-            opt_order,
+            terms: Terms::default(),
+            syms: HashMap::new(),
             opt_opset: optimized.opset("").unwrap_or(1),
-        }
+        };
+        let opset = original.opset("").unwrap_or(1);
+        let mut cx = GraphCx {
+            opset,
+            inits,
+            terms: &mut p.terms,
+            scopes: &mut p.syms,
+            next_symbol: 0,
+        };
+        cx.eval(&original.graph, Vec::new(), HashMap::new());
+        p
     }
 
     /// Whether `c`'s region after gives the same terms as the original for everything
     /// the rest of the optimized model reads of it: the number of values compared, or
     /// None when some differ or are not known.
     pub fn prove(&mut self, c: &Component) -> Option<usize> {
-        if !c.scope.is_empty() {
-            return None;
-        }
-        let o = self.optimized;
-        let nodes: Vec<NodeId> = self
-            .opt_order
-            .iter()
-            .filter(|(k, _)| c.after.contains(k))
-            .map(|(_, n)| *n)
+        let o = subgraph(&self.optimized.graph, &c.scope)?;
+        let empty = BTreeMap::new();
+        let inits = self.opt_inits.get(&c.scope).unwrap_or(&empty);
+        let nodes: Vec<NodeId> = o
+            .nodes_in_order()
+            .ok()?
+            .into_iter()
+            .filter(|n| c.after.contains(&NodeRec::of(o, *n).key()))
             .collect();
         if nodes.len() != c.after.len() {
             return None;
         }
+        // A scope whose holder was renamed or inlined since is not followed here.
+        let original = self.syms.get(&c.scope)?;
         let mut local: HashMap<String, Sym> = HashMap::new();
         for n in &nodes {
             let node = o.node(*n);
             let mut ins: Vec<Option<Sym>> = Vec::new();
             for v in node.inputs() {
                 ins.push(match v {
-                    Some(v) => Some(self.read(*v, &local)?),
+                    Some(v) => Some(read(o, *v, &local, inits, original, &mut self.terms)?),
                     None => None,
                 });
             }
@@ -105,27 +106,126 @@ impl<'a> Prover<'a> {
         }
         let handed = handed_on(o, &nodes);
         for name in &handed {
-            let (after, before) = (local.get(name)?, self.syms.get(name)?);
+            let (after, before) = (local.get(name)?, original.get(name)?);
             if after.term != before.term {
                 return None;
             }
         }
         Some(handed.len())
     }
+}
 
-    /// What a region node of the optimized model reads under `v`: a value the region
-    /// computed, an initializer of the optimized model, or the original's value.
-    fn read(&mut self, v: ValueId, local: &HashMap<String, Sym>) -> Option<Sym> {
-        let o = self.optimized;
-        let name = o.value(v).name();
-        if let Some(s) = local.get(name) {
-            return Some(s.clone());
+/// The graph at `scope` (steps `HOLDER:ATTRIBUTE:INDEX` from the main graph).
+fn subgraph<'g>(g: &'g Graph, scope: &[String]) -> Option<&'g Graph> {
+    let Some((step, rest)) = scope.split_first() else {
+        return Some(g);
+    };
+    let mut parts = step.rsplitn(3, ':');
+    let (i, attr, holder) = (parts.next()?, parts.next()?, parts.next()?);
+    let i: usize = i.parse().ok()?;
+    let n = g.node_ids().find(|n| {
+        let outs = g.node(*n).outputs();
+        outs.first().copied().flatten().map(|v| g.value(v).name()) == Some(holder)
+    })?;
+    let sub = g.node(n).attr(attr)?.subgraphs().nth(i)?;
+    subgraph(sub, rest)
+}
+
+/// What a region node of the optimized graph `o` reads under `v`: a value the region
+/// computed, an initializer of `o`, or the original's value.
+fn read(
+    o: &Graph,
+    v: ValueId,
+    local: &HashMap<String, Sym>,
+    inits: &BTreeMap<String, TensorRec>,
+    original: &HashMap<String, Sym>,
+    terms: &mut Terms,
+) -> Option<Sym> {
+    let name = o.value(v).name();
+    if let Some(s) = local.get(name) {
+        return Some(s.clone());
+    }
+    if let Some(t) = o.value(v).initializer() {
+        let digest = inits.get(name).map(|r| r.sha256.clone());
+        return Some(tensor_sym(terms, t, digest));
+    }
+    original.get(name).cloned()
+}
+
+/// Evaluates a model's graphs as terms into `scopes`.
+struct GraphCx<'c> {
+    opset: i64,
+    inits: &'c Inits,
+    terms: &'c mut Terms,
+    scopes: &'c mut HashMap<Vec<String>, HashMap<String, Sym>>,
+    /// The next symbol for an open dim (unique across graphs).
+    next_symbol: u32,
+}
+
+impl GraphCx<'_> {
+    /// Every value of `g` (at `scope`, seeing `outer`) as terms, then its subgraphs'.
+    fn eval(&mut self, g: &Graph, scope: Vec<String>, outer: HashMap<String, Sym>) {
+        let mut syms = outer;
+        let empty = BTreeMap::new();
+        let inits = self.inits.get(&scope).unwrap_or(&empty);
+        let prefix = scope.join("/");
+        for v in g.inputs() {
+            let value = g.value(*v);
+            if value.initializer().is_none() {
+                let leaf = format!("{prefix}/{}", value.name());
+                let ty = value.info.ty.as_ref();
+                let s = input_sym(self.terms, &leaf, ty, &mut self.next_symbol);
+                syms.insert(value.name().to_string(), s);
+            }
         }
-        if let Some(t) = o.value(v).initializer() {
-            let digest = self.opt_inits.get(name).map(|r| r.sha256.clone());
-            return Some(tensor_sym(&mut self.terms, t, digest));
+        for v in g.initializers() {
+            if let Some(t) = g.value(*v).initializer() {
+                let name = g.value(*v).name();
+                let digest = inits.get(name).map(|r| r.sha256.clone());
+                syms.insert(name.to_string(), tensor_sym(self.terms, t, digest));
+            }
         }
-        self.syms.get(name).cloned()
+        let order = g.nodes_in_order().unwrap_or_default();
+        for n in &order {
+            eval_into(self.terms, g, *n, self.opset, &mut syms);
+        }
+        for n in order {
+            let holder = NodeRec::of(g, n)
+                .outputs
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            for a in g.node(n).attributes.iter() {
+                for (i, sub) in a.subgraphs().enumerate() {
+                    let mut inner = scope.clone();
+                    inner.push(format!("{holder}:{}:{i}", a.name()));
+                    self.eval(sub, inner, syms.clone());
+                }
+            }
+        }
+        self.scopes.insert(scope, syms);
+    }
+}
+
+/// Evaluates node `n` of `g` on `syms`, adding its outputs.
+fn eval_into(terms: &mut Terms, g: &Graph, n: NodeId, opset: i64, syms: &mut HashMap<String, Sym>) {
+    let node = g.node(n);
+    let ins: Option<Vec<Option<&Sym>>> = node
+        .inputs()
+        .iter()
+        .map(|v| match v {
+            Some(v) => syms.get(g.value(*v).name()).map(Some),
+            None => Some(None),
+        })
+        .collect();
+    let outs = match ins {
+        Some(ins) => eval_node(terms, node, opset, &ins),
+        None => fresh(terms, node.outputs().len()),
+    };
+    for (v, s) in node.outputs().iter().zip(outs) {
+        if let Some(v) = v {
+            syms.insert(g.value(*v).name().to_string(), s);
+        }
     }
 }
 
@@ -144,56 +244,6 @@ fn handed_on(g: &Graph, nodes: &[NodeId]) -> Vec<String> {
         })
         .map(|v| g.value(*v).name().to_string())
         .collect()
-}
-
-/// Every value of `g` (its main graph) as terms, in `syms`.
-fn eval_graph(
-    g: &Graph,
-    opset: i64,
-    inits: &BTreeMap<String, TensorRec>,
-    terms: &mut Terms,
-    syms: &mut HashMap<String, Sym>,
-) {
-    let mut next_symbol = 0u32;
-    for v in g.inputs() {
-        let value = g.value(*v);
-        if value.initializer().is_none() {
-            let s = input_sym(
-                terms,
-                value.name(),
-                value.info.ty.as_ref(),
-                &mut next_symbol,
-            );
-            syms.insert(value.name().to_string(), s);
-        }
-    }
-    for v in g.initializers() {
-        if let Some(t) = g.value(*v).initializer() {
-            let name = g.value(*v).name();
-            let digest = inits.get(name).map(|r| r.sha256.clone());
-            syms.insert(name.to_string(), tensor_sym(terms, t, digest));
-        }
-    }
-    for n in g.nodes_in_order().unwrap_or_default() {
-        let node = g.node(n);
-        let ins: Option<Vec<Option<&Sym>>> = node
-            .inputs()
-            .iter()
-            .map(|v| match v {
-                Some(v) => syms.get(g.value(*v).name()).map(Some),
-                None => Some(None),
-            })
-            .collect();
-        let outs = match ins {
-            Some(ins) => eval_node(terms, node, opset, &ins),
-            None => fresh(terms, node.outputs().len()),
-        };
-        for (v, s) in node.outputs().iter().zip(outs) {
-            if let Some(v) = v {
-                syms.insert(g.value(*v).name().to_string(), s);
-            }
-        }
-    }
 }
 
 /// A graph input: its declared type; each open dim its own symbol.
@@ -318,7 +368,7 @@ pub fn eval_node(terms: &mut Terms, node: &Node, opset: i64, ins: &[Option<&Sym>
         };
     }
     let outs = semantics(terms, node, ins);
-    let input_terms: Vec<Option<TermId>> = ins.iter().map(|s| s.map(|s| s.term)).collect();
+    let input_terms = canonical_inputs(node, ins);
     let mut attrs: Vec<String> = node.attributes.iter().map(attribute_text).collect();
     attrs.sort();
     // The output count is part of the op: Split without sizes splits by it.
@@ -331,6 +381,41 @@ pub fn eval_node(terms: &mut Terms, node: &Node, opset: i64, ins: &[Option<&Sym>
             })
         })
         .collect()
+}
+
+/// The input terms an op's term is built from, with inputs that are their default
+/// written out dropped: a recurrent op's zero bias, initial state or peepholes (ONNX's
+/// defaults are zeros), a Concat input with nothing on the axis, and omitted trailing
+/// inputs.
+fn canonical_inputs(node: &Node, ins: &[Option<&Sym>]) -> Vec<Option<TermId>> {
+    let zero_default: &[usize] = match node.op() {
+        "LSTM" => &[3, 5, 6, 7],
+        "GRU" | "RNN" => &[3, 5],
+        _ => &[],
+    };
+    let concat_axis = (node.op() == "Concat")
+        .then(|| super::attr_i(node, "axis"))
+        .flatten();
+    let empty = |s: &Sym| -> bool {
+        let Some(d) = s.shape.as_ref() else {
+            return false;
+        };
+        let a = concat_axis.and_then(|a| super::axis(a, d.len()));
+        a.is_some_and(|a| d[a].as_ref().and_then(Poly::as_const) == Some(0))
+    };
+    let mut out: Vec<Option<TermId>> = ins
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !(concat_axis.is_some() && s.is_some_and(empty)))
+        .map(|(i, s)| match s {
+            Some(s) if zero_default.contains(&i) && s.splat == Some(0.0) => None,
+            s => s.map(|s| s.term),
+        })
+        .collect();
+    while out.last() == Some(&None) {
+        out.pop();
+    }
+    out
 }
 
 /// An output's Sym: a known integer tensor is its value; an identity is its term; else
@@ -392,16 +477,7 @@ fn semantics(terms: &mut Terms, node: &Node, ins: &[Option<&Sym>]) -> Vec<Out> {
     };
     let op = node.op();
     let one = match op {
-        "Identity" => Out {
-            term: Some(x.term),
-            ..Out::float(x.dtype, x.shape.clone())
-        }
-        .with_ints(x),
-        "Dropout" => Out {
-            term: Some(x.term),
-            ..Out::float(x.dtype, x.shape.clone())
-        }
-        .with_ints(x),
+        "Identity" | "Dropout" => Out::identity(x),
         "Cast" => arith::cast(node, x),
         "Shape" => shape_ops::shape(node, x),
         "Size" => shape_ops::size(x),
@@ -421,29 +497,71 @@ fn semantics(terms: &mut Terms, node: &Node, ins: &[Option<&Sym>]) -> Vec<Out> {
             (Some(a), Some(b)) => arith::where_(x, a, b),
             _ => Out::unknown(),
         },
-        "MatMul" => at(1).map_or_else(Out::unknown, |b| nn::matmul(x, b)),
-        "Gemm" => at(1).map_or_else(Out::unknown, |b| nn::gemm(node, x, b)),
-        "Conv" => nn::window(node, x, at(1)),
-        "MaxPool" | "AveragePool" | "LpPool" if node.outputs().len() == 1 => {
-            nn::window(node, x, None)
-        }
         "GlobalAveragePool" | "GlobalMaxPool" => nn::global_pool(x),
+        "Split" if node.outputs().len() == 1 => Out::identity(x),
         "Split" => return nn::split(node, x, at(1), node.outputs().len()),
+        "CastLike" => match at(1) {
+            Some(t) if x.dtype != 0 && t.dtype == x.dtype => Out::identity(x),
+            Some(t) => Out::float(t.dtype, x.shape.clone()),
+            None => Out::unknown(),
+        },
         op if op.starts_with("Reduce") || op == "ArgMax" || op == "ArgMin" => {
             nn::reduce(op, node, x, at(1))
         }
         op if BINARY.contains(&op) => at(1).map_or_else(Out::unknown, |b| arith::binary(op, x, b)),
         op if UNARY.contains(&op) => arith::unary(op, x),
+        _ => return compute(node, x, ins),
+    };
+    vec![one]
+}
+
+/// The checker's dims of the compute ops (matrix products, windows, recurrences,
+/// quantization): one [`Out`] per output it knows.
+fn compute(node: &Node, x: &Sym, ins: &[Option<&Sym>]) -> Vec<Out> {
+    let at = |i: usize| ins.get(i).copied().flatten();
+    let one = match node.op() {
+        "MatMul" => at(1).map_or_else(Out::unknown, |b| nn::matmul(x, b)),
+        "Gemm" => at(1).map_or_else(Out::unknown, |b| nn::gemm(node, x, b)),
+        "Conv" => nn::window(node, x, at(1)),
+        "ConvInteger" => nn::window(node, x, at(1)).typed(6),
+        "MatMulInteger" => at(1).map_or_else(Out::unknown, |b| nn::matmul(x, b).typed(6)),
+        "MaxPool" if node.outputs().len() == 2 => {
+            let o = nn::window(node, x, None);
+            return vec![o.clone(), Out::float(7, o.shape)];
+        }
+        "MaxPool" | "AveragePool" | "LpPool" => nn::window(node, x, None),
+        "ConvTranspose" => nn::conv_transpose(node, x, at(1)),
+        "Pad" => nn::pad(node, x, at(1), at(3)),
+        "TopK" => return nn::top_k(node, x, at(1)),
+        "Resize" => nn::resize(x, at(2), at(3)),
+        "LSTM" | "GRU" | "RNN" => return nn::recurrent(node, x, node.outputs().len()),
+        "DequantizeLinear" => Out::float(at(1).map_or(1, |s| s.dtype), x.shape.clone()),
+        "QuantizeLinear" => Out::float(at(2).map_or(2, |z| z.dtype), x.shape.clone()),
+        "DynamicQuantizeLinear" => {
+            let scalar = Some(Vec::new());
+            return vec![
+                Out::float(2, x.shape.clone()),
+                Out::float(1, scalar.clone()),
+                Out::float(2, scalar),
+            ];
+        }
+        "ScatterElements" | "ScatterND" | "ReverseSequence" | "Trilu" | "CumSum" => {
+            Out::float(x.dtype, x.shape.clone())
+        }
         _ => return Vec::new(),
     };
     vec![one]
 }
 
 impl Out {
-    /// With `x`'s elements (an identity).
-    fn with_ints(mut self, x: &Sym) -> Out {
-        self.ints = x.ints.clone();
-        self
+    /// `x` itself (an identity).
+    fn identity(x: &Sym) -> Out {
+        Out {
+            dtype: x.dtype,
+            shape: x.shape.clone(),
+            ints: x.ints.clone(),
+            term: Some(x.term),
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //!
 //! Each dim of a graph input the file leaves open is its own symbol, even where two
 //! inputs name the same `dim_param`: the checker assumes nothing a runtime does not
-//! enforce.
+//! enforce, but one thing: an open dim is at least 1 (no empty tensors), so a product of
+//! dims is never the 0 that a Reshape target reads as "copy".
 
 pub mod arith;
 pub mod nn;
@@ -22,7 +23,7 @@ pub mod terms;
 
 mod eval;
 
-pub use eval::Prover;
+pub use eval::{Inits, Prover};
 
 use poly::Poly;
 use terms::{Sym, TermId, Terms};

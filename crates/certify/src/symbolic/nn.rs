@@ -66,15 +66,17 @@ fn window_dim(n: &Poly, k: i64, s: i64, d: i64, pads: i64) -> Option<Poly> {
     }
 }
 
-/// `Conv`, `MaxPool`, `AveragePool`, `LpPool` with explicit pads (no `auto_pad`, no
-/// `ceil_mode`): `[N, C_out, spatial…]`.
+/// `Conv`, `MaxPool`, `AveragePool`, `LpPool` (no `ceil_mode`): `[N, C_out,
+/// spatial…]`.
 pub fn window(node: &Node, x: &Sym, w: Option<&Sym>) -> Out {
     let shape = (|| {
         let d = x.shape.as_ref()?;
-        let auto = node.attr("auto_pad").and_then(|a| a.s.as_ref());
-        if auto.is_some_and(|s| s.as_ref() != b"NOTSET")
-            || attr_i(node, "ceil_mode").unwrap_or(0) != 0
-        {
+        let auto = node
+            .attr("auto_pad")
+            .and_then(|a| a.s.as_ref())
+            .map(|s| s.to_vec());
+        let auto = auto.filter(|s| s.as_slice() != b"NOTSET");
+        if attr_i(node, "ceil_mode").unwrap_or(0) != 0 {
             return None;
         }
         let sp = d.len().checked_sub(2)?;
@@ -84,7 +86,11 @@ pub fn window(node: &Node, x: &Sym, w: Option<&Sym>) -> Out {
         };
         let strides = attr_ints(node, "strides").unwrap_or_else(|| vec![1; sp]);
         let dil = attr_ints(node, "dilations").unwrap_or_else(|| vec![1; sp]);
-        let pads = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * sp]);
+        let pads = match auto.as_deref() {
+            None | Some(b"VALID") => attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * sp]),
+            // SAME_UPPER and SAME_LOWER: ceil(n / s), whatever the kernel.
+            Some(_) => return same_padded(d, &strides, w),
+        };
         if kernel.len() != sp || strides.len() != sp || dil.len() != sp || pads.len() != 2 * sp {
             return None;
         }
@@ -102,6 +108,28 @@ pub fn window(node: &Node, x: &Sym, w: Option<&Sym>) -> Out {
         Some(out)
     })();
     Out::float(x.dtype, shape)
+}
+
+/// The dims of a window op padded `SAME_*`: each spatial dim ceil(n / s) (n itself at
+/// stride 1).
+fn same_padded(d: &[Option<Poly>], strides: &[i64], w: Option<&Sym>) -> Option<Vec<Option<Poly>>> {
+    let sp = d.len().checked_sub(2)?;
+    if strides.len() != sp {
+        return None;
+    }
+    let channels = match w {
+        Some(w) => w.shape.as_ref()?.first()?.clone(),
+        None => d[1].clone(),
+    };
+    let mut out = vec![d[0].clone(), channels];
+    for (i, s) in strides.iter().enumerate() {
+        out.push(match (s, d[2 + i].as_ref()) {
+            (1, n) => n.cloned(),
+            (s, Some(n)) if *s > 0 => n.as_const().map(|n| Poly::constant((n + s - 1) / s)),
+            _ => None,
+        });
+    }
+    Some(out)
 }
 
 /// `GlobalAveragePool` and `GlobalMaxPool`: the spatial dims become 1.
@@ -177,4 +205,130 @@ pub fn split(node: &Node, x: &Sym, sizes: Option<&Sym>, outputs: usize) -> Vec<O
     (0..outputs)
         .map(|i| Out::float(x.dtype, shapes.as_ref().map(|s| s[i].clone())))
         .collect()
+}
+
+/// `Pad(x, pads)` (input, or attribute before opset 11): each dim grows by its pads.
+pub fn pad(node: &Node, x: &Sym, pads: Option<&Sym>, axes: Option<&Sym>) -> Out {
+    let shape = (|| {
+        let d = x.shape.as_ref()?;
+        let pads = attr_ints(node, "pads").or_else(|| int_input(pads))?;
+        let axes: Vec<usize> = match axes {
+            Some(a) => a
+                .const_ints()?
+                .iter()
+                .map(|a| axis(*a, d.len()))
+                .collect::<Option<_>>()?,
+            None => (0..d.len()).collect(),
+        };
+        if pads.len() != 2 * axes.len() {
+            return None;
+        }
+        let mut out = d.clone();
+        for (k, a) in axes.iter().enumerate() {
+            let grow = Poly::constant(pads[k] + pads[k + axes.len()]);
+            out[*a] = out[*a].as_ref().and_then(|v| v.add(&grow));
+        }
+        Some((out, pads.iter().all(|p| *p == 0)))
+    })();
+    // No padding at all (any mode): x itself.
+    let none = shape.as_ref().is_some_and(|(_, zero)| *zero);
+    Out {
+        term: none.then_some(x.term),
+        ..Out::float(x.dtype, shape.map(|(s, _)| s))
+    }
+}
+
+/// `TopK(x, k)`: the axis becomes k (values, and int64 indices).
+pub fn top_k(node: &Node, x: &Sym, k: Option<&Sym>) -> Vec<Out> {
+    let shape = (|| {
+        let mut d = x.shape.clone()?;
+        let a = axis(attr_i(node, "axis").unwrap_or(-1), d.len())?;
+        let k = k?.ints.as_ref().filter(|v| v.len() == 1)?[0].clone();
+        d[a] = Some(k);
+        Some(d)
+    })();
+    vec![Out::float(x.dtype, shape.clone()), Out::float(7, shape)]
+}
+
+/// `Resize(x, roi, scales, sizes)`: the sizes when given; with scales, floor(dim ·
+/// scale) for constant dims.
+pub fn resize(x: &Sym, scales: Option<&Sym>, sizes: Option<&Sym>) -> Out {
+    let shape = (|| {
+        let d = x.shape.as_ref()?;
+        if let Some(s) = sizes.and_then(|s| s.ints.clone()) {
+            return (s.len() == d.len()).then(|| s.into_iter().map(Some).collect());
+        }
+        let scales = scales?.const_dims().filter(|v| v.len() == 1)?;
+        let n = usize::try_from(scales[0]).ok()?;
+        (n == d.len()).then(|| vec![None; n])
+    })();
+    Out::float(x.dtype, shape)
+}
+
+/// `LSTM`, `GRU`, `RNN` (layout 0): Y `[seq, dirs, batch, hidden]`, the states `[dirs,
+/// batch, hidden]`.
+pub fn recurrent(node: &Node, x: &Sym, outputs: usize) -> Vec<Out> {
+    let parts = (|| {
+        let d = x.shape.as_ref().filter(|d| d.len() == 3)?;
+        if attr_i(node, "layout").unwrap_or(0) != 0 {
+            return None;
+        }
+        let hidden = Some(Poly::constant(attr_i(node, "hidden_size")?));
+        let dirs = match node.attr("direction").and_then(|a| a.s.as_ref()) {
+            Some(s) if s.as_ref() == b"bidirectional" => 2,
+            _ => 1,
+        };
+        let dirs = Some(Poly::constant(dirs));
+        let y = vec![d[0].clone(), dirs.clone(), d[1].clone(), hidden.clone()];
+        Some((y, vec![dirs, d[1].clone(), hidden]))
+    })();
+    (0..outputs)
+        .map(|i| {
+            let shape = parts
+                .as_ref()
+                .map(|(y, h)| if i == 0 { y.clone() } else { h.clone() });
+            Out::float(x.dtype, shape)
+        })
+        .collect()
+}
+
+/// `ConvTranspose` with explicit pads and no `output_shape`: `s·(n − 1) + out_pad +
+/// (k − 1)·d + 1 − pads` per spatial dim, `[N, C_out·group, …]`.
+pub fn conv_transpose(node: &Node, x: &Sym, w: Option<&Sym>) -> Out {
+    let shape = (|| {
+        let d = x.shape.as_ref()?;
+        let auto = node.attr("auto_pad").and_then(|a| a.s.as_ref());
+        if auto.is_some_and(|s| s.as_ref() != b"NOTSET") || node.attr("output_shape").is_some() {
+            return None;
+        }
+        let wd = w?.const_dims()?;
+        let sp = d.len().checked_sub(2)?;
+        let group = attr_i(node, "group").unwrap_or(1);
+        let strides = attr_ints(node, "strides").unwrap_or_else(|| vec![1; sp]);
+        let dil = attr_ints(node, "dilations").unwrap_or_else(|| vec![1; sp]);
+        let pads = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * sp]);
+        let opad = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0; sp]);
+        if wd.len() != sp + 2
+            || [strides.len(), dil.len(), opad.len()]
+                .iter()
+                .any(|l| *l != sp)
+        {
+            return None;
+        }
+        let mut out = vec![
+            d[0].clone(),
+            Some(Poly::constant(wd[1].checked_mul(group)?)),
+        ];
+        for i in 0..sp {
+            let extra = opad[i] + (wd[2 + i] - 1) * dil[i] + 1 - pads.get(i)? - pads.get(i + sp)?;
+            let grown = d[2 + i].as_ref().and_then(|n| {
+                n.sub(&Poly::constant(1))?
+                    .mul(&Poly::constant(strides[i]))?
+                    .add(&Poly::constant(extra))
+            });
+            out.push(grown);
+        }
+        Some(out)
+    })();
+    Out::float(x.dtype, shape)
 }

@@ -41,7 +41,11 @@ pub fn reshape_dims(x: &Sym, t: &[Poly], allowzero: bool) -> Option<Vec<Option<P
                 out.push(None);
             }
             Some(c) if c < 0 => return None,
-            _ => out.push(Some(d.clone())),
+            Some(_) => out.push(Some(d.clone())),
+            // A symbolic size is at least 1 when its coefficients are not negative (open
+            // dims are at least 1): never the 0 that copies or the -1 that infers.
+            None if d.non_negative() => out.push(Some(d.clone())),
+            None => out.push(None),
         }
     }
     if let Some(i) = infer_at {
@@ -176,11 +180,21 @@ pub fn concat(node: &Node, xs: &[Option<&Sym>]) -> Out {
         })
         .flatten()
         .map(|v| v.concat());
+    // One input with something on the axis (the others empty): Concat is that input.
+    let axis_of = |x: &Sym| {
+        let d = x.shape.as_ref()?;
+        d[axis(attr_i(node, "axis")?, d.len())?].clone()
+    };
+    let full: Vec<&&Sym> = xs
+        .iter()
+        .filter(|x| axis_of(x).and_then(|d| d.as_const()) != Some(0))
+        .collect();
+    let term = (full.len() == 1 && shape == full[0].shape).then(|| full[0].term);
     Out {
         dtype,
         shape,
         ints,
-        term: None,
+        term,
     }
 }
 
