@@ -233,7 +233,7 @@ fn symbolic_verdict(n: usize) -> Verdict {
     Verdict::ProvedExact {
         lemma: format!(
             "symbolic evaluation: the region after hands on the same {n} term(s) as before, \
-             dims as polynomials of the inputs' dims, for every input"
+             for every input whose open dims are at least 1"
         ),
     }
 }
@@ -362,12 +362,13 @@ fn judge(
 fn evaluate(c: &Component, evaluator: Option<&dyn Evaluator>) -> Result<Verdict, f64> {
     let Some(e) = evaluator else {
         return Ok(Verdict::NotCertified {
-            reason: "no lemma for this rule, and regions were not evaluated (--no-evaluate)".into(),
+            reason: "no lemma or symbolic proof, and regions were not evaluated (--no-evaluate)"
+                .into(),
         });
     };
     if !c.scope.is_empty() {
         return Ok(Verdict::NotCertified {
-            reason: "no lemma for this rule; regions inside subgraphs are not evaluated".into(),
+            reason: "no lemma or symbolic proof (its subgraph was renamed or inlined since, or the terms differ); regions inside subgraphs are not evaluated".into(),
         });
     }
     let folded = c.rules.iter().any(|r| r == "fold-constants");
@@ -386,7 +387,7 @@ fn evaluate(c: &Component, evaluator: Option<&dyn Evaluator>) -> Result<Verdict,
         }),
         Ok(d) => Err(d.max_abs),
         Err(why) => Ok(Verdict::NotCertified {
-            reason: format!("no lemma for this rule; evaluation failed: {why}"),
+            reason: format!("no lemma or symbolic proof; evaluation failed: {why}"),
         }),
     }
 }

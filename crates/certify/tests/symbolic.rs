@@ -219,3 +219,60 @@ fn shape_arithmetic_folds_to_its_value() {
     assert!(proved(computed, &folded("-1, 4")));
     assert!(!proved(computed, &folded("-1, 2")));
 }
+
+const TRANSPOSED_WEIGHT: &str = "graph {
+  input x: f32[n,2]
+  output y: f32[n,3]
+  init w: f32[3,2] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+  t = Transpose(w) {perm=[1, 0]}
+  y = MatMul(x, t)
+}";
+
+fn folded_weight(values: &str) -> String {
+    format!(
+        "graph {{
+  input x: f32[n,2]
+  output y: f32[n,3]
+  init wt: f32[2,3] = [{values}]
+  y = MatMul(x, wt)
+}}"
+    )
+}
+
+#[test]
+fn a_folded_constant_is_proved_by_the_checkers_own_arithmetic_and_a_wrong_one_is_not() {
+    assert!(proved(
+        TRANSPOSED_WEIGHT,
+        &folded_weight("1.0, 3.0, 5.0, 2.0, 4.0, 6.0")
+    ));
+    assert!(!proved(
+        TRANSPOSED_WEIGHT,
+        &folded_weight("1.0, 2.0, 3.0, 4.0, 5.0, 6.0")
+    ));
+    // sqrt(2) in float64, cast to float32, times x: the folded scale must be the
+    // correctly rounded value, to the last bit.
+    let scaled = "graph {
+  input x: f32[4]
+  output y: f32[4]
+  init d: f64[] = [2.0]
+  r = Sqrt(d)
+  s = Cast(r) {to=1}
+  y = Mul(x, s)
+}";
+    let folded = |v: f32| {
+        format!(
+            "graph {{
+  input x: f32[4]
+  output y: f32[4]
+  init c: f32[] = [{v:e}]
+  y = Mul(x, c)
+}}"
+        )
+    };
+    let exact = 2f64.sqrt() as f32;
+    assert!(proved(scaled, &folded(exact)));
+    assert!(!proved(
+        scaled,
+        &folded(f32::from_bits(exact.to_bits() + 1))
+    ));
+}

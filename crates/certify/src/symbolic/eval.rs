@@ -97,7 +97,18 @@ impl<'a> Prover<'a> {
                 });
             }
             let refs: Vec<Option<&Sym>> = ins.iter().map(Option::as_ref).collect();
-            let outs = eval_node(&mut self.terms, node, self.opt_opset, &refs);
+            let inlined = (node.op() == "If" && node.domain().is_empty())
+                .then(|| {
+                    let mut visible = original.clone();
+                    visible.extend(local.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    let cond = refs.first().copied().flatten();
+                    eval_if(&mut self.terms, node, self.opt_opset, cond, &visible)
+                })
+                .flatten();
+            let outs = match inlined {
+                Some(outs) => outs,
+                None => eval_node(&mut self.terms, node, self.opt_opset, &refs),
+            };
             for (v, s) in node.outputs().iter().zip(outs) {
                 if let Some(v) = v {
                     local.insert(o.value(*v).name().to_string(), s);
@@ -218,15 +229,59 @@ fn eval_into(terms: &mut Terms, g: &Graph, n: NodeId, opset: i64, syms: &mut Has
             None => Some(None),
         })
         .collect();
-    let outs = match ins {
-        Some(ins) => eval_node(terms, node, opset, &ins),
-        None => fresh(terms, node.outputs().len()),
+    let inlined = match &ins {
+        Some(ins) if node.op() == "If" && node.domain().is_empty() => {
+            eval_if(terms, node, opset, ins.first().copied().flatten(), syms)
+        }
+        _ => None,
+    };
+    let outs = match (inlined, ins) {
+        (Some(outs), _) => outs,
+        (None, Some(ins)) => eval_node(terms, node, opset, &ins),
+        (None, None) => fresh(terms, node.outputs().len()),
     };
     for (v, s) in node.outputs().iter().zip(outs) {
         if let Some(v) = v {
             syms.insert(g.value(*v).name().to_string(), s);
         }
     }
+}
+
+/// An `If` whose condition is a known constant is the branch it takes: that branch's
+/// outputs, evaluated on the values it sees (`visible`). None when the condition is not
+/// known.
+fn eval_if(
+    terms: &mut Terms,
+    node: &Node,
+    opset: i64,
+    cond: Option<&Sym>,
+    visible: &HashMap<String, Sym>,
+) -> Option<Vec<Sym>> {
+    let c = cond?.const_ints().filter(|c| c.len() == 1)?;
+    let name = if c[0] != 0 {
+        "then_branch"
+    } else {
+        "else_branch"
+    };
+    let branch = node.attr(name)?.g.as_deref()?;
+    let mut env = visible.clone();
+    for v in branch.initializers() {
+        if let Some(t) = branch.value(*v).initializer() {
+            env.insert(
+                branch.value(*v).name().to_string(),
+                tensor_sym(terms, t, None),
+            );
+        }
+    }
+    for n in branch.nodes_in_order().ok()? {
+        eval_into(terms, branch, n, opset, &mut env);
+    }
+    let outs: Option<Vec<Sym>> = branch
+        .outputs()
+        .iter()
+        .map(|v| env.get(branch.value(*v).name()).cloned())
+        .collect();
+    outs.filter(|o| o.len() == node.outputs().len())
 }
 
 /// Names the `nodes` define that the rest of `g` reads or that are graph outputs.
@@ -287,7 +342,9 @@ pub fn tensor_sym(terms: &mut Terms, t: &Tensor, digest: Option<String>) -> Sym 
         None => {
             let sha = digest.unwrap_or_else(|| tensor_digest(t));
             let key = format!("t:{dtype}:{:?}:{sha}", t.dims);
-            terms.intern(Term::Leaf(key), Some(dims.clone()))
+            let id = terms.intern(Term::Leaf(key), Some(dims.clone()));
+            terms.set_data(id, t.clone(), sha);
+            id
         }
     };
     let splat = splat(t, ints.as_deref());
@@ -366,6 +423,9 @@ pub fn eval_node(terms: &mut Terms, node: &Node, opset: i64, ins: &[Option<&Sym>
             Some(t) => vec![tensor_sym(terms, &t, None)],
             None => fresh(terms, n),
         };
+    }
+    if let Some(t) = super::fold::fold(terms, node, ins) {
+        return vec![tensor_sym(terms, &t, None)];
     }
     let outs = semantics(terms, node, ins);
     let input_terms = canonical_inputs(node, ins);
@@ -490,7 +550,7 @@ fn semantics(terms: &mut Terms, node: &Node, ins: &[Option<&Sym>]) -> Vec<Out> {
         "GatherElements" => Out::float(x.dtype, at(1).and_then(|i| i.shape.clone())),
         "Transpose" => shape_ops::transpose(node, terms, x),
         "Expand" => shape_ops::expand(x, at(1)),
-        "Slice" => shape_ops::slice(node, x, ins),
+        "Slice" => shape_ops::slice(node, terms, x, ins),
         "ConstantOfShape" => shape_ops::constant_of_shape(node, Some(x)),
         "Range" => shape_ops::range(ins),
         "Where" => match (at(1), at(2)) {

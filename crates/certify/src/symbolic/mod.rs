@@ -16,6 +16,7 @@
 //! dims is never the 0 that a Reshape target reads as "copy".
 
 pub mod arith;
+pub mod fold;
 pub mod nn;
 pub mod poly;
 pub mod shape_ops;

@@ -3,7 +3,7 @@
 //! inputs' dims. Anything not certain is left unknown (None), never guessed.
 
 use super::poly::Poly;
-use super::terms::{Sym, Terms};
+use super::terms::{Sym, Term, Terms};
 use super::{Out, attr_i, attr_ints, axis, int_input};
 use whittle_ir::Node;
 
@@ -281,7 +281,7 @@ pub fn expand(x: &Sym, target: Option<&Sym>) -> Out {
 /// `Slice(x, starts, ends, axes, steps)` (inputs, or attributes before opset 10). The
 /// rank is kept; a sliced dim is known when its bounds are constants, or when the slice
 /// takes all of it (`0 : n` with n the dim itself, or past the end).
-pub fn slice(node: &Node, x: &Sym, ins: &[Option<&Sym>]) -> Out {
+pub fn slice(node: &Node, terms: &mut Terms, x: &Sym, ins: &[Option<&Sym>]) -> Out {
     let Some(d) = x.shape.as_ref() else {
         return Out::unknown().typed(x.dtype);
     };
@@ -314,6 +314,7 @@ pub fn slice(node: &Node, x: &Sym, ins: &[Option<&Sym>]) -> Out {
     let mut shape = d.clone();
     let mut full = true;
     let mut picks: Vec<Vec<usize>> = Vec::new();
+    let mut spec: Vec<(usize, String)> = Vec::new();
     for k in 0..starts.len() {
         let Some(a) = axis(axes[k], d.len()) else {
             return Out::unknown().typed(x.dtype);
@@ -324,6 +325,7 @@ pub fn slice(node: &Node, x: &Sym, ins: &[Option<&Sym>]) -> Out {
         }
         full = false;
         let dim = d[a].as_ref().and_then(Poly::as_const);
+        spec.push((a, slice_spec(dim, &starts[k], e, &steps[k])));
         let ix = match (dim, s, e.as_const(), st) {
             (Some(n), Some(s), Some(e), Some(st)) => slice_indices(n, s, e, st),
             _ => None,
@@ -345,8 +347,36 @@ pub fn slice(node: &Node, x: &Sym, ins: &[Option<&Sym>]) -> Out {
         dtype: x.dtype,
         shape: Some(shape),
         ints: if full { x.ints.clone() } else { ints },
-        term: full.then_some(x.term),
+        term: Some(match full {
+            true => x.term,
+            false => {
+                spec.sort();
+                let spec = spec.into_iter().map(|(a, t)| format!("{a}:{t}")).collect();
+                terms.intern(
+                    Term::App("Slice#canonical".into(), spec, vec![Some(x.term)], 0),
+                    None,
+                )
+            }
+        }),
     }
+}
+
+/// One axis of a Slice in a canonical text, the same for every way of writing it: a
+/// negative start or end counted from a constant dim, an end past the dim as `end`.
+fn slice_spec(dim: Option<i64>, s: &Poly, e: &Poly, st: &Poly) -> String {
+    let positive = st.as_const().is_some_and(|st| st > 0);
+    let from_end = |v: i64| match dim {
+        Some(n) if positive && v < 0 => (v + n).max(0).to_string(),
+        _ => v.to_string(),
+    };
+    let start = s.as_const().map_or_else(|| s.to_string(), from_end);
+    let end = match (e.as_const(), dim) {
+        (Some(e), _) if positive && e >= i64::MAX / 2 => "end".to_string(),
+        (Some(e), Some(n)) if positive && e >= n => "end".to_string(),
+        (Some(e), _) => from_end(e),
+        (None, _) => e.to_string(),
+    };
+    format!("{start}:{end}:{st}")
 }
 
 /// Whether `[s : e : st]` takes all of a dim `dim`.
@@ -361,7 +391,7 @@ fn slices_whole(dim: Option<&Poly>, s: Option<i64>, e: &Poly, st: Option<i64>) -
 }
 
 /// The indices `[s:e:st]` picks of a dim of size `n` (ONNX clamps like Python).
-fn slice_indices(n: i64, s: i64, e: i64, st: i64) -> Option<Vec<usize>> {
+pub(crate) fn slice_indices(n: i64, s: i64, e: i64, st: i64) -> Option<Vec<usize>> {
     if st == 0 || n < 0 {
         return None;
     }

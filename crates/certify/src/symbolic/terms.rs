@@ -13,6 +13,7 @@
 
 use super::poly::Poly;
 use std::collections::HashMap;
+use whittle_ir::Tensor;
 
 /// A term's id in [`Terms`].
 pub type TermId = u32;
@@ -81,6 +82,9 @@ pub struct Terms {
     /// Terms whose elements are all one value (constants; their reshapes and
     /// transposes).
     splats: HashMap<TermId, f64>,
+    /// Constant leaves' tensors and digests (to compute folds from, and to keep a
+    /// reshaped constant a constant).
+    data: HashMap<TermId, (Tensor, String)>,
     fresh: usize,
 }
 
@@ -107,6 +111,35 @@ impl Terms {
         self.splats.get(&id).copied()
     }
 
+    /// Notes that the leaf `id` is the constant `t`, whose digest is `sha`.
+    pub fn set_data(&mut self, id: TermId, t: Tensor, sha: String) {
+        self.data.insert(id, (t, sha));
+    }
+
+    /// The value of `s` when it is a constant the checker holds: a leaf's tensor, or
+    /// the known elements of a small integer tensor.
+    pub fn constant(&self, s: &Sym) -> Option<Tensor> {
+        if let Some((t, _)) = self.data.get(&s.term) {
+            return Some(t.clone());
+        }
+        let dims = s.const_dims()?;
+        let v = s.const_ints()?;
+        let bytes: Vec<u8> = match s.dtype {
+            7 => v.iter().flat_map(|i| i.to_le_bytes()).collect(),
+            6 => v
+                .iter()
+                .map(|i| i32::try_from(*i).ok())
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .flat_map(|i| i.to_le_bytes())
+                .collect(),
+            9 => v.iter().map(|i| u8::from(*i != 0)).collect(),
+            _ => return None,
+        };
+        let dtype = whittle_ir::DataType::from_code(s.dtype);
+        Some(Tensor::from_raw(dtype, dims, bytes::Bytes::from(bytes)))
+    }
+
     /// A term equal to no other.
     pub fn fresh(&mut self) -> TermId {
         self.fresh += 1;
@@ -126,6 +159,20 @@ impl Terms {
         };
         if self.dims[base as usize].as_ref() == Some(&dims) {
             return base;
+        }
+        // A constant reshaped is the same bytes under other dims: the constant of those
+        // dims, as a file would hold it.
+        let consts: Option<Vec<i64>> = dims.iter().map(Poly::as_const).collect();
+        if let (Some((t, sha)), Some(c)) = (self.data.get(&base).cloned(), consts) {
+            let key = format!("t:{}:{c:?}:{sha}", t.dtype().code());
+            let id = self.intern(Term::Leaf(key), Some(dims));
+            let mut t = t;
+            t.dims = c;
+            self.set_data(id, t, sha);
+            if let Some(v) = self.splat(base) {
+                self.set_splat(id, v);
+            }
+            return id;
         }
         let id = self.intern(Term::Reshape(base, dims.clone()), Some(dims));
         if let Some(v) = self.splat(base) {
