@@ -327,3 +327,88 @@ pub fn conv_affine(
         uw.max(ub)
     )))
 }
+
+/// The lemma of `conv-input-scale` on `region`: Conv(x·s, W, b) = Conv(x, W·s, b) for a
+/// one-element s, exact over the reals (a Conv is linear in its input, and zero padding
+/// stays zero); the written weights must be W·s, recomputed in f64, within the fp32
+/// bound.
+pub fn conv_input_scale(
+    region: &Region,
+    before: &GraphState,
+    store: &mut Store,
+) -> Result<Outcome, String> {
+    // A region of another shape is left to evaluation: only the weights are judged here.
+    let (Some([mul, conv]), Some([folded])) = (
+        ordered(&region.removed, ["|Mul", "|Conv"]),
+        ordered(&region.added, ["|Conv"]),
+    ) else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let Some(m) = mul.outputs.first() else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let x = mul.inputs.iter().find(|i| !before.inits.contains_key(*i));
+    let s_name = mul.inputs.iter().find(|i| before.inits.contains_key(*i));
+    let (Some(x), Some(s_name)) = (x, s_name) else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let same_rest =
+        folded.inputs.get(2) == conv.inputs.get(2) && folded.inputs.len() == conv.inputs.len();
+    if conv.inputs.first() != Some(m)
+        || folded.inputs.first() != Some(x)
+        || folded.outputs != conv.outputs
+        || folded.attrs != conv.attrs
+        || !same_rest
+    {
+        return Ok(Outcome::Inconclusive);
+    }
+    let s = match values(store, before.inits.get(s_name)) {
+        Some(s) if s.len() == 1 => s[0],
+        Some(_) => return Err(format!("'{s_name}' is not one value")),
+        None => return Ok(Outcome::Inconclusive),
+    };
+    let w_rec = conv.inputs.get(1).and_then(|n| before.inits.get(n));
+    let Some(w) = values(store, w_rec) else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let w2_name = folded
+        .inputs
+        .get(1)
+        .ok_or("the folded Conv has no weights")?;
+    let w2_rec = region
+        .inits_added
+        .iter()
+        .find(|t| &t.name == w2_name)
+        .or_else(|| before.inits.get(w2_name))
+        .cloned();
+    let w_ref: Vec<f64> = w.iter().map(|v| v * s).collect();
+    let Some(w2) = w2_rec.and_then(|r| written(store, &r, &w_ref)) else {
+        return Ok(Outcome::Inconclusive);
+    };
+    let u = worst_ulps(&w2, &w_ref);
+    if w2.len() != w.len() || u > ULPS {
+        return Err(format!(
+            "the folded weights are {u:.1} ulp from W·s, more than {ULPS}"
+        ));
+    }
+    Ok(Outcome::Proved(format!(
+        "Conv(x·s, W, b) = Conv(x, W·s, b) for one value s: exact over the reals, Conv being \
+         linear in x with zero padding; the written weights are within {u:.1} ulp of W·s"
+    )))
+}
+
+/// The records of `recs`, one per op of `ops` in that order, when `recs` holds exactly
+/// those ops.
+fn ordered<'a, const N: usize>(recs: &'a [NodeRec], ops: [&str; N]) -> Option<[&'a NodeRec; N]> {
+    if recs.len() != N {
+        return None;
+    }
+    let mut out: Vec<&NodeRec> = Vec::with_capacity(N);
+    for op in ops {
+        out.push(
+            recs.iter()
+                .find(|r| r.op == op && !out.iter().any(|o| o.key() == r.key()))?,
+        );
+    }
+    out.try_into().ok()
+}

@@ -246,8 +246,10 @@ fn step(
     region: &record::Region,
     store: &mut folded::Store,
 ) -> Result<Option<Verdict>, String> {
-    if matches!(rw.rule.as_str(), "conv-batchnorm" | "conv-add-mul") && !region.lossy {
+    let folds = ["conv-batchnorm", "conv-add-mul", "conv-input-scale"];
+    if folds.contains(&rw.rule.as_str()) && !region.lossy {
         let outcome = match state.scopes.get(&region.scope) {
+            Some(g) if rw.rule == "conv-input-scale" => folded::conv_input_scale(region, g, store)?,
             Some(g) => folded::conv_affine(&rw.rule, region, g, store)?,
             None => folded::Outcome::Inconclusive,
         };

@@ -5,8 +5,12 @@
 //! here, shows where every element goes. Every pair of permutations of rank 1 to 5 is
 //! tried on dims 2..=6 (all distinct, so no two axes can be confused); the map does not
 //! depend on the sizes, only on which axis goes where.
+//!
+//! The folds into a Conv or Gemm are identities over the reals, checked as polynomial
+//! identities (below).
 
 use whittle_certify::lemma::compose;
+use whittle_certify::symbolic::poly::Poly;
 
 /// Transpose by definition: output index i reads input index j with j[perm[k]] = i[k].
 fn transpose(data: &[usize], dims: &[usize], perm: &[i64]) -> (Vec<usize>, Vec<usize>) {
@@ -78,4 +82,83 @@ fn what_is_not_a_pair_of_permutations_does_not_compose() {
     assert_eq!(compose(&[0, 2], &[1, 0]), None);
     assert_eq!(compose(&[-1, 0], &[1, 0]), None);
     assert_eq!(compose(&[1, 0], &[1, 0]), Some(vec![0, 1]));
+}
+
+// The arithmetic lemmas, over the reals: each side is written as a polynomial in
+// symbols (inputs, weights, the per-channel constants) and both are brought to one
+// normal form, a sum of monomials with integer coefficients, which decides a polynomial
+// identity exactly. A CAS or SMT crate would do the same here at the cost of a C++
+// build (z3) or a proprietary licence (symbolica); the checker's own `Poly` serves.
+
+/// Symbol ids for one output element of a Conv or Gemm over `n` products: inputs
+/// `x_k`, weights `w_k`, the bias `b`, and the channel's `a` and `d` (then `mu`, `beta`).
+struct Syms {
+    n: usize,
+}
+
+impl Syms {
+    fn x(&self, k: usize) -> Poly {
+        Poly::symbol(k as u32)
+    }
+    fn w(&self, k: usize) -> Poly {
+        Poly::symbol((self.n + k) as u32)
+    }
+    fn named(&self, i: usize) -> Poly {
+        Poly::symbol((2 * self.n + i) as u32)
+    }
+}
+
+/// `sum_k w_k x_k + b`: one output element of a Conv or Gemm (any window, any layout:
+/// each output element is such a sum, with its own terms).
+fn linear(s: &Syms, weights: &[Poly], bias: &Poly) -> Poly {
+    (0..s.n).fold(bias.clone(), |acc, k| {
+        acc.add(&weights[k].mul(&s.x(k)).unwrap()).unwrap()
+    })
+}
+
+#[test]
+fn an_affine_map_after_a_conv_or_gemm_folds_into_its_weights_over_the_reals() {
+    for n in 1..=9 {
+        let s = Syms { n };
+        let (b, a, d) = (s.named(0), s.named(1), s.named(2));
+        let w: Vec<Poly> = (0..n).map(|k| s.w(k)).collect();
+        // a·(sum w x + b) + d  ==  sum (a·w) x + (a·b + d)
+        let before = a.mul(&linear(&s, &w, &b)).unwrap().add(&d).unwrap();
+        let aw: Vec<Poly> = w.iter().map(|w| a.mul(w).unwrap()).collect();
+        let folded_bias = a.mul(&b).unwrap().add(&d).unwrap();
+        assert_eq!(before, linear(&s, &aw, &folded_bias), "n = {n}");
+        // A wrong fold (the bias not scaled) is a different polynomial.
+        assert_ne!(before, linear(&s, &aw, &b.add(&d).unwrap()), "n = {n}");
+    }
+}
+
+#[test]
+fn batchnorm_is_the_affine_map_the_conv_fold_uses() {
+    // BN(y) = s·(y − mu) + beta with s = gamma / sqrt(var + eps) taken as one symbol
+    // per channel: that is a·y + d with a = s and d = beta − s·mu, and
+    // (b − mu)·s + beta = a·b + d is the folded bias the lemma recomputes.
+    let s = Syms { n: 1 };
+    let (y, b) = (s.x(0), s.named(0));
+    let (scale, mu, beta) = (s.named(1), s.named(2), s.named(3));
+    let bn = scale.mul(&y.sub(&mu).unwrap()).unwrap().add(&beta).unwrap();
+    let d = beta.sub(&scale.mul(&mu).unwrap()).unwrap();
+    assert_eq!(bn, scale.mul(&y).unwrap().add(&d).unwrap());
+    let folded = b.sub(&mu).unwrap().mul(&scale).unwrap().add(&beta).unwrap();
+    assert_eq!(folded, scale.mul(&b).unwrap().add(&d).unwrap());
+}
+
+#[test]
+fn per_channel_add_and_mul_fold_into_the_bias_and_weights() {
+    for n in 1..=9 {
+        let s = Syms { n };
+        let (b, c) = (s.named(0), s.named(1));
+        let w: Vec<Poly> = (0..n).map(|k| s.w(k)).collect();
+        // (sum w x + b) + c == sum w x + (b + c)
+        let added = linear(&s, &w, &b).add(&c).unwrap();
+        assert_eq!(added, linear(&s, &w, &b.add(&c).unwrap()));
+        // (sum w x + b)·c == sum (w·c) x + b·c
+        let scaled = linear(&s, &w, &b).mul(&c).unwrap();
+        let wc: Vec<Poly> = w.iter().map(|w| w.mul(&c).unwrap()).collect();
+        assert_eq!(scaled, linear(&s, &wc, &b.mul(&c).unwrap()));
+    }
 }

@@ -573,3 +573,54 @@ fn per_channel_mul_and_add_folded_into_a_conv_are_proved_within_an_fp32_bound() 
         assert_eq!(f[3]["verdict"], "proved-within-bound", "{r}");
     }
 }
+
+const SCALED_CONV: &str = "graph {
+  input x: f32[1,2,4,4]
+  output y: f32[1,2,4,4]
+  init s: f32[] = [0.5]
+  init w: f32[2,2,1,1] = [0.3, -0.7, 1.1, 0.25]
+  init b: f32[2] = [0.1, -0.2]
+  h = Mul(x, s)
+  y = Conv(h, w, b) {kernel_shape=[1, 1]}
+}";
+
+#[test]
+fn a_scale_folded_into_conv_weights_is_proved_and_a_wrong_weight_refuted() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = certified(dir.path(), SCALED_CONV);
+    let (_, r) = certify(&made.0, &made.1, &made.2);
+    let v = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[1] == "conv-input-scale")
+        .expect("the Mul was folded");
+    assert_eq!(v[3]["verdict"], "proved-within-bound", "{r}");
+    let wrong = || whittle_ir::Tensor::from_f32(vec![2, 2, 1, 1], &[0.15, -0.35, 0.55, 0.5]);
+    let (code, r) = tamper(
+        &made,
+        |m| {
+            let conv = producer(m, "y");
+            let w = m.graph.node(conv).input(1).expect("the Conv has weights");
+            m.graph.set_initializer(w, wrong());
+        },
+        |c| {
+            let digest = whittle_certify::record::tensor_digest(&wrong());
+            for rec in region(c, "conv-input-scale")["inits_added"]
+                .as_array_mut()
+                .unwrap()
+            {
+                rec["sha256"] = Value::String(digest.clone());
+            }
+        },
+    );
+    assert_eq!(code, Some(1), "{r}");
+    assert_eq!(rejected_rule(&r), "conv-input-scale", "{r}");
+    assert!(
+        r["rejected"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("ulp from W·s"),
+        "{r}"
+    );
+}

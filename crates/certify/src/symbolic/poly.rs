@@ -1,6 +1,10 @@
 //! Integer polynomials over the model inputs' dims: what a dim or a shape value is when
 //! it is computed from sizes the file leaves open (`batch * seq`, `seq + 1`). Two dims
 //! are equal for every input when their polynomials are equal.
+//!
+//! `whittle_ir::infer` has polynomials of its own, which the passes' guards rely on; the
+//! checker does not use them, so that a mistake there cannot prove a rewrite it let
+//! through.
 
 use std::collections::BTreeMap;
 use std::fmt;
