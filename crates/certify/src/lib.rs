@@ -133,6 +133,7 @@ pub fn certify(
     let mut state = ModelState::of(original);
     let last = ModelState::of(optimized);
     let first_inits = all_inits(&state);
+    let mut scoped = InState::new(original, cert);
     let mut store = state.tensors.clone();
     store.extend(last.tensors.iter().map(|(k, t)| (k.clone(), t.clone())));
     let mut lemmas: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
@@ -142,6 +143,7 @@ pub fn certify(
             replayed_upto = k;
             break;
         };
+        scoped.before(k, region, &state);
         match step(&mut state, rw, region, &mut store) {
             Ok(lemma) => lemmas[k] = lemma,
             Err(why) => {
@@ -149,6 +151,7 @@ pub fn certify(
                 return Ok(report);
             }
         }
+        scoped.after(k, region, &state, &store, &mut lemmas);
     }
     if replayed_upto == cert.rewrites.len() {
         let diff = state.differences(&last, 5);
@@ -273,6 +276,114 @@ fn step(
         }));
     }
     Ok(None)
+}
+
+/// Groups of rewrites inside subgraphs, proved on the replay's state (the files may no
+/// longer hold their subgraph under the path they were made in): the graphs on the
+/// path are kept before the group's first rewrite, and the group is judged after its
+/// last.
+struct InState {
+    comps: Vec<Component>,
+    cx: symbolic::state::Context,
+    snapshots: std::collections::HashMap<usize, symbolic::state::Chain>,
+    /// The path's graphs before the current rewrite, when it is in a subgraph.
+    this: Option<symbolic::state::Chain>,
+}
+
+impl InState {
+    fn new(original: &Model, cert: &Certificate) -> InState {
+        let upto = cert
+            .rewrites
+            .iter()
+            .position(|rw| rw.region.is_none())
+            .unwrap_or(cert.rewrites.len());
+        let lossy = |k: &usize| cert.rewrites[*k].region.as_ref().is_some_and(|r| r.lossy);
+        let comps = components::of(&cert.rewrites[..upto])
+            .into_iter()
+            .filter(|c| !c.scope.is_empty() && !c.members.iter().any(lossy))
+            .collect();
+        let g = &original.graph;
+        let input_types = g
+            .inputs()
+            .iter()
+            .filter_map(|v| Some((g.value(*v).name().to_string(), g.value(*v).info.ty.clone()?)))
+            .collect();
+        InState {
+            comps,
+            cx: symbolic::state::Context {
+                input_types,
+                opset: original.opset("").unwrap_or(1),
+            },
+            snapshots: Default::default(),
+            this: None,
+        }
+    }
+
+    /// Keeps the path's graphs of rewrite `k` (in a subgraph, with region `region`) and
+    /// of every group whose first rewrite is `k`.
+    fn before(&mut self, k: usize, region: &record::Region, state: &ModelState) {
+        let chain = |scope: &[String]| -> symbolic::state::Chain {
+            (0..=scope.len())
+                .filter_map(|d| Some((scope[..d].to_vec(), state.scopes.get(&scope[..d])?.clone())))
+                .collect()
+        };
+        self.this = (!region.scope.is_empty() && !region.lossy).then(|| chain(&region.scope));
+        for (i, c) in self.comps.iter().enumerate() {
+            if c.members.first() == Some(&k) {
+                self.snapshots.insert(i, chain(&c.scope));
+            }
+        }
+    }
+
+    /// Rewrite `k` alone, as a group of one.
+    fn single(
+        &mut self,
+        k: usize,
+        region: &record::Region,
+        state: &ModelState,
+        store: &folded::Store,
+    ) -> Option<usize> {
+        let chain = self.this.take()?;
+        let after = state.scopes.get(&region.scope)?;
+        let c = Component {
+            members: vec![k],
+            scope: region.scope.clone(),
+            before: region.removed.iter().map(|r| r.key()).collect(),
+            after: region.added.iter().map(|r| r.key()).collect(),
+            ..Component::default()
+        };
+        symbolic::state::prove_component(&chain, after, &c, store, &self.cx)
+    }
+
+    /// Judges every group whose last rewrite is `k`: its members without a verdict are
+    /// proved exact when the group is.
+    fn after(
+        &mut self,
+        k: usize,
+        region: &record::Region,
+        state: &ModelState,
+        store: &folded::Store,
+        lemmas: &mut [Option<Verdict>],
+    ) {
+        if lemmas[k].is_none() {
+            lemmas[k] = self.single(k, region, state, store).map(symbolic_verdict);
+        }
+        for (i, c) in self.comps.iter().enumerate() {
+            if c.members.last() != Some(&k) || c.members.iter().all(|m| lemmas[*m].is_some()) {
+                continue;
+            }
+            let (Some(chain), Some(after)) =
+                (self.snapshots.remove(&i), state.scopes.get(&c.scope))
+            else {
+                continue;
+            };
+            if let Some(n) = symbolic::state::prove_component(&chain, after, c, store, &self.cx) {
+                for m in &c.members {
+                    lemmas[*m].get_or_insert_with(|| symbolic_verdict(n));
+                }
+            }
+        }
+    }
 }
 
 /// The last rewrite whose region added or removed the node (by key) or initializer

@@ -253,8 +253,10 @@ fn add_graph(s: &mut ModelState, g: &Graph, scope: Vec<String>) {
     for (name, t) in inits {
         s.tensors.insert(st.inits[name].sha256.clone(), t.clone());
     }
-    for n in g.node_ids().filter(|n| g.node(*n).op() == "Constant") {
-        if let Some(t) = g.node(n).attr("value").and_then(|a| a.t.as_deref()) {
+    // Every tensor attribute (a Constant's value, a ConstantOfShape's fill), so that a
+    // node can be rebuilt from its record.
+    for n in g.node_ids() {
+        for t in g.node(n).attributes.iter().filter_map(|a| a.t.as_deref()) {
             s.tensors.insert(crate::record::tensor_digest(t), t.clone());
         }
     }

@@ -489,6 +489,68 @@ fn rewrites_inside_branches_replay_when_their_if_is_inlined_into_its_parent() {
         .collect();
     assert!(rules.contains(&"inline-constant-if"), "{r}");
     assert!(rules.contains(&"constant-to-initializer"), "{r}");
+    // The rewrites inside the branches are judged on the replay's state, where their
+    // graphs still are: none is left uncertified.
+    let open: Vec<&Value> = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v[3]["verdict"] == "not-certified")
+        .collect();
+    assert!(open.is_empty(), "{open:?}");
+}
+
+const BRANCH_SHAPES: &str = "graph {
+  input x: f32[2,3]
+  input c: bool[]
+  output y: i64[1]
+  init zero: i64[1] = [0]
+  y = If(c) {
+    then_branch=graph th {
+      output o: i64[1]
+      s = Shape(x)
+      b = Gather(s, zero) {axis=0}
+      o = Identity(b)
+    },
+    else_branch=graph el {
+      output o2: i64[1]
+      o2 = Identity(zero)
+    }
+  }
+}";
+
+#[test]
+fn shape_values_folded_inside_a_branch_are_proved_without_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.onnx", BRANCH_SHAPES);
+    let (out, cert) = optimize(&model, dir.path());
+    let o = whittle(&[
+        "certify",
+        s(&model),
+        s(&out),
+        s(&cert),
+        "--no-evaluate",
+        "--format",
+        "json",
+    ]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{r}");
+    // Shape(x)[0] of the outer x [2, 3] is the constant [2] (and Shape(x) is [2, 3]).
+    let folds: Vec<&Value> = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v[1] == "fold-shape-values")
+        .collect();
+    assert!(
+        !folds.is_empty(),
+        "the branch's shape values were folded: {r}"
+    );
+    for f in folds {
+        assert_eq!(f[3]["verdict"], "proved-exact", "{r}");
+        let lemma = f[3]["lemma"].as_str().unwrap();
+        assert!(lemma.contains("symbolic evaluation"), "{r}");
+    }
 }
 
 const CONVT_BN: &str = "graph {

@@ -219,7 +219,13 @@ impl GraphCx<'_> {
 }
 
 /// Evaluates node `n` of `g` on `syms`, adding its outputs.
-fn eval_into(terms: &mut Terms, g: &Graph, n: NodeId, opset: i64, syms: &mut HashMap<String, Sym>) {
+pub(crate) fn eval_into(
+    terms: &mut Terms,
+    g: &Graph,
+    n: NodeId,
+    opset: i64,
+    syms: &mut HashMap<String, Sym>,
+) {
     let node = g.node(n);
     let ins: Option<Vec<Option<&Sym>>> = node
         .inputs()
@@ -302,7 +308,12 @@ fn handed_on(g: &Graph, nodes: &[NodeId]) -> Vec<String> {
 }
 
 /// A graph input: its declared type; each open dim its own symbol.
-fn input_sym(terms: &mut Terms, name: &str, ty: Option<&whittle_ir::Type>, next: &mut u32) -> Sym {
+pub(crate) fn input_sym(
+    terms: &mut Terms,
+    name: &str,
+    ty: Option<&whittle_ir::Type>,
+    next: &mut u32,
+) -> Sym {
     let shape: Option<Vec<Option<Poly>>> = ty.and_then(|t| t.dims()).map(|dims| {
         dims.iter()
             .map(|d| match d {
@@ -433,14 +444,55 @@ pub fn eval_node(terms: &mut Terms, node: &Node, opset: i64, ins: &[Option<&Sym>
     attrs.sort();
     // The output count is part of the op: Split without sizes splits by it.
     let op = format!("{}@{opset}/{n}", node.op());
-    (0..n)
+    let mut syms: Vec<Sym> = (0..n)
         .map(|i| {
             let out = outs.get(i).cloned().unwrap_or_default();
             finish(terms, out, || {
                 Term::App(op.clone(), attrs.clone(), input_terms.clone(), i)
             })
         })
-        .collect()
+        .collect();
+    let fill = constant_fill(node).or_else(|| moved_splat(node, ins));
+    if let (Some(fill), Some(s)) = (fill, syms.first_mut()) {
+        terms.set_splat(s.term, fill);
+        s.splat = Some(fill);
+    }
+    syms
+}
+
+/// The one value every element of a data-movement op's output has, when every element
+/// of its data input has it (a reshaped or expanded constant fill).
+fn moved_splat(node: &Node, ins: &[Option<&Sym>]) -> Option<f64> {
+    let moves = [
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Expand",
+        "Transpose",
+        "Identity",
+        "Tile",
+        "Slice",
+        "Gather",
+    ];
+    if !moves.contains(&node.op()) {
+        return None;
+    }
+    ins.first().copied().flatten()?.splat
+}
+
+/// The one value a `ConstantOfShape` fills with (0 without a `value`).
+fn constant_fill(node: &Node) -> Option<f64> {
+    if node.op() != "ConstantOfShape" {
+        return None;
+    }
+    match node.attr("value").and_then(|a| a.t.as_deref()) {
+        None => Some(0.0),
+        Some(t) => {
+            let v = t.to_f32_vec().ok()?;
+            (v.len() == 1).then(|| f64::from(v[0]))
+        }
+    }
 }
 
 /// The input terms an op's term is built from, with inputs that are their default

@@ -20,6 +20,7 @@ pub mod fold;
 pub mod nn;
 pub mod poly;
 pub mod shape_ops;
+pub mod state;
 pub mod terms;
 
 mod eval;

@@ -3,7 +3,7 @@
 //! inputs' dims. Anything not certain is left unknown (None), never guessed.
 
 use super::poly::Poly;
-use super::terms::{Sym, Term, Terms};
+use super::terms::{Sym, Term, TermId, Terms};
 use super::{Out, attr_i, attr_ints, axis, int_input};
 use whittle_ir::Node;
 
@@ -347,18 +347,75 @@ pub fn slice(node: &Node, terms: &mut Terms, x: &Sym, ins: &[Option<&Sym>]) -> O
         dtype: x.dtype,
         shape: Some(shape),
         ints: if full { x.ints.clone() } else { ints },
-        term: Some(match full {
-            true => x.term,
-            false => {
-                spec.sort();
-                let spec = spec.into_iter().map(|(a, t)| format!("{a}:{t}")).collect();
-                terms.intern(
-                    Term::App("Slice#canonical".into(), spec, vec![Some(x.term)], 0),
-                    None,
-                )
-            }
-        }),
+        term: Some(slice_term(terms, x.term, full, spec)),
     }
+}
+
+/// A Slice's term: x itself when it takes everything, else the canonical Slice of its
+/// `spec` (axis, text) axes, a Slice of a canonical Slice composed into one.
+fn slice_term(terms: &mut Terms, x: TermId, full: bool, mut spec: Vec<(usize, String)>) -> TermId {
+    if full {
+        return x;
+    }
+    spec.sort();
+    let spec: Vec<String> = spec.into_iter().map(|(a, t)| format!("{a}:{t}")).collect();
+    let (base, spec) = match terms.get(x) {
+        Term::App(op, inner, ins, 0) if op == "Slice#canonical" && ins.len() == 1 => {
+            match (ins[0], compose_slices(inner, &spec)) {
+                (Some(b), Some(s)) => (b, s),
+                _ => (x, spec),
+            }
+        }
+        _ => (x, spec),
+    };
+    terms.intern(
+        Term::App("Slice#canonical".into(), spec, vec![Some(base)], 0),
+        None,
+    )
+}
+
+/// A Slice of a Slice as one, when every axis either has steps of 1 and constant
+/// non-negative bounds: the outer `[c : d]` of the inner `[a : b]` takes `[a + c :
+/// min(b, a + d)]` (the outer's bounds are clamped to the inner's length, which is
+/// `min(b, n) − a`). Specs are `axis:start:end:step`, end a number or `end`.
+fn compose_slices(inner: &[String], outer: &[String]) -> Option<Vec<String>> {
+    type Axis = (usize, i64, Option<i64>);
+    let parse = |t: &String| -> Option<Axis> {
+        let p: Vec<&str> = t.split(':').collect();
+        let [a, s, e, "1"] = p.as_slice() else {
+            return None;
+        };
+        let s: i64 = s.parse().ok().filter(|s| *s >= 0)?;
+        let e = match *e {
+            "end" => None,
+            e => Some(e.parse().ok().filter(|e: &i64| *e >= 0)?),
+        };
+        Some((a.parse().ok()?, s, e))
+    };
+    let inner: Vec<Axis> = inner.iter().map(parse).collect::<Option<_>>()?;
+    let outer: Vec<Axis> = outer.iter().map(parse).collect::<Option<_>>()?;
+    let mut merged: std::collections::BTreeMap<usize, (i64, Option<i64>)> =
+        inner.iter().map(|(a, s, e)| (*a, (*s, *e))).collect();
+    for (a, c, d) in outer {
+        let (s, e) = merged.get(&a).copied().unwrap_or((0, None));
+        let end = match (e, d) {
+            (e, None) => e,
+            (None, Some(d)) => Some(s.checked_add(d)?),
+            (Some(b), Some(d)) => Some(b.min(s.checked_add(d)?)),
+        };
+        merged.insert(a, (s.checked_add(c)?, end));
+    }
+    Some(
+        merged
+            .into_iter()
+            .map(|(a, (s, e))| {
+                format!(
+                    "{a}:{s}:{}:1",
+                    e.map_or("end".to_string(), |e| e.to_string())
+                )
+            })
+            .collect(),
+    )
 }
 
 /// One axis of a Slice in a canonical text, the same for every way of writing it: a
