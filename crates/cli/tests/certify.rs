@@ -145,6 +145,27 @@ fn region<'a>(c: &'a mut Value, rule: &str) -> &'a mut Value {
     &mut rw["region"]
 }
 
+/// The verdict (`[k, rule, site, verdict]`) of the first rewrite by `rule` in a report.
+fn verdict_of<'a>(r: &'a Value, rule: &str) -> &'a Value {
+    r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[1] == rule)
+        .expect("the rule fired")
+}
+
+/// Makes a certificate claim `t` for the constants of `rule`'s region with `t`'s dims,
+/// as a forger who wrote `t` would.
+fn claim(c: &mut Value, rule: &str, t: &whittle_ir::Tensor) {
+    let digest = whittle_certify::record::tensor_digest(t);
+    for rec in region(c, rule)["inits_added"].as_array_mut().unwrap() {
+        if rec["dims"] == serde_json::json!(t.dims) {
+            rec["sha256"] = Value::String(digest.clone());
+        }
+    }
+}
+
 const TRANSPOSES: &str = "graph {
   input x: f32[2,3,4,5]
   output y: f32[2,4,5,3]
@@ -222,12 +243,7 @@ fn a_folded_batchnorm_is_proved_within_an_fp32_bound_and_a_wrong_constant_refute
     let dir = tempfile::tempdir().unwrap();
     let made = certified(dir.path(), CONV_BN);
     let (_, r) = certify(&made.0, &made.1, &made.2);
-    let bn = r["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v[1] == "conv-batchnorm")
-        .expect("the BatchNorm was folded");
+    let bn = verdict_of(&r, "conv-batchnorm");
     assert_eq!(bn[3]["verdict"], "proved-within-bound", "{r}");
     let mut bias_name = String::new();
     let (code, r) = tamper(
@@ -246,15 +262,7 @@ fn a_folded_batchnorm_is_proved_within_an_fp32_bound_and_a_wrong_constant_refute
         |c| {
             // The forger's certificate claims the bias it wrote.
             let t = whittle_ir::Tensor::from_f32(vec![3], &[9.0, 9.0, 9.0]);
-            let digest = whittle_certify::record::tensor_digest(&t);
-            for rec in region(c, "conv-batchnorm")["inits_added"]
-                .as_array_mut()
-                .unwrap()
-            {
-                if rec["dims"] == serde_json::json!([3]) {
-                    rec["sha256"] = Value::String(digest.clone());
-                }
-            }
+            claim(c, "conv-batchnorm", &t);
         },
     );
     assert_eq!(code, Some(1), "{r} ({bias_name})");
@@ -651,12 +659,7 @@ fn a_scale_folded_into_conv_weights_is_proved_and_a_wrong_weight_refuted() {
     let dir = tempfile::tempdir().unwrap();
     let made = certified(dir.path(), SCALED_CONV);
     let (_, r) = certify(&made.0, &made.1, &made.2);
-    let v = r["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v[1] == "conv-input-scale")
-        .expect("the Mul was folded");
+    let v = verdict_of(&r, "conv-input-scale");
     assert_eq!(v[3]["verdict"], "proved-within-bound", "{r}");
     let wrong = || whittle_ir::Tensor::from_f32(vec![2, 2, 1, 1], &[0.15, -0.35, 0.55, 0.5]);
     let (code, r) = tamper(
@@ -666,15 +669,7 @@ fn a_scale_folded_into_conv_weights_is_proved_and_a_wrong_weight_refuted() {
             let w = m.graph.node(conv).input(1).expect("the Conv has weights");
             m.graph.set_initializer(w, wrong());
         },
-        |c| {
-            let digest = whittle_certify::record::tensor_digest(&wrong());
-            for rec in region(c, "conv-input-scale")["inits_added"]
-                .as_array_mut()
-                .unwrap()
-            {
-                rec["sha256"] = Value::String(digest.clone());
-            }
-        },
+        |c| claim(c, "conv-input-scale", &wrong()),
     );
     assert_eq!(code, Some(1), "{r}");
     assert_eq!(rejected_rule(&r), "conv-input-scale", "{r}");
