@@ -133,14 +133,19 @@ pub fn certify(
     let mut state = ModelState::of(original);
     let last = ModelState::of(optimized);
     let first_inits = all_inits(&state);
-    let mut scoped = InState::new(original, cert);
+    // The rewrites replayed are those before the first without a region (a lossy step's).
+    let upto = cert
+        .rewrites
+        .iter()
+        .position(|rw| rw.region.is_none())
+        .unwrap_or(cert.rewrites.len());
+    let comps = components::of(&cert.rewrites[..upto]);
+    let mut scoped = InState::new(original, cert, &comps);
     let mut store = state.tensors.clone();
     store.extend(last.tensors.iter().map(|(k, t)| (k.clone(), t.clone())));
     let mut lemmas: Vec<Option<Verdict>> = vec![None; cert.rewrites.len()];
-    let mut replayed_upto = cert.rewrites.len();
-    for (k, rw) in cert.rewrites.iter().enumerate() {
+    for (k, rw) in cert.rewrites[..upto].iter().enumerate() {
         let Some(region) = &rw.region else {
-            replayed_upto = k;
             break;
         };
         scoped.before(k, region, &state);
@@ -153,7 +158,7 @@ pub fn certify(
         }
         scoped.after(k, region, &state, &store, &mut lemmas);
     }
-    if replayed_upto == cert.rewrites.len() {
+    if upto == cert.rewrites.len() {
         let diff = state.differences(&last, 5);
         if let Some((key, _)) = diff.first() {
             let why = format!(
@@ -176,7 +181,6 @@ pub fn certify(
         }
         report.replayed = true;
     }
-    let comps = components::of(&cert.rewrites[..replayed_upto]);
     let inits = (first_inits, all_inits(&last));
     prove_symbolically(original, optimized, cert, &comps, &inits, &mut lemmas);
     if let Some(e) = evaluator {
@@ -187,7 +191,7 @@ pub fn certify(
             .collect();
         e.prepare(&open);
     }
-    judge(&mut report, cert, &lemmas, &comps, replayed_upto, evaluator);
+    judge(&mut report, cert, &lemmas, &comps, upto, evaluator);
     Ok(report)
 }
 
@@ -291,16 +295,12 @@ struct InState {
 }
 
 impl InState {
-    fn new(original: &Model, cert: &Certificate) -> InState {
-        let upto = cert
-            .rewrites
-            .iter()
-            .position(|rw| rw.region.is_none())
-            .unwrap_or(cert.rewrites.len());
+    fn new(original: &Model, cert: &Certificate, comps: &[Component]) -> InState {
         let lossy = |k: &usize| cert.rewrites[*k].region.as_ref().is_some_and(|r| r.lossy);
-        let comps = components::of(&cert.rewrites[..upto])
-            .into_iter()
+        let comps = comps
+            .iter()
             .filter(|c| !c.scope.is_empty() && !c.members.iter().any(lossy))
+            .cloned()
             .collect();
         let g = &original.graph;
         let input_types = g

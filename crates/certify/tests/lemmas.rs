@@ -162,3 +162,16 @@ fn per_channel_add_and_mul_fold_into_the_bias_and_weights() {
         assert_eq!(scaled, linear(&s, &wc, &b.mul(&c).unwrap()));
     }
 }
+
+#[test]
+fn polynomial_arithmetic_is_exact_and_division_only_when_it_divides() {
+    let (b, s) = (Poly::symbol(0), Poly::symbol(1));
+    let bs512 = b.mul(&s).unwrap().mul(&Poly::constant(512)).unwrap();
+    let bs8 = b.mul(&s).unwrap().mul(&Poly::constant(8)).unwrap();
+    assert_eq!(bs512.div_exact(&bs8), Some(Poly::constant(64)));
+    assert_eq!(bs512.div_exact(&Poly::constant(3)), None);
+    let s1 = s.add(&Poly::constant(1)).unwrap();
+    assert_eq!(s1.sub(&s).unwrap().as_const(), Some(1));
+    assert_eq!(s1.div_exact(&s), None);
+    assert_eq!(Poly::constant(i64::MAX).add(&Poly::constant(1)), None);
+}

@@ -38,6 +38,9 @@ pub struct Prover<'a> {
     /// The optimized model's opset (ops are named with it: an op's meaning can change
     /// between opsets).
     opt_opset: i64,
+    /// Each optimized graph's nodes in topological order with their record keys, by
+    /// scope, computed the first time a region there is proved.
+    orders: HashMap<Vec<String>, Vec<(String, NodeId)>>,
 }
 
 impl<'a> Prover<'a> {
@@ -55,6 +58,7 @@ impl<'a> Prover<'a> {
             terms: Terms::default(),
             syms: HashMap::new(),
             opt_opset: optimized.opset("").unwrap_or(1),
+            orders: HashMap::new(),
         };
         let opset = original.opset("").unwrap_or(1);
         let mut cx = GraphCx {
@@ -75,11 +79,18 @@ impl<'a> Prover<'a> {
         let o = subgraph(&self.optimized.graph, &c.scope)?;
         let empty = BTreeMap::new();
         let inits = self.opt_inits.get(&c.scope).unwrap_or(&empty);
-        let nodes: Vec<NodeId> = o
-            .nodes_in_order()
-            .ok()?
-            .into_iter()
-            .filter(|n| c.after.contains(&NodeRec::of(o, *n).key()))
+        if !self.orders.contains_key(&c.scope) {
+            let order = o.nodes_in_order().ok()?;
+            let keyed = order
+                .into_iter()
+                .map(|n| (NodeRec::of(o, n).key(), n))
+                .collect();
+            self.orders.insert(c.scope.clone(), keyed);
+        }
+        let nodes: Vec<NodeId> = self.orders[&c.scope]
+            .iter()
+            .filter(|(k, _)| c.after.contains(k))
+            .map(|(_, n)| *n)
             .collect();
         if nodes.len() != c.after.len() {
             return None;

@@ -199,40 +199,4 @@ impl Terms {
         }
         id
     }
-
-    /// `id` written out, `depth` levels deep (for messages).
-    pub fn show(&self, id: TermId, depth: usize) -> String {
-        let sub = |t: &TermId| match depth {
-            0 => format!("#{t}"),
-            _ => self.show(*t, depth - 1),
-        };
-        let dims = |d: &[Poly]| {
-            d.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match self.get(id) {
-            Term::Leaf(l) => l.chars().take(40).collect(),
-            Term::Value(t, d, v) => format!("value<{t}>[{}]({})", dims(d), dims(v)),
-            Term::Reshape(b, d) => format!("reshape({}, [{}])", sub(b), dims(d)),
-            Term::Transpose(b, p) => format!("transpose({}, {p:?})", sub(b)),
-            Term::App(op, a, ins, i) => {
-                let ins: Vec<String> = ins
-                    .iter()
-                    .map(|t| t.as_ref().map_or("-".into(), sub))
-                    .collect();
-                format!(
-                    "{op}{}({})#{i}",
-                    if a.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{a:?}")
-                    },
-                    ins.join(", ")
-                )
-            }
-            Term::Fresh(k) => format!("fresh{k}"),
-        }
-    }
 }
